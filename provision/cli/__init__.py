@@ -1,0 +1,1 @@
+"""The `provision` command line: one thin typer module per command group."""

@@ -1,0 +1,66 @@
+"""Pieces every command group shares: consoles, password sources, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from provision.errors import InputError
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PASSWORD_FILE_HELP = "Read the password from this file (first line)."
+PASSWORD_ENV_HELP = "Read the password from this environment variable."
+
+
+def resolve_password(
+    *,
+    password_file: Path | None,
+    password_env: str | None,
+    prompt: str | None = None,
+    confirm: bool = False,
+) -> bytes | None:
+    """Return a password from a file, an environment variable or an interactive prompt.
+
+    A password is never taken as a plain command-line argument: it would end up in shell
+    history and in `ps` output. Returns None when no source was named and `prompt` is None.
+    """
+    if password_file is not None and password_env is not None:
+        raise InputError("give either --password-file or --password-env, not both")
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InputError(f"{password_file}: cannot read password file: {err.strerror}") from None
+        lines = text.splitlines()
+        if not lines or not lines[0]:
+            raise InputError(f"{password_file}: password file is empty")
+        return lines[0].encode()
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if not value:
+            raise InputError(f"environment variable {password_env} is not set or empty")
+        return value.encode()
+    if prompt is None:
+        return None
+    if not sys.stdin.isatty() and os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") != "1":
+        # A prompt with no terminal would hang a factory script or CI job.
+        raise InputError(
+            "a password is needed but there is no terminal to prompt on: "
+            "use --password-file or --password-env"
+        )
+    value = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return value.encode()
+
+
+def print_json(data: Any) -> None:
+    """Print one JSON document on stdout (no rich markup, stable key order)."""
+    sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()

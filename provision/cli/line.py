@@ -1,0 +1,5 @@
+"""`provision line` commands (to be filled in)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

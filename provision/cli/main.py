@@ -1,0 +1,94 @@
+"""Entry point: assembles the command groups and maps errors to one line and an exit code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import typer
+from typer.core import TyperGroup
+
+from provision import __version__
+from provision.errors import ExitCode, ProvisionError
+
+# (module under provision.cli, command name, help). Each module exposes `app: typer.Typer`.
+GROUPS: tuple[tuple[str, str, str], ...] = (
+    ("pki", "pki", "Create CAs, issue server and device certificates, CSRs."),
+    ("check", "check", "Pre-flight check of a credential set."),
+    ("bundle", "bundle", "Pack, inspect, verify and unpack credential bundles."),
+    ("device", "device", "Talk to a device: info, list, write, verify, delete, keygen."),
+    ("sim", "sim", "Run a simulated device."),
+    ("line", "line", "Factory line: provision many devices on many ports."),
+    ("registry", "registry", "The device registry: show, export, verify."),
+    ("testserver", "testserver", "A mutual-TLS test server on 127.0.0.1."),
+)
+
+
+def _is_cli_control(err: BaseException) -> bool:
+    return isinstance(err, (typer.Exit, typer.Abort)) or type(err).__module__.split(".")[0] in (
+        "click",
+        "typer",
+    )
+
+
+class ProvisionGroup(TyperGroup):
+    """Turns every ProvisionError into `error: …` on stderr and its exit code."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except ProvisionError as err:
+            typer.echo(f"error: {err.message}", err=True)
+            raise typer.Exit(int(err.exit_code)) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as err:
+            # typer/click use exceptions for --help, usage errors and exits: let them through.
+            if _is_cli_control(err) or os.environ.get("PROVISION_DEBUG") == "1":
+                raise
+            typer.echo(
+                f"error: internal error ({type(err).__name__}); rerun with PROVISION_DEBUG=1 "
+                "and report it",
+                err=True,
+            )
+            raise typer.Exit(70) from None
+
+
+app = typer.Typer(
+    cls=ProvisionGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Get X.509 credentials onto embedded devices.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"provision {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+) -> None:
+    """Get X.509 credentials onto embedded devices."""
+
+
+for _module, _name, _help in GROUPS:
+    _mod = importlib.import_module(f"provision.cli.{_module}")
+    _sub = _mod.app
+    if isinstance(_sub, typer.Typer):
+        if _sub.registered_callback is None and len(_sub.registered_commands) == 1 and not (
+            _sub.registered_groups
+        ):
+            # A group with a single command (check, testserver) is the command itself.
+            app.command(_name, help=_help)(_sub.registered_commands[0].callback)
+        else:
+            app.add_typer(_sub, name=_name, help=_help)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,5 @@
+"""`provision testserver` commands (to be filled in)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
