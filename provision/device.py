@@ -1,0 +1,195 @@
+"""Device: the operations a factory script or the CLI uses, over any dialect and transport.
+
+    import provision.device
+    with provision.device.open("sim://native") as dev:
+        print(dev.info())
+        dev.write(credentials)
+
+A dialect session (provision.dialects.*) speaks one device language over a Transport; this
+module adds what is the same for every dialect: verifying digests after a write, and picking
+a dialect. Contract owners: the link issue (native) and the dialects issue (at-cmng, zephyr-shell).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from provision.bundle.model import CredentialSet, Slot, SlotType
+from provision.errors import DeviceError, InputError
+from provision.transport.base import Transport, open_transport
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    dialect: str  # "native", "at-cmng", "zephyr-shell"
+    device_id: str  # UID (native), IMEI (at-cmng), or what the shell reports
+    firmware: str
+    details: dict[str, object] = field(default_factory=dict)  # dialect-specific, JSON-safe
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """What a device reports about one stored slot. Never carries key bytes."""
+
+    sec_tag: int
+    type: SlotType
+    size: int | None  # None where the dialect does not report it
+    sha256: bytes | None  # digest of the bytes as stored on the device
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    written: tuple[SlotInfo, ...]
+    bytes_sent: int  # on the wire, framing included
+    seconds: float
+
+
+class DialectSession(Protocol):
+    """One open conversation with a device in one dialect. Implementations own their drive
+    loop (timeouts, retries) over the Transport; their byte-level code stays sans-IO."""
+
+    name: str
+
+    def info(self) -> DeviceInfo: ...
+
+    def list(self) -> list[SlotInfo]: ...
+
+    def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
+        """Certificates only; a dialect refuses secret slots before asking the device."""
+        ...
+
+    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+        """Apply the whole set. Slots a dialect cannot hold raise PolicyError before any byte
+        is sent."""
+        ...
+
+    def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
+        """One slot, one tag (slot_type None) or everything (both None)."""
+        ...
+
+    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        """Device generates an EC P-256 client_key in `sec_tag` and returns a CSR (DER)."""
+        ...
+
+    def stored_form(self, slot: Slot) -> bytes:
+        """The exact bytes this dialect stores for `slot`: what the device's digest covers."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# dialect name → "module:Class"; each class has `probe(transport, timeout) -> bool` (classmethod)
+# and a constructor `(transport, *, timeout: float, retries: int)`.
+DIALECTS: dict[str, str] = {
+    "native": "provision.dialects.native:NativeSession",
+    "at-cmng": "provision.dialects.at_cmng:AtCmngSession",
+    "zephyr-shell": "provision.dialects.zephyr_shell:ZephyrShellSession",
+}
+# The order `auto` tries them in: the native HELLO is harmless to a line-based shell.
+AUTO_ORDER = ("native", "at-cmng", "zephyr-shell")
+
+
+def _session_class(name: str) -> type:
+    try:
+        target = DIALECTS[name]
+    except KeyError:
+        valid = ", ".join([*DIALECTS, "auto"])
+        raise InputError(f"unknown dialect {name!r} (valid: {valid})") from None
+    module_name, cls_name = target.split(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    mismatches: tuple[str, ...]  # one line each: "sec_tag 42 client_cert: digest differs"
+
+
+class Device:
+    """A device reached over one transport in one dialect."""
+
+    def __init__(self, session: DialectSession, url: str) -> None:
+        self.session = session
+        self.url = url
+
+    @property
+    def dialect(self) -> str:
+        return self.session.name
+
+    def info(self) -> DeviceInfo:
+        return self.session.info()
+
+    def list(self) -> list[SlotInfo]:
+        return self.session.list()
+
+    def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
+        if slot_type.is_secret:
+            raise InputError(f"{slot_type.label} cannot be read back from a device")
+        return self.session.read(sec_tag, slot_type)
+
+    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+        return self.session.write(credentials, progress)
+
+    def delete(self, sec_tag: int | None, slot_type: SlotType | None = None) -> None:
+        self.session.delete(sec_tag, slot_type)
+
+    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        return self.session.keygen(sec_tag, subject)
+
+    def verify(self, credentials: CredentialSet) -> VerifyReport:
+        """Compare the device's digests with the digests of what this dialect stores."""
+        on_device = {(s.sec_tag, s.type): s for s in self.session.list()}
+        mismatches: list[str] = []
+        for slot in credentials:
+            expected = _digest(self.session.stored_form(slot))
+            found = on_device.get(slot.key)
+            where = f"sec_tag {slot.sec_tag} {slot.type.label}"
+            if found is None:
+                mismatches.append(f"{where}: missing on device")
+            elif found.sha256 is not None and found.sha256 != expected:
+                mismatches.append(f"{where}: digest differs")
+        return VerifyReport(not mismatches, tuple(mismatches))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _digest(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
+def open(  # noqa: A001 - mirrors the built-in on purpose: provision.device.open(url)
+    url: str,
+    *,
+    dialect: str = "auto",
+    baud: int | None = None,
+    timeout: float = 2.0,
+    retries: int = 5,
+) -> Device:
+    """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing."""
+    transport: Transport = open_transport(url, baud)
+    try:
+        names = AUTO_ORDER if dialect == "auto" else (dialect,)
+        for name in names:
+            cls = _session_class(name)
+            if dialect == "auto" and not cls.probe(transport, timeout):
+                continue
+            return Device(cls(transport, timeout=timeout, retries=retries), url)
+    except BaseException:
+        transport.close()
+        raise
+    transport.close()
+    raise DeviceError(f"{url}: no known dialect answered (tried {', '.join(names)})")
