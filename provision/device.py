@@ -171,7 +171,7 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def open(  # noqa: A001 - mirrors the built-in on purpose: provision.device.open(url)
+def open(
     url: str,
     *,
     dialect: str = "auto",

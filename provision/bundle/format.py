@@ -93,8 +93,8 @@ Signature = Struct(
 
 Bundle = Struct(
     "body" / RawCopy(BundleBody),
-    "sha256" / Checksum(Bytes(DIGEST_SIZE), lambda data: hashlib.sha256(data).digest(),
-                        this.body.data),
+    "sha256"
+    / Checksum(Bytes(DIGEST_SIZE), lambda data: hashlib.sha256(data).digest(), this.body.data),
     "signature" / If(this.body.value.header.flags & FLAG_SIGNED, Signature),
     Terminated,
 )
@@ -118,7 +118,9 @@ class DecodedBundle:
 
 def _body_bytes(credentials: CredentialSet, signed: bool) -> bytes:
     if len(credentials) > MAX_RECORDS:
-        raise InputError(f"too many items: {len(credentials)} (a bundle holds at most {MAX_RECORDS})")
+        raise InputError(
+            f"too many items: {len(credentials)} (a bundle holds at most {MAX_RECORDS})"
+        )
     device_id = credentials.device_id or ""
     if len(device_id.encode()) > MAX_DEVICE_ID:
         raise InputError(f"device id longer than {MAX_DEVICE_ID} bytes")
@@ -203,7 +205,8 @@ def decode(data: bytes) -> DecodedBundle:
         raise BundleError("truncated bundle (no version byte)")
     if data[len(MAGIC)] != FORMAT_VERSION:
         raise BundleError(
-            f"unsupported bundle format version {data[len(MAGIC)]} (this tool reads {FORMAT_VERSION})"
+            f"unsupported bundle format version {data[len(MAGIC)]} "
+            f"(this tool reads {FORMAT_VERSION})"
         )
     try:
         parsed = Bundle.parse(data)
@@ -230,7 +233,9 @@ def decode(data: bytes) -> DecodedBundle:
         raise BundleError(f"unknown header flags 0x{header.flags:02x}")
     signature = None
     if parsed.signature is not None:
-        signature = BundleSignature(bytes(parsed.signature.key_id), bytes(parsed.signature.signature))
+        signature = BundleSignature(
+            bytes(parsed.signature.key_id), bytes(parsed.signature.signature)
+        )
     # Canonical order is part of the format: a reordered bundle is not one we wrote.
     body = parsed.body.data
     if _body_bytes(credentials, signed=signature is not None) != body:

@@ -120,9 +120,7 @@ class CredentialSet:
         seen: set[tuple[int, SlotType]] = set()
         for slot in ordered:
             if slot.type is not SlotType.ROOT_CA and slot.key in seen:
-                raise InputError(
-                    f"duplicate slot {slot.type.label} in sec_tag {slot.sec_tag}"
-                )
+                raise InputError(f"duplicate slot {slot.type.label} in sec_tag {slot.sec_tag}")
             seen.add(slot.key)
         object.__setattr__(self, "slots", ordered)
 

@@ -38,7 +38,9 @@ def resolve_password(
         try:
             text = password_file.read_text(encoding="utf-8")
         except OSError as err:
-            raise InputError(f"{password_file}: cannot read password file: {err.strerror}") from None
+            raise InputError(
+                f"{password_file}: cannot read password file: {err.strerror}"
+            ) from None
         lines = text.splitlines()
         if not lines or not lines[0]:
             raise InputError(f"{password_file}: password file is empty")

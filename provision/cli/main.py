@@ -81,8 +81,10 @@ for _module, _name, _help in GROUPS:
     _mod = importlib.import_module(f"provision.cli.{_module}")
     _sub = _mod.app
     if isinstance(_sub, typer.Typer):
-        if _sub.registered_callback is None and len(_sub.registered_commands) == 1 and not (
-            _sub.registered_groups
+        if (
+            _sub.registered_callback is None
+            and len(_sub.registered_commands) == 1
+            and not (_sub.registered_groups)
         ):
             # A group with a single command (check, testserver) is the command itself.
             app.command(_name, help=_help)(_sub.registered_commands[0].callback)
