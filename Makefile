@@ -1,0 +1,47 @@
+# The README's two commands are `make demo` and `make test`; everything else is optional.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench soak fuzz firmware hil deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# System packages for the QEMU, fuzz, SoftHSM2 and PostgreSQL tiers (skipped, with a
+# message, when they cannot be installed).
+deps:
+	@bash .ci/install-system-deps.sh
+
+demo: $(STAMP)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check provision tests bench hil
+	$(VENV)/bin/ruff format --check provision tests bench hil
+
+test: $(STAMP) deps lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -m "not soak" -q -n 2 --dist loadfile
+
+soak: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -m soak -q
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+firmware:
+	$(MAKE) -C firmware_stub
+
+fuzz:
+	$(MAKE) -C firmware_stub fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-60}
+
+hil: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash hil/run-qemu
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	-$(MAKE) -C firmware_stub clean
