@@ -51,5 +51,5 @@ def test_slot_names_parse(name):
 
 
 def test_unknown_slot_name_lists_valid_ones():
-    with pytest.raises(InputError, match="unknown slot name 'cert'.*client_cert"):
+    with pytest.raises(InputError, match=r"unknown slot name 'cert'.*client_cert"):
         SlotType.parse("cert")
