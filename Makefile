@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LINT_DIRS := $(wildcard provision tests bench hil scripts)
 
 .PHONY: demo test lint bench soak fuzz firmware hil deps clean
 
@@ -21,8 +22,8 @@ demo: $(STAMP)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check provision tests bench hil
-	$(VENV)/bin/ruff format --check provision tests bench hil
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
 test: $(STAMP) deps lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -m "not soak" -q -n 2 --dist loadfile
