@@ -1,0 +1,97 @@
+"""Regenerate tests/vectors/frames.jsonl: one golden frame per message type (and a few more).
+
+    .venv/bin/python tests/vectors/gen_frames.py
+
+Run only when the protocol version changes: the file is a lock that Python and C tests read.
+Each line: {"message": NAME, "seq": N, "fields": {...}, "hex": wire bytes incl. the 0x00}.
+Field values are deterministic (no randomness), so rerunning gives the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from provision.link import framing
+from provision.link import messages as m
+
+OUT = Path(__file__).with_name("frames.jsonl")
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+CASES: list[tuple[int, m.Message]] = [
+    (1, m.Hello(version=1, max_payload=512)),
+    (
+        1,
+        m.HelloInfo(
+            version=1,
+            max_payload=512,
+            window=8,
+            max_bundle=49152,
+            max_slots=32,
+            max_tags=16,
+            max_slot_size=16384,
+            features=int(m.Feature.KEYGEN | m.Feature.RESUME | m.Feature.READ),
+            uid=bytes.fromhex("0102030405060708"),
+            firmware="provision-sim 1",
+        ),
+    ),
+    (2, m.Begin(transfer_id=7, total_size=1130, chunk_size=506, sha256=_digest("bundle"))),
+    (3, m.Data(transfer_id=7, offset=0, chunk=bytes(range(16)))),
+    (4, m.Data(transfer_id=7, offset=506, chunk=b"\x00\x00\x00\x01")),
+    (5, m.Commit(transfer_id=7)),
+    (6, m.ListSlots(start=0)),
+    (7, m.Read(sec_tag=42, slot=0, offset=0, max_len=480)),
+    (8, m.Delete(scope=int(m.DeleteScope.SLOT), sec_tag=42, slot=1, guard=0)),
+    (9, m.Delete(scope=int(m.DeleteScope.TAG), sec_tag=42, slot=0, guard=0)),
+    (10, m.Delete(scope=int(m.DeleteScope.ALL), sec_tag=0, slot=0, guard=m.DELETE_ALL_GUARD)),
+    (11, m.Keygen(sec_tag=42, offset=0, subject="device-0001")),
+    (12, m.Reset()),
+    (12, m.Ok(request=int(m.MsgType.RESET))),
+    (2, m.Ack(transfer_id=7, cumulative=0, sack=0)),
+    (4, m.Ack(transfer_id=7, cumulative=506, sack=0b101)),
+    (0, m.Nak(transfer_id=7, offset=506, reason=int(m.NakReason.BAD_FRAME))),
+    (4, m.Nak(transfer_id=7, offset=506, reason=int(m.NakReason.OUT_OF_WINDOW))),
+    (5, m.Committed(transfer_id=7, slot_count=3, set_digest=_digest("set"))),
+    (
+        6,
+        m.ListPage(
+            total=2,
+            start=0,
+            entries=(
+                m.Entry(sec_tag=42, slot=0, size=420, sha256=_digest("root")),
+                m.Entry(sec_tag=42, slot=2, size=138, sha256=_digest("key")),
+            ),
+        ),
+    ),
+    (6, m.ListPage(total=0, start=0, entries=())),
+    (7, m.ReadData(sec_tag=42, slot=0, total=420, offset=0, data=b"0\x82\x01\xa0")),
+    (11, m.Csr(sec_tag=42, total=4, offset=0, data=b"0\x82\x01\x00")),
+    (5, m.Error(code=int(m.ErrorCode.INCOMPLETE), request=int(m.MsgType.COMMIT), detail="")),
+    (
+        5,
+        m.Error(
+            code=int(m.ErrorCode.DIGEST_MISMATCH),
+            request=int(m.MsgType.COMMIT),
+            detail="bundle digest differs",
+        ),
+    ),
+]
+
+
+def lines() -> list[str]:
+    out = []
+    for seq, msg in CASES:
+        wire = framing.pack(m.encode(msg, seq))
+        record = {"message": msg.TYPE.name, "seq": seq, "fields": msg.fields(), "hex": wire.hex()}
+        out.append(json.dumps(record, sort_keys=True))
+    return out
+
+
+if __name__ == "__main__":
+    OUT.write_text("\n".join(lines()) + "\n")
+    print(f"wrote {len(CASES)} vectors to {OUT}")
