@@ -1,5 +1,69 @@
-"""`provision testserver` commands (to be filled in)."""
+"""`provision testserver`: a mutual-TLS server on 127.0.0.1 that reports each client."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
 
 import typer
 
+from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
+from provision.errors import ExitCode
+from provision.pki.files import read_input
+from provision.pki.keys import key_is_encrypted
+from provision.tls.material import TLS_VERSIONS, TLSMaterial
+from provision.tls.server import ClientEvent, TestServer
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("testserver")
+def testserver(
+    ca: list[Path] = typer.Option(
+        ..., "--ca", help="Root CA(s) a client certificate must chain to (PEM or DER; repeat)."
+    ),
+    cert: Path = typer.Option(..., "--cert", help="Server certificate (PEM, chain allowed)."),
+    key: Path = typer.Option(..., "--key", help="Server private key (PEM or DER)."),
+    password_file: Path | None = typer.Option(None, "--password-file", help=PASSWORD_FILE_HELP),
+    password_env: str | None = typer.Option(None, "--password-env", help=PASSWORD_ENV_HELP),
+    port: int = typer.Option(8443, "--port", min=0, max=65535, help="TCP port (0: any free)."),
+    once: bool = typer.Option(False, "--once", help="Exit after the first client."),
+    tls: str | None = typer.Option(
+        None, "--tls", help="Allow only this TLS version: 1.2 or 1.3 (default: both)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """A mutual-TLS server on 127.0.0.1: requires and verifies client certificates, prints
+    each client's subject and answers accepted clients with `ACCEPTED <subject>`."""
+    if tls is not None and tls not in TLS_VERSIONS:
+        raise typer.BadParameter(f"{tls!r} (valid: {', '.join(TLS_VERSIONS)})", param_hint="--tls")
+    roots = tuple(read_input(path, "root CA") for path in ca)
+    key_data = read_input(key, "server key")
+    password = resolve_password(
+        password_file=password_file,
+        password_env=password_env,
+        prompt="Server key password" if key_is_encrypted(key_data) else None,
+    )
+    material = TLSMaterial(roots, read_input(cert, "server certificate"), key_data, password)
+    failures = 0
+
+    def report(event: ClientEvent) -> None:
+        nonlocal failures
+        failures += 0 if event.accepted else 1
+        if json_out:
+            print_json({"event": "client", **event.to_dict()})
+        elif event.accepted:
+            typer.echo(f"accepted {event.peer}: {event.subject} ({event.version}, {event.cipher})")
+        else:
+            typer.echo(f"rejected {event.peer}: {event.reason}")
+
+    with TestServer(material, port=port, tls_version=tls) as server:
+        versions = f"TLS {tls}" if tls else "TLS 1.2 and 1.3"
+        if json_out:
+            print_json({"event": "listening", "address": server.address, "tls": tls})
+        else:
+            typer.echo(f"listening on {server.address} ({versions}, client certificates required)")
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve(report, once=once)
+    if once and failures:
+        raise typer.Exit(int(ExitCode.TLS))

@@ -104,6 +104,10 @@ class TestServer:
                 version, cipher = tls.version(), (tls.cipher() or (None,))[0]
                 with contextlib.suppress(OSError):
                     tls.sendall(GREETING_PREFIX + (subject or "").encode() + b"\n")
+                    # close_notify: the client sees a clean end, not a truncation. A client
+                    # that never answers it must not hold the server up for long.
+                    tls.settimeout(min(self.handshake_timeout, 1.0))
+                    tls.unwrap()
                 return ClientEvent(peer, True, subject, version, cipher)
         except (OSError, ssl.SSLError) as err:
             return ClientEvent(peer, False, reason=_reason(err))
