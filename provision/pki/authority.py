@@ -1,0 +1,311 @@
+"""Certificate authorities: create a root (and intermediate), issue server and device
+certificates, sign CSRs under policy.
+
+An `Authority` keeps its key object and precomputed authority key identifier, so issuing
+many certificates in one process does no re-parsing (see bench/bench_pki.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from provision.errors import InputError, PolicyError
+from provision.pki.certs import cert_pem, common_name, is_ca, load_certificates
+from provision.pki.keys import (
+    DEFAULT_KEY_TYPE,
+    KeyType,
+    PrivateKey,
+    PublicKey,
+    describe_key,
+    generate_key,
+    key_type_of,
+    load_private_key,
+    public_key_der,
+)
+from provision.pki.profiles import Profile, extensions, parse_san, signature_hash
+
+# Clocks on devices and servers drift; a certificate valid from "now" fails on a peer that
+# is a minute behind.
+BACKDATE = timedelta(minutes=5)
+DEFAULT_CA_DAYS = 3650
+DEFAULT_LEAF_DAYS = 365
+MAX_DEVICE_ID = 64
+# A device id becomes a CN: keep it to characters every TLS stack and registry accepts.
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+
+
+def validate_device_id(device_id: str) -> str:
+    if not device_id or len(device_id) > MAX_DEVICE_ID or not _DEVICE_ID.match(device_id):
+        raise InputError(
+            f"device id {device_id!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
+            "letters, digits and . _ : @ -, starting with a letter or digit"
+        )
+    return device_id
+
+
+def _name(cn: str, organization: str | None = None) -> x509.Name:
+    attrs = []
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _check_days(days: int) -> int:
+    if not 1 <= days <= 36500:
+        raise InputError(f"validity of {days} days is out of range (1..36500)")
+    return days
+
+
+def _check_key_type(key_type: KeyType, allow_ed25519: bool) -> KeyType:
+    key_type = KeyType(key_type)
+    if key_type is KeyType.ED25519 and not allow_ed25519:
+        raise PolicyError(
+            "Ed25519 keys need --allow-ed25519: most device TLS stacks cannot use them"
+        )
+    return key_type
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA that can sign: its certificate, key, and the certificates above it (to the root)."""
+
+    cert: x509.Certificate
+    key: PrivateKey = field(repr=False)
+    parents: tuple[x509.Certificate, ...] = ()
+    _aki: x509.AuthorityKeyIdentifier = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not is_ca(self.cert):
+            raise PolicyError(f"{self.cert.subject.rfc4514_string()} is not a CA certificate")
+        if public_key_der(self.key) != public_key_der(self.cert.public_key()):
+            raise InputError("the CA key does not belong to the CA certificate")
+        try:
+            ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+        except x509.ExtensionNotFound:
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key())  # type: ignore[arg-type]
+        object.__setattr__(self, "_aki", aki)
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """This CA and its parents, nearest first: what a leaf's chain file carries."""
+        return (self.cert, *self.parents)
+
+    def _build(
+        self,
+        profile: Profile,
+        subject: x509.Name,
+        public_key: PublicKey,
+        days: int,
+        *,
+        san: Sequence[x509.GeneralName] = (),
+        path_length: int | None = None,
+        now: datetime | None = None,
+    ) -> x509.Certificate:
+        now = now or datetime.now(timezone.utc)
+        not_before = now - BACKDATE
+        # A certificate outliving its issuer would fail verification when the issuer expires.
+        not_after = min(now + timedelta(days=_check_days(days)), self.cert.not_valid_after_utc)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+        )
+        for ext, critical in extensions(
+            profile, public_key, authority_key_id=self._aki, path_length=path_length, san=san
+        ):
+            builder = builder.add_extension(ext, critical)
+        return builder.sign(self.key, signature_hash(self.key))  # type: ignore[arg-type]
+
+    def issue_intermediate(
+        self,
+        common_name_: str,
+        *,
+        key_type: KeyType = DEFAULT_KEY_TYPE,
+        days: int = DEFAULT_CA_DAYS,
+        path_length: int = 0,
+        organization: str | None = None,
+        allow_ed25519: bool = False,
+        key: PrivateKey | None = None,
+    ) -> Authority:
+        key_type = _check_key_type(key_type, allow_ed25519)
+        if path_length < 0:
+            raise InputError("path length must be 0 or more")
+        key = key or generate_key(key_type)
+        cert = self._build(
+            Profile.INTERMEDIATE_CA,
+            _name(common_name_, organization),
+            key.public_key(),
+            days,
+            path_length=path_length,
+        )
+        return Authority(cert, key, self.chain)
+
+    def issue_server(
+        self,
+        names: Sequence[str],
+        *,
+        key_type: KeyType = DEFAULT_KEY_TYPE,
+        days: int = DEFAULT_LEAF_DAYS,
+        common_name_: str | None = None,
+        allow_ed25519: bool = False,
+        key: PrivateKey | None = None,
+    ) -> tuple[PrivateKey, x509.Certificate]:
+        """A server key and certificate with SAN `names` (DNS names and IPs), EKU serverAuth."""
+        if not names:
+            raise InputError("a server certificate needs at least one DNS name or IP (--san)")
+        san = parse_san(names)
+        key_type = _check_key_type(key_type, allow_ed25519)
+        key = key or generate_key(key_type)
+        cert = self._build(
+            Profile.SERVER, _name(common_name_ or names[0]), key.public_key(), days, san=san
+        )
+        return key, cert
+
+    def issue_client(
+        self,
+        device_id: str,
+        *,
+        key_type: KeyType = DEFAULT_KEY_TYPE,
+        days: int = DEFAULT_LEAF_DAYS,
+        organization: str | None = None,
+        allow_ed25519: bool = False,
+        key: PrivateKey | None = None,
+        now: datetime | None = None,
+    ) -> tuple[PrivateKey, x509.Certificate]:
+        """A device key and certificate: CN = device id, EKU clientAuth."""
+        validate_device_id(device_id)
+        key_type = _check_key_type(key_type, allow_ed25519)
+        key = key or generate_key(key_type)
+        cert = self._build(
+            Profile.CLIENT, _name(device_id, organization), key.public_key(), days, now=now
+        )
+        return key, cert
+
+    def sign_request(
+        self,
+        csr: x509.CertificateSigningRequest,
+        *,
+        profile: Profile = Profile.CLIENT,
+        device_id: str | None = None,
+        san: Sequence[str] = (),
+        days: int = DEFAULT_LEAF_DAYS,
+        allowed_key_types: Sequence[KeyType] = (
+            KeyType.P256,
+            KeyType.P384,
+            KeyType.RSA2048,
+            KeyType.RSA3072,
+            KeyType.RSA4096,
+        ),
+        source: str = "CSR",
+    ) -> x509.Certificate:
+        """Sign a CSR after policy checks; PolicyError names the rule that refused it.
+
+        Only the public key and (checked) subject CN are taken from the request: requested
+        extensions are ignored, so a CSR cannot ask for CA rights or extra names.
+        """
+        if profile not in (Profile.CLIENT, Profile.SERVER):
+            raise PolicyError("CSRs are signed only as client or server certificates")
+        if not csr.is_signature_valid:
+            raise PolicyError(f"{source}: the CSR signature does not verify")
+        public_key = csr.public_key()
+        kt = key_type_of(public_key)  # type: ignore[arg-type]
+        if kt is None or kt not in allowed_key_types:
+            allowed = ", ".join(k.label for k in allowed_key_types)
+            raise PolicyError(
+                f"{source}: key type {describe_key(public_key)} is not allowed "  # type: ignore[arg-type]
+                f"(allowed: {allowed})"
+            )
+        cn = common_name(csr.subject)
+        if device_id is not None:
+            validate_device_id(device_id)
+            if cn is not None and cn != device_id:
+                raise PolicyError(
+                    f"{source}: subject CN {cn!r} does not match the device id {device_id!r}"
+                )
+            cn = device_id
+        if profile is Profile.CLIENT:
+            if cn is None:
+                raise PolicyError(f"{source}: the CSR has no subject CN; give --device-id")
+            validate_device_id(cn)
+            return self._build(Profile.CLIENT, _name(cn), public_key, days)  # type: ignore[arg-type]
+        names = list(san)
+        if not names:
+            if cn is None:
+                raise PolicyError(f"{source}: a server CSR needs a CN or --san names")
+            names = [cn]
+        return self._build(
+            Profile.SERVER,
+            _name(cn or names[0]),
+            public_key,  # type: ignore[arg-type]
+            days,
+            san=parse_san(names),
+        )
+
+
+def create_root_ca(
+    common_name_: str,
+    *,
+    key_type: KeyType = DEFAULT_KEY_TYPE,
+    days: int = DEFAULT_CA_DAYS,
+    organization: str | None = None,
+    path_length: int | None = None,
+    allow_ed25519: bool = False,
+    key: PrivateKey | None = None,
+    now: datetime | None = None,
+) -> Authority:
+    """A self-signed root: basicConstraints CA (critical), keyCertSign/cRLSign, SKI."""
+    key_type = _check_key_type(key_type, allow_ed25519)
+    if not common_name_:
+        raise InputError("a CA needs a common name")
+    key = key or generate_key(key_type)
+    now = now or datetime.now(timezone.utc)
+    name = _name(common_name_, organization)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + timedelta(days=_check_days(days)))
+    )
+    for ext, critical in extensions(
+        Profile.ROOT_CA, key.public_key(), authority_key_id=None, path_length=path_length
+    ):
+        builder = builder.add_extension(ext, critical)
+    cert = builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+    return Authority(cert, key)
+
+
+def load_authority(
+    cert_data: bytes,
+    key_data: bytes,
+    password: bytes | None,
+    *,
+    cert_source: str,
+    key_source: str,
+) -> Authority:
+    """An Authority from a CA certificate file (optionally followed by its parents) and key."""
+    certs = load_certificates(cert_data, cert_source)
+    key = load_private_key(key_data, password, key_source)
+    if public_key_der(key) != public_key_der(certs[0].public_key()):
+        raise InputError(f"{key_source}: key does not belong to the CA certificate {cert_source}")
+    if not is_ca(certs[0]):
+        raise PolicyError(f"{cert_source}: not a CA certificate (basicConstraints CA missing)")
+    return Authority(certs[0], key, tuple(certs[1:]))
+
+
+def chain_pem(certs: Sequence[x509.Certificate]) -> bytes:
+    return b"".join(cert_pem(c) for c in certs)
