@@ -1,5 +1,109 @@
-"""`provision registry` commands (to be filled in)."""
+"""`provision registry`: show a device, verify the hash chain, export for cloud onboarding."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from provision.cli.common import console, err_console, print_json
+from provision.errors import CheckFailed, RegistryError
+from provision.registry import open_registry
+from provision.registry.export import FORMATS, export_to
+
+app = typer.Typer(no_args_is_help=True, help="The device registry: show, export, verify.")
+
+DEFAULT_REGISTRY = "provision-registry.sqlite"
+REGISTRY_HELP = "Registry: a SQLite path, sqlite:///path or postgresql://… URL."
+
+
+def _registry_option() -> str:
+    return typer.Option(
+        DEFAULT_REGISTRY, "--registry", "-r", envvar="PROVISION_REGISTRY", help=REGISTRY_HELP
+    )
+
+
+@app.command()
+def show(
+    device_id: str = typer.Argument(..., help="Device id (UID or IMEI)."),
+    registry: str = _registry_option(),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    pem: bool = typer.Option(False, "--pem", help="Print the latest certificate PEM as well."),
+) -> None:
+    """Every registry record of one device, oldest first."""
+    with open_registry(registry, create=False) as reg:
+        history = reg.history(device_id)
+    if not history:
+        raise RegistryError(f"device {device_id}: no records", code="registry.unknown_device")
+    if json_out:
+        print_json({"device_id": device_id, "records": [r.public_dict() for r in history]})
+        return
+    table = Table(title=f"device {device_id}")
+    for col in ("row", "result", "finished (UTC)", "station", "operator", "serial", "sec_tags"):
+        table.add_column(col)
+    for r in history:
+        table.add_row(
+            str(r.seq),
+            r.result.value + (f" ({r.error_code})" if r.error_code else ""),
+            r.finished_at,
+            r.station,
+            r.operator,
+            r.cert_serial or "-",
+            " ".join(str(t) for t in r.sec_tags) or "-",
+        )
+    console.print(table)
+    last = history[-1]
+    if last.cert_sha256:
+        console.print(f"certificate sha256 {last.cert_sha256}")
+    if last.root_sha256:
+        console.print(f"root CA sha256     {last.root_sha256}")
+    if pem and last.cert_pem:
+        console.print(last.cert_pem.rstrip(), markup=False)
+
+
+@app.command()
+def verify(
+    registry: str = _registry_option(),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+) -> None:
+    """Walk the hash chain: exit 9 if a row was edited or deleted."""
+    with open_registry(registry, create=False) as reg:
+        report = reg.verify()
+        in_flight = reg.claims()
+    if json_out:
+        print_json(
+            {
+                "ok": report.ok,
+                "rows": report.rows,
+                "problems": list(report.problems),
+                "in_flight": [{"device_id": d, "station": s} for d, s in in_flight],
+            }
+        )
+    else:
+        for problem in report.problems:
+            err_console.print(f"[red]✗[/red] {problem}", markup=True)
+        for device_id, station in in_flight:
+            err_console.print(f"in flight: {device_id} at station {station}", markup=False)
+        if report.ok:
+            console.print(f"registry chain intact: {report.rows} rows")
+    if not report.ok:
+        raise _ChainBroken(f"registry chain broken: {len(report.problems)} problem(s)")
+
+
+class _ChainBroken(CheckFailed):
+    exit_code = RegistryError.exit_code
+
+
+@app.command()
+def export(
+    fmt: str = typer.Option("json", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    registry: str = _registry_option(),
+) -> None:
+    """Device id, certificate PEM and fingerprints of every provisioned device."""
+    with open_registry(registry, create=False) as reg:
+        count = export_to(reg.iter_provisioned(), fmt, output, force=force)
+    if output is not None and str(output) != "-":
+        err_console.print(f"exported {count} devices to {output}", markup=False)

@@ -1,0 +1,204 @@
+"""The two databases the registry runs on, and what differs between them.
+
+Both speak the same SQL (written with `?` placeholders) and the same schema; a backend only
+knows how to connect, how to take the write lock, and how to turn its driver's errors into
+RegistryError. Connections run in autocommit mode and the registry issues BEGIN/COMMIT
+itself, so a transaction looks the same on both.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from provision.errors import RegistryError
+
+SCHEMA_VERSION = 1
+
+# Same text on both backends: SQLite maps BIGINT to INTEGER and DOUBLE PRECISION to REAL.
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        id BIGINT PRIMARY KEY CHECK (id = 1),
+        schema_version BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS records (
+        seq BIGINT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        result TEXT NOT NULL,
+        station TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        cert_serial TEXT UNIQUE,
+        cert_sha256 TEXT,
+        root_sha256 TEXT,
+        sec_tags TEXT NOT NULL,
+        error_code TEXT,
+        cert_pem TEXT,
+        prev_hash TEXT NOT NULL,
+        row_hash TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS records_device ON records (device_id, seq)",
+    # The last row of the chain: deleting rows at the end of `records` is caught here.
+    """CREATE TABLE IF NOT EXISTS chain_head (
+        id BIGINT PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL,
+        row_hash TEXT NOT NULL)""",
+    # Serials come from one counter row that every station increments in a transaction.
+    """CREATE TABLE IF NOT EXISTS serial_counter (
+        id BIGINT PRIMARY KEY CHECK (id = 1),
+        next_value BIGINT NOT NULL)""",
+    # A device being provisioned right now, and by whom: the primary key is the lock.
+    """CREATE TABLE IF NOT EXISTS claims (
+        device_id TEXT PRIMARY KEY,
+        station TEXT NOT NULL,
+        token TEXT NOT NULL,
+        claimed_at DOUBLE PRECISION NOT NULL)""",
+)
+SEED = (
+    "INSERT INTO meta (id, schema_version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+    "INSERT INTO chain_head (id, seq, row_hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING",
+    "INSERT INTO serial_counter (id, next_value) VALUES (1, 1) ON CONFLICT (id) DO NOTHING",
+)
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a connection URL before it reaches a message."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+class Backend:
+    name: str
+    target: str  # what to call the database in messages (password redacted)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def begin_write(self) -> None: ...
+
+    def begin_read(self) -> None:
+        self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None: ...
+
+    def lock_head_sql(self) -> str:
+        return "SELECT seq, row_hash FROM chain_head WHERE id = 1"
+
+    def close(self) -> None: ...
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        yield
+
+
+class SQLiteBackend(Backend):
+    name = "sqlite"
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.target = str(path)
+        if not create and not path.is_file():
+            raise RegistryError(f"{path}: no registry here")
+        if not path.parent.is_dir():
+            raise RegistryError(f"{path.parent}: registry directory does not exist")
+        try:
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a record is on disk before the line reports the device done.
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as err:
+            raise RegistryError(f"{path}: cannot open registry: {err}") from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, tuple(params))
+
+    def begin_write(self) -> None:
+        # IMMEDIATE takes the write lock now: two processes never both read the same chain
+        # head or counter value and then both write.
+        self.execute("BEGIN IMMEDIATE")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError as err:
+            raise RegistryError(f"{self.target}: registry constraint violated: {err}") from None
+        except sqlite3.Error as err:
+            raise RegistryError(f"{self.target}: registry error: {err}") from None
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise RegistryError(
+                "PostgreSQL registry needs psycopg: pip install 'provision[postgres]'"
+            ) from None
+        self._psycopg = psycopg
+        self.target = redact_url(url)
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RegistryError(f"{self.target}: cannot connect: {redact_url(first)}") from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), tuple(params))
+
+    def begin_write(self) -> None:
+        self.execute("BEGIN")
+
+    def begin_read(self) -> None:
+        # One snapshot for a whole chain walk, even while stations keep appending.
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def rollback(self) -> None:
+        if self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            self.conn.execute("ROLLBACK")
+
+    def lock_head_sql(self) -> str:
+        # The row lock serializes appends from every station sharing the database.
+        return "SELECT seq, row_hash FROM chain_head WHERE id = 1 FOR UPDATE"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        psycopg = self._psycopg
+        try:
+            yield
+        except psycopg.errors.IntegrityError as err:
+            raise RegistryError(f"{self.target}: registry constraint violated: {err}") from None
+        except psycopg.Error as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RegistryError(f"{self.target}: registry error: {first}") from None
+
+
+def open_backend(url: str, *, create: bool = True) -> Backend:
+    """`postgresql://…` (or `postgres://…`) → PostgreSQL; `sqlite:///path` or a path → SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresBackend(url)
+    if url.startswith("sqlite://"):
+        url = url.removeprefix("sqlite://")
+        if url.startswith("/") and url[1:2] == "/":
+            url = url[1:]
+    if "://" in url:
+        raise RegistryError(f"{redact_url(url)}: unknown registry URL (postgresql:// or a path)")
+    return SQLiteBackend(Path(url), create=create)

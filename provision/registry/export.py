@@ -1,0 +1,91 @@
+"""Export for cloud onboarding: one row per provisioned device, its certificate and fingerprint.
+
+Written as a stream (records come from the database in batches), to a temporary file that
+replaces the destination only once complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from provision.errors import InputError, OverwriteError
+from provision.registry.records import Record
+
+FORMATS = ("csv", "json")
+FIELDS = (
+    "device_id",
+    "cert_serial",
+    "cert_sha256",
+    "root_sha256",
+    "sec_tags",
+    "station",
+    "finished_at",
+    "cert_pem",
+)
+
+
+def _row(rec: Record) -> dict[str, object]:
+    return {
+        "device_id": rec.device_id,
+        "cert_serial": rec.cert_serial,
+        "cert_sha256": rec.cert_sha256,
+        "root_sha256": rec.root_sha256,
+        "sec_tags": list(rec.sec_tags),
+        "station": rec.station,
+        "finished_at": rec.finished_at,
+        "cert_pem": rec.cert_pem,
+    }
+
+
+def write_export(records: Iterable[Record], fmt: str, out: TextIO) -> int:
+    """Write `records` as csv or json to `out`; return how many were written."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r} (valid: {', '.join(FORMATS)})")
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for rec in records:
+            row = _row(rec)
+            row["sec_tags"] = " ".join(str(t) for t in rec.sec_tags)
+            writer.writerow(row)
+            count += 1
+        return count
+    out.write("[")
+    for rec in records:
+        out.write(",\n " if count else "\n ")
+        out.write(json.dumps(_row(rec), sort_keys=True))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def export_to(records: Iterable[Record], fmt: str, path: Path | None, *, force: bool) -> int:
+    """Export to `path` (all or nothing) or to stdout when `path` is None or "-"."""
+    if path is None or str(path) == "-":
+        return write_export(records, fmt, sys.stdout)
+    path = Path(path)
+    if path.exists() and not force:
+        raise OverwriteError(f"{path}: file exists; use --force to overwrite")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: output directory does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            count = write_export(records, fmt, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return count
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

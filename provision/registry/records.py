@@ -1,0 +1,124 @@
+"""What the registry stores about a device, and the hash that chains the rows.
+
+Pure values and functions: no database here, so the chain rule is the same for every
+backend and can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from provision.errors import PolicyError
+
+GENESIS_HASH = "0" * 64
+
+
+class Result(str, Enum):
+    OK = "ok"  # issued, written, verified on the device
+    FAILED = "failed"  # stopped with an error; nothing usable left on the device
+    ROLLED_BACK = "rolled_back"  # interrupted (Ctrl-C) and the device was cleaned
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One provisioning attempt, as the line hands it to the registry.
+
+    Only public material: the certificate PEM and fingerprints. `__post_init__` refuses
+    anything that looks like a private key so a caller's mistake cannot leak one into the
+    registry (which is exported and copied around).
+    """
+
+    device_id: str
+    result: Result
+    station: str
+    operator: str
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    cert_serial: str | None = None  # lower-case hex, no separators
+    cert_sha256: str | None = None  # hex digest of the certificate DER
+    root_sha256: str | None = None  # hex digest of the first root CA written
+    sec_tags: tuple[int, ...] = ()
+    error_code: str | None = None
+    cert_pem: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "result", Result(self.result))
+        object.__setattr__(self, "sec_tags", tuple(int(t) for t in self.sec_tags))
+        if not self.device_id:
+            raise PolicyError("a registry entry needs a device id")
+        for name in ("cert_pem", "error_code", "station", "operator"):
+            value = getattr(self, name)
+            if value and "PRIVATE KEY" in value:
+                raise PolicyError(f"refusing to store private key material in registry {name}")
+
+
+@dataclass(frozen=True)
+class Record(Entry):
+    """An Entry as stored: its place in the chain and the hashes that bind it."""
+
+    seq: int = 0
+    prev_hash: str = GENESIS_HASH
+    row_hash: str = ""
+
+    def public_dict(self) -> dict[str, object]:
+        """JSON-safe fields for `registry show --json` and export."""
+        data = asdict(self)
+        data["result"] = self.result.value
+        data["sec_tags"] = list(self.sec_tags)
+        return data
+
+
+# The fields the hash covers, in a fixed order. Adding a field is a schema version bump.
+HASHED_FIELDS = (
+    "seq",
+    "device_id",
+    "result",
+    "station",
+    "operator",
+    "started_at",
+    "finished_at",
+    "cert_serial",
+    "cert_sha256",
+    "root_sha256",
+    "sec_tags",
+    "error_code",
+    "cert_pem",
+)
+
+
+def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:
+    """sha256 over the previous row's hash and this row's canonical JSON.
+
+    Canonical JSON (sorted keys, no spaces, sec_tags as a list) is the same whatever the
+    backend returned, so a SQLite file and a PostgreSQL table hash identically.
+    """
+    values = {
+        "seq": seq,
+        "device_id": entry.device_id,
+        "result": Result(entry.result).value,
+        "station": entry.station,
+        "operator": entry.operator,
+        "started_at": entry.started_at,
+        "finished_at": entry.finished_at,
+        "cert_serial": entry.cert_serial,
+        "cert_sha256": entry.cert_sha256,
+        "root_sha256": entry.root_sha256,
+        "sec_tags": list(entry.sec_tags),
+        "error_code": entry.error_code,
+        "cert_pem": entry.cert_pem,
+    }
+    body = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
+
+
+def sec_tags_text(sec_tags: tuple[int, ...]) -> str:
+    return json.dumps(list(sec_tags), separators=(",", ":"))
+
+
+def parse_sec_tags(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    return tuple(int(t) for t in json.loads(text))

@@ -1,0 +1,371 @@
+"""The device registry: hash-chained records, serial allocation and device claims.
+
+    reg = open_registry("line.sqlite")            # or "postgresql://user@host/db"
+    claim = reg.claim("uid-1234", station="st1")  # no other station provisions it now
+    serial = reg.allocate_serial()                 # never handed out twice
+    reg.record(Entry(...), claim=claim)           # appends to the chain, releases the claim
+
+Every write is one transaction that takes the database's write lock first (BEGIN IMMEDIATE
+on SQLite, a row lock on PostgreSQL), so several threads, processes or stations may share
+one registry.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from provision.errors import RegistryError
+from provision.registry.backends import SCHEMA, SCHEMA_VERSION, SEED, Backend, open_backend
+from provision.registry.records import (
+    GENESIS_HASH,
+    Entry,
+    Record,
+    Result,
+    parse_sec_tags,
+    row_hash,
+    sec_tags_text,
+)
+
+_COLUMNS = (
+    "seq, device_id, result, station, operator, started_at, finished_at, cert_serial, "
+    "cert_sha256, root_sha256, sec_tags, error_code, cert_pem, prev_hash, row_hash"
+)
+# A claim older than this is taken to belong to a station that died mid-device.
+DEFAULT_LEASE_SECONDS = 900.0
+_SERIAL_RANDOM_BITS = 63
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This station's exclusive right to provision one device until recorded or released."""
+
+    device_id: str
+    station: str
+    token: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    rows: int
+    problems: tuple[str, ...]
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    (seq, device_id, result, station, operator, started, finished, serial) = row[:8]
+    (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash) = row[8:]
+    return Record(
+        device_id=device_id,
+        result=Result(result),
+        station=station,
+        operator=operator,
+        started_at=started,
+        finished_at=finished,
+        cert_serial=serial,
+        cert_sha256=cert_sha,
+        root_sha256=root_sha,
+        sec_tags=parse_sec_tags(tags),
+        error_code=error_code,
+        cert_pem=cert_pem,
+        seq=int(seq),
+        prev_hash=prev_hash,
+        row_hash=this_hash,
+    )
+
+
+class Registry:
+    def __init__(self, backend: Backend) -> None:
+        self._db = backend
+        # One connection per Registry; threads of one line take turns (writes are short).
+        self._lock = threading.RLock()
+        self._init_schema()
+
+    @property
+    def backend(self) -> str:
+        return self._db.name
+
+    @property
+    def target(self) -> str:
+        return self._db.target
+
+    # -- transactions ---------------------------------------------------------------
+
+    def _write(self, fn: Any) -> Any:
+        with self._lock, self._db.errors():
+            self._db.begin_write()
+            try:
+                result = fn()
+                self._db.commit()
+                return result
+            except BaseException:
+                self._db.rollback()
+                raise
+
+    def _init_schema(self) -> None:
+        def create() -> None:
+            if self._db.name == "postgresql":
+                # CREATE TABLE IF NOT EXISTS races with itself across sessions.
+                self._db.execute("SELECT pg_advisory_xact_lock(7250001)")
+            for ddl in SCHEMA:
+                self._db.execute(ddl)
+            self._db.execute(SEED[0], (SCHEMA_VERSION,))
+            self._db.execute(SEED[1], (GENESIS_HASH,))
+            self._db.execute(SEED[2])
+            (version,) = self._db.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+            if int(version) != SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.target}: registry schema version {version}, this tool knows "
+                    f"{SCHEMA_VERSION}"
+                )
+
+        self._write(create)
+
+    # -- serials and claims ---------------------------------------------------------
+
+    def allocate_serial(self) -> int:
+        """A certificate serial no other caller of this registry will ever get.
+
+        The high bits are a database counter (uniqueness, across stations); the low 63 bits
+        are random so serials stay unpredictable (the defence RFC 5280 and CA/B rules ask for
+        against chosen-prefix attacks on the signature hash).
+        """
+
+        def bump() -> int:
+            row = self._db.execute(
+                "UPDATE serial_counter SET next_value = next_value + 1 WHERE id = 1 "
+                "RETURNING next_value"
+            ).fetchone()
+            return int(row[0]) - 1
+
+        counter = self._write(bump)
+        return (counter << _SERIAL_RANDOM_BITS) | secrets.randbits(_SERIAL_RANDOM_BITS)
+
+    def claim(
+        self, device_id: str, station: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> Claim:
+        """Claim `device_id` for `station`; RegistryError if another claim is live."""
+        token = secrets.token_hex(16)
+
+        def take() -> Claim:
+            now = time.time()
+            cur = self._db.execute(
+                "INSERT INTO claims (device_id, station, token, claimed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (device_id) DO NOTHING",
+                (device_id, station, token, now),
+            )
+            if cur.rowcount == 1:
+                return Claim(device_id, station, token)
+            # Held already: take it over only if its station has been silent too long.
+            cur = self._db.execute(
+                "UPDATE claims SET station = ?, token = ?, claimed_at = ? "
+                "WHERE device_id = ? AND claimed_at < ?",
+                (station, token, now, device_id, now - lease_seconds),
+            )
+            if cur.rowcount == 1:
+                return Claim(device_id, station, token)
+            row = self._db.execute(
+                "SELECT station FROM claims WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            holder = row[0] if row else "another station"
+            raise RegistryError(
+                f"device {device_id} is being provisioned by station {holder}",
+                code="registry.claimed",
+            )
+
+        return self._write(take)
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim up without recording anything (safe to call twice)."""
+        self._write(
+            lambda: self._db.execute(
+                "DELETE FROM claims WHERE device_id = ? AND token = ?",
+                (claim.device_id, claim.token),
+            )
+        )
+
+    def claims(self) -> list[tuple[str, str]]:
+        """(device_id, station) of every live claim: devices in flight somewhere."""
+        with self._lock, self._db.errors():
+            rows = self._db.execute("SELECT device_id, station FROM claims ORDER BY device_id")
+            return [(r[0], r[1]) for r in rows.fetchall()]
+
+    # -- the chain ------------------------------------------------------------------
+
+    def record(self, entry: Entry, claim: Claim | None = None) -> Record:
+        """Append `entry` to the chain; with `claim`, release it in the same transaction.
+
+        If the claim was taken over (this station was silent past the lease), nothing is
+        written and RegistryError is raised: the other station owns the device now.
+        """
+        if claim is not None and claim.device_id != entry.device_id:
+            raise RegistryError(f"claim for {claim.device_id} used for {entry.device_id}")
+
+        def append() -> Record:
+            head_seq, head_hash = self._db.execute(self._db.lock_head_sql()).fetchone()
+            seq = int(head_seq) + 1
+            digest = row_hash(entry, seq, head_hash)
+            values = self._values(entry, seq, head_hash, digest)
+            self._db.execute(
+                f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                values,
+            )
+            self._db.execute(
+                "UPDATE chain_head SET seq = ?, row_hash = ? WHERE id = 1", (seq, digest)
+            )
+            if claim is not None:
+                cur = self._db.execute(
+                    "DELETE FROM claims WHERE device_id = ? AND token = ?",
+                    (claim.device_id, claim.token),
+                )
+                if cur.rowcount != 1:
+                    raise RegistryError(
+                        f"device {claim.device_id}: claim lost to another station; not recorded",
+                        code="registry.claim_lost",
+                    )
+            return _record(values)
+
+        return self._write(append)
+
+    @staticmethod
+    def _values(entry: Entry, seq: int, prev: str, digest: str) -> tuple[Any, ...]:
+        return (
+            seq,
+            entry.device_id,
+            Result(entry.result).value,
+            entry.station,
+            entry.operator,
+            entry.started_at,
+            entry.finished_at,
+            entry.cert_serial,
+            entry.cert_sha256,
+            entry.root_sha256,
+            sec_tags_text(entry.sec_tags),
+            entry.error_code,
+            entry.cert_pem,
+            prev,
+            digest,
+        )
+
+    # -- reading --------------------------------------------------------------------
+
+    def latest(self, device_id: str, *, result: Result | None = None) -> Record | None:
+        sql = f"SELECT {_COLUMNS} FROM records WHERE device_id = ?"
+        params: list[Any] = [device_id]
+        if result is not None:
+            sql += " AND result = ?"
+            params.append(Result(result).value)
+        sql += " ORDER BY seq DESC LIMIT 1"
+        with self._lock, self._db.errors():
+            row = self._db.execute(sql, params).fetchone()
+        return _record(row) if row else None
+
+    def history(self, device_id: str) -> list[Record]:
+        with self._lock, self._db.errors():
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE device_id = ? ORDER BY seq", (device_id,)
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def count(self) -> int:
+        with self._lock, self._db.errors():
+            return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def iter_records(self, *, batch: int = 500) -> Iterator[Record]:
+        """Every record in chain order, fetched in batches so memory stays flat."""
+        last = 0
+        while True:
+            with self._lock, self._db.errors():
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            last = int(rows[-1][0])
+
+    def iter_provisioned(self, *, batch: int = 500) -> Iterator[Record]:
+        """The latest successful record of each device, by device id (for export)."""
+        last = ""
+        while True:
+            with self._lock, self._db.errors():
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM records r WHERE r.result = 'ok' AND r.device_id > ? "
+                    "AND r.seq = (SELECT MAX(seq) FROM records x "
+                    "WHERE x.device_id = r.device_id AND x.result = 'ok') "
+                    "ORDER BY r.device_id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            last = rows[-1][1]
+
+    def verify(self) -> ChainReport:
+        """Walk the chain: an edited row breaks its hash, a deleted row leaves a gap or a
+        broken link, deleted rows at the end disagree with the chain head."""
+        problems: list[str] = []
+        rows = 0
+        expected_seq = 1
+        prev = GENESIS_HASH
+        with self._lock, self._db.errors():
+            self._db.begin_read()
+            try:
+                head_seq, head_hash = self._db.execute(
+                    "SELECT seq, row_hash FROM chain_head WHERE id = 1"
+                ).fetchone()
+                cur = self._db.execute(f"SELECT {_COLUMNS} FROM records ORDER BY seq")
+                while True:
+                    chunk = cur.fetchmany(1000)
+                    if not chunk:
+                        break
+                    for raw in chunk:
+                        rec = _record(raw)
+                        rows += 1
+                        if rec.seq != expected_seq:
+                            missing = (
+                                f"row {expected_seq}"
+                                if rec.seq == expected_seq + 1
+                                else f"rows {expected_seq}..{rec.seq - 1}"
+                            )
+                            problems.append(f"{missing} deleted (chain jumps to row {rec.seq})")
+                        if rec.prev_hash != prev:
+                            problems.append(f"row {rec.seq}: link to the previous row broken")
+                        if row_hash(rec, rec.seq, rec.prev_hash) != rec.row_hash:
+                            problems.append(f"row {rec.seq} ({rec.device_id}): contents edited")
+                        prev = rec.row_hash
+                        expected_seq = rec.seq + 1
+            finally:
+                self._db.rollback()
+        last_seq = expected_seq - 1
+        if int(head_seq) != last_seq or (last_seq and head_hash != prev):
+            if int(head_seq) > last_seq:
+                problems.append(
+                    f"chain head is row {head_seq} but the last row is {last_seq}: rows deleted"
+                )
+            else:
+                problems.append(f"chain head (row {head_seq}) does not match the last row")
+        return ChainReport(not problems, rows, tuple(problems))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_registry(url: str, *, create: bool = True) -> Registry:
+    """Open the registry at a path, `sqlite:///path` or `postgresql://…`; a SQLite file is
+    created when missing unless `create` is False."""
+    return Registry(open_backend(url, create=create))

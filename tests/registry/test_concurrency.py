@@ -1,0 +1,66 @@
+"""Two stations (two real processes) on one registry never share a serial or a device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from provision.registry import open_registry
+
+WORKER = Path(__file__).with_name("worker.py")
+DEVICES = 60
+SERIALS = 150
+
+
+def test_two_processes_never_hand_out_the_same_serial_or_device(
+    registry_url: str, tmp_path: Path
+) -> None:
+    open_registry(registry_url).close()  # schema exists before the race starts
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), *sys.path])}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                registry_url,
+                station,
+                str(go),
+                str(DEVICES),
+                str(SERIALS),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for station in ("st-a", "st-b")
+    ]
+    time.sleep(0.3)  # both have imported and connected; start them together
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    serials = [s for r in results for s in r["serials"]]
+    assert len(serials) == 2 * SERIALS
+    assert len(set(serials)) == len(serials), "a serial was handed out twice"
+
+    recorded = [d for r in results for d in r["recorded"]]
+    assert sorted(recorded) == [f"uid-{i:04d}" for i in range(DEVICES)], "device recorded twice"
+    # Both stations really competed (otherwise the test proves nothing).
+    assert all(r["recorded"] for r in results)
+
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+        assert report.ok, report.problems
+        assert report.rows == DEVICES
+        assert reg.claims() == []
+        stored = [r.cert_serial for r in reg.iter_records()]
+    assert len(set(stored)) == DEVICES

@@ -1,0 +1,189 @@
+"""The registry on SQLite and PostgreSQL: records, hash chain, serials, claims, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from helpers import entry, raw_sql
+
+from provision.errors import PolicyError, RegistryError
+from provision.registry import Result, open_registry
+from provision.registry.export import write_export
+
+
+def test_record_round_trips_every_field(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        sent = entry("uid-1", serial=reg.allocate_serial())
+        stored = reg.record(sent)
+        got = reg.latest("uid-1")
+    assert got == stored
+    assert got is not None and got.seq == 1
+    for name in ("device_id", "cert_serial", "cert_sha256", "root_sha256", "sec_tags", "cert_pem"):
+        assert getattr(got, name) == getattr(sent, name)
+    assert got.result is Result.OK
+
+
+def test_latest_and_history_follow_chain_order(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-1", result=Result.FAILED))
+        reg.record(entry("uid-2", serial=reg.allocate_serial()))
+        ok = reg.record(entry("uid-1", serial=reg.allocate_serial()))
+        assert [r.result for r in reg.history("uid-1")] == [Result.FAILED, Result.OK]
+        assert reg.latest("uid-1") == ok
+        assert reg.latest("uid-1", result=Result.FAILED).seq == 1
+        assert reg.latest("nobody") is None
+        assert reg.count() == 3
+
+
+def test_registry_refuses_private_key_material() -> None:
+    with pytest.raises(PolicyError, match="private key"):
+        entry("uid-1", cert_pem="-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(PolicyError, match="private key"):
+        entry("uid-1", cert_pem="-----BEGIN EC PRIVATE KEY-----\nAAAA\n")
+
+
+def test_intact_chain_verifies(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        for i in range(5):
+            reg.record(entry(f"uid-{i}", serial=reg.allocate_serial()))
+        report = reg.verify()
+    assert report.ok, report.problems
+    assert report.rows == 5
+
+
+def test_empty_registry_verifies(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        assert reg.verify().ok
+
+
+def _five(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        for i in range(5):
+            reg.record(entry(f"uid-{i}", serial=reg.allocate_serial()))
+
+
+def test_verify_detects_edited_row(registry_url: str) -> None:
+    _five(registry_url)
+    raw_sql(registry_url, "UPDATE records SET station = 'evil' WHERE seq = 3")
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+    assert not report.ok
+    assert any("row 3" in p and "edited" in p for p in report.problems)
+
+
+def test_verify_detects_edit_with_recomputed_hash(registry_url: str) -> None:
+    # Someone who rewrites a row *and* its hash still breaks the next row's link.
+    _five(registry_url)
+    raw_sql(registry_url, "UPDATE records SET row_hash = ? WHERE seq = 2", ("f" * 64,))
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+    assert not report.ok
+    assert any("row 3" in p and "link" in p for p in report.problems)
+
+
+def test_verify_detects_deleted_middle_row(registry_url: str) -> None:
+    _five(registry_url)
+    raw_sql(registry_url, "DELETE FROM records WHERE seq = 2")
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+    assert not report.ok
+    assert any("row 2 deleted" in p for p in report.problems)
+
+
+def test_verify_detects_deleted_last_rows(registry_url: str) -> None:
+    _five(registry_url)
+    raw_sql(registry_url, "DELETE FROM records WHERE seq >= 4")
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+    assert not report.ok
+    assert any("rows deleted" in p for p in report.problems)
+
+
+def test_serials_are_unique_positive_and_fit_x509(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        serials = [reg.allocate_serial() for _ in range(200)]
+    assert len(set(serials)) == 200
+    assert all(0 < s < 2**159 for s in serials)
+
+
+def test_serial_column_is_unique(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-1", serial=1234))
+        with pytest.raises(RegistryError, match="constraint"):
+            reg.record(entry("uid-2", serial=1234))
+        # The failed append left the chain as it was.
+        assert reg.count() == 1
+        assert reg.verify().ok
+
+
+def test_claim_is_exclusive_until_released(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        claim = reg.claim("uid-1", "st-1")
+        with pytest.raises(RegistryError, match="being provisioned by station st-1") as info:
+            reg.claim("uid-1", "st-2")
+        assert info.value.code == "registry.claimed"
+        assert reg.claims() == [("uid-1", "st-1")]
+        reg.release(claim)
+        reg.claim("uid-1", "st-2")
+
+
+def test_record_with_claim_releases_it(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        claim = reg.claim("uid-1", "st-1")
+        reg.record(entry("uid-1"), claim=claim)
+        assert reg.claims() == []
+
+
+def test_stale_claim_is_taken_over_and_old_owner_cannot_record(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        old = reg.claim("uid-1", "st-1")
+        new = reg.claim("uid-1", "st-2", lease_seconds=0.0)
+        with pytest.raises(RegistryError, match="claim lost"):
+            reg.record(entry("uid-1", station="st-1"), claim=old)
+        assert reg.count() == 0
+        reg.record(entry("uid-1", station="st-2"), claim=new)
+        assert reg.latest("uid-1").station == "st-2"
+
+
+def test_export_lists_latest_good_certificate_per_device(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-b", serial=reg.allocate_serial()))
+        reg.record(entry("uid-a", result=Result.FAILED))
+        reg.record(entry("uid-c", result=Result.FAILED))
+        newest = reg.record(entry("uid-b", serial=reg.allocate_serial()))
+        reg.record(entry("uid-a", serial=reg.allocate_serial()))
+        out = io.StringIO()
+        assert write_export(reg.iter_provisioned(batch=1), "json", out) == 2
+        rows = json.loads(out.getvalue())
+        assert [r["device_id"] for r in rows] == ["uid-a", "uid-b"]
+        assert rows[1]["cert_serial"] == newest.cert_serial
+        assert rows[1]["cert_pem"].startswith("-----BEGIN CERTIFICATE-----")
+        out = io.StringIO()
+        write_export(reg.iter_provisioned(), "csv", out)
+        parsed = list(csv.DictReader(io.StringIO(out.getvalue())))
+        assert [r["device_id"] for r in parsed] == ["uid-a", "uid-b"]
+        assert parsed[0]["sec_tags"] == "42 43"
+        assert parsed[1]["cert_sha256"] == newest.cert_sha256
+
+
+def test_iter_records_streams_in_order(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        for i in range(7):
+            reg.record(entry(f"uid-{i}"))
+        assert [r.seq for r in reg.iter_records(batch=3)] == list(range(1, 8))
+
+
+def test_missing_sqlite_registry_is_an_error_when_not_creating(tmp_path) -> None:
+    with pytest.raises(RegistryError, match="no registry here"):
+        open_registry(str(tmp_path / "nope.sqlite"), create=False)
+
+
+@pytest.mark.postgres
+def test_unreachable_postgres_is_one_line_error_without_password() -> None:
+    with pytest.raises(RegistryError) as info:
+        open_registry("postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=2")
+    assert "s3cret" not in str(info.value)
+    assert "\n" not in str(info.value)

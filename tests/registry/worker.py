@@ -1,0 +1,56 @@
+"""One station in the concurrency test, run as its own process.
+
+    python worker.py URL STATION GO_FILE DEVICE_COUNT SERIALS
+
+Waits until GO_FILE exists (so both stations start together), then allocates SERIALS serials
+and tries to claim and record each of DEVICE_COUNT devices; prints one JSON line with the
+serials it got and the devices it recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from helpers import entry
+
+from provision.errors import RegistryError
+from provision.registry import open_registry
+
+
+def main() -> None:
+    url, station, go_file = sys.argv[1:4]
+    devices, serial_count = int(sys.argv[4]), int(sys.argv[5])
+    reg = open_registry(url)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go_file) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    serials: list[int] = []
+    recorded: list[str] = []
+    # The stations walk the devices from opposite ends, so they meet and compete mid-way.
+    order = list(range(devices))
+    if station.endswith("b"):
+        order.reverse()
+    for i in range(max(devices, serial_count)):
+        if i < serial_count:
+            serials.append(reg.allocate_serial())
+        if i < devices:
+            device_id = f"uid-{order[i]:04d}"
+            try:
+                claim = reg.claim(device_id, station)
+            except RegistryError:
+                continue
+            # Someone else may have finished it between our claims: the line checks this too.
+            if reg.latest(device_id) is not None:
+                reg.release(claim)
+                continue
+            reg.record(entry(device_id, station=station, serial=reg.allocate_serial()), claim=claim)
+            recorded.append(device_id)
+    reg.close()
+    print(json.dumps({"serials": serials, "recorded": recorded}))
+
+
+if __name__ == "__main__":
+    main()
