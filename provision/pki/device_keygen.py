@@ -14,13 +14,15 @@ from provision.errors import InputError
 
 
 def subject_name(attributes: str | None, default_cn: str) -> x509.Name:
-    """"C=NO,O=Acme,CN=dev-1" (the %KEYGEN attribute syntax) → x509.Name; CN defaults."""
+    """ "C=NO,O=Acme,CN=dev-1" (the %KEYGEN attribute syntax) → x509.Name; CN defaults."""
     if not attributes:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, default_cn)])
     try:
         name = x509.Name.from_rfc4514_string(attributes)
     except ValueError:
-        raise InputError("keygen attributes are not a distinguished name (C=..,O=..,CN=..)") from None
+        raise InputError(
+            "keygen attributes are not a distinguished name (C=..,O=..,CN=..)"
+        ) from None
     if not name.get_attributes_for_oid(NameOID.COMMON_NAME):
         name = x509.Name([*name, x509.NameAttribute(NameOID.COMMON_NAME, default_cn)])
     return name
