@@ -1,0 +1,64 @@
+/* The credential store: a set of slots kept in one of two flash banks (A/B).
+ *
+ * A new set is written whole into the inactive bank; its header, with a CRC and a commit
+ * marker, is programmed last. Mounting picks the valid bank with the highest generation, so a
+ * power cut at any flash byte leaves either the previous set or the new one, never a mix.
+ * A third area stages an incoming bundle before it is checked and applied. */
+#ifndef PROVISION_STORE_H
+#define PROVISION_STORE_H
+
+#include <stdint.h>
+
+#include "bundle.h"
+
+#define STORE_MAX_SLOTS 64u
+
+typedef struct {
+    uint32_t sec_tag;
+    uint8_t slot;
+    uint8_t encoding;
+    uint16_t flags;
+    uint32_t length;
+    uint8_t sha256[32];
+    uint32_t data_addr; /* flash address of the payload */
+} store_slot;
+
+typedef enum {
+    STORE_OK = 0,
+    STORE_E_FLASH, /* HAL error */
+    STORE_E_FULL,  /* the new set does not fit in a bank */
+    STORE_E_RANGE, /* staging offset outside the area */
+    STORE_E_SLOTS, /* more than STORE_MAX_SLOTS */
+} store_err;
+
+/* How a checked bundle meets the stored set. */
+typedef enum {
+    STORE_MERGE_REPLACE_SLOTS, /* a bundle slot replaces the same (sec_tag, slot); root_ca
+                                  slots of a tag are replaced together */
+    STORE_MERGE_REPLACE_TAGS,  /* a tag in the bundle replaces that whole tag */
+    STORE_MERGE_REPLACE_ALL,   /* the bundle becomes the whole set */
+} store_merge;
+
+/* Lay the store out over the whole flash (two banks, one staging area) and mount it. */
+store_err store_mount(void);
+
+uint16_t store_count(void);
+uint32_t store_generation(void);
+int store_get(uint16_t index, store_slot *out); /* 0 on success */
+uint32_t store_bank_capacity(void);              /* bytes of slot data a set may use */
+
+/* Staging area for a bundle on its way in. */
+uint32_t store_staging_size(void);
+store_err store_staging_erase(uint32_t len);
+store_err store_staging_program(uint32_t off, const void *data, uint32_t n);
+int store_staging_read(void *ctx, uint32_t off, void *buf, uint32_t n); /* a bundle_read_fn */
+
+/* Apply a bundle already checked with bundle_check() (its source is the staging area or any
+ * other reader) as one atomic change. */
+store_err store_apply(bundle_view *bundle, store_merge how);
+
+/* Delete one slot (slot < 0xFF), one tag (slot == 0xFF) or everything (all != 0), atomically.
+ * Sets *found to the number of slots removed. */
+store_err store_delete(uint32_t sec_tag, uint8_t slot, int all, uint16_t *found);
+
+#endif

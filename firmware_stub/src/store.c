@@ -1,0 +1,399 @@
+#include "store.h"
+
+#include <string.h>
+
+#include "crc32.h"
+#include "flash.h"
+#include "sha256.h"
+
+/* Bank layout: a 64-byte header at offset 0, then records back to back:
+ *   sec_tag u32 | slot u8 | encoding u8 | flags u16 | length u32 | sha256[32] | payload
+ * Header: "PRVS" | generation u32 | count u16 | 0xFFFF | data_len u32 | sha256 of the records
+ *         [32] | crc32 of bytes 0..47 u32 | commit marker u32 | 0xFF * 8
+ * The header is programmed after every record has been written and read back, and the commit
+ * marker is its last programmed word: until it is whole the bank does not count. */
+#define BANK_MAGIC 0x53565250u  /* "PRVS" little-endian */
+#define COMMIT_MARK 0x54494D43u /* "CMIT" */
+#define HEADER_SIZE 64u
+#define REC_HEAD 44u
+#define COPY_CHUNK 64u
+
+typedef struct {
+    uint32_t bank_size;
+    uint32_t staging_base;
+    uint32_t staging_size;
+    int active; /* -1: no valid bank */
+    uint32_t generation;
+    uint16_t count;
+    uint32_t rec_off[STORE_MAX_SLOTS]; /* record offsets inside the active bank */
+} store_state;
+
+static store_state st;
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t bank_base(int bank) { return (uint32_t)bank * st.bank_size; }
+
+static int hash_flash(uint32_t addr, uint32_t len, sha256_ctx *sha)
+{
+    uint8_t buf[COPY_CHUNK];
+    while (len) {
+        uint32_t n = len < COPY_CHUNK ? len : COPY_CHUNK;
+        if (flash_read(addr, buf, n))
+            return -1;
+        sha256_update(sha, buf, n);
+        addr += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Check a bank; on success fill generation, count and (if offs) the record offsets. */
+static int bank_valid(int bank, uint32_t *gen, uint16_t *count, uint32_t *offs)
+{
+    uint8_t h[HEADER_SIZE];
+    uint32_t base = bank_base(bank);
+    if (flash_read(base, h, HEADER_SIZE))
+        return 0;
+    if (get32(h) != BANK_MAGIC || get32(h + 52) != COMMIT_MARK ||
+        get32(h + 48) != crc32_update(0, h, 48))
+        return 0;
+    uint16_t n = (uint16_t)(h[8] | h[9] << 8);
+    uint32_t data_len = get32(h + 12);
+    if (n > STORE_MAX_SLOTS || data_len > st.bank_size - HEADER_SIZE)
+        return 0;
+    sha256_ctx sha;
+    uint8_t digest[32];
+    sha256_init(&sha);
+    if (hash_flash(base + HEADER_SIZE, data_len, &sha))
+        return 0;
+    sha256_final(&sha, digest);
+    if (memcmp(digest, h + 16, 32) != 0)
+        return 0;
+    /* Walk the chain: every record must end inside data_len, the last exactly at it. */
+    uint32_t off = HEADER_SIZE;
+    for (uint16_t i = 0; i < n; i++) {
+        uint8_t r[12];
+        if (data_len + HEADER_SIZE - off < REC_HEAD || flash_read(base + off, r, sizeof r))
+            return 0;
+        uint32_t len = get32(r + 8);
+        if (len > data_len + HEADER_SIZE - off - REC_HEAD)
+            return 0;
+        if (offs)
+            offs[i] = off;
+        off += REC_HEAD + len;
+    }
+    if (off != data_len + HEADER_SIZE)
+        return 0;
+    *gen = get32(h + 4);
+    *count = n;
+    return 1;
+}
+
+store_err store_mount(void)
+{
+    uint32_t pages = flash_size() / FLASH_PAGE_SIZE;
+    st.bank_size = (pages / 3u) * FLASH_PAGE_SIZE;
+    st.staging_base = 2u * st.bank_size;
+    st.staging_size = flash_size() - st.staging_base;
+    st.active = -1;
+    st.generation = 0;
+    st.count = 0;
+
+    uint32_t gen[2];
+    uint16_t cnt[2];
+    int ok0 = bank_valid(0, &gen[0], &cnt[0], NULL);
+    int ok1 = bank_valid(1, &gen[1], &cnt[1], NULL);
+    int pick = -1;
+    if (ok0 && ok1)
+        pick = (int32_t)(gen[1] - gen[0]) > 0 ? 1 : 0; /* serial-number order survives wrap */
+    else if (ok0)
+        pick = 0;
+    else if (ok1)
+        pick = 1;
+    if (pick >= 0) {
+        bank_valid(pick, &st.generation, &st.count, st.rec_off);
+        st.active = pick;
+    }
+    return STORE_OK;
+}
+
+uint16_t store_count(void) { return st.count; }
+uint32_t store_generation(void) { return st.generation; }
+uint32_t store_bank_capacity(void) { return st.bank_size - HEADER_SIZE; }
+
+static int read_slot(uint32_t addr, store_slot *out)
+{
+    uint8_t r[REC_HEAD];
+    if (flash_read(addr, r, REC_HEAD))
+        return -1;
+    out->sec_tag = get32(r);
+    out->slot = r[4];
+    out->encoding = r[5];
+    out->flags = (uint16_t)(r[6] | r[7] << 8);
+    out->length = get32(r + 8);
+    memcpy(out->sha256, r + 12, 32);
+    out->data_addr = addr + REC_HEAD;
+    return 0;
+}
+
+int store_get(uint16_t index, store_slot *out)
+{
+    if (st.active < 0 || index >= st.count)
+        return -1;
+    return read_slot(bank_base(st.active) + st.rec_off[index], out);
+}
+
+uint32_t store_staging_size(void) { return st.staging_size; }
+
+store_err store_staging_erase(uint32_t len)
+{
+    if (len > st.staging_size)
+        return STORE_E_RANGE;
+    for (uint32_t off = 0; off < len; off += FLASH_PAGE_SIZE)
+        if (flash_erase_page(st.staging_base + off))
+            return STORE_E_FLASH;
+    return STORE_OK;
+}
+
+store_err store_staging_program(uint32_t off, const void *data, uint32_t n)
+{
+    if (off > st.staging_size || n > st.staging_size - off)
+        return STORE_E_RANGE;
+    return flash_program(st.staging_base + off, data, n) ? STORE_E_FLASH : STORE_OK;
+}
+
+int store_staging_read(void *ctx, uint32_t off, void *buf, uint32_t n)
+{
+    (void)ctx;
+    if (off > st.staging_size || n > st.staging_size - off)
+        return -1;
+    return flash_read(st.staging_base + off, buf, n);
+}
+
+/* ---- writing a new set into the inactive bank ---- */
+
+typedef struct {
+    int bank;
+    uint32_t off; /* next record offset inside the bank */
+    uint16_t count;
+} writer;
+
+static store_err writer_begin(writer *w)
+{
+    w->bank = st.active == 0 ? 1 : 0;
+    w->off = HEADER_SIZE;
+    w->count = 0;
+    /* Page 0 first: the stale header is gone before anything else changes. */
+    for (uint32_t p = 0; p < st.bank_size; p += FLASH_PAGE_SIZE)
+        if (flash_erase_page(bank_base(w->bank) + p))
+            return STORE_E_FLASH;
+    return STORE_OK;
+}
+
+/* Copy `len` bytes from flash at `src` into the new bank; the payload of a record. */
+static store_err writer_add(writer *w, const store_slot *meta, uint32_t src)
+{
+    if (w->count >= STORE_MAX_SLOTS)
+        return STORE_E_SLOTS;
+    if (meta->length > st.bank_size - w->off || st.bank_size - w->off - meta->length < REC_HEAD)
+        return STORE_E_FULL;
+    uint32_t dst = bank_base(w->bank) + w->off;
+    uint8_t r[REC_HEAD];
+    put32(r, meta->sec_tag);
+    r[4] = meta->slot;
+    r[5] = meta->encoding;
+    r[6] = (uint8_t)meta->flags;
+    r[7] = (uint8_t)(meta->flags >> 8);
+    put32(r + 8, meta->length);
+    memcpy(r + 12, meta->sha256, 32);
+    if (flash_program(dst, r, REC_HEAD))
+        return STORE_E_FLASH;
+    uint8_t buf[COPY_CHUNK];
+    for (uint32_t done = 0; done < meta->length;) {
+        uint32_t n = meta->length - done < COPY_CHUNK ? meta->length - done : COPY_CHUNK;
+        if (flash_read(src + done, buf, n) || flash_program(dst + REC_HEAD + done, buf, n))
+            return STORE_E_FLASH;
+        done += n;
+    }
+    w->off += REC_HEAD + meta->length;
+    w->count++;
+    return STORE_OK;
+}
+
+static store_err writer_commit(writer *w)
+{
+    uint32_t base = bank_base(w->bank);
+    uint32_t data_len = w->off - HEADER_SIZE;
+    uint8_t h[56];
+    sha256_ctx sha;
+    /* Hash what reads back from flash, so a bad program never gets committed. */
+    sha256_init(&sha);
+    if (hash_flash(base + HEADER_SIZE, data_len, &sha))
+        return STORE_E_FLASH;
+    memset(h, 0xFF, sizeof h);
+    put32(h, BANK_MAGIC);
+    put32(h + 4, st.generation + 1u);
+    h[8] = (uint8_t)w->count;
+    h[9] = (uint8_t)(w->count >> 8);
+    put32(h + 12, data_len);
+    sha256_final(&sha, h + 16);
+    put32(h + 48, crc32_update(0, h, 48));
+    put32(h + 52, COMMIT_MARK);
+    if (flash_program(base, h, sizeof h))
+        return STORE_E_FLASH;
+    return store_mount() == STORE_OK && st.active == w->bank ? STORE_OK : STORE_E_FLASH;
+}
+
+static int bundle_has(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merge how)
+{
+    bundle_record rec;
+    if (how == STORE_MERGE_REPLACE_ALL)
+        return 1;
+    uint16_t keep_index = b->index;
+    uint32_t keep_pos = b->pos;
+    int found = 0;
+    b->index = 0;
+    b->pos = b->first_record;
+    while (!found && bundle_next(b, &rec)) {
+        if (rec.sec_tag == sec_tag && (how == STORE_MERGE_REPLACE_TAGS || rec.slot == slot))
+            found = 1;
+    }
+    b->index = keep_index;
+    b->pos = keep_pos;
+    return found;
+}
+
+static int source_hash(bundle_view *b, const bundle_record *rec, uint8_t out[32])
+{
+    uint8_t buf[COPY_CHUNK];
+    sha256_ctx sha;
+    sha256_init(&sha);
+    for (uint32_t done = 0; done < rec->length;) {
+        uint32_t n = rec->length - done < COPY_CHUNK ? rec->length - done : COPY_CHUNK;
+        if (b->src->read(b->src->ctx, rec->payload_off + done, buf, n))
+            return -1;
+        sha256_update(&sha, buf, n);
+        done += n;
+    }
+    sha256_final(&sha, out);
+    return 0;
+}
+
+/* Copy a bundle record's payload through RAM: its source may not be flash. */
+static store_err writer_add_record(writer *w, bundle_view *b, const bundle_record *rec)
+{
+    store_slot meta = {rec->sec_tag, rec->slot, rec->encoding, rec->flags, rec->length, {0}, 0};
+    if (source_hash(b, rec, meta.sha256))
+        return STORE_E_FLASH;
+    if (w->count >= STORE_MAX_SLOTS)
+        return STORE_E_SLOTS;
+    if (rec->length > st.bank_size - w->off || st.bank_size - w->off - rec->length < REC_HEAD)
+        return STORE_E_FULL;
+    uint32_t dst = bank_base(w->bank) + w->off;
+    uint8_t buf[COPY_CHUNK];
+    for (uint32_t done = 0; done < rec->length;) {
+        uint32_t n = rec->length - done < COPY_CHUNK ? rec->length - done : COPY_CHUNK;
+        if (b->src->read(b->src->ctx, rec->payload_off + done, buf, n) ||
+            flash_program(dst + REC_HEAD + done, buf, n))
+            return STORE_E_FLASH;
+        done += n;
+    }
+    /* The record head goes on last; harmless either way, the bank header decides. */
+    uint8_t r[REC_HEAD];
+    put32(r, meta.sec_tag);
+    r[4] = meta.slot;
+    r[5] = meta.encoding;
+    r[6] = (uint8_t)meta.flags;
+    r[7] = (uint8_t)(meta.flags >> 8);
+    put32(r + 8, meta.length);
+    memcpy(r + 12, meta.sha256, 32);
+    if (flash_program(dst, r, REC_HEAD))
+        return STORE_E_FLASH;
+    w->off += REC_HEAD + rec->length;
+    w->count++;
+    return STORE_OK;
+}
+
+static int key_before(uint32_t tag_a, uint8_t slot_a, uint32_t tag_b, uint8_t slot_b)
+{
+    return tag_a < tag_b || (tag_a == tag_b && slot_a < slot_b);
+}
+
+store_err store_apply(bundle_view *b, store_merge how)
+{
+    writer w;
+    store_err e = writer_begin(&w);
+    if (e != STORE_OK)
+        return e;
+    /* Merge two lists already in canonical order; kept old slots never share a key with a
+     * bundle slot, so (sec_tag, slot) decides the order between the lists. */
+    uint16_t old_i = 0;
+    store_slot old;
+    int have_old = 0;
+    bundle_record rec;
+    b->index = 0;
+    b->pos = b->first_record;
+    int have_new = bundle_next(b, &rec);
+    for (;;) {
+        while (!have_old && old_i < st.count) {
+            if (store_get(old_i++, &old))
+                return STORE_E_FLASH;
+            if (!bundle_has(b, old.sec_tag, old.slot, how))
+                have_old = 1;
+        }
+        if (!have_old && !have_new)
+            break;
+        if (have_old && (!have_new || key_before(old.sec_tag, old.slot, rec.sec_tag, rec.slot))) {
+            e = writer_add(&w, &old, old.data_addr);
+            have_old = 0;
+        } else {
+            e = writer_add_record(&w, b, &rec);
+            have_new = bundle_next(b, &rec);
+        }
+        if (e != STORE_OK)
+            return e;
+    }
+    return writer_commit(&w);
+}
+
+store_err store_delete(uint32_t sec_tag, uint8_t slot, int all, uint16_t *found)
+{
+    writer w;
+    uint16_t removed = 0;
+    store_err e;
+    for (uint16_t i = 0; i < st.count; i++) {
+        store_slot s;
+        if (store_get(i, &s))
+            return STORE_E_FLASH;
+        if (all || (s.sec_tag == sec_tag && (slot == 0xFF || s.slot == slot)))
+            removed++;
+    }
+    if (found)
+        *found = removed;
+    if (removed == 0)
+        return STORE_OK; /* nothing to change: keep the flash untouched */
+    if ((e = writer_begin(&w)) != STORE_OK)
+        return e;
+    for (uint16_t i = 0; i < st.count; i++) {
+        store_slot s;
+        if (store_get(i, &s))
+            return STORE_E_FLASH;
+        if (all || (s.sec_tag == sec_tag && (slot == 0xFF || s.slot == slot)))
+            continue;
+        if ((e = writer_add(&w, &s, s.data_addr)) != STORE_OK)
+            return e;
+    }
+    return writer_commit(&w);
+}
