@@ -1,37 +1,56 @@
 """The bundle wire format, defined once with construct. Byte-level docs: docs/bundle-format.md.
 
-    header   magic "PRVB" | version u8 | flags u8 | device_id u8-prefixed UTF-8 | count u16
+    header   magic "PRVB" | version u8 | flags u8 | device_id u8-prefixed ASCII | count u16
     record   sec_tag u32 | slot u8 | encoding u8 | flags u16 | length u32 | payload | crc32 u32
     trailer  sha256 of all bytes before it [| key_id 8 bytes | ECDSA P-256 r||s 64 bytes]
 
 All integers little-endian. A change here is a version bump and a new golden vector.
 This module does no IO and no cryptography beyond digests: signing lives in provision.pki.
+
+Every rule a valid bundle obeys (limits, known slot types, allowed encodings, flags) is a
+`Rule` inside the construct definition, so `Bundle` alone says what a bundle is. Two ways
+to run it:
+
+- `decode_checked()` runs the plain (checked) construct parser. It is the reference, and it
+  is what explains a bad bundle: `decode()` falls back to it to name the failing field.
+- `decode()` runs a compiled parser, which is several times faster but, as construct's docs
+  warn, takes shortcuts (no length check on reads). It is safe on untrusted input because
+  it is fenced: the SHA-256 must match before the compiled parser runs, every CRC and the
+  exact end of data are checked with zlib afterwards, and re-encoding the decoded set must
+  give the very same bytes. Anything less and the checked parser produces the error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import re
+import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from construct import (
     Array,
     Bytes,
-    Check,
+    CheckError,
     Checksum,
     ChecksumError,
     Const,
+    ConstError,
+    Construct,
     ConstructError,
-    GreedyBytes,
     If,
     Int8ul,
     Int16ul,
     Int32ul,
-    PascalString,
-    Prefixed,
     RawCopy,
+    Rebuild,
+    StreamError,
     Struct,
     Terminated,
+    len_,
     this,
 )
 
@@ -43,54 +62,190 @@ from provision.bundle.model import (
     SlotFlags,
     SlotType,
 )
-from provision.errors import BundleError, InputError
+from provision.errors import BundleError, InputError, PolicyError
 
 MAGIC = b"PRVB"
 FORMAT_VERSION = 1
 FLAG_SIGNED = 0x01
+HEADER_FLAGS = FLAG_SIGNED
 MAX_RECORDS = 64
 MAX_PAYLOAD = 16 * 1024
 MAX_DEVICE_ID = 64
 KEY_ID_SIZE = 8
 SIGNATURE_SIZE = 64
 DIGEST_SIZE = 32
+RECORD_OVERHEAD = 16  # sec_tag 4 + slot 1 + encoding 1 + flags 2 + length 4 + crc32 4
+# magic 4 + version 1 + flags 1 + device id length 1 + record count 2
+HEADER_FIXED = 9
+MIN_BUNDLE = HEADER_FIXED + DIGEST_SIZE
 
-RecordBody = Struct(
-    "sec_tag" / Int32ul,
-    Check(this.sec_tag <= MAX_SEC_TAG),
-    "slot" / Int8ul,
-    "encoding" / Int8ul,
-    "flags" / Int16ul,
-    "length" / Int32ul,
-    Check(this.length <= MAX_PAYLOAD),
-    "payload" / Bytes(this.length),
-)
+# Which encodings each slot may carry. Certificates and keys are DER or PEM as the device
+# wants them; passwords, PSKs and identities are opaque bytes.
+ALLOWED_ENCODINGS: dict[SlotType, frozenset[Encoding]] = {
+    SlotType.ROOT_CA: frozenset({Encoding.DER, Encoding.PEM}),
+    SlotType.CLIENT_CERT: frozenset({Encoding.DER, Encoding.PEM}),
+    SlotType.CLIENT_KEY: frozenset({Encoding.DER, Encoding.PEM}),
+    SlotType.KEY_PASSWORD: frozenset({Encoding.RAW}),
+    SlotType.PSK: frozenset({Encoding.RAW}),
+    SlotType.PSK_IDENTITY: frozenset({Encoding.RAW}),
+}
+# Which record flags each slot may carry: only a client_key can be encrypted.
+ALLOWED_FLAGS: dict[SlotType, int] = {t: 0 for t in SlotType} | {
+    SlotType.CLIENT_KEY: int(SlotFlags.ENCRYPTED)
+}
+_SLOT_BY_VALUE = {int(t): t for t in SlotType}
+_SLOT_VALUES = frozenset(_SLOT_BY_VALUE)
+_ENCODING_BY_VALUE = {int(e): e for e in Encoding}
+_FLAGS_BY_VALUE = {0: SlotFlags.NONE, 1: SlotFlags.ENCRYPTED}
+_CRC = struct.Struct("<I")
 
-Record = Struct(
-    "body" / RawCopy(RecordBody),
-    "crc32" / Checksum(Int32ul, lambda data: zlib.crc32(data), this.body.data),
-)
 
-Header = Struct(
-    "magic" / Const(MAGIC),
-    "version" / Int8ul,
-    Check(this.version == FORMAT_VERSION),
-    "flags" / Int8ul,
-    "device_id" / PascalString(Int8ul, "utf8"),
-    "record_count" / Int16ul,
-    Check(this.record_count <= MAX_RECORDS),
-)
+# A failed rule: (stable code for --json and the C stub, one-line reason).
+Fault = tuple[str, str]
 
-BundleBody = Struct(
-    "header" / Header,
-    "records" / Array(this.header.record_count, Record),
-)
+
+class RuleError(CheckError):
+    """A `Rule` failed; `reason` is the one-line explanation without construct's path."""
+
+    def __init__(self, fault: Fault, path: str | None = None) -> None:
+        super().__init__(fault[1], path=path)
+        self.code, self.reason = fault
+
+
+class Rule(Construct):
+    """A validity rule inside the definition: `fault(context)` is None when the rule holds,
+    else a Fault. Reads and writes nothing.
+
+    The compiled twin is built without rules; `_decode_fast` calls the same fault
+    functions on the parsed values, so each rule is written once.
+    """
+
+    def __init__(self, fault: Callable[[Any], Fault | None]) -> None:
+        super().__init__()
+        self.fault = fault
+        self.flagbuildnone = True
+
+    def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
+        fault = self.fault(context)
+        if fault is not None:
+            raise RuleError(fault, path=path)
+
+    def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
+        self._parse(stream, context, path)
+
+    def _sizeof(self, context, path):  # type: ignore[no-untyped-def]
+        return 0
+
+
+_PRINTABLE = re.compile(rb"[\x21-\x7e]*")
+
+
+def _printable_ascii(data: bytes) -> bool:
+    return _PRINTABLE.fullmatch(data) is not None
+
+
+def _version_fault(c: Any) -> Fault | None:
+    if c["version"] != FORMAT_VERSION:
+        return (
+            "bundle.version",
+            f"unsupported bundle format version {c['version']} (this tool reads {FORMAT_VERSION})",
+        )
+    return None
+
+
+def _header_fault(c: Any) -> Fault | None:
+    if c["flags"] & ~HEADER_FLAGS:
+        return ("bundle.flags", f"unknown header flags 0x{c['flags']:02x}")
+    if c["device_id_length"] > MAX_DEVICE_ID:
+        return (
+            "bundle.device_id",
+            f"device id is {c['device_id_length']} bytes (at most {MAX_DEVICE_ID})",
+        )
+    if not _printable_ascii(c["device_id"]):
+        return ("bundle.device_id", "device id must be printable ASCII without spaces")
+    if c["record_count"] > MAX_RECORDS:
+        return (
+            "bundle.count",
+            f"{c['record_count']} records (a bundle holds at most {MAX_RECORDS})",
+        )
+    return None
+
+
+def _record_fault(c: Any) -> Fault | None:
+    tag = c["sec_tag"]
+    if tag > MAX_SEC_TAG:
+        return ("bundle.sec_tag", f"sec_tag {tag} out of range (0..{MAX_SEC_TAG})")
+    if c["slot"] not in _SLOT_VALUES:
+        return ("bundle.slot", f"unknown slot type {c['slot']} in sec_tag {tag}")
+    slot = _SLOT_BY_VALUE[c["slot"]]
+    if c["encoding"] not in ALLOWED_ENCODINGS[slot]:
+        return (
+            "bundle.encoding",
+            f"{slot.label} in sec_tag {tag}: encoding {c['encoding']} not allowed",
+        )
+    if c["flags"] & ~ALLOWED_FLAGS[slot]:
+        return (
+            "bundle.record_flags",
+            f"{slot.label} in sec_tag {tag}: record flags 0x{c['flags']:04x} not allowed",
+        )
+    if not 1 <= c["length"] <= MAX_PAYLOAD:
+        return (
+            "bundle.length",
+            f"{slot.label} in sec_tag {tag} is {c['length']} bytes "
+            f"(an item holds 1..{MAX_PAYLOAD})",
+        )
+    return None
+
+
+def _layout(checked: bool) -> tuple[Struct, Struct, Struct, Struct]:
+    """The format's fields, in order. `checked=False` gives the twin for compile()."""
+
+    def rule(fault: Callable[[Any], Fault | None]) -> list[Rule]:
+        return [Rule(fault)] if checked else []
+
+    record_body = Struct(
+        "sec_tag" / Int32ul,
+        "slot" / Int8ul,
+        "encoding" / Int8ul,
+        "flags" / Int16ul,
+        "length" / Rebuild(Int32ul, len_(this.payload)),
+        *rule(_record_fault),
+        "payload" / Bytes(this.length),
+    )
+    # The CRC lets a device reject a damaged record before the whole bundle has arrived.
+    if checked:
+        record = Struct(
+            "body" / RawCopy(record_body),
+            "crc32" / Checksum(Int32ul, lambda data: zlib.crc32(data), this.body.data),
+        )
+    else:
+        # Flat: one construct Container per record instead of two keeps the twin fast.
+        record = Struct(*record_body.subcons, "crc32" / Int32ul)
+    header = Struct(
+        "magic" / Const(MAGIC),
+        "version" / Int8ul,
+        *rule(_version_fault),
+        "flags" / Int8ul,
+        "device_id_length" / Rebuild(Int8ul, len_(this.device_id)),
+        "device_id" / Bytes(this.device_id_length),
+        "record_count" / Int16ul,
+        *rule(_header_fault),
+    )
+    if checked:
+        body = Struct("header" / header, "records" / Array(this.header.record_count, record))
+    else:
+        body = Struct(*header.subcons, "records" / Array(this.record_count, record))
+    return record_body, record, header, body
+
+
+RecordBody, Record, Header, BundleBody = _layout(checked=True)
 
 Signature = Struct(
     "key_id" / Bytes(KEY_ID_SIZE),
     "signature" / Bytes(SIGNATURE_SIZE),
 )
 
+# The whole format in one definition: this is what docs/bundle-format.md describes.
 Bundle = Struct(
     "body" / RawCopy(BundleBody),
     "sha256"
@@ -99,8 +254,9 @@ Bundle = Struct(
     Terminated,
 )
 
-# Unused but kept importable for tools that want just the length-prefixed helper.
-_Payload = Prefixed(Int32ul, GreedyBytes)
+# The compiled twin for the fast paths; its CRC is a plain field that `encode()` fills in
+# and `decode()` checks with zlib (see the module docstring).
+_BodyFast = _layout(checked=False)[3].compile()
 
 
 @dataclass(frozen=True)
@@ -108,53 +264,100 @@ class BundleSignature:
     key_id: bytes
     signature: bytes  # raw r||s, 32 bytes each, big-endian
 
+    def __post_init__(self) -> None:
+        if len(self.key_id) != KEY_ID_SIZE or len(self.signature) != SIGNATURE_SIZE:
+            raise InputError(
+                f"a bundle signature is a {KEY_ID_SIZE}-byte key id and a "
+                f"{SIGNATURE_SIZE}-byte r||s value"
+            )
+
 
 @dataclass(frozen=True)
 class DecodedBundle:
     credentials: CredentialSet
     digest: bytes  # SHA-256 over header and records: what a signature covers
     signature: BundleSignature | None
+    size: int
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None
 
 
-def _body_bytes(credentials: CredentialSet, signed: bool) -> bytes:
+# --- building ------------------------------------------------------------------------
+
+
+def _check_limits(credentials: CredentialSet) -> bytes:
+    """Refuse what the format cannot carry, with the item named; return the device id bytes."""
     if len(credentials) > MAX_RECORDS:
-        raise InputError(
+        raise PolicyError(
             f"too many items: {len(credentials)} (a bundle holds at most {MAX_RECORDS})"
         )
-    device_id = credentials.device_id or ""
-    if len(device_id.encode()) > MAX_DEVICE_ID:
-        raise InputError(f"device id longer than {MAX_DEVICE_ID} bytes")
-    for slot in credentials:
-        if len(slot.data) > MAX_PAYLOAD:
+    device_id = b""
+    if credentials.device_id is not None:
+        try:
+            device_id = credentials.device_id.encode("ascii")
+        except UnicodeEncodeError:
             raise InputError(
-                f"{slot.type.label} in sec_tag {slot.sec_tag} is {len(slot.data)} bytes "
-                f"(a bundle item holds at most {MAX_PAYLOAD})"
+                f"device id {credentials.device_id!r} must be printable ASCII without spaces"
+            ) from None
+        if not device_id:
+            raise InputError("device id is empty (leave it out instead)")
+        if len(device_id) > MAX_DEVICE_ID:
+            raise PolicyError(
+                f"device id is {len(device_id)} bytes (a bundle holds at most {MAX_DEVICE_ID})"
             )
-    return BundleBody.build(
-        {
-            "header": {
+        if not _printable_ascii(device_id):
+            raise InputError(
+                f"device id {credentials.device_id!r} must be printable ASCII without spaces"
+            )
+    for slot in credentials:
+        where = f"{slot.type.label} in sec_tag {slot.sec_tag}"
+        if not 1 <= len(slot.data) <= MAX_PAYLOAD:
+            raise PolicyError(
+                f"{where} is {len(slot.data)} bytes (a bundle item holds 1..{MAX_PAYLOAD})"
+            )
+        if slot.encoding not in ALLOWED_ENCODINGS[slot.type]:
+            allowed = "/".join(sorted(e.label for e in ALLOWED_ENCODINGS[slot.type]))
+            raise InputError(f"{where}: encoding {slot.encoding.label} not allowed ({allowed})")
+        if slot.flags & ~ALLOWED_FLAGS[slot.type]:
+            raise InputError(f"{where}: flags {int(slot.flags):#x} not allowed")
+    return device_id
+
+
+def _body_bytes(credentials: CredentialSet, signed: bool, device_id: bytes | None = None) -> bytes:
+    if device_id is None:
+        device_id = _check_limits(credentials)
+    out = bytearray(
+        _BodyFast.build(
+            {
                 "version": FORMAT_VERSION,
                 "flags": FLAG_SIGNED if signed else 0,
                 "device_id": device_id,
                 "record_count": len(credentials),
-            },
-            "records": [
-                {
-                    "body": {
-                        "value": {
-                            "sec_tag": s.sec_tag,
-                            "slot": int(s.type),
-                            "encoding": int(s.encoding),
-                            "flags": int(s.flags),
-                            "length": len(s.data),
-                            "payload": s.data,
-                        }
+                "records": [
+                    {
+                        "sec_tag": s.sec_tag,
+                        "slot": s.type,
+                        "encoding": s.encoding,
+                        "flags": s.flags,
+                        "payload": s.data,
+                        "crc32": 0,
                     }
-                }
-                for s in credentials
-            ],
-        }
+                    for s in credentials.slots
+                ],
+            }
+        )
     )
+    # A construct Checksum cannot be compiled; fill each record's CRC in place instead.
+    view = memoryview(out)
+    offset = HEADER_FIXED + len(device_id)
+    for s in credentials.slots:
+        end = offset + RECORD_OVERHEAD - 4 + len(s.data)
+        _CRC.pack_into(out, end, zlib.crc32(view[offset:end]))
+        offset = end + 4
+    view.release()
+    return bytes(out)
 
 
 def signing_digest(credentials: CredentialSet) -> bytes:
@@ -163,81 +366,269 @@ def signing_digest(credentials: CredentialSet) -> bytes:
 
 
 def encode(credentials: CredentialSet, signature: BundleSignature | None = None) -> bytes:
-    """Build bundle bytes. Same credentials (and signature) → same bytes."""
+    """Build bundle bytes. Same credentials (and signature) → same bytes.
+
+    Raises PolicyError for what exceeds a limit, InputError for what the format cannot say.
+    """
     body = _body_bytes(credentials, signed=signature is not None)
     out = body + hashlib.sha256(body).digest()
     if signature is not None:
-        if len(signature.key_id) != KEY_ID_SIZE or len(signature.signature) != SIGNATURE_SIZE:
-            raise InputError("signature must be an 8-byte key id and a 64-byte r||s value")
         out += signature.key_id + signature.signature
     return out
 
 
-def _explain(err: ConstructError, data: bytes) -> str:
-    path = getattr(err, "path", "") or ""
-    path = path.replace("(parsing) -> ", "").replace(" -> ", ".")
-    if isinstance(err, ChecksumError):
-        if "crc32" in path:
-            return f"record CRC32 mismatch ({path})"
-        return "SHA-256 digest mismatch: the bundle was altered or corrupted"
-    text = str(err).split("\n")[0]
-    if "Terminated" in text or "expected end of stream" in text:
-        return "trailing bytes after the bundle"
-    if "this.sec_tag" in text:
-        return f"sec_tag out of range in {path}"
-    if "this.length" in text:
-        return f"item larger than {MAX_PAYLOAD} bytes in {path}"
-    if "this.record_count" in text:
-        return f"more than {MAX_RECORDS} records"
-    if "stream read less than specified amount" in text or "StreamError" in type(err).__name__:
-        return f"truncated bundle ({len(data)} bytes; ran out while reading {path or 'header'})"
-    return f"malformed bundle at {path or 'start'}: {text}"
+def encode_signed(credentials: CredentialSet, sign: Callable[[bytes], BundleSignature]) -> bytes:
+    """Build a signed bundle; `sign` gets the 32-byte digest and returns the signature."""
+    body = _body_bytes(credentials, signed=True)
+    digest = hashlib.sha256(body).digest()
+    signature = sign(digest)
+    return body + digest + signature.key_id + signature.signature
+
+
+def build_checked(credentials: CredentialSet, signature: BundleSignature | None = None) -> bytes:
+    """Build with the plain construct definition: the reference `encode()` must agree with."""
+    device_id = _check_limits(credentials)
+    flags = FLAG_SIGNED if signature is not None else 0
+    return Bundle.build(
+        {
+            "body": {
+                "value": {
+                    "header": {
+                        "version": FORMAT_VERSION,
+                        "flags": flags,
+                        "device_id": device_id,
+                        "record_count": len(credentials),
+                    },
+                    "records": [
+                        {
+                            "body": {
+                                "value": {
+                                    "sec_tag": s.sec_tag,
+                                    "slot": int(s.type),
+                                    "encoding": int(s.encoding),
+                                    "flags": int(s.flags),
+                                    "payload": s.data,
+                                }
+                            }
+                        }
+                        for s in credentials
+                    ],
+                }
+            },
+            "signature": None
+            if signature is None
+            else {"key_id": signature.key_id, "signature": signature.signature},
+        }
+    )
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def _credentials(device_id: bytes, records: Any) -> CredentialSet:
+    slots = [
+        Slot(
+            r["sec_tag"],
+            _SLOT_BY_VALUE[r["slot"]],
+            _ENCODING_BY_VALUE[r["encoding"]],
+            r["payload"],
+            _FLAGS_BY_VALUE.get(r["flags"]) or SlotFlags(r["flags"]),
+        )
+        for r in records
+    ]
+    try:
+        credentials = CredentialSet(tuple(slots), device_id.decode("ascii") or None)
+    except InputError as err:  # e.g. a duplicate slot
+        raise BundleError(err.message, code="bundle.duplicate") from None
+    # Canonical order is part of the format: a reordered bundle is not one we wrote.
+    if credentials.slots != tuple(slots):
+        raise BundleError(
+            "records are not in canonical order (sec_tag, slot type, payload)",
+            code="bundle.order",
+        )
+    return credentials
+
+
+def _trailer_start(data: bytes) -> int | None:
+    """Where the SHA-256 starts if the header's signed flag is honest, else None."""
+    if len(data) < MIN_BUNDLE or data[:4] != MAGIC or data[4] != FORMAT_VERSION:
+        return None
+    extra = KEY_ID_SIZE + SIGNATURE_SIZE if data[5] & FLAG_SIGNED else 0
+    start = len(data) - DIGEST_SIZE - extra
+    return start if start >= HEADER_FIXED else None
+
+
+def _decode_fast(data: bytes) -> DecodedBundle | None:
+    """The fenced compiled parse; None means "ask the checked parser why"."""
+    end = _trailer_start(data)
+    if end is None:
+        return None
+    body = data[:end]
+    digest = data[end : end + DIGEST_SIZE]
+    if hashlib.sha256(body).digest() != digest:
+        return None
+    try:
+        parsed = _BodyFast.parse(body)
+    except Exception:  # the compiled parser may raise anything on bad input
+        return None
+    if _header_fault(parsed) is not None:
+        return None
+    device_id = parsed["device_id"]
+    view = memoryview(body)
+    offset = HEADER_FIXED + len(device_id)
+    for r in parsed["records"]:
+        size = RECORD_OVERHEAD - 4 + len(r["payload"])
+        if (
+            len(r["payload"]) != r["length"]
+            or _record_fault(r) is not None
+            or zlib.crc32(view[offset : offset + size]) != r["crc32"]
+        ):
+            return None
+        offset += size + 4
+    if offset != end:
+        return None
+    credentials = _credentials(device_id, parsed["records"])
+    signature = None
+    if parsed["flags"] & FLAG_SIGNED:
+        sig = data[end + DIGEST_SIZE :]
+        signature = BundleSignature(sig[:KEY_ID_SIZE], sig[KEY_ID_SIZE:])
+    # The trezor sanity check: what we decoded must encode to exactly what we read.
+    if _body_bytes(credentials, signature is not None, device_id) != body:
+        return None
+    return DecodedBundle(credentials, digest, signature, len(data))
 
 
 def decode(data: bytes) -> DecodedBundle:
-    """Parse and validate bundle bytes; raise BundleError with a one-line reason.
+    """Parse and validate bundle bytes from any source; raise BundleError with a one-line reason.
 
-    Uses the checked (non-compiled) parser: bundles come from files and devices.
+    Accepts exactly the bundles `decode_checked()` accepts, with the same result.
     """
-    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
-        raise BundleError("not a provision bundle (bad magic)")
-    if len(data) < len(MAGIC) + 1:
-        raise BundleError("truncated bundle (no version byte)")
-    if data[len(MAGIC)] != FORMAT_VERSION:
-        raise BundleError(
-            f"unsupported bundle format version {data[len(MAGIC)]} "
-            f"(this tool reads {FORMAT_VERSION})"
-        )
+    data = bytes(data)
+    decoded = _decode_fast(data)
+    if decoded is not None:
+        return decoded
+    decoded = decode_checked(data)
+    # The checked parser accepted what the fast path refused: they disagree. Refuse too.
+    raise BundleError(
+        "bundle is not in canonical form (re-encoding it gives different bytes)",
+        code="bundle.noncanonical",
+    )  # pragma: no cover - would be a bug; tests compare both paths
+
+
+def decode_checked(data: bytes) -> DecodedBundle:
+    """Parse with the plain construct definition only. Slow; names the failing field."""
+    data = bytes(data)
+    _diagnose(data)
     try:
         parsed = Bundle.parse(data)
-    except ConstructError as err:
-        raise BundleError(_explain(err, data)) from None
-    header = parsed.body.value.header
-    slots = []
-    try:
-        for rec in parsed.body.value.records:
-            v = rec.body.value
-            try:
-                slot_type = SlotType(v.slot)
-            except ValueError:
-                raise BundleError(f"unknown slot type {v.slot} in sec_tag {v.sec_tag}") from None
-            try:
-                encoding = Encoding(v.encoding)
-            except ValueError:
-                raise BundleError(f"unknown encoding {v.encoding} in sec_tag {v.sec_tag}") from None
-            slots.append(Slot(v.sec_tag, slot_type, encoding, bytes(v.payload), SlotFlags(v.flags)))
-        credentials = CredentialSet(tuple(slots), header.device_id or None)
-    except InputError as err:
-        raise BundleError(err.message) from None
-    if parsed.body.value.header.flags & ~FLAG_SIGNED:
-        raise BundleError(f"unknown header flags 0x{header.flags:02x}")
+    except ConstructError as err:  # pragma: no cover - _diagnose found these already
+        raise BundleError(f"malformed bundle: {_first_line(err)}") from None
+    value = parsed.body.value
+    credentials = _credentials(value.header.device_id, [r.body.value for r in value.records])
     signature = None
     if parsed.signature is not None:
         signature = BundleSignature(
             bytes(parsed.signature.key_id), bytes(parsed.signature.signature)
         )
-    # Canonical order is part of the format: a reordered bundle is not one we wrote.
     body = parsed.body.data
-    if _body_bytes(credentials, signed=signature is not None) != body:
-        raise BundleError("records are not in canonical order or not in canonical form")
-    return DecodedBundle(credentials, bytes(parsed.sha256), signature)
+    if build_checked(credentials, signature)[: len(body)] != body:
+        raise BundleError(
+            "bundle is not in canonical form (re-encoding it gives different bytes)",
+            code="bundle.noncanonical",
+        )
+    return DecodedBundle(credentials, bytes(parsed.sha256), signature, len(data))
+
+
+def _first_line(err: ConstructError) -> str:
+    if isinstance(err, RuleError):
+        return err.reason
+    lines = str(err).strip().splitlines()
+    return lines[-1] if lines else type(err).__name__
+
+
+def _diagnose(data: bytes) -> None:
+    """Walk the bundle piece by piece with the checked constructs; raise at the first fault.
+
+    Same definition as `Bundle`, parsed in steps so the message can say which record
+    and which byte offset is at fault.
+    """
+    stream = io.BytesIO(data)
+    size = len(data)
+    if size < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise BundleError("not a provision bundle (bad magic)", code="bundle.magic")
+    try:
+        header = Header.parse_stream(stream)
+    except RuleError as err:
+        raise BundleError(f"header: {err.reason}", code=err.code) from None
+    except StreamError:
+        raise BundleError(
+            f"truncated bundle: {size} bytes end inside the header", code="bundle.truncated"
+        ) from None
+    except ConstError:  # pragma: no cover - magic checked above
+        raise BundleError("not a provision bundle (bad magic)", code="bundle.magic") from None
+    for index in range(header.record_count):
+        start = stream.tell()
+        where = f"record {index} at offset {start}"
+        try:
+            Record.parse_stream(stream)
+        except RuleError as err:
+            raise BundleError(f"{where}: {err.reason}", code=err.code) from None
+        except ChecksumError:
+            raise BundleError(
+                f"{where}: CRC32 mismatch (record damaged)", code="bundle.crc"
+            ) from None
+        except StreamError:
+            raise BundleError(
+                f"truncated bundle: {size} bytes end inside {where} "
+                f"(header says {header.record_count} records)",
+                code="bundle.truncated",
+            ) from None
+    end = stream.tell()
+    if size < end + DIGEST_SIZE:
+        raise BundleError(
+            f"truncated bundle: {size} bytes end inside the SHA-256 at offset {end}",
+            code="bundle.truncated",
+        )
+    if hashlib.sha256(data[:end]).digest() != data[end : end + DIGEST_SIZE]:
+        raise BundleError(
+            f"SHA-256 mismatch at offset {end}: the bundle was altered or corrupted",
+            code="bundle.digest",
+        )
+    expected = end + DIGEST_SIZE
+    if header.flags & FLAG_SIGNED:
+        expected += KEY_ID_SIZE + SIGNATURE_SIZE
+        if size < expected:
+            raise BundleError(
+                f"truncated bundle: {size} bytes end inside the signature at offset "
+                f"{end + DIGEST_SIZE} (header says signed)",
+                code="bundle.truncated",
+            )
+    if size > expected:
+        raise BundleError(
+            f"{size - expected} trailing bytes after the end of the bundle at offset {expected}",
+            code="bundle.trailing",
+        )
+
+
+__all__ = [
+    "ALLOWED_ENCODINGS",
+    "FLAG_SIGNED",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_DEVICE_ID",
+    "MAX_PAYLOAD",
+    "MAX_RECORDS",
+    "Bundle",
+    "BundleBody",
+    "BundleSignature",
+    "DecodedBundle",
+    "Header",
+    "Record",
+    "RecordBody",
+    "build_checked",
+    "decode",
+    "decode_checked",
+    "encode",
+    "encode_signed",
+    "signing_digest",
+]
