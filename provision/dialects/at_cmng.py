@@ -1,0 +1,608 @@
+"""The `at-cmng` dialect: Nordic nRF91 modems over their AT interface (AT%CMNG, AT%KEYGEN).
+
+Two halves. The sans-IO half (`encode_*`, `parse_*`, `plan_write`, `ReplyReader`) turns
+operations into command bytes and reply bytes into values; it never touches a port or a
+clock. `AtCmngSession` is the drive loop: it writes commands to a Transport, feeds what comes
+back into a ReplyReader and owns the timeouts and retries.
+
+Sources (see docs/dialects.md): Nordic's AT command reference (%CMNG, %KEYGEN, +CFUN, +CMEE,
++CGSN, +CGMR), nRF Connect SDK lib/modem_key_mgmt/modem_key_mgmt.c and lib/at_host/at_host.c.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.errors import DeviceError, LinkError, PolicyError
+from provision.transport.base import Transport
+
+NAME = "at-cmng"
+# at_host keeps the command in a 4096-byte buffer with room for the NUL and, in CR+LF
+# termination mode, the CR: longer commands lose their tail silently (no reply at all).
+MAX_COMMAND_CHARS = 4094
+MAX_PASSWD_CHARS = 32
+TERMINATOR = b"\r\n"
+# +CFUN modes in which the modem refuses %CMNG write/delete and %KEYGEN with 518.
+ACTIVE_CFUN_MODES = frozenset({1, 2, 21})
+OFFLINE_CFUN_MODE = 4
+
+
+class NrfType(IntEnum):
+    """%CMNG <type> values."""
+
+    ROOT_CA = 0
+    CLIENT_CERT = 1
+    CLIENT_KEY = 2
+    PSK = 3
+    PSK_IDENTITY = 4
+    PUBLIC_KEY = 5
+    DEVICE_IDENTITY_PUBLIC_KEY = 6
+    RESERVED = 7
+    ENDORSEMENT_KEY = 8
+    OWNERSHIP_KEY = 9
+    NORDIC_IDENTITY_ROOT_CA = 10
+    NORDIC_BASE_PUBLIC_KEY = 11
+
+
+SLOT_TO_NRF: dict[SlotType, NrfType] = {
+    SlotType.ROOT_CA: NrfType.ROOT_CA,
+    SlotType.CLIENT_CERT: NrfType.CLIENT_CERT,
+    SlotType.CLIENT_KEY: NrfType.CLIENT_KEY,
+    SlotType.PSK: NrfType.PSK,
+    SlotType.PSK_IDENTITY: NrfType.PSK_IDENTITY,
+}
+NRF_TO_SLOT: dict[int, SlotType] = {int(v): k for k, v in SLOT_TO_NRF.items()}
+
+# Every +CME ERROR code Nordic documents for the commands this dialect sends.
+CME_ERRORS: dict[int, str] = {
+    0: "phone failure",
+    3: "operation not allowed",
+    4: "operation not supported",
+    23: "memory failure",
+    50: "incorrect parameters",
+    51: "command disabled in this modem firmware",
+    60: "system error",
+    513: "not found",
+    514: "no access (reserved sec_tag, or a key that cannot be read back)",
+    515: "memory full: the modem's credential storage has no room left",
+    518: "not allowed in active state (the modem must be offline: AT+CFUN=4)",
+    519: "already exists",
+    520: "authentication failed",
+    523: "key generation failed",
+    527: "invalid content (the modem rejected the credential; CRLF line endings cause this)",
+    528: "not allowed while a power-off warning is active",
+}
+
+
+def cme_message(code: int) -> str:
+    return CME_ERRORS.get(code, "undocumented error code")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored forms: exactly the bytes the modem keeps, which its SHA-256 covers.
+
+
+def _armor(label: str, der: bytes) -> bytes:
+    body = base64.b64encode(der)
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"".join([f"-----BEGIN {label}-----\n".encode(), *(ln + b"\n" for ln in lines),
+                     f"-----END {label}-----\n".encode()])  # fmt: skip
+
+
+def pem_lf(data: bytes) -> bytes:
+    """PEM with LF line endings and one final LF: CRLF gives +CME ERROR: 527 (mfw 2.0.2)."""
+    text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
+    return text + b"\n"
+
+
+def slot_pem(slot: Slot) -> bytes:
+    """A certificate or key slot as LF-only PEM (DER bundles are converted: PEM on the wire)."""
+    if slot.encoding is Encoding.PEM:
+        return pem_lf(slot.data)
+    from provision.pki.certs import to_pem
+    from provision.pki.keys import load_private_key, serialize_private_key
+
+    where = f"sec_tag {slot.sec_tag} {slot.type.label}"
+    if slot.type.is_certificate:
+        return to_pem(slot.data, where)
+    if slot.flags & SlotFlags.ENCRYPTED:
+        # Re-encoding would need the password; PEM armor of the PKCS#8 DER is the same key.
+        return _armor("ENCRYPTED PRIVATE KEY", slot.data)
+    return serialize_private_key(load_private_key(slot.data, None, where), encoding="pem")
+
+
+def slot_content(slot: Slot) -> bytes:
+    """The bytes of one slot as %CMNG stores them."""
+    if slot.type in (SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY):
+        return slot_pem(slot)
+    if slot.type is SlotType.PSK:
+        # The modem takes a PSK as a hex string and stores that string.
+        return slot.data.hex().encode()
+    if slot.type is SlotType.PSK_IDENTITY:
+        return slot.data
+    raise PolicyError(f"at-cmng cannot store a {slot.type.label} slot")
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One AT%CMNG=0 command: what it stores and which bundle slots it carries."""
+
+    sec_tag: int
+    nrf_type: NrfType
+    content: bytes = field(repr=False)
+    passwd: bytes | None = field(default=None, repr=False)
+
+    @property
+    def slot_type(self) -> SlotType:
+        return NRF_TO_SLOT[int(self.nrf_type)]
+
+    @property
+    def where(self) -> str:
+        return f"sec_tag {self.sec_tag} {self.slot_type.label}"
+
+
+def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
+    """The %CMNG writes for a set, or PolicyError before anything is sent.
+
+    Several root_ca slots in one tag become one type-0 entry holding the PEM certificates one
+    after another (the modem keeps one entry per (sec_tag, type); its TLS stack reads a chain).
+    A key_password slot is no entry of its own: it is the <passwd> of the tag's client_key.
+    """
+    plans: list[PlannedWrite] = []
+    for sec_tag in credentials.sec_tags:
+        slots = credentials.in_tag(sec_tag)
+        password = next((s for s in slots if s.type is SlotType.KEY_PASSWORD), None)
+        key = next((s for s in slots if s.type is SlotType.CLIENT_KEY), None)
+        if password is not None and (key is None or not key.flags & SlotFlags.ENCRYPTED):
+            raise PolicyError(
+                f"sec_tag {sec_tag}: key_password given but no encrypted client_key in the tag"
+            )
+        if key is not None and key.flags & SlotFlags.ENCRYPTED and password is None:
+            raise PolicyError(
+                f"sec_tag {sec_tag}: the client_key is encrypted and the tag has no key_password"
+            )
+        roots = [s for s in slots if s.type is SlotType.ROOT_CA]
+        if roots:
+            chain = b"".join(slot_content(s) for s in roots)
+            plans.append(PlannedWrite(sec_tag, NrfType.ROOT_CA, chain))
+        for slot in slots:
+            if slot.type in (SlotType.ROOT_CA, SlotType.KEY_PASSWORD):
+                continue
+            passwd = password.data if slot.type is SlotType.CLIENT_KEY and password else None
+            plans.append(PlannedWrite(sec_tag, SLOT_TO_NRF[slot.type], slot_content(slot), passwd))
+    for plan in plans:
+        _check_plan(plan)
+    return plans
+
+
+def _check_plan(plan: PlannedWrite) -> None:
+    if not plan.content:
+        raise PolicyError(f"{plan.where}: empty content")
+    if b'"' in plan.content:
+        raise PolicyError(
+            f"{plan.where}: content contains a double quote, which %CMNG cannot carry"
+        )
+    if not plan.content.isascii():
+        raise PolicyError(f"{plan.where}: content is not ASCII text, which %CMNG cannot carry")
+    if plan.passwd is not None:
+        if len(plan.passwd) > MAX_PASSWD_CHARS:
+            raise PolicyError(
+                f"sec_tag {plan.sec_tag}: key_password longer than {MAX_PASSWD_CHARS} characters"
+            )
+        if b'"' in plan.passwd or not plan.passwd.isascii() or b"\n" in plan.passwd:
+            raise PolicyError(
+                f"sec_tag {plan.sec_tag}: key_password must be ASCII without quotes or newlines"
+            )
+    size = len(encode_write(plan)) - len(TERMINATOR)
+    if size > MAX_COMMAND_CHARS:
+        raise PolicyError(
+            f"{plan.where}: the AT%CMNG command would be {size} bytes; the modem's AT buffer "
+            f"takes {MAX_COMMAND_CHARS} and silently drops the rest"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def command(text: str) -> bytes:
+    return text.encode("ascii") + TERMINATOR
+
+
+def encode_write(plan: PlannedWrite) -> bytes:
+    head = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},".encode()
+    tail = b"," + b'"' + plan.passwd + b'"' if plan.passwd is not None else b""
+    return head + b'"' + plan.content + b'"' + tail + TERMINATOR
+
+
+def encode_list(sec_tag: int | None = None, nrf_type: int | None = None) -> bytes:
+    if sec_tag is None:
+        return command("AT%CMNG=1")
+    if nrf_type is None:
+        return command(f"AT%CMNG=1,{sec_tag}")
+    return command(f"AT%CMNG=1,{sec_tag},{nrf_type}")
+
+
+def encode_read(sec_tag: int, nrf_type: int) -> bytes:
+    return command(f"AT%CMNG=2,{sec_tag},{nrf_type}")
+
+
+def encode_delete(sec_tag: int, nrf_type: int) -> bytes:
+    return command(f"AT%CMNG=3,{sec_tag},{nrf_type}")
+
+
+def keygen_attributes(subject: str | None) -> str | None:
+    """%KEYGEN <attributes>: "CN=..." style; a bare name becomes the common name."""
+    if subject is None:
+        return None
+    if '"' in subject or not subject.isascii() or "\n" in subject:
+        raise PolicyError("keygen subject must be ASCII without quotes or newlines")
+    return subject if "=" in subject else f"CN={subject}"
+
+
+def encode_keygen(sec_tag: int, subject: str | None = None) -> bytes:
+    attrs = keygen_attributes(subject)
+    # key_type 2 (client key), response 0 (CSR).
+    base = f"AT%KEYGEN={sec_tag},2,0"
+    return command(base if attrs is None else f'{base},"{attrs}"')
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies
+
+FINAL_OK = "OK"
+_CME = re.compile(r"^\+CME ERROR: ?(\d+)$")
+
+
+@dataclass(frozen=True)
+class Reply:
+    lines: tuple[str, ...]  # information lines with the wanted prefix, in order
+    ok: bool
+    cme: int | None = None  # +CME ERROR code; None with ok=False means a plain ERROR
+
+
+class ReplyReader:
+    """Collect one command's reply from bytes fed in any split.
+
+    Keeps information lines that start with `prefix` (all non-empty lines when prefix is "");
+    drops the command's echo, unsolicited result codes and noise. A `%CMNG:` read reply
+    carries PEM with line breaks inside quotes, so line ends inside quotes do not end it.
+    """
+
+    def __init__(self, sent: bytes, prefix: str | None) -> None:
+        self._echo = sent.rstrip(b"\r\n").decode("latin-1")
+        self._prefix = prefix
+        self._buf = bytearray()
+        self._lines: list[str] = []
+        self.ignored = 0
+
+    def feed(self, data: bytes) -> Reply | None:
+        self._buf += data
+        while True:
+            line = self._next_line()
+            if line is None:
+                return None
+            reply = self._take(line)
+            if reply is not None:
+                return reply
+
+    def _next_line(self) -> str | None:
+        buf = self._buf
+        quoted_reply = buf.lstrip(b"\r\n").startswith((b"%CMNG:", b"%KEYGEN:"))
+        in_quotes = False
+        for i, byte in enumerate(buf):
+            if byte == 0x22 and quoted_reply:
+                in_quotes = not in_quotes
+            elif byte in (0x0D, 0x0A) and not in_quotes:
+                line = bytes(buf[:i]).decode("latin-1")
+                del buf[: i + 1]
+                return line
+        return None
+
+    def _take(self, line: str) -> Reply | None:
+        text = line.strip("\r\n")
+        stripped = text.strip()
+        if not stripped:
+            return None
+        if stripped == FINAL_OK:
+            return Reply(tuple(self._lines), True)
+        if stripped == "ERROR":
+            return Reply(tuple(self._lines), False)
+        match = _CME.match(stripped)
+        if match:
+            return Reply(tuple(self._lines), False, int(match.group(1)))
+        if stripped == self._echo:
+            return None
+        if self._prefix is not None and stripped.startswith(self._prefix):
+            self._lines.append(text)
+        else:
+            self.ignored += 1
+        return None
+
+
+_LIST_LINE = re.compile(r'^%CMNG: ?(\d+), ?(\d+)(?:, ?"([0-9A-Fa-f]*)")?')
+
+
+@dataclass(frozen=True)
+class CmngEntry:
+    sec_tag: int
+    nrf_type: int
+    sha256: bytes | None
+
+
+def parse_list_line(line: str) -> CmngEntry:
+    match = _LIST_LINE.match(line.strip())
+    if not match:
+        raise DeviceError(f"unexpected %CMNG reply line: {line[:60]!r}")
+    sha = match.group(3)
+    digest = bytes.fromhex(sha) if sha and len(sha) == 64 else None
+    return CmngEntry(int(match.group(1)), int(match.group(2)), digest)
+
+
+def parse_read(line: str) -> tuple[CmngEntry, bytes]:
+    """`%CMNG: <tag>,<type>,"<sha>","<content>"` → the entry and the content bytes."""
+    entry = parse_list_line(line)
+    parts = line.split('"')
+    # parts: [head, sha, ",", content, tail]
+    if len(parts) < 5:
+        raise DeviceError("a %CMNG read reply without content")
+    return entry, parts[3].encode("latin-1")
+
+
+def parse_keygen(line: str) -> bytes:
+    """`%KEYGEN: "<b64url(CSR DER)>.<b64url(COSE_Sign1)>"` → CSR DER."""
+    match = re.match(r'^%KEYGEN: ?"([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]*)"', line.strip())
+    if not match:
+        raise DeviceError("unexpected %KEYGEN reply")
+    body = match.group(1)
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except ValueError:
+        raise DeviceError("%KEYGEN reply is not base64url") from None
+
+
+def parse_cfun(line: str) -> int:
+    match = re.match(r"^\+CFUN: ?(\d+)", line.strip())
+    if not match:
+        raise DeviceError(f"unexpected +CFUN reply: {line[:40]!r}")
+    return int(match.group(1))
+
+
+def parse_imei(lines: tuple[str, ...]) -> str:
+    for line in lines:
+        match = re.search(r"(\d{15})", line)
+        if match:
+            return match.group(1)
+    raise DeviceError("the modem did not report an IMEI")
+
+
+# ---------------------------------------------------------------------------------------------
+# The drive loop
+
+
+class AtCmngSession:
+    """A conversation with an nRF91 modem over its AT interface."""
+
+    name = NAME
+
+    def __init__(self, transport: Transport, *, timeout: float, retries: int) -> None:
+        self._transport = transport
+        self._timeout = timeout
+        self._retries = max(0, retries)
+        self.bytes_sent = 0
+        self._exchange(command("AT+CMEE=1"), "AT+CMEE=1", prefix=None, retry=True)
+
+    # -- probing --------------------------------------------------------------------------
+    @classmethod
+    def probe(cls, transport: Transport, timeout: float) -> bool:
+        """Does an AT interpreter answer `AT` with OK? A leading line end flushes noise."""
+        _drain(transport)
+        transport.write(b"\r\n" + command("AT"))
+        reader = ReplyReader(command("AT"), prefix=None)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            chunk = transport.read(4096, remaining)
+            if not chunk:
+                continue
+            reply = reader.feed(chunk)
+            if reply is not None and reply.ok:
+                _drain(transport, 0.02)
+                return True
+            if reply is not None:
+                # The flush line's ERROR (noise ahead of it): keep waiting for AT's own reply.
+                reader = ReplyReader(command("AT"), prefix=None)
+        return False
+
+    # -- the one place that talks to the transport -------------------------------------------
+    def _exchange(
+        self,
+        data: bytes,
+        what: str,
+        *,
+        prefix: str | None,
+        retry: bool = False,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send one command, return its reply; `what` names it in errors (never key bytes)."""
+        wait = self._timeout if timeout is None else timeout
+        attempts = 1 + (self._retries if retry else 0)
+        for _ in range(attempts):
+            reader = ReplyReader(data, prefix)
+            self._transport.write(data)
+            self.bytes_sent += len(data)
+            deadline = time.monotonic() + wait
+            while (remaining := deadline - time.monotonic()) > 0:
+                chunk = self._transport.read(4096, remaining)
+                if chunk:
+                    reply = reader.feed(chunk)
+                    if reply is not None:
+                        return reply
+            _drain(self._transport, 0.02)
+        raise LinkError(f"at-cmng: no reply to {what} within {wait:g} s ({attempts} attempt(s))")
+
+    def _ok(
+        self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False
+    ) -> Reply:
+        reply = self._exchange(data, what, prefix=prefix, retry=retry)
+        if not reply.ok:
+            raise _reply_error(what, reply)
+        return reply
+
+    # -- modem state ------------------------------------------------------------------------
+    def _cfun(self) -> int:
+        reply = self._ok(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", retry=True)
+        if not reply.lines:
+            raise DeviceError("the modem did not report its functional mode (+CFUN)")
+        return parse_cfun(reply.lines[0])
+
+    @contextlib.contextmanager
+    def _offline(self) -> Iterator[None]:
+        """Credential changes need the modem offline; put back the mode it was in after."""
+        previous = self._cfun()
+        if previous not in ACTIVE_CFUN_MODES:
+            yield
+            return
+        self._ok(command(f"AT+CFUN={OFFLINE_CFUN_MODE}"), f"AT+CFUN={OFFLINE_CFUN_MODE}")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._ok(command(f"AT+CFUN={previous}"), f"AT+CFUN={previous}", retry=True)
+            raise
+        self._ok(command(f"AT+CFUN={previous}"), f"AT+CFUN={previous}", retry=True)
+
+    # -- DialectSession ---------------------------------------------------------------------
+    def info(self) -> DeviceInfo:
+        imei = parse_imei(self._ok(command("AT+CGSN=1"), "AT+CGSN=1", prefix="", retry=True).lines)
+        fw = self._ok(command("AT+CGMR"), "AT+CGMR", prefix="", retry=True).lines
+        model = self._ok(command("AT+CGMM"), "AT+CGMM", prefix="", retry=True).lines
+        details: dict[str, object] = {"cfun": self._cfun()}
+        if model:
+            details["model"] = model[0].strip()
+        return DeviceInfo(NAME, imei, fw[0].strip() if fw else "", details)
+
+    def _entries(self, sec_tag: int | None = None, nrf_type: int | None = None) -> list[CmngEntry]:
+        what = "AT%CMNG=1"
+        reply = self._exchange(encode_list(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
+        if not reply.ok:
+            raise _reply_error(what, reply)
+        return [parse_list_line(line) for line in reply.lines]
+
+    def list(self) -> list[SlotInfo]:
+        found = []
+        for entry in self._entries():
+            # Modem-internal entries (reserved tags, identity keys) are not slots of ours.
+            if entry.sec_tag > MAX_SEC_TAG or entry.nrf_type not in NRF_TO_SLOT:
+                continue
+            found.append(SlotInfo(entry.sec_tag, NRF_TO_SLOT[entry.nrf_type], None, entry.sha256))
+        return sorted(found, key=lambda s: (s.sec_tag, int(s.type)))
+
+    def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
+        if not slot_type.is_certificate:
+            raise PolicyError(f"{slot_type.label} cannot be read back from an nRF91 modem")
+        nrf_type = int(SLOT_TO_NRF[slot_type])
+        what = f"AT%CMNG=2,{sec_tag},{nrf_type}"
+        reply = self._ok(encode_read(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
+        if not reply.lines:
+            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: the modem returned no content")
+        return parse_read(reply.lines[0])[1]
+
+    def stored_form(self, slot: Slot) -> bytes:
+        if slot.type is SlotType.KEY_PASSWORD:
+            # Not stored as an entry; the modem never reports a digest for it.
+            return slot.data
+        return slot_content(slot)
+
+    def stored_forms(self, credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+        """(sec_tag, slot type) → stored bytes for the whole set (roots of a tag are one)."""
+        return {(p.sec_tag, p.slot_type): p.content for p in plan_write(credentials)}
+
+    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+        plans = plan_write(credentials)  # PolicyError here: nothing sent yet
+        encoded = [encode_write(p) for p in plans]
+        total = sum(len(e) for e in encoded)
+        start_bytes, start = self.bytes_sent, time.monotonic()
+        written: list[SlotInfo] = []
+        done = 0
+        with self._offline():
+            for plan, data in zip(plans, encoded, strict=True):
+                what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
+                # A write overwrites an existing entry, so a retry after a lost reply is safe.
+                self._ok(data, what, retry=True)
+                done += len(data)
+                if progress is not None:
+                    progress(done, total)
+                written.append(self._verify(plan))
+        return WriteResult(tuple(written), self.bytes_sent - start_bytes, time.monotonic() - start)
+
+    def _verify(self, plan: PlannedWrite) -> SlotInfo:
+        expected = hashlib.sha256(plan.content).digest()
+        entries = self._entries(plan.sec_tag, int(plan.nrf_type))
+        match = next(
+            (e for e in entries if (e.sec_tag, e.nrf_type) == (plan.sec_tag, plan.nrf_type)),
+            None,
+        )
+        if match is None:
+            raise DeviceError(f"{plan.where}: not on the modem after writing it")
+        if match.sha256 != expected:
+            raise DeviceError(
+                f"{plan.where}: the modem's SHA-256 differs from the digest of what was sent"
+            )
+        return SlotInfo(plan.sec_tag, plan.slot_type, len(plan.content), match.sha256)
+
+    def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
+        if slot_type is SlotType.KEY_PASSWORD:
+            raise PolicyError("at-cmng keeps no key_password entry (it is the client_key's passwd)")
+        if sec_tag is None and slot_type is not None:
+            raise PolicyError("deleting one slot type needs a sec_tag")
+        with self._offline():
+            if slot_type is not None and sec_tag is not None:
+                targets = [(sec_tag, int(SLOT_TO_NRF[slot_type]))]
+            else:
+                targets = [
+                    (e.sec_tag, e.nrf_type)
+                    for e in self._entries(sec_tag)
+                    if e.sec_tag <= MAX_SEC_TAG and e.nrf_type in NRF_TO_SLOT
+                ]
+            for tag, nrf_type in targets:
+                what = f"AT%CMNG=3,{tag},{nrf_type}"
+                self._ok(encode_delete(tag, nrf_type), what)
+
+    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        data = encode_keygen(sec_tag, subject)
+        with self._offline():
+            # Key generation takes the modem a moment; give it more than one line's time.
+            reply = self._exchange(
+                data, f"AT%KEYGEN={sec_tag},2,0", prefix="%KEYGEN:", timeout=self._timeout * 5
+            )
+            if not reply.ok:
+                raise _reply_error(f"AT%KEYGEN={sec_tag}", reply)
+        if not reply.lines:
+            raise DeviceError("%KEYGEN answered OK without a CSR")
+        return parse_keygen(reply.lines[0])
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def _reply_error(what: str, reply: Reply) -> DeviceError:
+    if reply.cme is None:
+        return DeviceError(f"{what}: the modem answered ERROR", code="at.error")
+    return DeviceError(
+        f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})", code=f"at.cme.{reply.cme}"
+    )
+
+
+def _drain(transport: Transport, quiet: float = 0.0) -> None:
+    """Discard what is waiting (late replies, boot banners) until `quiet` s pass silently."""
+    while transport.read(4096, quiet):
+        pass

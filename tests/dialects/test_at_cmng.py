@@ -1,0 +1,311 @@
+"""at-cmng driver against the at-cmng simulator, back to back in memory."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from dialect_helpers import LoopTransport
+
+from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.device import Device
+from provision.dialects import at_cmng
+from provision.dialects.at_cmng import AtCmngSession, ReplyReader, plan_write
+from provision.errors import DeviceError, LinkError, PolicyError
+from provision.sim.at_cmng import AtCmngModem, AtCmngOptions
+
+
+def open_session(modem=None, **kw):
+    modem = modem or AtCmngModem()
+    transport = LoopTransport(modem, **kw)
+    return AtCmngSession(transport, timeout=0.05, retries=1), modem, transport
+
+
+def test_write_list_verify_read_delete(device_set):
+    session, modem, _ = open_session()
+    result = session.write(device_set)
+    assert [(s.sec_tag, s.type) for s in result.written] == [
+        (42, SlotType.ROOT_CA),
+        (42, SlotType.CLIENT_CERT),
+        (42, SlotType.CLIENT_KEY),
+    ]
+    listed = session.list()
+    assert [(s.sec_tag, s.type) for s in listed] == [
+        (42, SlotType.ROOT_CA),
+        (42, SlotType.CLIENT_CERT),
+        (42, SlotType.CLIENT_KEY),
+    ]
+    # The modem's digest covers exactly the bytes stored; the driver's stored_form agrees.
+    stored = modem.store.entries()
+    for slot in device_set:
+        form = session.stored_form(slot)
+        assert stored[(42, int(at_cmng.SLOT_TO_NRF[slot.type]))] == form
+    assert Device(session, "loop").verify(device_set).ok
+    assert session.read(42, SlotType.CLIENT_CERT) == device_set.get(42, SlotType.CLIENT_CERT).data
+    with pytest.raises(PolicyError, match="cannot be read back"):
+        session.read(42, SlotType.CLIENT_KEY)
+    session.delete(42, SlotType.CLIENT_CERT)
+    assert [(s.type) for s in session.list()] == [SlotType.ROOT_CA, SlotType.CLIENT_KEY]
+    session.delete(42, None)
+    assert session.list() == []
+    # Modem-internal entries in reserved tags are listed by the modem but not by the driver.
+    assert any(tag > 2**31 for tag, _ in modem._entries())
+
+
+def test_cfun_restored_after_write_and_after_error(device_set, pki_material):
+    modem = AtCmngModem(options=AtCmngOptions(cfun=1))
+    session, modem, transport = open_session(modem)
+    session.write(device_set)
+    assert modem.cfun == 1
+    assert b"AT+CFUN=4\r\n" in transport.sent and transport.sent.endswith(b"AT+CFUN=1\r\n")
+    modem.options.capacity = 100  # next write: memory full
+    bigger = CredentialSet.of([Slot(43, SlotType.ROOT_CA, Encoding.PEM, pki_material["root2_pem"])])
+    with pytest.raises(DeviceError, match="515"):
+        session.write(bigger)
+    assert modem.cfun == 1
+
+
+def test_wrong_mode_gives_518():
+    modem = AtCmngModem(options=AtCmngOptions(cfun=1))
+    _lines, _final = modem.execute("AT+CMEE=1")
+    assert modem.execute('AT%CMNG=0,1,0,"-----BEGIN X-----\nAA\n-----END X-----\n"') == (
+        [],
+        "+CME ERROR: 518",
+    )
+    assert modem.execute("AT%CMNG=3,1,0") == ([], "+CME ERROR: 518")
+
+
+def test_cme_errors_map_to_messages():
+    session, _modem, _ = open_session()
+    with pytest.raises(DeviceError, match=r"513 \(not found\)"):
+        session.read(5, SlotType.ROOT_CA)
+    with pytest.raises(DeviceError, match="513"):
+        session.delete(5, SlotType.ROOT_CA)
+    for code in (0, 23, 50, 60, 513, 514, 515, 518, 519, 520, 523, 527, 528):
+        assert at_cmng.cme_message(code) != "undocumented error code"
+
+
+def test_plain_error_without_cmee():
+    modem = AtCmngModem()
+    assert modem.execute("AT%CMNG=2,5,0") == ([], "ERROR")
+    modem.execute("AT+CMEE=1")
+    assert modem.execute("AT%CMNG=2,5,0") == ([], "+CME ERROR: 513")
+
+
+def test_crlf_pem_refused_by_modem_and_normalized_by_driver(device_set):
+    modem = AtCmngModem()
+    modem.execute("AT+CMEE=1")
+    crlf = '"-----BEGIN CERTIFICATE-----\r\nAAAA\r\n-----END CERTIFICATE-----\r\n"'
+    assert modem.execute(f"AT%CMNG=0,3,0,{crlf}") == ([], "+CME ERROR: 527")
+    slot = device_set.get(42, SlotType.CLIENT_CERT)
+    crlf_slot = Slot(42, SlotType.CLIENT_CERT, Encoding.PEM, slot.data.replace(b"\n", b"\r\n"))
+    session, modem, _ = open_session(modem)
+    session.write(CredentialSet.of([crlf_slot]))
+    assert modem.store.entries()[(42, 1)] == slot.data
+
+
+def test_malformed_content_527():
+    modem = AtCmngModem()
+    modem.execute("AT+CMEE=1")
+    assert modem.execute('AT%CMNG=0,3,0,"not a pem"') == ([], "+CME ERROR: 527")
+    assert modem.execute('AT%CMNG=0,3,3,"abc"') == ([], "+CME ERROR: 527")
+
+
+def test_reserved_tag_refused():
+    modem = AtCmngModem()
+    modem.execute("AT+CMEE=1")
+    pem = '"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"'
+    assert modem.execute(f"AT%CMNG=0,2147483648,0,{pem}") == ([], "+CME ERROR: 514")
+    assert modem.execute("AT%CMNG=3,4294967293,10") == ([], "+CME ERROR: 514")
+
+
+def test_exists_519_when_firmware_does_not_overwrite(device_set):
+    modem = AtCmngModem(options=AtCmngOptions(write_overwrites=False))
+    session, modem, _ = open_session(modem)
+    session.write(device_set)
+    with pytest.raises(DeviceError, match="519"):
+        session.write(device_set)
+
+
+def test_rewrite_overwrites(device_set, pki_material):
+    session, modem, _ = open_session()
+    session.write(device_set)
+    changed = CredentialSet.of(
+        [Slot(42, SlotType.ROOT_CA, Encoding.PEM, pki_material["root2_pem"])]
+    )
+    session.write(changed)
+    assert modem.store.entries()[(42, 0)] == pki_material["root2_pem"]
+
+
+def test_encrypted_key_with_password(encrypted_set):
+    session, modem, transport = open_session()
+    session.write(encrypted_set)
+    assert b',"s3cret-pass"\r\n' in transport.sent
+    assert (7, 3) not in modem.store.entries()  # key_password is no entry of its own
+    assert Device(session, "loop").verify(encrypted_set).ok
+
+
+def test_wrong_password_refused_by_modem(pki_material):
+    bad = CredentialSet.of(
+        [
+            Slot(7, SlotType.CLIENT_KEY, Encoding.PEM, pki_material["key_enc_pem"],
+                 SlotFlags.ENCRYPTED),
+            Slot(7, SlotType.KEY_PASSWORD, Encoding.RAW, b"wrong"),
+        ]
+    )  # fmt: skip
+    session, _, _ = open_session()
+    with pytest.raises(DeviceError, match="527"):
+        session.write(bad)
+
+
+def test_policy_errors_before_any_byte(pki_material, device_set):
+    m = pki_material
+    long_pw = CredentialSet.of(
+        [
+            Slot(7, SlotType.CLIENT_KEY, Encoding.PEM, m["key_enc_pem"], SlotFlags.ENCRYPTED),
+            Slot(7, SlotType.KEY_PASSWORD, Encoding.RAW, b"x" * 33),
+        ]
+    )
+    no_pw = CredentialSet.of(
+        [Slot(7, SlotType.CLIENT_KEY, Encoding.PEM, m["key_enc_pem"], SlotFlags.ENCRYPTED)]
+    )
+    quoted = CredentialSet.of([Slot(9, SlotType.PSK_IDENTITY, Encoding.RAW, b'id"x')])
+    huge = CredentialSet.of(
+        [Slot(9, SlotType.ROOT_CA, Encoding.PEM, m["root_pem"]) for _ in range(1)]
+        + [Slot(9, SlotType.CLIENT_CERT, Encoding.PEM, m["cert_pem"] * 8)]
+    )
+    for bad, message in [
+        (long_pw, "longer than 32"),
+        (no_pw, "no key_password"),
+        (quoted, "double quote"),
+        (huge, "silently drops"),
+    ]:
+        session, _, transport = open_session()
+        sent_before = len(transport.sent)
+        with pytest.raises(PolicyError, match=message):
+            session.write(bad)
+        assert len(transport.sent) == sent_before
+
+
+def test_several_roots_in_one_tag_become_one_entry(pki_material):
+    m = pki_material
+    roots = CredentialSet.of(
+        [
+            Slot(50, SlotType.ROOT_CA, Encoding.PEM, m["root_pem"]),
+            Slot(50, SlotType.ROOT_CA, Encoding.DER, m["root_der"]),
+            Slot(50, SlotType.ROOT_CA, Encoding.PEM, m["root2_pem"]),
+        ]
+    )
+    plans = plan_write(roots)
+    assert len(plans) == 1 and plans[0].content.count(b"BEGIN CERTIFICATE") == 3
+    session, _modem, _ = open_session()
+    session.write(roots)
+    assert Device(session, "loop").verify(roots).ok
+
+
+def test_der_bundle_goes_as_pem(pki_material):
+    m = pki_material
+    der_set = CredentialSet.of(
+        [
+            Slot(11, SlotType.CLIENT_CERT, Encoding.DER, m["cert_der"]),
+            Slot(11, SlotType.CLIENT_KEY, Encoding.DER, m["key_der"]),
+        ]
+    )
+    session, modem, _ = open_session()
+    session.write(der_set)
+    stored = modem.store.entries()
+    assert stored[(11, 1)] == m["cert_pem"]
+    assert stored[(11, 2)].startswith(b"-----BEGIN PRIVATE KEY-----\n")
+
+
+def test_psk_and_identity():
+    psk_set = CredentialSet.of(
+        [
+            Slot(3, SlotType.PSK, Encoding.RAW, bytes(range(16))),
+            Slot(3, SlotType.PSK_IDENTITY, Encoding.RAW, b"client-3"),
+        ]
+    )
+    session, modem, _ = open_session()
+    session.write(psk_set)
+    assert modem.store.entries()[(3, 3)] == bytes(range(16)).hex().encode()
+    assert Device(session, "loop").verify(psk_set).ok
+
+
+def test_keygen_returns_csr():
+    from cryptography import x509
+
+    session, modem, _ = open_session(AtCmngModem(options=AtCmngOptions(cfun=1)))
+    csr_der = session.keygen(77, "dev-77")
+    csr = x509.load_der_x509_csr(csr_der)
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string() == "CN=dev-77"
+    assert (77, 2) in modem.store.entries()
+    assert modem.cfun == 1
+    default = x509.load_der_x509_csr(session.keygen(78))
+    assert modem.options.uuid in default.subject.rfc4514_string()
+
+
+def test_info_reports_imei_and_firmware():
+    session, _, _ = open_session()
+    info = session.info()
+    assert info.dialect == "at-cmng"
+    assert info.device_id == "352656100367872"
+    assert info.firmware == "mfw_nrf91x1_2.0.2"
+    assert info.details["model"] == "nRF9151-LACA"
+
+
+def test_device_stops_answering_gives_link_error(device_set):
+    modem = AtCmngModem()
+    session, modem, transport = open_session(modem)
+    transport.mute_after = len(transport.sent)
+    with pytest.raises(LinkError, match="no reply"):
+        session.write(device_set)
+
+
+def test_garbage_and_echo_and_urcs_are_ignored(device_set):
+    modem = AtCmngModem(options=AtCmngOptions(echo=True))
+    session, modem, transport = open_session(modem)
+    transport.inject = b'\x00\xff garbage line\r\n+CEREG: 2,"0A"\r\n'
+    session.write(device_set)
+    assert len(session.list()) == 3
+
+
+def test_reply_reader_byte_by_byte_and_quoted_lines():
+    content = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    sha = hashlib.sha256(content.encode()).hexdigest().upper()
+    wire = f'noise\r\n%CMNG: 5,0,"{sha}","{content}"\r\nOK\r\n'.encode()
+    for step in (1, 3, len(wire)):
+        reader = ReplyReader(b"AT%CMNG=2,5,0\r\n", "%CMNG:")
+        reply = None
+        for i in range(0, len(wire), step):
+            reply = reader.feed(wire[i : i + step]) or reply
+        assert reply is not None and reply.ok
+        entry, got = at_cmng.parse_read(reply.lines[0])
+        assert (entry.sec_tag, entry.nrf_type) == (5, 0) and got == content.encode()
+        assert entry.sha256 == hashlib.sha256(content.encode()).digest()
+
+
+def test_partial_reply_then_silence_is_link_error():
+    class Half(LoopTransport):
+        def write(self, data):
+            self.sent += data
+            reply = self.device.receive_data(data)
+            self.pending += reply[: len(reply) // 2] if b"CMNG=1" in data else reply
+
+    modem = AtCmngModem()
+    session = AtCmngSession(Half(modem), timeout=0.05, retries=1)
+    with pytest.raises(LinkError):
+        session.list()
+
+
+def test_command_buffer_overflow_is_dropped_silently():
+    modem = AtCmngModem()
+    modem.execute("AT+CMEE=1")
+    body = "A" * 5000
+    reply = modem.receive_data(f'AT%CMNG=0,1,0,"{body}"\r\n'.encode())
+    assert reply == b""  # the closing quote was dropped: the line end is still "in quotes"
+    assert modem.dropped > 0
+
+
+def test_probe():
+    assert AtCmngSession.probe(LoopTransport(AtCmngModem()), 0.05)
