@@ -40,7 +40,12 @@ def test_two_processes_never_hand_out_the_same_serial_or_device(
         )
         for station in ("st-a", "st-b")
     ]
-    time.sleep(0.3)  # both have imported and connected; start them together
+    # Start both together once both have imported and connected.
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{go}.{s}.ready").exists() for s in ("st-a", "st-b")):
+        assert time.monotonic() < deadline, "workers did not start"
+        assert all(p.poll() is None for p in procs), "a worker died before the start"
+        time.sleep(0.01)
     go.touch()
     results = []
     for proc in procs:
@@ -55,7 +60,7 @@ def test_two_processes_never_hand_out_the_same_serial_or_device(
     recorded = [d for r in results for d in r["recorded"]]
     assert sorted(recorded) == [f"uid-{i:04d}" for i in range(DEVICES)], "device recorded twice"
     # Both stations really competed (otherwise the test proves nothing).
-    assert all(r["recorded"] for r in results)
+    assert all(r["recorded"] for r in results), [len(r["recorded"]) for r in results]
 
     with open_registry(registry_url) as reg:
         report = reg.verify()

@@ -24,6 +24,8 @@ def main() -> None:
     url, station, go_file = sys.argv[1:4]
     devices, serial_count = int(sys.argv[4]), int(sys.argv[5])
     reg = open_registry(url)
+    with open(f"{go_file}.{station}.ready", "w"):
+        pass
     deadline = time.monotonic() + 30
     while not os.path.exists(go_file) and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -48,6 +50,9 @@ def main() -> None:
                 continue
             reg.record(entry(device_id, station=station, serial=reg.allocate_serial()), claim=claim)
             recorded.append(device_id)
+        # A real station spends seconds with each device between registry calls; without
+        # a pause, SQLite's busy handler lets one process starve the other for the whole run.
+        time.sleep(0.002)
     reg.close()
     print(json.dumps({"serials": serials, "recorded": recorded}))
 
