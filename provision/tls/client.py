@@ -15,8 +15,10 @@ import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from provision.bundle.model import CredentialSet, Slot
 from provision.pki.certs import describe_certificate
 from provision.tls.material import TLSMaterial, TLSSetupError, client_context
 from provision.tls.report import Failure, HandshakeReport
@@ -280,3 +282,18 @@ def _close(wire: _Wire) -> None:
         wire.tls.unwrap()
     with contextlib.suppress(OSError):
         wire.flush()
+
+
+def handshake_from_slots(
+    slots: CredentialSet | Iterable[Slot], sec_tag: int, host: str, port: int, **options: Any
+) -> HandshakeReport:
+    """What a (simulated) device does: the handshake with only its own slots of `sec_tag`.
+
+    `options` are handshake()'s keyword arguments. Never raises for TLS, network or
+    credential failures.
+    """
+    try:
+        material = TLSMaterial.from_slots(slots, sec_tag)
+    except TLSSetupError as err:
+        return HandshakeReport(f"{host}:{port}", err.failure, err.message, sec_tag=sec_tag)
+    return handshake(host, port, material, sec_tag=sec_tag, **options)
