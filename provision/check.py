@@ -173,6 +173,13 @@ def _validity_overlap(certs: Sequence[x509.Certificate]) -> datetime | None:
     return start if start <= end else None
 
 
+def _reason(err: Exception) -> str:
+    text = str(err).split("\n")[0]
+    if "candidates exhausted" in text and "no interior errors" in text:
+        return "no path to a trusted root (wrong root or missing intermediate)"
+    return text.removeprefix("validation failed: ")
+
+
 def _verify_client_chain(
     roots: list[x509.Certificate],
     leaf: x509.Certificate,
@@ -191,10 +198,8 @@ def _verify_client_chain(
             .build_client_verifier()
         )
         verifier.verify(leaf, intermediates)
-    except VerificationError as err:
-        return str(err)
-    except ValueError as err:  # e.g. an unsupported key or a malformed extension
-        return str(err)
+    except (VerificationError, ValueError) as err:  # ValueError: e.g. unsupported key
+        return _reason(err)
     return None
 
 
@@ -213,10 +218,8 @@ def _verify_server_chain(
             subject = DNSName(hostname)
         verifier = PolicyBuilder().store(Store(roots)).time(at).build_server_verifier(subject)
         verifier.verify(leaf, intermediates)
-    except VerificationError as err:
-        return str(err)
-    except ValueError as err:
-        return str(err)
+    except (VerificationError, ValueError) as err:
+        return _reason(err)
     return None
 
 

@@ -1,5 +1,109 @@
-"""`provision check` commands (to be filled in)."""
+"""`provision check`: pre-flight check of credential files before they go to a device."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import typer
+from rich.table import Table
+
+from provision.check import Severity, check_files, exit_code_for
+from provision.cli.common import (
+    PASSWORD_ENV_HELP,
+    PASSWORD_FILE_HELP,
+    console,
+    print_json,
+    resolve_password,
+)
+from provision.pki.files import read_input
+from provision.pki.keys import key_is_encrypted
+from provision.targets import TARGETS
 
 app = typer.Typer(no_args_is_help=True)
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+@app.command("check")
+def check(
+    root: list[Path] = typer.Option([], "--root", help="Root CA certificate (repeat)."),
+    cert: Path | None = typer.Option(None, "--cert", help="Client certificate (+ chain, PEM)."),
+    chain: Path | None = typer.Option(None, "--chain", help="Intermediate CA certificate(s)."),
+    key: Path | None = typer.Option(None, "--key", help="Client private key (PEM or DER)."),
+    password_file: Path | None = typer.Option(
+        None, "--password-file", help="Key password: " + PASSWORD_FILE_HELP
+    ),
+    password_env: str | None = typer.Option(
+        None, "--password-env", help="Key password: " + PASSWORD_ENV_HELP
+    ),
+    target: str = typer.Option(
+        "default", "--target", help=f"Device profile: {', '.join(TARGETS)}."
+    ),
+    expiry_days: int = typer.Option(
+        30, "--expiry-days", min=0, help="Warn when a certificate expires within this many days."
+    ),
+    server_cert: Path | None = typer.Option(
+        None, "--server-cert", help="Server certificate or chain the device will be shown."
+    ),
+    server_hostname: str | None = typer.Option(
+        None, "--server-hostname", help="Name the device connects to (default: first SAN)."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings."),
+    json_out: bool = typer.Option(False, "--json", help="Findings as JSON."),
+) -> None:
+    """Check roots, client certificate, key and sizes. Exit 0 clean, 1 warnings (--strict),
+    2 errors; 3 when an input file is missing or not a certificate."""
+    if not root and cert is None:
+        raise typer.BadParameter("give at least --root or --cert", param_hint="--root/--cert")
+    password = None
+    if key is not None:
+        encrypted = key_is_encrypted(read_input(key, "private key"))
+        password = resolve_password(
+            password_file=password_file,
+            password_env=password_env,
+            # Without a terminal the check reports key.password_missing instead of hanging.
+            prompt="Key password" if encrypted and sys.stdin.isatty() else None,
+        )
+    report = check_files(
+        roots=root,
+        client_cert=cert,
+        client_key=key,
+        chain=chain,
+        key_password=password,
+        target=target,
+        expiry_warning_days=expiry_days,
+        server_cert=server_cert,
+        server_hostname=server_hostname,
+    )
+    code = exit_code_for(report.findings, strict=strict)
+    if json_out:
+        print_json(
+            {
+                "target": report.target,
+                "findings": [f.to_json() for f in report.findings],
+                "errors": len(report.errors),
+                "warnings": len(report.warnings),
+                "exit_code": code,
+            }
+        )
+    elif not report.findings:
+        console.print(f"ok: no findings (target {report.target})")
+    else:
+        table = Table(box=None, header_style="bold")
+        for col in ("severity", "code", "sec_tag", "slot", "message"):
+            table.add_column(col)
+        for f in report.findings:
+            table.add_row(
+                f"[{_STYLE[f.severity]}]{f.severity.value}[/]",
+                f.code,
+                "" if f.sec_tag is None else str(f.sec_tag),
+                f.slot or "",
+                f.message,
+            )
+        console.print(table)
+        console.print(
+            f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) "
+            f"(target {report.target})"
+        )
+    raise typer.Exit(code)

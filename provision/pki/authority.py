@@ -63,7 +63,7 @@ def _check_days(days: int) -> int:
     return days
 
 
-def _check_key_type(key_type: KeyType, allow_ed25519: bool) -> KeyType:
+def check_key_type(key_type: KeyType, allow_ed25519: bool) -> KeyType:
     key_type = KeyType(key_type)
     if key_type is KeyType.ED25519 and not allow_ed25519:
         raise PolicyError(
@@ -139,7 +139,7 @@ class Authority:
         allow_ed25519: bool = False,
         key: PrivateKey | None = None,
     ) -> Authority:
-        key_type = _check_key_type(key_type, allow_ed25519)
+        key_type = check_key_type(key_type, allow_ed25519)
         if path_length < 0:
             raise InputError("path length must be 0 or more")
         key = key or generate_key(key_type)
@@ -166,7 +166,7 @@ class Authority:
         if not names:
             raise InputError("a server certificate needs at least one DNS name or IP (--san)")
         san = parse_san(names)
-        key_type = _check_key_type(key_type, allow_ed25519)
+        key_type = check_key_type(key_type, allow_ed25519)
         key = key or generate_key(key_type)
         cert = self._build(
             Profile.SERVER, _name(common_name_ or names[0]), key.public_key(), days, san=san
@@ -186,7 +186,7 @@ class Authority:
     ) -> tuple[PrivateKey, x509.Certificate]:
         """A device key and certificate: CN = device id, EKU clientAuth."""
         validate_device_id(device_id)
-        key_type = _check_key_type(key_type, allow_ed25519)
+        key_type = check_key_type(key_type, allow_ed25519)
         key = key or generate_key(key_type)
         cert = self._build(
             Profile.CLIENT, _name(device_id, organization), key.public_key(), days, now=now
@@ -266,7 +266,7 @@ def create_root_ca(
     now: datetime | None = None,
 ) -> Authority:
     """A self-signed root: basicConstraints CA (critical), keyCertSign/cRLSign, SKI."""
-    key_type = _check_key_type(key_type, allow_ed25519)
+    key_type = check_key_type(key_type, allow_ed25519)
     if not common_name_:
         raise InputError("a CA needs a common name")
     key = key or generate_key(key_type)
