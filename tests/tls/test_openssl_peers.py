@@ -85,11 +85,7 @@ def test_s_client_completes_against_provision_testserver(pki_files, testserver_c
     done = s_client(port, pki_files, "client_cert", "client_key", version)
     assert done.returncode == 0, done.stdout.decode()[-800:]
     assert b"ACCEPTED CN=device-1,O=provision tests" in done.stdout
-    assert (
-        f"Protocol: TLSv{version}".encode()
-        in done.stdout.replace(b"  ", b"").replace(b" : ", b": ")
-        or f"TLSv{version}".encode() in done.stdout
-    )
+    assert f"TLSv{version}".encode() in done.stdout
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert b"accepted 127.0.0.1:" in out
