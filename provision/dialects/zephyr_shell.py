@@ -1,0 +1,442 @@
+"""The `zephyr-shell` dialect: any Zephyr device with the TLS credentials shell (`cred`).
+
+The sans-IO half (`plan_write`, `encode_*`, `ShellReader`, `parse_*`) turns operations into
+shell lines and shell output into values. `ZephyrShellSession` is the drive loop over a
+Transport: one command line at a time, waiting for the prompt after each.
+
+Source of the syntax, messages and digest rule: Zephyr
+subsys/net/lib/tls_credentials/tls_credentials_shell.c and tls_credentials_digest_raw.c
+(see docs/dialects.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+
+from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
+from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.dialects.at_cmng import slot_pem
+from provision.errors import DeviceError, LinkError, PolicyError
+from provision.transport.base import Transport
+
+NAME = "zephyr-shell"
+# CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE default: the base64 text of one credential
+# must stay below it (the shell refuses a chunk that would fill it).
+DEFAULT_CRED_BUF_SIZE = 1024
+# base64 characters per `cred buf` line. The shell's command buffer
+# (CONFIG_SHELL_CMD_BUFF_SIZE, 256 by default) must hold "cred buf " + chunk; shorter lines
+# also stay clear of the UART backend's small RX ring buffer.
+DEFAULT_CHUNK_CHARS = 128
+EOL = b"\r\n"
+
+# Names the shell accepts on input (the first of each group is also its human-readable name).
+TYPE_KEYWORD: dict[SlotType, str] = {
+    SlotType.ROOT_CA: "CA_CERT",
+    SlotType.CLIENT_CERT: "CLIENT_CERT",
+    SlotType.CLIENT_KEY: "PRIVATE_KEY",
+    SlotType.PSK: "PSK",
+    SlotType.PSK_IDENTITY: "PSK_ID",
+}
+# The compact names `cred list` prints (the last of each group in the shell's table).
+COMPACT_TYPE: dict[str, SlotType] = {
+    "CA": SlotType.ROOT_CA,
+    "SERV": SlotType.CLIENT_CERT,
+    "PK": SlotType.CLIENT_KEY,
+    "PSK": SlotType.PSK,
+    "PSK_ID": SlotType.PSK_IDENTITY,
+}
+
+_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>78]")
+_PROMPT = re.compile(r"(?:^|\n)[\w.\-]*:~\$ ?$")
+_PROMPT_PREFIX = re.compile(r"^[\w.\-]*:~\$ ?")
+_LIST_LINE = re.compile(r"^(\d+),([A-Z_]+),([A-Za-z0-9+/=]+|ERROR|N/A),(-?\d+)$")
+_FOUND = re.compile(r"^(\d+) credentials found\.$")
+_STORED = re.compile(r"^Stored (\d+) bytes\.$")
+_ADDED = re.compile(r"^Added TLS credential of type \w+, sectag (\d+), and length (\d+) bytes\.$")
+
+
+# ---------------------------------------------------------------------------------------------
+# What is stored
+
+
+def stored_bytes(slot: Slot) -> tuple[bytes, str]:
+    """One slot's payload as sent and the `cred add` format: PEM with `bint` (the shell adds
+    the NUL mbedTLS needs to parse PEM), PSK and identity as raw bytes with `bin`."""
+    if slot.type is SlotType.KEY_PASSWORD or slot.flags & SlotFlags.ENCRYPTED:
+        raise PolicyError(
+            f"sec_tag {slot.sec_tag}: Zephyr's TLS credentials shell has no password-encrypted "
+            "client_key; provide the key unencrypted (or use the at-cmng dialect)"
+        )
+    if slot.type in (SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY):
+        return slot_pem(slot), "bint"
+    return slot.data, "bin"
+
+
+@dataclass(frozen=True)
+class PlannedAdd:
+    sec_tag: int
+    slot_type: SlotType
+    payload: bytes = field(repr=False)  # what goes through `cred buf` (before base64)
+    fmt: str  # "bint" or "bin"
+
+    @property
+    def stored(self) -> bytes:
+        """The bytes the device keeps, which its digest covers."""
+        return self.payload + b"\x00" if self.fmt == "bint" else self.payload
+
+    @property
+    def where(self) -> str:
+        return f"sec_tag {self.sec_tag} {self.slot_type.label}"
+
+
+def plan_write(credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE):
+    """The `cred add`s for a set, or PolicyError before anything is sent. Several root_ca in
+    one tag become one CA_CERT credential: the PEM certificates one after another, one NUL."""
+    plans: list[PlannedAdd] = []
+    for sec_tag in credentials.sec_tags:
+        slots = credentials.in_tag(sec_tag)
+        roots = [s for s in slots if s.type is SlotType.ROOT_CA]
+        if roots:
+            chain = b"".join(stored_bytes(s)[0] for s in roots)
+            plans.append(PlannedAdd(sec_tag, SlotType.ROOT_CA, chain, "bint"))
+        for slot in slots:
+            if slot.type is not SlotType.ROOT_CA:
+                payload, fmt = stored_bytes(slot)
+                plans.append(PlannedAdd(sec_tag, slot.type, payload, fmt))
+    for plan in plans:
+        if not plan.payload:
+            raise PolicyError(f"{plan.where}: empty content")
+        size = len(base64.b64encode(plan.payload))
+        if size >= cred_buf_size:
+            raise PolicyError(
+                f"{plan.where}: {size} base64 characters do not fit the shell's credential "
+                f"buffer ({cred_buf_size} bytes, CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE)"
+            )
+    return plans
+
+
+def b64_digest(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Command lines
+
+
+def line(text: str) -> bytes:
+    return text.encode("ascii") + EOL
+
+
+def encode_buf_lines(payload: bytes, chunk_chars: int = DEFAULT_CHUNK_CHARS) -> list[bytes]:
+    text = base64.b64encode(payload).decode()
+    return [line(f"cred buf {text[i : i + chunk_chars]}") for i in range(0, len(text), chunk_chars)]
+
+
+def encode_add(plan: PlannedAdd) -> bytes:
+    return line(f"cred add {plan.sec_tag} {TYPE_KEYWORD[plan.slot_type]} DEFAULT {plan.fmt}")
+
+
+def encode_delete(sec_tag: int, slot_type: SlotType) -> bytes:
+    return line(f"cred del {sec_tag} {TYPE_KEYWORD[slot_type]}")
+
+
+def encode_list(sec_tag: int | None = None, slot_type: SlotType | None = None) -> bytes:
+    if sec_tag is None:
+        return line("cred list")
+    if slot_type is None:
+        return line(f"cred list {sec_tag}")
+    return line(f"cred list {sec_tag} {TYPE_KEYWORD[slot_type]}")
+
+
+def encode_get(sec_tag: int, slot_type: SlotType) -> bytes:
+    return line(f"cred get {sec_tag} {TYPE_KEYWORD[slot_type]} bint")
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+class ShellReader:
+    """Collect the output of one command line, fed in any split, until the next prompt.
+
+    VT100 colour codes are removed, the echo of the command and any prompt before it are
+    dropped; what is left are the command's output lines (log lines included)."""
+
+    def __init__(self, sent: bytes) -> None:
+        self._echo = sent.rstrip(b"\r\n").decode("latin-1")
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[str] | None:
+        self._buf += data
+        text = _ANSI.sub(b"", bytes(self._buf)).decode("latin-1").replace("\r", "")
+        if not _PROMPT.search(text):
+            return None
+        body = _PROMPT.sub("", text)
+        lines = []
+        for raw in body.split("\n"):
+            stripped = _PROMPT_PREFIX.sub("", raw).strip()
+            if stripped and stripped != self._echo:
+                lines.append(stripped)
+        return lines
+
+
+@dataclass(frozen=True)
+class ListedCredential:
+    sec_tag: int
+    type_name: str
+    digest: bytes | None
+    status: int
+
+
+def parse_list(lines: list[str]) -> list[ListedCredential]:
+    found: list[ListedCredential] = []
+    count = None
+    for text in lines:
+        match = _LIST_LINE.match(text)
+        if match:
+            digest = None
+            if match.group(3) not in ("ERROR", "N/A"):
+                try:
+                    digest = base64.b64decode(match.group(3), validate=True)
+                except binascii.Error:
+                    digest = None
+            found.append(
+                ListedCredential(int(match.group(1)), match.group(2), digest, int(match.group(4)))
+            )
+            continue
+        done = _FOUND.match(text)
+        if done:
+            count = int(done.group(1))
+    if count is None:
+        raise DeviceError("`cred list` output ended without its 'credentials found' line")
+    if count != len(found):
+        raise DeviceError(f"`cred list` announced {count} credentials but listed {len(found)}")
+    return found
+
+
+def parse_get(lines: list[str]) -> bytes:
+    chunks = [t for t in lines if re.fullmatch(r"[A-Za-z0-9+/=]+", t)]
+    try:
+        return base64.b64decode("".join(chunks), validate=True)
+    except binascii.Error:
+        raise DeviceError("`cred get` output is not base64") from None
+
+
+def device_message(lines: list[str]) -> str:
+    """The first line worth showing a user (no secrets: the shell never prints key bytes in
+    error messages)."""
+    for text in lines:
+        if not _STORED.match(text) and text != "Credential buffer cleared.":
+            return text[:200]
+    return "no output"
+
+
+# ---------------------------------------------------------------------------------------------
+# The drive loop
+
+
+class ZephyrShellSession:
+    """A conversation with a Zephyr shell that has the `cred` command."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float,
+        retries: int,
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
+        cred_buf_size: int = DEFAULT_CRED_BUF_SIZE,
+    ) -> None:
+        self._transport = transport
+        self._timeout = timeout
+        self._retries = max(0, retries)
+        self._chunk_chars = chunk_chars
+        self._cred_buf_size = cred_buf_size
+        self.bytes_sent = 0
+        # An empty line brings a fresh prompt; what came before it (boot log) is dropped.
+        self._run(EOL, "an empty line", retry=True)
+
+    @classmethod
+    def probe(cls, transport: Transport, timeout: float) -> bool:
+        """Is there a Zephyr shell with `cred`? `cred list` is harmless and says so."""
+        _drain(transport)
+        data = b"\r\n" + line("cred list")
+        transport.write(data)
+        buf = bytearray()
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            chunk = transport.read(4096, remaining)
+            buf += chunk
+            text = _ANSI.sub(b"", bytes(buf)).decode("latin-1")
+            if re.search(r"\d+ credentials found\.", text) and _PROMPT.search(
+                text.replace("\r", "")
+            ):
+                return True
+            if "command not found" in text and _PROMPT.search(text.replace("\r", "")):
+                return False
+        return False
+
+    def _run(self, data: bytes, what: str, *, retry: bool = False) -> list[str]:
+        """Send one command line, return its output lines; `what` names it in errors."""
+        attempts = 1 + (self._retries if retry else 0)
+        for _ in range(attempts):
+            reader = ShellReader(data)
+            self._transport.write(data)
+            self.bytes_sent += len(data)
+            deadline = time.monotonic() + self._timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                chunk = self._transport.read(4096, remaining)
+                if chunk:
+                    lines = reader.feed(chunk)
+                    if lines is not None:
+                        return lines
+            _drain(self._transport, 0.02)
+        raise LinkError(
+            f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
+            f"({attempts} attempt(s))"
+        )
+
+    # -- DialectSession ---------------------------------------------------------------------
+    def info(self) -> DeviceInfo:
+        version = self._run(line("kernel version"), "kernel version", retry=True)
+        devid = self._run(line("hwinfo devid"), "hwinfo devid", retry=True)
+        device_id = next(
+            (m.group(1) for t in devid if (m := re.match(r"^ID: ?(?:0x)?([0-9A-Fa-f]+)", t))),
+            "unknown",
+        )
+        firmware = next((t for t in version if t.startswith("Zephyr version")), "")
+        count = len(self._listed())
+        return DeviceInfo(NAME, device_id, firmware, {"credentials": count})
+
+    def _listed(
+        self, sec_tag: int | None = None, slot_type: SlotType | None = None
+    ) -> list[ListedCredential]:
+        return parse_list(self._run(encode_list(sec_tag, slot_type), "cred list", retry=True))
+
+    def list(self) -> list[SlotInfo]:
+        found = [
+            SlotInfo(c.sec_tag, COMPACT_TYPE[c.type_name], None, c.digest)
+            for c in self._listed()
+            if c.type_name in COMPACT_TYPE
+        ]
+        return sorted(found, key=lambda s: (s.sec_tag, int(s.type)))
+
+    def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
+        if not slot_type.is_certificate:
+            raise PolicyError(f"{slot_type.label} is never read back from a device")
+        out = self._run(encode_get(sec_tag, slot_type), f"cred get {sec_tag}", retry=True)
+        if any(t.startswith("There is no TLS credential") for t in out):
+            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
+        if any("isn't NULL-terminated" in t for t in out):
+            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not stored as PEM text")
+        return parse_get(out)
+
+    def stored_form(self, slot: Slot) -> bytes:
+        payload, fmt = stored_bytes(slot)
+        return payload + b"\x00" if fmt == "bint" else payload
+
+    def stored_forms(self, credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+        return {
+            (p.sec_tag, p.slot_type): p.stored for p in plan_write(credentials, self._cred_buf_size)
+        }
+
+    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+        plans = plan_write(credentials, self._cred_buf_size)  # PolicyError: nothing sent yet
+        batches = [(p, encode_buf_lines(p.payload, self._chunk_chars)) for p in plans]
+        total = sum(sum(len(x) for x in chunks) for _, chunks in batches)
+        start_bytes, start = self.bytes_sent, time.monotonic()
+        present = {(c.sec_tag, c.type_name) for c in self._listed()}
+        done = 0
+        written: list[SlotInfo] = []
+        for plan, chunks in batches:
+            compact = next(k for k, v in COMPACT_TYPE.items() if v is plan.slot_type)
+            if (plan.sec_tag, compact) in present:
+                # The shell never overwrites: "already exists". Delete, then add.
+                self._delete_one(plan.sec_tag, plan.slot_type)
+            self._run(line("cred buf clear"), "cred buf clear", retry=True)
+            for chunk in chunks:
+                out = self._run(chunk, f"cred buf (chunk for {plan.where})")
+                self._expect_stored(out, len(chunk) - len("cred buf ") - len(EOL), plan)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+            out = self._run(encode_add(plan), f"cred add for {plan.where}")
+            self._expect_added(out, plan)
+            written.append(self._verify(plan))
+        return WriteResult(tuple(written), self.bytes_sent - start_bytes, time.monotonic() - start)
+
+    def _expect_stored(self, out: list[str], expected: int, plan: PlannedAdd) -> None:
+        if any("RX ring buffer full" in t for t in out):
+            raise LinkError(
+                f"{plan.where}: the shell dropped input (RX ring buffer full); "
+                "use shorter chunks or a lower baud rate"
+            )
+        stored = next((int(m.group(1)) for t in out if (m := _STORED.match(t))), None)
+        if stored is None:
+            raise DeviceError(f"{plan.where}: cred buf refused: {device_message(out)}")
+        if stored != expected:
+            raise LinkError(
+                f"{plan.where}: the shell stored {stored} of {expected} characters of a chunk"
+            )
+
+    def _expect_added(self, out: list[str], plan: PlannedAdd) -> None:
+        added = next((m for t in out if (m := _ADDED.match(t))), None)
+        if added is None:
+            raise DeviceError(f"{plan.where}: cred add failed: {device_message(out)}")
+        if int(added.group(2)) != len(plan.stored):
+            raise DeviceError(
+                f"{plan.where}: the device stored {added.group(2)} bytes, "
+                f"{len(plan.stored)} were sent"
+            )
+
+    def _verify(self, plan: PlannedAdd) -> SlotInfo:
+        expected = hashlib.sha256(plan.stored).digest()
+        listed = self._listed(plan.sec_tag, plan.slot_type)
+        if not listed:
+            raise DeviceError(f"{plan.where}: not on the device after adding it")
+        if listed[0].digest != expected:
+            raise DeviceError(
+                f"{plan.where}: the device's digest differs from the digest of what was sent"
+            )
+        return SlotInfo(plan.sec_tag, plan.slot_type, len(plan.stored), listed[0].digest)
+
+    def _delete_one(self, sec_tag: int, slot_type: SlotType) -> None:
+        out = self._run(encode_delete(sec_tag, slot_type), f"cred del {sec_tag}")
+        if any(t.startswith("Deleted TLS credential") for t in out):
+            return
+        if any(t.startswith("There is no TLS credential") for t in out):
+            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
+        raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: {device_message(out)}")
+
+    def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
+        if slot_type is SlotType.KEY_PASSWORD:
+            raise PolicyError("Zephyr's TLS credentials shell has no key_password slot")
+        if sec_tag is None and slot_type is not None:
+            raise PolicyError("deleting one slot type needs a sec_tag")
+        if sec_tag is not None and slot_type is not None:
+            self._delete_one(sec_tag, slot_type)
+            return
+        for cred in self._listed(sec_tag):
+            if cred.type_name in COMPACT_TYPE:
+                self._delete_one(cred.sec_tag, COMPACT_TYPE[cred.type_name])
+
+    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        raise PolicyError(
+            "the Zephyr TLS credentials shell has no keygen: generate the key on the host "
+            "(provision pki) or use a dialect with on-device keygen (native, at-cmng)"
+        )
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def _drain(transport: Transport, quiet: float = 0.0) -> None:
+    while transport.read(4096, quiet):
+        pass
