@@ -28,6 +28,7 @@ from construct import (
     Int32ul,
     PascalString,
     Prefixed,
+    PrefixedArray,
     Struct,
     Terminated,
     this,
@@ -58,6 +59,7 @@ class MsgType(IntEnum):
     DELETE = 0x07
     KEYGEN = 0x08
     RESET = 0x09
+    TLS_CHECK = 0x0A
     OK = 0x80
     HELLO_INFO = 0x81
     ACK = 0x82
@@ -66,6 +68,7 @@ class MsgType(IntEnum):
     LIST_PAGE = 0x85
     READ_DATA = 0x86
     CSR = 0x87
+    TLS_RESULT = 0x88
     ERROR = 0x8F
 
 
@@ -75,6 +78,7 @@ class Feature(IntFlag):
     SIGNED_ONLY = 0x0002  # the device holds a provisioning key and applies signed bundles only
     RESUME = 0x0004  # a repeated BEGIN resumes a transfer
     READ = 0x0008  # READ of certificates is implemented
+    TLS_CHECK = 0x0010  # the device can run a mutual-TLS handshake with its slots (simulator)
 
 
 class ErrorCode(IntEnum):
@@ -378,6 +382,59 @@ class Csr(Message):
 
 
 @dataclass(frozen=True)
+class TlsCheck(Message):
+    """host → device: do a mutual-TLS handshake to host:port with only the slots of sec_tag.
+    `tls` 0 = TLS 1.2 or 1.3, 12, 13. `timeout_ms` bounds the device's handshake."""
+
+    TYPE = MsgType.TLS_CHECK
+    STRUCT = Struct(
+        "sec_tag" / Int32ul,
+        "port" / Int16ul,
+        "tls" / Int8ul,
+        "timeout_ms" / Int16ul,
+        "host" / _Text,
+        Terminated,
+    )
+    sec_tag: int
+    port: int
+    tls: int
+    timeout_ms: int
+    host: str
+
+
+@dataclass(frozen=True)
+class TlsResult(Message):
+    """device → host: what the handshake showed (provision.tls.report.HandshakeReport).
+    `failure` is a provision.tls.report.Failure number (0 = none); `client_accepted` 0 no,
+    1 yes, 2 unknown (the server stayed silent)."""
+
+    TYPE = MsgType.TLS_RESULT
+    STRUCT = Struct(
+        "sec_tag" / Int32ul,
+        "failure" / Int8ul,
+        "server_verified" / Int8ul,
+        "client_accepted" / Int8ul,
+        "version" / _Text,
+        "cipher" / _Text,
+        "accepted_as" / _Text,
+        "evidence" / _Text,
+        "detail" / _Text,
+        "chain" / PrefixedArray(Int8ul, _Text),
+        Terminated,
+    )
+    sec_tag: int
+    failure: int
+    server_verified: int
+    client_accepted: int
+    version: str
+    cipher: str
+    accepted_as: str
+    evidence: str
+    detail: str
+    chain: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Error(Message):
     TYPE = MsgType.ERROR
     STRUCT = Struct("code" / Int8ul, "request" / Int8ul, "detail" / _Text, Terminated)
@@ -406,6 +463,8 @@ MESSAGES: dict[MsgType, type[Message]] = {
         ListPage,
         ReadData,
         Csr,
+        TlsCheck,
+        TlsResult,
         Error,
     )
 }
@@ -480,6 +539,8 @@ def decode(body: bytes) -> Frame:
         values["entries"] = tuple(
             Entry(e.sec_tag, e.slot, e.size, bytes(e.sha256)) for e in parsed.entries
         )
+    if cls is TlsResult:
+        values["chain"] = tuple(values["chain"])
     for key, value in values.items():
         if isinstance(value, bytes | bytearray):
             values[key] = bytes(value)
@@ -498,4 +559,6 @@ def from_fields(name: str, fields: dict[str, Any]) -> Message:
             Entry(e["sec_tag"], e["slot"], e["size"], bytes.fromhex(e["sha256"]))
             for e in values["entries"]
         )
+    if cls is TlsResult:
+        values["chain"] = tuple(values["chain"])
     return cls(**values)
