@@ -7,6 +7,7 @@ dialect drivers' loops) do. Timeouts are arguments, so nothing here owns a retry
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -25,6 +26,13 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release the port. Safe to call twice."""
+
+
+def transport_clock(transport: object) -> Callable[[], float]:
+    """The clock a drive loop should use with `transport`: its own `clock()` if it has one
+    (the sim:// pair runs on virtual time, so timeouts cost no wall time), else monotonic."""
+    clock = getattr(transport, "clock", None)
+    return clock if callable(clock) else time.monotonic
 
 
 TransportFactory = Callable[[str, int | None], Transport]
