@@ -274,21 +274,21 @@ const char *bundle_code(bundle_err err)
     switch (err) {
     case BUNDLE_OK: return "ok";
     case BUNDLE_E_MAGIC: return "bundle.magic";
-    case BUNDLE_E_VERSION:
-    case BUNDLE_E_FLAGS:
-    case BUNDLE_E_DEVICE_ID:
-    case BUNDLE_E_COUNT: return "bundle.header";
+    case BUNDLE_E_VERSION: return "bundle.version";
+    case BUNDLE_E_FLAGS: return "bundle.flags";
+    case BUNDLE_E_DEVICE_ID: return "bundle.device_id";
+    case BUNDLE_E_COUNT: return "bundle.count";
     case BUNDLE_E_TRUNCATED: return "bundle.truncated";
     case BUNDLE_E_TRAILING: return "bundle.trailing";
-    case BUNDLE_E_SEC_TAG:
-    case BUNDLE_E_SLOT:
-    case BUNDLE_E_ENCODING:
-    case BUNDLE_E_REC_FLAGS:
-    case BUNDLE_E_LENGTH: return "bundle.record";
+    case BUNDLE_E_SEC_TAG: return "bundle.sec_tag";
+    case BUNDLE_E_SLOT: return "bundle.slot";
+    case BUNDLE_E_ENCODING: return "bundle.encoding";
+    case BUNDLE_E_REC_FLAGS: return "bundle.record_flags";
+    case BUNDLE_E_LENGTH: return "bundle.length";
     case BUNDLE_E_CRC: return "bundle.crc";
     case BUNDLE_E_DIGEST: return "bundle.digest";
     case BUNDLE_E_ORDER: return "bundle.order";
-    case BUNDLE_E_DUPLICATE: return "bundle.invalid";
+    case BUNDLE_E_DUPLICATE: return "bundle.duplicate";
     case BUNDLE_E_IO: return "bundle.io";
     }
     return "bundle.unknown";

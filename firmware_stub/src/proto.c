@@ -1,0 +1,427 @@
+#include "proto.h"
+
+#include <string.h>
+
+#include "bundle.h"
+#include "flash.h"
+#include "frame.h"
+#include "messages.h"
+#include "sha256.h"
+#include "store.h"
+
+#define SMALL_PAYLOAD (3u + MSG_MAX_TEXT) /* the longest ACK/NAK/ERROR for DATA */
+
+typedef struct {
+    uint8_t active;
+    uint16_t id;
+    uint32_t total;
+    uint16_t chunk;
+    uint8_t sha256[32];
+    uint32_t cumulative; /* every byte below is held */
+    uint32_t held;       /* bit i: chunk at cumulative + i * chunk is held */
+} transfer;
+
+static struct {
+    const proto_port *port;
+    frame_rx rx;
+    uint16_t host_max; /* the longest payload the host said it can receive */
+    transfer xfer;
+    /* Retries: the last non-DATA request and its answer, which stays in `tx`. */
+    uint8_t have_last;
+    uint16_t last_seq;
+    uint8_t last_type;
+    uint8_t last_resp;
+    uint16_t last_len;
+    uint8_t tx[FRAME_MAX_BODY + FRAME_CRC];
+    uint8_t small[FRAME_HEADER + SMALL_PAYLOAD + FRAME_CRC];
+} P;
+
+static void send(uint8_t *body, uint8_t type, uint16_t seq, uint16_t len)
+{
+    frame_send(body, type, seq, len, P.port->put, P.port->ctx);
+    if (P.port->flush)
+        P.port->flush(P.port->ctx);
+}
+
+static void send_small_error(uint16_t seq, uint8_t code, uint8_t request, const char *detail)
+{
+    send(P.small, MSG_ERROR, seq,
+         msg_build_error(P.small + FRAME_HEADER, code, request, detail));
+}
+
+void proto_init(const proto_port *port)
+{
+    memset(&P, 0, sizeof P);
+    P.port = port;
+    P.host_max = MSG_MIN_PAYLOAD;
+    store_mount();
+}
+
+/* ---- answers built in P.tx; each handler returns the payload length ---- */
+
+#define OUT (P.tx + FRAME_HEADER)
+
+static uint16_t error(uint8_t *type, uint8_t code, uint8_t request, const char *detail)
+{
+    *type = MSG_ERROR;
+    return msg_build_error(OUT, code, request, detail);
+}
+
+static uint16_t limit(void) { return P.host_max < FRAME_MAX_PAYLOAD ? P.host_max : FRAME_MAX_PAYLOAD; }
+
+static uint32_t max_slot_size(void)
+{
+    uint32_t cap = store_bank_capacity() - 44u; /* one record head */
+    return cap < PROTO_MAX_SLOT_SIZE ? cap : PROTO_MAX_SLOT_SIZE;
+}
+
+static uint16_t on_hello(const msg_request *r, uint8_t *type)
+{
+    if (r->u.hello.version != FRAME_VERSION)
+        return error(type, ERR_UNSUPPORTED_VERSION, MSG_HELLO, "this device speaks version 1");
+    uint16_t host = r->u.hello.max_payload;
+    P.host_max = host < MSG_MIN_PAYLOAD ? MSG_MIN_PAYLOAD : host;
+    msg_hello_info h = {
+        .max_payload = FRAME_MAX_PAYLOAD,
+        .window = PROTO_WINDOW,
+        .max_bundle = store_staging_size(),
+        .max_slots = PROTO_MAX_SLOTS,
+        .max_tags = PROTO_MAX_TAGS,
+        .max_slot_size = max_slot_size(),
+        .features = FEATURE_RESUME | FEATURE_READ,
+        .uid = P.port->uid,
+        .uid_len = P.port->uid_len,
+        .firmware = P.port->firmware,
+    };
+    *type = MSG_HELLO_INFO;
+    return msg_build_hello_info(OUT, &h);
+}
+
+static uint16_t ack(uint8_t *p, uint8_t *type)
+{
+    *type = MSG_ACK;
+    return msg_build_ack(p, P.xfer.id, P.xfer.cumulative, P.xfer.held >> 1);
+}
+
+static uint16_t on_begin(const msg_request *r, uint8_t *type)
+{
+    const struct msg_begin *b = &r->u.begin;
+    if (b->transfer_id == 0 || b->total_size == 0 || b->chunk_size == 0 ||
+        b->chunk_size > FRAME_MAX_PAYLOAD - DATA_OVERHEAD)
+        return error(type, ERR_MALFORMED, MSG_BEGIN, "bad transfer id, size or chunk size");
+    if (b->total_size > store_staging_size())
+        return error(type, ERR_TOO_LARGE, MSG_BEGIN, "bundle larger than max_bundle");
+    transfer *x = &P.xfer;
+    if (x->active && x->id == b->transfer_id && x->total == b->total_size &&
+        x->chunk == b->chunk_size && memcmp(x->sha256, b->sha256, 32) == 0)
+        return ack(OUT, type); /* resume: the ACK says what is already here */
+    memset(x, 0, sizeof *x);
+    if (store_staging_erase(b->total_size) != STORE_OK)
+        return error(type, ERR_FLASH, MSG_BEGIN, "erasing the staging area failed");
+    x->active = 1;
+    x->id = b->transfer_id;
+    x->total = b->total_size;
+    x->chunk = b->chunk_size;
+    memcpy(x->sha256, b->sha256, 32);
+    return ack(OUT, type);
+}
+
+static void on_data(const msg_request *r, uint16_t seq)
+{
+    const struct msg_data *d = &r->u.data;
+    transfer *x = &P.xfer;
+    uint8_t *out = P.small + FRAME_HEADER;
+    if (!x->active || x->id != d->transfer_id) {
+        send_small_error(seq, ERR_NO_TRANSFER, MSG_DATA, "no such transfer");
+        return;
+    }
+    uint32_t expect = d->offset < x->total ? x->total - d->offset : 0;
+    if (expect > x->chunk)
+        expect = x->chunk;
+    if (d->offset % x->chunk != 0 || d->offset >= x->total || d->chunk_len != expect) {
+        send(P.small, MSG_NAK, seq, msg_build_nak(out, x->id, x->cumulative, NAK_BAD_OFFSET));
+        return;
+    }
+    if (d->offset >= x->cumulative) {
+        uint32_t index = (d->offset - x->cumulative) / x->chunk;
+        if (index >= PROTO_WINDOW) {
+            send(P.small, MSG_NAK, seq,
+                 msg_build_nak(out, x->id, x->cumulative, NAK_OUT_OF_WINDOW));
+            return;
+        }
+        /* Each staging byte is programmed once: a duplicate chunk is only acknowledged. */
+        if (!(x->held & (1u << index))) {
+            if (store_staging_program(d->offset, d->chunk, d->chunk_len) != STORE_OK) {
+                send_small_error(seq, ERR_FLASH, MSG_DATA, "flash program failed");
+                return;
+            }
+            x->held |= 1u << index;
+        }
+        while (x->held & 1u) {
+            uint32_t step = x->total - x->cumulative < x->chunk ? x->total - x->cumulative
+                                                                : x->chunk;
+            x->cumulative += step;
+            x->held >>= 1;
+        }
+    }
+    uint8_t type;
+    send(P.small, MSG_ACK, seq, ack(out, &type));
+}
+
+static int find_slot(uint32_t sec_tag, uint8_t slot, store_slot *out)
+{
+    for (uint16_t i = 0; i < store_count(); i++)
+        if (store_get(i, out) == 0 && out->sec_tag == sec_tag && out->slot == slot)
+            return 1;
+    return 0;
+}
+
+static int hash_stored(const store_slot *s, uint8_t digest[32])
+{
+    uint8_t buf[64];
+    sha256_ctx sha;
+    sha256_init(&sha);
+    for (uint32_t off = 0; off < s->length; off += sizeof buf) {
+        uint32_t n = s->length - off < sizeof buf ? s->length - off : (uint32_t)sizeof buf;
+        if (flash_read(s->data_addr + off, buf, n))
+            return -1;
+        sha256_update(&sha, buf, n);
+    }
+    sha256_final(&sha, digest);
+    return 0;
+}
+
+static int bundle_has_tag(bundle_view *v, uint32_t sec_tag)
+{
+    bundle_record rec;
+    v->index = 0;
+    v->pos = v->first_record;
+    while (bundle_next(v, &rec))
+        if (rec.sec_tag == sec_tag)
+            return 1;
+    return 0;
+}
+
+/* What COMMIT refuses before touching the store: limits and what a native device holds. */
+static uint16_t commit_limits(bundle_view *v, uint8_t *type)
+{
+    bundle_record rec, prev = {0};
+    uint32_t slots = 0, tags = 0;
+    for (uint16_t i = 0; bundle_next(v, &rec); i++) {
+        if (rec.length > max_slot_size())
+            return error(type, ERR_NO_SPACE, MSG_COMMIT, "slot larger than max_slot_size");
+        if (i > 0 && rec.sec_tag == prev.sec_tag && rec.slot == prev.slot)
+            return error(type, ERR_UNSUPPORTED, MSG_COMMIT, "one root_ca per sec_tag");
+        if (i == 0 || rec.sec_tag != prev.sec_tag)
+            tags++;
+        slots++;
+        prev = rec;
+    }
+    /* A tag in the bundle replaces the stored tag; the other stored tags stay. */
+    store_slot s;
+    uint32_t last_tag = 0;
+    int kept_any = 0;
+    for (uint16_t i = 0; i < store_count(); i++) {
+        if (store_get(i, &s) != 0)
+            return error(type, ERR_FLASH, MSG_COMMIT, "flash read failed");
+        if (bundle_has_tag(v, s.sec_tag))
+            continue;
+        slots++;
+        if (!kept_any || s.sec_tag != last_tag)
+            tags++;
+        kept_any = 1;
+        last_tag = s.sec_tag;
+    }
+    if (slots > PROTO_MAX_SLOTS || tags > PROTO_MAX_TAGS)
+        return error(type, ERR_NO_SPACE, MSG_COMMIT, "more slots or tags than the store holds");
+    return 0;
+}
+
+static uint16_t on_commit(const msg_request *r, uint8_t *type)
+{
+    transfer *x = &P.xfer;
+    if (!x->active || x->id != r->u.commit.transfer_id)
+        return error(type, ERR_NO_TRANSFER, MSG_COMMIT, "no such transfer");
+    if (x->cumulative < x->total)
+        return error(type, ERR_INCOMPLETE, MSG_COMMIT, "");
+    uint16_t id = x->id;
+    uint8_t digest[32];
+    x->active = 0; /* from here on, whatever the outcome, the transfer is over */
+    {
+        uint8_t buf[64];
+        sha256_ctx sha;
+        sha256_init(&sha);
+        for (uint32_t off = 0; off < x->total; off += sizeof buf) {
+            uint32_t n = x->total - off < sizeof buf ? x->total - off : (uint32_t)sizeof buf;
+            if (store_staging_read(NULL, off, buf, n))
+                return error(type, ERR_FLASH, MSG_COMMIT, "flash read failed");
+            sha256_update(&sha, buf, n);
+        }
+        sha256_final(&sha, digest);
+    }
+    if (memcmp(digest, x->sha256, 32) != 0)
+        return error(type, ERR_DIGEST_MISMATCH, MSG_COMMIT, "bundle digest differs");
+    bundle_src src = {store_staging_read, NULL, x->total};
+    bundle_view v;
+    bundle_err be = bundle_check(&src, &v);
+    if (be != BUNDLE_OK)
+        return error(type, ERR_BAD_BUNDLE, MSG_COMMIT, bundle_strerror(be));
+    uint16_t refused = commit_limits(&v, type);
+    if (refused)
+        return refused;
+    store_err se = store_apply(&v, STORE_MERGE_REPLACE_TAGS);
+    if (se == STORE_E_FULL || se == STORE_E_SLOTS)
+        return error(type, ERR_NO_SPACE, MSG_COMMIT, "store full");
+    if (se != STORE_OK)
+        return error(type, ERR_FLASH, MSG_COMMIT, "flash write failed");
+    /* set_digest over the bytes read back from flash, in the bundle's order. */
+    sha256_ctx set;
+    bundle_record rec;
+    sha256_init(&set);
+    v.index = 0;
+    v.pos = v.first_record;
+    while (bundle_next(&v, &rec)) {
+        store_slot s;
+        uint8_t d[32], key[5] = {(uint8_t)rec.sec_tag, (uint8_t)(rec.sec_tag >> 8),
+                                  (uint8_t)(rec.sec_tag >> 16), (uint8_t)(rec.sec_tag >> 24),
+                                  rec.slot};
+        if (!find_slot(rec.sec_tag, rec.slot, &s) || hash_stored(&s, d) != 0)
+            return error(type, ERR_FLASH, MSG_COMMIT, "stored slot missing after commit");
+        sha256_update(&set, key, sizeof key);
+        sha256_update(&set, d, 32);
+    }
+    sha256_final(&set, digest);
+    *type = MSG_COMMITTED;
+    return msg_build_committed(OUT, id, v.count, digest);
+}
+
+static uint16_t on_list(const msg_request *r, uint8_t *type)
+{
+    uint16_t total = store_count();
+    uint16_t start = r->u.list.start;
+    uint16_t per_page = (uint16_t)((limit() - 5u) / LIST_ENTRY_SIZE);
+    uint16_t len = 5;
+    uint8_t count = 0;
+    for (uint16_t i = start; i < total && count < per_page; i++, count++) {
+        store_slot s;
+        if (store_get(i, &s) != 0)
+            return error(type, ERR_FLASH, MSG_LIST, "flash read failed");
+        len = (uint16_t)(len + msg_put_list_entry(OUT + len, s.sec_tag, s.slot, s.length,
+                                                  s.sha256));
+    }
+    msg_build_list_page(OUT, total, start, count);
+    *type = MSG_LIST_PAGE;
+    return len;
+}
+
+static uint16_t on_read(const msg_request *r, uint8_t *type)
+{
+    const struct msg_read *q = &r->u.read;
+    if (q->slot > 1) /* only root_ca and client_cert are ever read back */
+        return error(type, ERR_FORBIDDEN, MSG_READ, "only certificates can be read");
+    store_slot s;
+    if (!find_slot(q->sec_tag, q->slot, &s))
+        return error(type, ERR_NOT_FOUND, MSG_READ, "no such slot");
+    if (q->offset > s.length)
+        return error(type, ERR_MALFORMED, MSG_READ, "offset beyond the slot");
+    uint32_t n = s.length - q->offset;
+    if (n > q->max_len)
+        n = q->max_len;
+    if (n > limit() - 13u)
+        n = limit() - 13u;
+    uint16_t head = msg_build_read_data(OUT, q->sec_tag, q->slot, s.length, q->offset);
+    if (flash_read(s.data_addr + q->offset, OUT + head, n))
+        return error(type, ERR_FLASH, MSG_READ, "flash read failed");
+    *type = MSG_READ_DATA;
+    return (uint16_t)(head + n);
+}
+
+static uint16_t on_delete(const msg_request *r, uint8_t *type)
+{
+    const struct msg_delete *d = &r->u.del;
+    if (d->scope > DELETE_ALL)
+        return error(type, ERR_MALFORMED, MSG_DELETE, "unknown delete scope");
+    if (d->scope == DELETE_ALL && d->guard != DELETE_ALL_GUARD)
+        return error(type, ERR_GUARD, MSG_DELETE, "delete-all needs the guard value");
+    uint16_t found = 0;
+    store_err e = store_delete(d->sec_tag, d->scope == DELETE_TAG ? 0xFF : d->slot,
+                               d->scope == DELETE_ALL, &found);
+    if (e != STORE_OK)
+        return error(type, ERR_FLASH, MSG_DELETE, "flash write failed");
+    if (found == 0)
+        return error(type, ERR_NOT_FOUND, MSG_DELETE, "nothing matched");
+    *type = MSG_OK;
+    return msg_build_ok(OUT, MSG_DELETE);
+}
+
+static void on_frame(const frame *f)
+{
+    msg_request r;
+    if (f->version != FRAME_VERSION) {
+        send_small_error(f->seq, ERR_UNSUPPORTED_VERSION, f->type, "protocol version 1 only");
+        return;
+    }
+    if (f->length != f->payload_len) {
+        send_small_error(f->seq, ERR_MALFORMED, f->type, "length field differs from payload");
+        return;
+    }
+    msg_parse pr = msg_parse_request(f->type, f->payload, f->payload_len, &r);
+    if (pr == MSG_PARSE_UNKNOWN) {
+        send_small_error(f->seq, ERR_UNKNOWN_MESSAGE, f->type, "unknown request");
+        return;
+    }
+    if (pr != MSG_PARSE_OK) {
+        send_small_error(f->seq, ERR_MALFORMED, f->type, "payload does not parse");
+        return;
+    }
+    if (r.type == MSG_DATA) {
+        on_data(&r, f->seq);
+        return;
+    }
+    if (r.type != MSG_HELLO && P.have_last && P.last_seq == f->seq && P.last_type == r.type) {
+        send(P.tx, P.last_resp, f->seq, P.last_len); /* a retry: answer again, do not redo */
+        return;
+    }
+    uint8_t type = MSG_ERROR;
+    uint16_t len;
+    switch (r.type) {
+    case MSG_HELLO: len = on_hello(&r, &type); break;
+    case MSG_BEGIN: len = on_begin(&r, &type); break;
+    case MSG_COMMIT: len = on_commit(&r, &type); break;
+    case MSG_LIST: len = on_list(&r, &type); break;
+    case MSG_READ: len = on_read(&r, &type); break;
+    case MSG_DELETE: len = on_delete(&r, &type); break;
+    case MSG_KEYGEN:
+        len = error(&type, ERR_UNSUPPORTED, MSG_KEYGEN, "no key generation on this device");
+        break;
+    case MSG_RESET:
+    default:
+        type = MSG_OK;
+        len = msg_build_ok(OUT, MSG_RESET);
+        break;
+    }
+    /* A new session starts with HELLO: forget the previous session's last request. */
+    P.have_last = r.type != MSG_HELLO;
+    P.last_seq = f->seq;
+    P.last_type = r.type;
+    P.last_resp = type;
+    P.last_len = len;
+    send(P.tx, type, f->seq, len);
+    if (r.type == MSG_RESET && P.port->reset)
+        P.port->reset(P.port->ctx);
+}
+
+void proto_input(const uint8_t *data, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        frame f;
+        frame_event ev = frame_rx_byte(&P.rx, data[i], &f);
+        if (ev == FRAME_GOOD) {
+            on_frame(&f);
+        } else if (ev == FRAME_BAD) {
+            uint32_t at = P.xfer.active ? P.xfer.cumulative : 0;
+            uint16_t id = P.xfer.active ? P.xfer.id : 0;
+            send(P.small, MSG_NAK, 0, msg_build_nak(P.small + FRAME_HEADER, id, at, NAK_BAD_FRAME));
+        }
+    }
+}

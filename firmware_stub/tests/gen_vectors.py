@@ -127,6 +127,25 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
     return out
 
 
+def flat(value: object) -> str:
+    """A field value as one token: ints in decimal, byte fields as the JSON's hex ("-" if
+    empty), LIST_PAGE entries as sec_tag:slot:size:sha256 joined by commas."""
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, list):
+        items = [
+            f"{e['sec_tag']}:{e['slot']}:{e['size']}:{e['sha256']}"
+            if isinstance(e, dict)
+            else str(e).encode().hex()
+            for e in value
+        ]
+        return ",".join(items) or "-"
+    return str(value) or "-"
+
+
+TEXT_FIELDS = {"firmware", "detail", "subject"}
+
+
 def main() -> None:
     rng = random.Random(4)
     lines: list[str] = []
@@ -155,7 +174,11 @@ def main() -> None:
         for line in frames.read_text().splitlines():
             if line.strip():
                 vec = json.loads(line)
-                lines.append(f"frame {vec.get('name', vec.get('message'))} {vec['hex']}")
+                fields = " ".join(
+                    f"{k}={flat(v.encode().hex() if k in TEXT_FIELDS else v)}"
+                    for k, v in sorted(vec["fields"].items())
+                )
+                lines.append(f"frame {vec['message']} {vec['seq']} {vec['hex']} {fields}".rstrip())
     Path(sys.argv[1]).write_text("\n".join(lines) + "\n")
 
 
