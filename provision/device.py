@@ -135,6 +135,16 @@ class Device:
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         return self.session.write(credentials, progress)
 
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        """Write bundle bytes. A dialect with `write_bundle` gets them as they are (a signed
+        bundle keeps its signature); others get the decoded credentials."""
+        writer = getattr(self.session, "write_bundle", None)
+        if writer is not None:
+            return writer(bundle, progress)
+        from provision.bundle.format import decode
+
+        return self.session.write(decode(bundle).credentials, progress)
+
     def delete(self, sec_tag: int | None, slot_type: SlotType | None = None) -> None:
         self.session.delete(sec_tag, slot_type)
 
