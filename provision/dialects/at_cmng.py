@@ -408,8 +408,8 @@ class AtCmngSession:
         _drain(transport)
         transport.write(b"\r\n" + command("AT"))
         reader = ReplyReader(command("AT"), prefix=None)
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
+        deadline = _now(transport) + timeout
+        while (remaining := deadline - _now(transport)) > 0:
             chunk = transport.read(4096, remaining)
             if not chunk:
                 continue
@@ -439,8 +439,8 @@ class AtCmngSession:
             reader = ReplyReader(data, prefix)
             self._transport.write(data)
             self.bytes_sent += len(data)
-            deadline = time.monotonic() + wait
-            while (remaining := deadline - time.monotonic()) > 0:
+            deadline = _now(self._transport) + wait
+            while (remaining := deadline - _now(self._transport)) > 0:
                 chunk = self._transport.read(4096, remaining)
                 if chunk:
                     reply = reader.feed(chunk)
@@ -530,7 +530,7 @@ class AtCmngSession:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
         encoded = [encode_write(p) for p in plans]
         total = sum(len(e) for e in encoded)
-        start_bytes, start = self.bytes_sent, time.monotonic()
+        start_bytes, start = self.bytes_sent, _now(self._transport)
         written: list[SlotInfo] = []
         done = 0
         with self._offline():
@@ -542,7 +542,9 @@ class AtCmngSession:
                 if progress is not None:
                     progress(done, total)
                 written.append(self._verify(plan))
-        return WriteResult(tuple(written), self.bytes_sent - start_bytes, time.monotonic() - start)
+        return WriteResult(
+            tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
+        )
 
     def _verify(self, plan: PlannedWrite) -> SlotInfo:
         expected = hashlib.sha256(plan.content).digest()
@@ -600,6 +602,12 @@ def _reply_error(what: str, reply: Reply) -> DeviceError:
     return DeviceError(
         f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})", code=f"at.cme.{reply.cme}"
     )
+
+
+def _now(transport: Transport) -> float:
+    """The transport's clock if it has one (the simulator's virtual time), else the host's."""
+    clock = getattr(transport, "clock", None)
+    return clock() if clock is not None else time.monotonic()
 
 
 def _drain(transport: Transport, quiet: float = 0.0) -> None:

@@ -260,8 +260,13 @@ class ZephyrShellSession:
         self._chunk_chars = chunk_chars
         self._cred_buf_size = cred_buf_size
         self.bytes_sent = 0
-        # An empty line brings a fresh prompt; what came before it (boot log) is dropped.
+        self._sync()
+
+    def _sync(self) -> None:
+        """Align with the shell: every line sent is answered by exactly one prompt, but a boot
+        banner's prompt may still be on its way. Send an empty line and read until quiet."""
         self._run(EOL, "an empty line", retry=True)
+        _drain(self._transport, min(0.1, self._timeout))
 
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
@@ -270,14 +275,15 @@ class ZephyrShellSession:
         data = b"\r\n" + line("cred list")
         transport.write(data)
         buf = bytearray()
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
+        deadline = _now(transport) + timeout
+        while (remaining := deadline - _now(transport)) > 0:
             chunk = transport.read(4096, remaining)
             buf += chunk
             text = _ANSI.sub(b"", bytes(buf)).decode("latin-1")
             if re.search(r"\d+ credentials found\.", text) and _PROMPT.search(
                 text.replace("\r", "")
             ):
+                _drain(transport, min(0.1, timeout))
                 return True
             if "command not found" in text and _PROMPT.search(text.replace("\r", "")):
                 return False
@@ -290,14 +296,14 @@ class ZephyrShellSession:
             reader = ShellReader(data)
             self._transport.write(data)
             self.bytes_sent += len(data)
-            deadline = time.monotonic() + self._timeout
-            while (remaining := deadline - time.monotonic()) > 0:
+            deadline = _now(self._transport) + self._timeout
+            while (remaining := deadline - _now(self._transport)) > 0:
                 chunk = self._transport.read(4096, remaining)
                 if chunk:
                     lines = reader.feed(chunk)
                     if lines is not None:
                         return lines
-            _drain(self._transport, 0.02)
+            _drain(self._transport, min(0.1, self._timeout))
         raise LinkError(
             f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
             f"({attempts} attempt(s))"
@@ -351,7 +357,7 @@ class ZephyrShellSession:
         plans = plan_write(credentials, self._cred_buf_size)  # PolicyError: nothing sent yet
         batches = [(p, encode_buf_lines(p.payload, self._chunk_chars)) for p in plans]
         total = sum(sum(len(x) for x in chunks) for _, chunks in batches)
-        start_bytes, start = self.bytes_sent, time.monotonic()
+        start_bytes, start = self.bytes_sent, _now(self._transport)
         present = {(c.sec_tag, c.type_name) for c in self._listed()}
         done = 0
         written: list[SlotInfo] = []
@@ -370,7 +376,9 @@ class ZephyrShellSession:
             out = self._run(encode_add(plan), f"cred add for {plan.where}")
             self._expect_added(out, plan)
             written.append(self._verify(plan))
-        return WriteResult(tuple(written), self.bytes_sent - start_bytes, time.monotonic() - start)
+        return WriteResult(
+            tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
+        )
 
     def _expect_stored(self, out: list[str], expected: int, plan: PlannedAdd) -> None:
         if any("RX ring buffer full" in t for t in out):
@@ -435,6 +443,12 @@ class ZephyrShellSession:
 
     def close(self) -> None:
         self._transport.close()
+
+
+def _now(transport: Transport) -> float:
+    """The transport's clock if it has one (the simulator's virtual time), else the host's."""
+    clock = getattr(transport, "clock", None)
+    return clock() if clock is not None else time.monotonic()
 
 
 def _drain(transport: Transport, quiet: float = 0.0) -> None:

@@ -112,7 +112,31 @@ class AtCmngModem:
         self.store = store if store is not None else MemoryStore()
         self.options = options or AtCmngOptions()
         self._keygen = keygen
+        self._keygen_s = 0.0
+        self._work = 0.0
         self.boot()
+
+    def _commit(self, changes: Mapping[tuple[int, int], bytes | None]) -> bool:
+        """Write to flash; False when the store's own limits refuse it (nothing changed)."""
+        from provision.sim.store import StoreFull
+
+        try:
+            self.store.commit(changes)
+        except StoreFull:
+            return False
+        return True
+
+    # -- time, for the runner's line model (provision.sim.serve) ---------------------------
+    def take_work_time(self) -> float:
+        flash = getattr(self.store, "flash", None)
+        work = self._work + (flash.take_busy() if flash is not None else 0.0)
+        self._work = 0.0
+        return work
+
+    def idle(self) -> None:
+        erase_spare = getattr(self.store, "erase_spare", None)
+        if erase_spare is not None:
+            erase_spare()
 
     # -- lifecycle ------------------------------------------------------------------------
     def boot(self) -> bytes:
@@ -290,7 +314,8 @@ class AtCmngModem:
         used = sum(len(v) for k, v in entries.items() if k != key)
         if used + len(content) > self.options.capacity:
             return self._error(515)
-        self.store.commit({key: content})
+        if not self._commit({key: content}):
+            return self._error(515)
         return [], "OK"
 
     def _valid_content(self, cred_type: int, content: bytes, passwd: str | None) -> bool:
@@ -322,7 +347,7 @@ class AtCmngModem:
             return self._error(refusal)
         if (sec_tag, cred_type) not in self.store.entries():
             return self._error(513)
-        self.store.commit({(sec_tag, cred_type): None})
+        self._commit({(sec_tag, cred_type): None})
         return [], "OK"
 
     def _keygen_cmd(self, args: str) -> tuple[list[str], str]:
@@ -355,7 +380,9 @@ class AtCmngModem:
         used = sum(len(v) for k, v in entries.items() if k != (sec_tag, 2))
         if used + len(key_pem) > self.options.capacity:
             return self._error(515)
-        self.store.commit({(sec_tag, 2): key_pem})
+        self._work += self._keygen_s
+        if not self._commit({(sec_tag, 2): key_pem}):
+            return self._error(515)
         body = csr_der if response == 0 else _public_der(key_pem)
         token = f"{_b64url(body)}.{_b64url(COSE_PLACEHOLDER)}"
         return [f'%KEYGEN: "{token}"'], "OK"
@@ -386,3 +413,45 @@ def _public_der(key_pem: bytes) -> bytes:
     from provision.pki.keys import load_private_key, public_key_der
 
     return public_key_der(load_private_key(key_pem, None, "client_key"))
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+
+
+def options_from_strings(values: Mapping[str, str], cls: type, seed: int = 0) -> object:
+    """Dataclass options from sim:// query strings; InputError names what is wrong."""
+    from dataclasses import fields
+
+    from provision.errors import InputError
+
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, object] = {}
+    for name, raw in values.items():
+        f = known.get(name)
+        if f is None:
+            valid = ", ".join(known)
+            raise InputError(f"unknown {cls.__name__} option {name!r} (valid: {valid})")
+        kind = type(getattr(cls(), name))
+        try:
+            if kind is bool:
+                kwargs[name] = _BOOL[raw.lower()]
+            elif kind is int:
+                kwargs[name] = int(raw)
+            else:
+                kwargs[name] = raw
+        except (KeyError, ValueError):
+            raise InputError(f"sim option {name}={raw!r} is not a valid {kind.__name__}") from None
+    return cls(**kwargs)
+
+
+def create(ctx) -> AtCmngModem:  # ctx: provision.sim.serve.SimContext
+    """Factory for `sim://at-cmng?...` and `provision sim --dialect at-cmng`."""
+    values = dict(ctx.options)
+    if "imei" not in values:
+        digits = int(hashlib.sha256(f"imei-{ctx.seed}".encode()).hexdigest(), 16) % 10**13
+        values["imei"] = f"35{digits:013d}"
+    options = options_from_strings(values, AtCmngOptions)
+    modem = AtCmngModem(ctx.store, options)  # type: ignore[arg-type]
+    modem._keygen_s = ctx.profile.keygen_ms / 1e3
+    return modem

@@ -17,7 +17,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
-from provision.sim.at_cmng import MemoryStore, Store
+from provision.sim.at_cmng import MemoryStore, Store, options_from_strings
 
 # enum tls_credential_type
 CA_CERTIFICATE, SERVER_CERTIFICATE, PRIVATE_KEY, PSK, PSK_ID = 1, 2, 3, 4, 5
@@ -78,6 +78,16 @@ class ZephyrShellDevice:
         self._credbuf = bytearray()
         self._last = 0
         self._overflowed = False
+
+    # -- time, for the runner's line model (provision.sim.serve) ---------------------------
+    def take_work_time(self) -> float:
+        flash = getattr(self.store, "flash", None)
+        return flash.take_busy() if flash is not None else 0.0
+
+    def idle(self) -> None:
+        erase_spare = getattr(self.store, "erase_spare", None)
+        if erase_spare is not None:
+            erase_spare()
 
     # -- lifecycle ------------------------------------------------------------------------
     def boot(self) -> bytes:
@@ -264,7 +274,15 @@ class ZephyrShellDevice:
                 f"Failed to add TLS credential with sectag {sectag} and type "
                 f"{type_name(kind)}. Error: -12\n."
             )
-        self.store.commit({(sectag, kind): data})
+        from provision.sim.store import StoreFull
+
+        try:
+            self.store.commit({(sectag, kind): data})
+        except StoreFull:
+            return self._err(
+                f"Failed to add TLS credential with sectag {sectag} and type "
+                f"{type_name(kind)}. Error: -12\n."
+            )
         return (
             f"Added TLS credential of type {type_name(kind)}, sectag {sectag}, "
             f"and length {len(data)} bytes."
@@ -340,3 +358,12 @@ class ZephyrShellDevice:
             out.append(f"{tag},{compact_name(kind)},{digest},0")
         out.append(f"{count} credentials found.")
         return out
+
+
+def create(ctx) -> ZephyrShellDevice:  # ctx: provision.sim.serve.SimContext
+    """Factory for `sim://zephyr-shell?...` and `provision sim --dialect zephyr-shell`."""
+    values = dict(ctx.options)
+    if "device_id" not in values:
+        values["device_id"] = hashlib.sha256(f"zephyr-{ctx.seed}".encode()).hexdigest()[:16]
+    options = options_from_strings(values, ZephyrShellOptions)
+    return ZephyrShellDevice(ctx.store, options)  # type: ignore[arg-type]
