@@ -1,5 +1,308 @@
-"""`provision bundle` commands (to be filled in)."""
+"""`provision bundle`: pack, inspect, verify and unpack credential bundles.
+
+Exit codes: 0 ok; 1 warnings (verify --strict); 2 check errors (pack refuses, verify
+reports); 3 bad input file; 4 bundle malformed, corrupted or signature wrong; 5 output
+exists (no --force); 6 a limit or policy refused the input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from provision.bundle import io as bundle_io
+from provision.bundle.spec import ENCODINGS, SecretSource, load_spec
+from provision.check import Finding, exit_code_for
+from provision.cli.common import console, err_console, print_json, resolve_password
+from provision.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, help="Pack, inspect, verify and unpack bundles.")
+
+_ITEM_OPTIONS = (
+    "--tag",
+    "--root-ca",
+    "--client-cert",
+    "--client-key",
+    "--key-password-file",
+    "--key-password-env",
+    "--psk-hex-file",
+    "--psk-hex-env",
+    "--psk-identity",
+)
+
+
+def _ask_password(prompt: str) -> bytes:
+    password = resolve_password(password_file=None, password_env=None, prompt=prompt)
+    assert password is not None
+    return password
+
+
+def _secret(file: Path | None, env: str | None, option: str, *, hex_: bool) -> SecretSource | None:
+    if file is not None and env is not None:
+        raise InputError(f"give either {option}-file or {option}-env, not both")
+    if file is not None:
+        return SecretSource(file=file, hex=hex_)
+    if env is not None:
+        return SecretSource(env=env, hex=hex_)
+    return None
+
+
+def _findings_table(findings: Sequence[Finding]) -> None:
+    if not findings:
+        return
+    table = Table(box=None, header_style="bold", title="pre-flight check", title_justify="left")
+    for col in ("severity", "code", "sec_tag", "slot", "message"):
+        table.add_column(col)
+    for f in findings:
+        style = {"error": "red", "warning": "yellow"}.get(f.severity.value, "")
+        table.add_row(
+            f"[{style}]{f.severity.value}[/]" if style else f.severity.value,
+            f.code,
+            "" if f.sec_tag is None else str(f.sec_tag),
+            f.slot or "",
+            f.message,
+            style=None,
+        )
+    console.print(table)
+
+
+def _records_table(report: dict[str, Any]) -> None:
+    head = [
+        f"bundle {report['file']}: format v{report['format_version']}, {report['size']} bytes",
+        f"device id {report['device_id'] or '(none)'}",
+        f"sha256 {report['digest']}",
+        f"signed by key id {report['key_id']}" if report["signed"] else "not signed",
+    ]
+    console.print(", ".join(head[:2]))
+    console.print(head[2])
+    console.print(head[3])
+    table = Table(box=None, header_style="bold")
+    for col in ("tag", "slot", "encoding", "size"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("subject", overflow="fold", ratio=1, min_width=12)
+    table.add_column("issuer", overflow="fold", ratio=1, min_width=12)
+    table.add_column("expires", no_wrap=True)
+    # The full digests are in --json; 12 hex digits tell items apart on a terminal.
+    table.add_column("sha256", no_wrap=True)
+    for r in report["records"]:
+        subject = issuer = expires = ""
+        certs = r.get("certificates") or []
+        if certs:
+            first = certs[0]
+            subject, issuer = first["common_name"] or first["subject"], first["issuer"]
+            expires = first["not_after"][:10]
+            issuer = issuer.removeprefix("CN=") if "," not in issuer else issuer
+            if len(certs) > 1:
+                subject += f" (+{len(certs) - 1} more)"
+        elif r.get("certificate_error"):
+            subject = f"unreadable: {r['certificate_error']}"
+        elif "value" in r:
+            subject = r["value"]
+        encoding = r["encoding"] + ("+enc" if r["flags"] else "")
+        table.add_row(
+            str(r["sec_tag"]),
+            r["slot"],
+            encoding,
+            str(r["size"]),
+            subject,
+            issuer,
+            expires,
+            r["sha256"][:12] + "…" if r["sha256"] else "(not shown)",
+        )
+    console.print(table)
+
+
+@app.command()
+def pack(
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle file to write."),
+    spec: Path | None = typer.Option(None, "--spec", help="A TOML spec mapping sec tags to slots."),
+    tag: int | None = typer.Option(None, "--tag", help="The sec_tag for the item options."),
+    root_ca: list[Path] = typer.Option([], "--root-ca", help="Root CA file (repeatable)."),
+    client_cert: Path | None = typer.Option(None, "--client-cert", help="Device certificate."),
+    client_key: Path | None = typer.Option(None, "--client-key", help="Device private key."),
+    key_password_file: Path | None = typer.Option(
+        None, "--key-password-file", help="Password of an encrypted client key (first line)."
+    ),
+    key_password_env: str | None = typer.Option(
+        None, "--key-password-env", help="Environment variable with the client key password."
+    ),
+    psk_hex_file: Path | None = typer.Option(None, "--psk-hex-file", help="PSK as hex, in a file."),
+    psk_hex_env: str | None = typer.Option(
+        None, "--psk-hex-env", help="Environment variable with the PSK as hex."
+    ),
+    psk_identity: str | None = typer.Option(None, "--psk-identity", help="PSK identity."),
+    device_id: str | None = typer.Option(None, "--device-id", help="Device id in the header."),
+    encoding: str | None = typer.Option(
+        None, "--encoding", help="Certificates and keys as der, pem or keep (default: keep)."
+    ),
+    sign_key: Path | None = typer.Option(
+        None, "--sign-key", help="Sign with this ECDSA P-256 key (the line's provisioning key)."
+    ),
+    sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
+    sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
+    target: str = typer.Option(
+        "default", "--target", help="Check against: default, nrf91, zephyr."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Pack despite check errors; replace an existing output file."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Pack credential files into a bundle (checked first; written all-or-nothing)."""
+    if encoding is not None and encoding not in ENCODINGS:
+        raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
+    key_pw = _secret(key_password_file, key_password_env, "--key-password", hex_=False)
+    psk = _secret(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    if spec is not None:
+        given = [
+            tag is not None,
+            bool(root_ca),
+            client_cert,
+            client_key,
+            key_pw,
+            psk,
+            psk_identity,
+        ]
+        if any(given):
+            raise InputError(f"--spec cannot be combined with {', '.join(_ITEM_OPTIONS)}")
+        sources = load_spec(spec)
+        if device_id is not None or encoding is not None:
+            sources = type(sources)(
+                sources.tags,
+                device_id=device_id if device_id is not None else sources.device_id,
+                encoding=encoding or sources.encoding,
+                origin=sources.origin,
+            )
+    else:
+        sources = bundle_io.sources_from_options(
+            sec_tag=tag,
+            root_ca=root_ca,
+            client_cert=client_cert,
+            client_key=client_key,
+            key_password=key_pw,
+            psk=psk,
+            psk_identity=psk_identity,
+            device_id=device_id,
+            encoding=encoding or "keep",
+        )
+    signer = None
+    if sign_key is not None:
+        signer = bundle_io.SignerSource(
+            sign_key,
+            _secret(
+                sign_key_password_file, sign_key_password_env, "--sign-key-password", hex_=False
+            ),
+        )
+    # Without a terminal a prompt would hang a line script: the library then names the
+    # password options in its error instead.
+    interactive = sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"
+    result = bundle_io.pack(
+        sources,
+        out,
+        target=target,
+        force=force,
+        signer=signer,
+        ask_password=_ask_password if interactive else None,
+    )
+    if json_out:
+        print_json(
+            {
+                "file": str(result.path),
+                "size": result.size,
+                "digest": result.digest.hex(),
+                "key_id": result.key_id.hex() if result.key_id else None,
+                "items": len(result.credentials),
+                "findings": [f.to_json() for f in result.findings],
+            }
+        )
+        return
+    signed = f", signed by key id {result.key_id.hex()}" if result.key_id else ""
+    console.print(
+        f"packed {len(result.credentials)} items into {result.path} "
+        f"({result.size} bytes, sha256 {result.digest.hex()}{signed})"
+    )
+    _findings_table(result.findings)
+
+
+@app.command()
+def inspect(
+    bundle: Path = typer.Argument(..., help="The bundle file."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show what a bundle holds (secrets as size only)."""
+    report = bundle_io.describe(bundle_io.read_bundle(bundle), bundle)
+    if json_out:
+        print_json(report)
+    else:
+        _records_table(report)
+
+
+@app.command()
+def verify(
+    bundle: Path = typer.Argument(..., help="The bundle file."),
+    pubkey: Path | None = typer.Option(
+        None, "--pubkey", help="Public key (PEM/DER) the bundle must be signed with."
+    ),
+    signer_cert: Path | None = typer.Option(
+        None, "--signer-cert", help="Certificate of the key the bundle must be signed with."
+    ),
+    target: str = typer.Option(
+        "default", "--target", help="Check against: default, nrf91, zephyr."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Check integrity, signature and contents. Exit 0 ok, 1 warnings (--strict), 2 errors,
+    4 corrupt or badly signed."""
+    if pubkey is not None and signer_cert is not None:
+        raise InputError("give either --pubkey or --signer-cert, not both")
+    result = bundle_io.verify(bundle, public_key=pubkey or signer_cert, target=target)
+    code = exit_code_for(result.findings, strict=strict)
+    if json_out:
+        print_json(
+            {
+                "file": str(bundle),
+                "integrity": "ok",
+                "signature": result.signature,
+                "key_id": result.decoded.signature.key_id.hex()
+                if result.decoded.signature
+                else None,
+                "digest": result.decoded.digest.hex(),
+                "findings": [f.to_json() for f in result.findings],
+                "exit_code": code,
+            }
+        )
+    else:
+        console.print(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)")
+        console.print(f"signature: {result.signature}")
+        _findings_table(result.findings)
+        if not result.findings:
+            console.print("pre-flight check: no findings")
+    if code:
+        if not json_out:
+            err_console.print(
+                "verify: check found errors" if code == 2 else "verify: warnings (--strict)"
+            )
+        raise typer.Exit(code)
+
+
+@app.command()
+def unpack(
+    bundle: Path = typer.Argument(..., help="The bundle file."),
+    out_dir: Path = typer.Option(..., "--dir", "-d", help="Directory to write the items to."),
+    force: bool = typer.Option(False, "--force", help="Replace existing files."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a list."),
+) -> None:
+    """Write the items back to files (keys 0600) and a bundle.toml spec that repacks them."""
+    paths = bundle_io.unpack(bundle, out_dir, force=force)
+    if json_out:
+        print_json({"files": [str(p) for p in paths]})
+        return
+    for p in paths:
+        console.print(str(p))
