@@ -14,6 +14,7 @@ RemoteProtocolError, whatever the bytes.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any, ClassVar
@@ -545,6 +546,15 @@ def decode(body: bytes) -> Frame:
         if isinstance(value, bytes | bytearray):
             values[key] = bytes(value)
     return Frame(seq, cls(**values))
+
+
+def set_digest(items: list[tuple[int, int, bytes]]) -> bytes:
+    """COMMITTED.set_digest: SHA-256 over sec_tag u32 | slot u8 | SHA-256(stored bytes) for
+    each slot in the bundle's canonical order (docs/protocol.md §3)."""
+    h = hashlib.sha256()
+    for sec_tag, slot, data in items:
+        h.update(Int32ul.build(sec_tag) + Int8ul.build(slot) + hashlib.sha256(data).digest())
+    return h.digest()
 
 
 def from_fields(name: str, fields: dict[str, Any]) -> Message:

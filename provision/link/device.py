@@ -1,0 +1,256 @@
+"""The device side of the native protocol as a sans-IO state machine.
+
+`DeviceProtocol(ops, ...).receive_data(bytes) -> bytes` handles framing, the duplicate-request
+cache, the transfer window (reassembly, ACK/NAK) and the digest check; what the device *does*
+(store, decode, keygen) is behind `DeviceOps`, implemented by the simulator
+(provision.sim.native) — the C stub implements the same rules (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from provision.link import framing
+from provision.link import messages as m
+from provision.link.errors import RemoteProtocolError
+
+
+class DeviceFault(Exception):
+    def __init__(self, code: m.ErrorCode, detail: str = "") -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail[: m.MAX_TEXT]
+
+
+class DeviceOps(Protocol):
+    def hello_info(self, max_payload: int, window: int, max_bundle: int) -> m.HelloInfo: ...
+
+    def list_entries(self) -> list[m.Entry]: ...
+
+    def read_slot(self, sec_tag: int, slot: int) -> bytes: ...
+
+    def apply_bundle(self, data: bytes) -> tuple[int, bytes]:
+        """Decode, check and apply atomically; return (slot_count, set_digest)."""
+        ...
+
+    def delete(self, scope: m.DeleteScope, sec_tag: int, slot: int) -> None: ...
+
+    def keygen(self, sec_tag: int, subject: str) -> bytes: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class _Transfer:
+    transfer_id: int
+    total: int
+    chunk: int
+    sha256: bytes
+    buffer: bytearray
+    held: bytearray  # one flag per chunk
+    cumulative_chunks: int = 0
+
+    @property
+    def chunks(self) -> int:
+        return len(self.held)
+
+    @property
+    def cumulative(self) -> int:
+        return min(self.total, self.cumulative_chunks * self.chunk)
+
+    def sack(self) -> int:
+        bits = 0
+        base = self.cumulative_chunks + 1
+        for i in range(32):
+            if base + i < self.chunks and self.held[base + i]:
+                bits |= 1 << i
+        return bits
+
+
+class DeviceProtocol:
+    def __init__(
+        self,
+        ops: DeviceOps,
+        *,
+        max_payload: int = 512,
+        window: int = 8,
+        max_bundle: int = 48 * 1024,
+    ) -> None:
+        self.ops = ops
+        self.max_payload = max_payload
+        self.window = min(window, m.MAX_WINDOW)
+        self.max_bundle = max_bundle
+        self.host_payload = m.MIN_PAYLOAD
+        self.decoder = framing.FrameDecoder(m.HEADER_SIZE + max_payload)
+        self.transfer: _Transfer | None = None
+        self._last: tuple[int, int, bytes] | None = None  # (seq, type, response wire bytes)
+        self.frames = 0
+
+    def receive_data(self, data: bytes) -> bytes:
+        out = bytearray()
+        for event in self.decoder.feed(data):
+            self.frames += 1
+            if isinstance(event, framing.BadFrame):
+                t = self.transfer
+                nak = m.Nak(
+                    t.transfer_id if t else 0, t.cumulative if t else 0, m.NakReason.BAD_FRAME
+                )
+                out += self._send(nak, 0)
+            else:
+                out += self._frame(event)
+        return bytes(out)
+
+    def _send(self, msg: m.Message, seq: int) -> bytes:
+        return framing.pack(m.encode(msg, seq))
+
+    def _frame(self, body: bytes) -> bytes:
+        try:
+            version, type_, seq = m.decode_header(body)
+        except RemoteProtocolError:
+            return self._send(m.Error(m.ErrorCode.MALFORMED, 0, "short frame"), 0)
+        if version != m.PROTOCOL_VERSION:
+            err = m.Error(
+                m.ErrorCode.UNSUPPORTED_VERSION,
+                type_,
+                f"device speaks version {m.PROTOCOL_VERSION}",
+            )
+            return self._send(err, seq)
+        if type_ not in m.REQUESTS:
+            return self._send(m.Error(m.ErrorCode.UNKNOWN_MESSAGE, type_, ""), seq)
+        if type_ != m.MsgType.DATA and self._last and self._last[:2] == (seq, type_):
+            return self._last[2]
+        try:
+            msg = m.decode(body).message
+        except RemoteProtocolError as err:
+            out = self._send(m.Error(m.ErrorCode.MALFORMED, type_, err.message[: m.MAX_TEXT]), seq)
+        else:
+            try:
+                reply = self._handle(msg)
+            except DeviceFault as fault:
+                reply = m.Error(fault.code, type_, fault.detail)
+            out = self._send(reply, seq)
+        if type_ != m.MsgType.DATA:
+            self._last = (seq, type_, out)
+            if type_ == m.MsgType.RESET:
+                self.ops.reset()
+        return out
+
+    # -- requests
+    def _handle(self, msg: m.Message) -> m.Message:
+        if isinstance(msg, m.Hello):
+            if msg.version != m.PROTOCOL_VERSION:
+                raise DeviceFault(
+                    m.ErrorCode.UNSUPPORTED_VERSION, f"device speaks version {m.PROTOCOL_VERSION}"
+                )
+            self.host_payload = max(m.MIN_PAYLOAD, min(msg.max_payload, m.MAX_PAYLOAD))
+            return self.ops.hello_info(self.max_payload, self.window, self.max_bundle)
+        if isinstance(msg, m.Begin):
+            return self._begin(msg)
+        if isinstance(msg, m.Data):
+            return self._data(msg)
+        if isinstance(msg, m.Commit):
+            return self._commit(msg)
+        if isinstance(msg, m.ListSlots):
+            return self._list(msg)
+        if isinstance(msg, m.Read):
+            data = self.ops.read_slot(msg.sec_tag, msg.slot)
+            room = self.host_payload - 13
+            piece = data[msg.offset : msg.offset + min(msg.max_len, room)]
+            return m.ReadData(msg.sec_tag, msg.slot, len(data), msg.offset, piece)
+        if isinstance(msg, m.Delete):
+            try:
+                scope = m.DeleteScope(msg.scope)
+            except ValueError:
+                raise DeviceFault(
+                    m.ErrorCode.MALFORMED, f"unknown delete scope {msg.scope}"
+                ) from None
+            if scope is m.DeleteScope.ALL and msg.guard != m.DELETE_ALL_GUARD:
+                raise DeviceFault(m.ErrorCode.GUARD, "delete all needs the guard value")
+            self.ops.delete(scope, msg.sec_tag, msg.slot)
+            return m.Ok(m.MsgType.DELETE)
+        if isinstance(msg, m.Keygen):
+            return self._keygen(msg)
+        if isinstance(msg, m.Reset):
+            self.transfer = None
+            return m.Ok(m.MsgType.RESET)
+        raise DeviceFault(m.ErrorCode.UNKNOWN_MESSAGE, "")
+
+    def _begin(self, msg: m.Begin) -> m.Message:
+        t = self.transfer
+        if t and (t.transfer_id, t.total, t.chunk, t.sha256) == (
+            msg.transfer_id,
+            msg.total_size,
+            msg.chunk_size,
+            msg.sha256,
+        ):
+            return m.Ack(t.transfer_id, t.cumulative, t.sack())
+        self.transfer = None
+        if msg.total_size > self.max_bundle:
+            raise DeviceFault(
+                m.ErrorCode.TOO_LARGE,
+                f"bundle of {msg.total_size} bytes; device takes {self.max_bundle}",
+            )
+        if msg.total_size == 0 or msg.transfer_id == 0:
+            raise DeviceFault(m.ErrorCode.MALFORMED, "empty bundle or transfer id 0")
+        if not 0 < msg.chunk_size <= self.max_payload - m.DATA_OVERHEAD:
+            raise DeviceFault(
+                m.ErrorCode.MALFORMED, f"chunk size must be 1..{self.max_payload - m.DATA_OVERHEAD}"
+            )
+        chunks = -(-msg.total_size // msg.chunk_size)
+        self.transfer = _Transfer(
+            msg.transfer_id,
+            msg.total_size,
+            msg.chunk_size,
+            msg.sha256,
+            bytearray(msg.total_size),
+            bytearray(chunks),
+        )
+        return m.Ack(msg.transfer_id, 0, 0)
+
+    def _data(self, msg: m.Data) -> m.Message:
+        t = self.transfer
+        if t is None or t.transfer_id != msg.transfer_id:
+            raise DeviceFault(m.ErrorCode.NO_TRANSFER, f"no transfer {msg.transfer_id}")
+        index, rem = divmod(msg.offset, t.chunk)
+        expected = min(t.chunk, t.total - msg.offset) if msg.offset < t.total else 0
+        if rem or expected == 0 or len(msg.chunk) != expected:
+            return m.Nak(t.transfer_id, t.cumulative, m.NakReason.BAD_OFFSET)
+        if index >= t.cumulative_chunks + self.window:
+            return m.Nak(t.transfer_id, t.cumulative, m.NakReason.OUT_OF_WINDOW)
+        if index >= t.cumulative_chunks and not t.held[index]:
+            t.buffer[msg.offset : msg.offset + len(msg.chunk)] = msg.chunk
+            t.held[index] = 1
+            while t.cumulative_chunks < t.chunks and t.held[t.cumulative_chunks]:
+                t.cumulative_chunks += 1
+        return m.Ack(t.transfer_id, t.cumulative, t.sack())
+
+    def _commit(self, msg: m.Commit) -> m.Message:
+        t = self.transfer
+        if t is None or t.transfer_id != msg.transfer_id:
+            raise DeviceFault(m.ErrorCode.NO_TRANSFER, f"no transfer {msg.transfer_id}")
+        if t.cumulative < t.total:
+            raise DeviceFault(m.ErrorCode.INCOMPLETE, f"have {t.cumulative} of {t.total} bytes")
+        self.transfer = None
+        data = bytes(t.buffer)
+        if hashlib.sha256(data).digest() != t.sha256:
+            raise DeviceFault(m.ErrorCode.DIGEST_MISMATCH, "bundle digest differs from BEGIN")
+        count, digest = self.ops.apply_bundle(data)
+        return m.Committed(t.transfer_id, count, digest)
+
+    def _list(self, msg: m.ListSlots) -> m.Message:
+        entries = self.ops.list_entries()
+        per_page = max(1, (self.host_payload - 5) // m.LIST_ENTRY_SIZE)
+        page = tuple(entries[msg.start : msg.start + min(per_page, 255)])
+        return m.ListPage(len(entries), msg.start, page)
+
+    def _keygen(self, msg: m.Keygen) -> m.Message:
+        if msg.offset == 0:
+            self._csr = (msg.sec_tag, self.ops.keygen(msg.sec_tag, msg.subject))
+        csr_for = getattr(self, "_csr", None)
+        if csr_for is None or csr_for[0] != msg.sec_tag:
+            raise DeviceFault(m.ErrorCode.NOT_FOUND, f"no CSR made for sec_tag {msg.sec_tag}")
+        csr = csr_for[1]
+        room = self.host_payload - 8
+        return m.Csr(msg.sec_tag, len(csr), msg.offset, csr[msg.offset : msg.offset + room])

@@ -1,0 +1,182 @@
+"""The simulated native-protocol device: DeviceProtocol (provision.link.device) over a SlotStore.
+
+Options (sim:// query or `provision sim` flags): `uid` (hex; default derived from the seed),
+`signer` (path to a provisioning public key or certificate: the device then applies only
+bundles signed with it), `keygen=0` (no KEYGEN feature).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from provision.bundle import format as bundle_format
+from provision.bundle.model import SlotType
+from provision.errors import BundleError, InputError
+from provision.link import messages as m
+from provision.link.device import DeviceFault, DeviceProtocol
+from provision.sim.serve import SimContext
+from provision.sim.store import StoreFull
+
+FIRMWARE = "provision-sim 0.1"
+
+
+class NativeDevice:
+    def __init__(self, ctx: SimContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.profile = ctx.profile
+        opts = ctx.options
+        uid_hex = opts.get("uid") or hashlib.sha256(f"sim-{ctx.seed}".encode()).hexdigest()[:16]
+        try:
+            self.uid = bytes.fromhex(uid_hex)
+        except ValueError:
+            raise InputError(f"sim uid {uid_hex!r} is not hex") from None
+        self.signer: bytes | None = None
+        if opts.get("signer"):
+            try:
+                self.signer = Path(opts["signer"]).read_bytes()
+            except OSError as err:
+                raise InputError(
+                    f"{opts['signer']}: cannot read signer key: {err.strerror}"
+                ) from None
+        self.keygen_enabled = opts.get("keygen", "1") != "0"
+        self._work = 0.0
+        self._reset_requested = False
+        self.protocol = self._new_protocol()
+
+    def _new_protocol(self) -> DeviceProtocol:
+        p = self.profile
+        return DeviceProtocol(
+            self, max_payload=p.max_payload, window=p.window, max_bundle=p.max_bundle
+        )
+
+    # -- SimulatedDevice
+    def boot(self) -> bytes:
+        return b""
+
+    def receive_data(self, data: bytes) -> bytes:
+        before = self.protocol.frames
+        out = self.protocol.receive_data(data)
+        self._work += (self.protocol.frames - before) * self.profile.frame_us / 1e6
+        if self._reset_requested:
+            self._reset_requested = False
+            self.store.mount()
+            self.protocol = self._new_protocol()
+            self._work += self.profile.boot_ms / 1e3
+        return out
+
+    def take_work_time(self) -> float:
+        work, self._work = self._work + self.store.flash.take_busy(), 0.0
+        return work
+
+    def idle(self) -> None:
+        self.store.erase_spare()
+
+    # -- DeviceOps
+    def hello_info(self, max_payload: int, window: int, max_bundle: int) -> m.HelloInfo:
+        p = self.profile
+        features = m.Feature.RESUME | m.Feature.READ
+        if self.keygen_enabled:
+            features |= m.Feature.KEYGEN
+        if self.signer is not None:
+            features |= m.Feature.SIGNED_ONLY
+        return m.HelloInfo(
+            version=m.PROTOCOL_VERSION,
+            max_payload=max_payload,
+            window=window,
+            max_bundle=max_bundle,
+            max_slots=p.max_slots,
+            max_tags=p.max_tags,
+            max_slot_size=p.max_slot_size,
+            features=int(features),
+            uid=self.uid,
+            firmware=FIRMWARE,
+        )
+
+    def list_entries(self) -> list[m.Entry]:
+        return [
+            m.Entry(tag, int(slot), len(data), hashlib.sha256(data).digest())
+            for (tag, slot), data in sorted(self.store.entries().items())
+        ]
+
+    def read_slot(self, sec_tag: int, slot: int) -> bytes:
+        if slot not in (SlotType.ROOT_CA, SlotType.CLIENT_CERT):
+            raise DeviceFault(m.ErrorCode.FORBIDDEN, "only certificates can be read")
+        data = self.store.entries().get((sec_tag, slot))
+        if data is None:
+            raise DeviceFault(m.ErrorCode.NOT_FOUND, f"sec_tag {sec_tag} slot {slot} is empty")
+        return data
+
+    def apply_bundle(self, data: bytes) -> tuple[int, bytes]:
+        try:
+            decoded = bundle_format.decode(data)
+        except BundleError as err:
+            raise DeviceFault(m.ErrorCode.BAD_BUNDLE, err.message) from None
+        if self.signer is not None:
+            self._check_signature(decoded)
+        creds = decoded.credentials
+        keys = [s.key for s in creds]
+        if len(set(keys)) != len(keys):
+            raise DeviceFault(m.ErrorCode.UNSUPPORTED, "one root_ca per sec_tag on this device")
+        # Each sec_tag in the bundle is replaced as a whole; other tags stay as they are.
+        tags = set(creds.sec_tags)
+        new = {k: v for k, v in self.store.entries().items() if k[0] not in tags}
+        new.update({s.key: s.data for s in creds})
+        try:
+            self.store.replace(new)
+        except StoreFull as err:
+            raise DeviceFault(m.ErrorCode.NO_SPACE, str(err)) from None
+        self._work += self.profile.commit_ms / 1e3
+        stored = self.store.entries()
+        items = [(s.sec_tag, int(s.type), stored.get(s.key, b"")) for s in creds]
+        return len(creds), m.set_digest(items)
+
+    def _check_signature(self, decoded: bundle_format.DecodedBundle) -> None:
+        from provision.pki.signing import verify_digest
+
+        self._work += self.profile.verify_ms / 1e3
+        sig = decoded.signature
+        if sig is None:
+            raise DeviceFault(m.ErrorCode.BAD_SIGNATURE, "this device applies signed bundles only")
+        assert self.signer is not None
+        if not verify_digest(self.signer, decoded.digest, sig.key_id, sig.signature):
+            raise DeviceFault(m.ErrorCode.BAD_SIGNATURE, "bundle signature does not verify")
+
+    def delete(self, scope: m.DeleteScope, sec_tag: int, slot: int) -> None:
+        entries = self.store.entries()
+        if scope is m.DeleteScope.ALL:
+            doomed = list(entries)
+        elif scope is m.DeleteScope.TAG:
+            doomed = [k for k in entries if k[0] == sec_tag]
+        else:
+            doomed = [k for k in entries if k == (sec_tag, slot)]
+        if not doomed:
+            raise DeviceFault(m.ErrorCode.NOT_FOUND, "nothing to delete")
+        self.store.commit(dict.fromkeys(doomed))
+
+    def keygen(self, sec_tag: int, subject: str) -> bytes:
+        if not self.keygen_enabled:
+            raise DeviceFault(m.ErrorCode.UNSUPPORTED, "this device cannot generate keys")
+        from provision.pki.device_keygen import generate_key_and_csr
+
+        cn = self.uid.hex()
+        try:
+            key_pem, csr_der = generate_key_and_csr(
+                f"CN={subject}" if subject and "=" not in subject else subject or None, cn
+            )
+        except InputError as err:
+            raise DeviceFault(m.ErrorCode.MALFORMED, err.message) from None
+        self._work += self.profile.keygen_ms / 1e3
+        try:
+            self.store.commit({(sec_tag, SlotType.CLIENT_KEY): key_pem})
+        except StoreFull as err:
+            raise DeviceFault(m.ErrorCode.NO_SPACE, str(err)) from None
+        return csr_der
+
+    def reset(self) -> None:
+        self._reset_requested = True
+
+
+def create(ctx: SimContext) -> NativeDevice:
+    return NativeDevice(ctx)

@@ -1,0 +1,62 @@
+"""Device profiles: the limits and timings a simulated device has, so tests meet real constraints.
+
+Timings feed the simulator's time model (provision.sim.serve): the device is busy for them and
+bytes that arrive meanwhile wait in a receive buffer of `rx_buffer` bytes (overflow is lost,
+as on a UART without flow control).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from provision.errors import InputError
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    max_payload: int = 1024  # largest frame payload accepted (native protocol)
+    window: int = 8  # DATA frames in flight
+    max_bundle: int = 48 * 1024  # receive buffer for one transfer
+    max_slots: int = 32
+    max_tags: int = 16
+    max_slot_size: int = 16 * 1024
+    bank_size: int = 64 * 1024  # each of the two flash banks
+    rx_buffer: int = 4096  # UART receive FIFO, bytes
+    program_us_per_byte: float = 2.7  # QSPI NOR: 0.7 ms per 256-byte page (W25Q class)
+    erase_ms: float = 40.0  # erase of one bank (done while idle, after a commit)
+    frame_us: float = 30.0  # handling one frame
+    commit_ms: float = 1.0  # bank switch and bookkeeping
+    verify_ms: float = 40.0  # ECDSA P-256 verify of a signed bundle
+    keygen_ms: float = 150.0  # P-256 key generation and CSR signature
+    boot_ms: float = 50.0  # from power-on until bytes are received again
+
+    def with_options(self, **overrides: object) -> DeviceProfile:
+        return replace(self, **overrides)  # type: ignore[arg-type]
+
+
+PROFILES: dict[str, DeviceProfile] = {
+    "default": DeviceProfile("default"),
+    # A small MCU like the C stub's targets: short frames, small window, little flash.
+    "small": DeviceProfile(
+        "small",
+        max_payload=256,
+        window=4,
+        max_bundle=8 * 1024,
+        max_slots=12,
+        max_tags=4,
+        max_slot_size=4096,
+        bank_size=16 * 1024,
+        rx_buffer=1024,
+        program_us_per_byte=10.0,
+        erase_ms=85.0,
+    ),
+}
+
+
+def profile(name: str) -> DeviceProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        valid = ", ".join(PROFILES)
+        raise InputError(f"unknown device profile {name!r} (valid: {valid})") from None

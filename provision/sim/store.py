@@ -1,0 +1,257 @@
+"""Simulated flash and a slot store with atomic commit (A/B banks). Used by every simulator.
+
+    flash = Flash(2 * profile.bank_size, path="dev.flash")   # or path=None: in memory
+    store = SlotStore(flash, profile)
+    store.entries()                                  # {(sec_tag, slot type): bytes}
+    store.commit({(42, SlotType.ROOT_CA): der, (42, SlotType.PSK): None})   # None deletes
+
+Layout: two banks of `bank_size` bytes. A bank is
+
+    magic "PSB1" | sequence u32 | length u32 | crc32 u32 | image (length bytes)
+    image = count u16 | count * (sec_tag u32 | slot u8 | size u32 | bytes)
+
+all little-endian. `commit` writes the complete new image into the inactive bank — image
+first, header last — and only then is it the newest valid bank. At mount the valid bank
+(magic, CRC) with the higher sequence wins. So a power cut at any flash byte leaves the old
+store or the new one, never a mix.
+
+Power cuts: `flash.cut_power_after(n)` makes the n+1-th programmed byte raise PowerCut (the
+bytes before it are on flash). The simulator runner then drops the device object (RAM) and
+boots a new one over the same Flash.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from provision.bundle.model import SlotType
+from provision.errors import InputError
+from provision.sim.profile import DeviceProfile
+
+Key = tuple[int, int]  # (sec_tag, slot type); SlotType where the number is one
+
+
+def _slot(value: int) -> int:
+    # Other dialects' simulators store types the bundle has no name for (AT%CMNG 5..11).
+    try:
+        return SlotType(value)
+    except ValueError:
+        return int(value)
+
+
+def _label(value: int) -> str:
+    return value.label if isinstance(value, SlotType) else f"type {value}"
+
+
+MAGIC = b"PSB1"
+_HEADER = struct.Struct("<4sIII")
+_ENTRY = struct.Struct("<IBI")
+
+
+class PowerCut(Exception):
+    """Raised from inside a flash operation when an injected power cut hits."""
+
+
+class StoreFull(Exception):
+    """A commit would exceed the device's limits; the store is unchanged. str() says which."""
+
+
+class Flash:
+    """NOR-like flash: erase sets 0xFF, program writes bytes. Optionally backed by a file.
+
+    Counts programmed bytes and the simulated time spent, which the device turns into busy
+    time (`take_busy`)."""
+
+    def __init__(
+        self,
+        size: int,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        program_us_per_byte: float = 0.0,
+        erase_ms: float = 0.0,
+    ) -> None:
+        self.size = size
+        self.path = Path(path) if path is not None else None
+        self.program_s = program_us_per_byte / 1e6
+        self.erase_s = erase_ms / 1e3
+        self.programmed = 0
+        self._busy = 0.0
+        self._cut_after: int | None = None
+        if self.path is not None and self.path.exists():
+            data = self.path.read_bytes()
+            if len(data) != size:
+                raise InputError(
+                    f"{self.path}: flash file is {len(data)} bytes, the profile needs {size}"
+                )
+            self._mem = bytearray(data)
+        else:
+            self._mem = bytearray(b"\xff" * size)
+            if self.path is not None:
+                self._persist(0, len(self._mem))
+
+    def cut_power_after(self, n: int | None) -> None:
+        """Arm (n programmed bytes from now) or disarm (None) a power cut."""
+        self._cut_after = None if n is None else self.programmed + n
+
+    def take_busy(self) -> float:
+        busy, self._busy = self._busy, 0.0
+        return busy
+
+    def read(self, offset: int, n: int) -> bytes:
+        return bytes(self._mem[offset : offset + n])
+
+    def erase(self, offset: int, n: int) -> None:
+        self._mem[offset : offset + n] = b"\xff" * n
+        self._busy += self.erase_s
+        self._persist(offset, n)
+
+    def program(self, offset: int, data: bytes) -> None:
+        n = len(data)
+        cut = self._cut_after is not None and self.programmed + n > self._cut_after
+        if cut:
+            n = max(0, self._cut_after - self.programmed)  # type: ignore[operator]
+        # NOR programming can only clear bits.
+        for i in range(n):
+            self._mem[offset + i] &= data[i]
+        self.programmed += n
+        self._busy += n * self.program_s
+        self._persist(offset, n)
+        if cut:
+            self._cut_after = None
+            raise PowerCut(f"power cut after {self.programmed} flash bytes")
+
+    def _persist(self, offset: int, n: int) -> None:
+        if self.path is None or n == 0:
+            return
+        mode = "r+b" if self.path.exists() else "wb"
+        with open(self.path, mode) as f:
+            if mode == "wb":
+                f.write(self._mem)
+            else:
+                f.seek(offset)
+                f.write(self._mem[offset : offset + n])
+
+
+def encode_image(entries: Mapping[Key, bytes]) -> bytes:
+    out = [struct.pack("<H", len(entries))]
+    for (sec_tag, slot), data in sorted(entries.items()):
+        out.append(_ENTRY.pack(sec_tag, int(slot), len(data)))
+        out.append(data)
+    return b"".join(out)
+
+
+def decode_image(image: bytes) -> dict[Key, bytes]:
+    (count,) = struct.unpack_from("<H", image, 0)
+    pos = 2
+    entries: dict[Key, bytes] = {}
+    for _ in range(count):
+        sec_tag, slot, size = _ENTRY.unpack_from(image, pos)
+        pos += _ENTRY.size
+        entries[(sec_tag, _slot(slot))] = image[pos : pos + size]
+        pos += size
+    return entries
+
+
+class SlotStore:
+    """Credential slots on a Flash, committed atomically. Limits come from a DeviceProfile."""
+
+    def __init__(self, flash: Flash, profile: DeviceProfile) -> None:
+        if flash.size < 2 * profile.bank_size:
+            raise InputError("flash smaller than two banks of the profile")
+        self.flash = flash
+        self.profile = profile
+        self.bank_size = profile.bank_size
+        self.capacity = self.bank_size - _HEADER.size
+        self.mount()
+
+    def mount(self) -> None:
+        """(Re)read the banks, as a device does at boot."""
+        best: tuple[int, int, dict[Key, bytes]] | None = None
+        for bank in (0, 1):
+            parsed = self._read_bank(bank)
+            if parsed is not None and (best is None or parsed[0] > best[0]):
+                best = (parsed[0], bank, parsed[1])
+        if best is None:
+            self.sequence, self.active, self._entries = 0, 1, {}
+        else:
+            self.sequence, self.active, self._entries = best
+        self._spare_erased = False
+
+    def _read_bank(self, bank: int) -> tuple[int, dict[Key, bytes]] | None:
+        base = bank * self.bank_size
+        magic, seq, length, crc = _HEADER.unpack(self.flash.read(base, _HEADER.size))
+        if magic != MAGIC or length > self.capacity:
+            return None
+        image = self.flash.read(base + _HEADER.size, length)
+        if zlib.crc32(image) != crc:
+            return None
+        try:
+            return seq, decode_image(image)
+        except (struct.error, ValueError):
+            return None
+
+    def entries(self) -> dict[Key, bytes]:
+        return dict(self._entries)
+
+    def check_limits(self, entries: Mapping[Key, bytes]) -> None:
+        """Raise StoreFull if `entries` would not fit this device."""
+        p = self.profile
+        for (sec_tag, slot), data in entries.items():
+            if len(data) > p.max_slot_size:
+                raise StoreFull(
+                    f"sec_tag {sec_tag} {_label(slot)} is {len(data)} bytes "
+                    f"(slot limit {p.max_slot_size})"
+                )
+        if len(entries) > p.max_slots:
+            raise StoreFull(f"{len(entries)} slots (device holds {p.max_slots})")
+        tags = {k[0] for k in entries}
+        if len(tags) > p.max_tags:
+            raise StoreFull(f"{len(tags)} sec_tags (device holds {p.max_tags})")
+        size = len(encode_image(entries))
+        if size > self.capacity:
+            raise StoreFull(f"store image of {size} bytes (flash bank holds {self.capacity})")
+
+    def commit(self, changes: Mapping[Key, bytes | None]) -> None:
+        """Apply all `changes` at once (None deletes). Raises StoreFull (nothing changed) or
+        PowerCut (flash holds the old or the new store; call mount() after a reboot)."""
+        new = dict(self._entries)
+        for key, data in changes.items():
+            key = (key[0], _slot(key[1]))
+            if data is None:
+                new.pop(key, None)
+            else:
+                new[key] = bytes(data)
+        self.replace(new)
+
+    def replace(self, entries: Mapping[Key, bytes]) -> None:
+        self.check_limits(entries)
+        image = encode_image(entries)
+        target = 1 - self.active
+        base = target * self.bank_size
+        if not self._spare_erased:
+            self.flash.erase(base, self.bank_size)
+        self._spare_erased = False
+        seq = self.sequence + 1
+        self.flash.program(base + _HEADER.size, image)
+        self.flash.program(base, _HEADER.pack(MAGIC, seq, len(image), zlib.crc32(image)))
+        self.sequence, self.active, self._entries = seq, target, dict(entries)
+
+    def erase_spare(self) -> None:
+        """Erase the inactive bank ahead of the next commit (a device does this when idle)."""
+        if not self._spare_erased:
+            self.flash.erase((1 - self.active) * self.bank_size, self.bank_size)
+            self._spare_erased = True
+
+
+def open_store(profile: DeviceProfile, path: str | os.PathLike[str] | None = None) -> SlotStore:
+    flash = Flash(
+        2 * profile.bank_size,
+        path,
+        program_us_per_byte=profile.program_us_per_byte,
+        erase_ms=profile.erase_ms,
+    )
+    return SlotStore(flash, profile)
