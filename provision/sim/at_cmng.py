@@ -114,6 +114,9 @@ class AtCmngModem:
         self._keygen = keygen
         self._keygen_s = 0.0
         self._work = 0.0
+        # The <passwd> of each tag's encrypted client key, for the TLS check extension. A
+        # real modem keeps it in flash with the key; here it lives as long as this object.
+        self._passwords: dict[int, bytes] = {}
         self.boot()
 
     def _commit(self, changes: Mapping[tuple[int, int], bytes | None]) -> bool:
@@ -227,6 +230,8 @@ class AtCmngModem:
             return ["Nordic Semiconductor ASA"], "OK"
         if ubody.startswith("%CMNG="):
             return self._cmng(body[6:])
+        if ubody.startswith("#XTLSCHECK="):
+            return self._tlscheck(body[len("#XTLSCHECK=") :])
         if ubody.startswith("%KEYGEN="):
             return self._keygen_cmd(body[8:])
         return [], "ERROR"
@@ -316,6 +321,10 @@ class AtCmngModem:
             return self._error(515)
         if not self._commit({key: content}):
             return self._error(515)
+        if cred_type == 2:
+            self._passwords.pop(sec_tag, None)
+            if passwd:
+                self._passwords[sec_tag] = passwd.encode("latin-1")
         return [], "OK"
 
     def _valid_content(self, cred_type: int, content: bytes, passwd: str | None) -> bool:
@@ -348,7 +357,17 @@ class AtCmngModem:
         if (sec_tag, cred_type) not in self.store.entries():
             return self._error(513)
         self._commit({(sec_tag, cred_type): None})
+        if cred_type == 2:
+            self._passwords.pop(sec_tag, None)
         return [], "OK"
+
+    def _tlscheck(self, args: str) -> tuple[list[str], str]:
+        """Simulator-only extension (docs/tls-check.md): a real mutual-TLS handshake with
+        only this tag's %CMNG entries, answered with the report as one JSON line."""
+        from provision.tls.device_side import at_tlscheck
+
+        result = at_tlscheck(self.store.entries(), args, self._passwords)
+        return self._error(50) if result is None else result
 
     def _keygen_cmd(self, args: str) -> tuple[list[str], str]:
         params = split_params(args)
