@@ -16,6 +16,7 @@ enum msg_type {
     MSG_DELETE = 0x07,
     MSG_KEYGEN = 0x08,
     MSG_RESET = 0x09,
+    MSG_TLS_CHECK = 0x0A,
     MSG_OK = 0x80,
     MSG_HELLO_INFO = 0x81,
     MSG_ACK = 0x82,
@@ -24,6 +25,7 @@ enum msg_type {
     MSG_LIST_PAGE = 0x85,
     MSG_READ_DATA = 0x86,
     MSG_CSR = 0x87,
+    MSG_TLS_RESULT = 0x88,
     MSG_ERROR = 0x8F,
 };
 

@@ -208,7 +208,7 @@ bundle_err bundle_check(const bundle_src *src, bundle_view *v)
         return e;
     /* Canonical order is (sec_tag, slot, payload). Python reports a duplicate before a
      * misordering, so an order fault triggers a full duplicate scan first. */
-    bundle_record prev, rec;
+    bundle_record prev = {0}, rec;
     bundle_err order = BUNDLE_OK;
     rewind_view(v);
     for (uint16_t i = 0; i < v->count && order == BUNDLE_OK; i++) {

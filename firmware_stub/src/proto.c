@@ -365,6 +365,11 @@ static void on_frame(const frame *f)
         send_small_error(f->seq, ERR_MALFORMED, f->type, "length field differs from payload");
         return;
     }
+    if (f->type == MSG_TLS_CHECK) {
+        /* Needs a TLS stack; the feature bit stays clear, so a host never asks on purpose. */
+        send_small_error(f->seq, ERR_UNSUPPORTED, f->type, "no TLS on this device");
+        return;
+    }
     msg_parse pr = msg_parse_request(f->type, f->payload, f->payload_len, &r);
     if (pr == MSG_PARSE_UNKNOWN) {
         send_small_error(f->seq, ERR_UNKNOWN_MESSAGE, f->type, "unknown request");
