@@ -22,7 +22,8 @@ from enum import IntEnum
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, InputError, LinkError, PolicyError
+from provision.tls.report import HandshakeReport
 from provision.transport.base import Transport
 
 NAME = "at-cmng"
@@ -591,6 +592,26 @@ class AtCmngSession:
         if not reply.lines:
             raise DeviceError("%KEYGEN answered OK without a CSR")
         return parse_keygen(reply.lines[0])
+
+    def tls_check(
+        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
+    ) -> HandshakeReport:
+        """Simulated modems only (`AT#XTLSCHECK`, docs/tls-check.md): the modem does a mutual-TLS
+        handshake with its own entries of `sec_tag`. A real modem answers ERROR."""
+        from provision.tls import wire
+        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
+
+        text = wire.encode_at(sec_tag, host, port, tls_version)
+        reply = self._exchange(
+            command(text), wire.AT_COMMAND, prefix=wire.AT_PREFIX, timeout=timeout + LINK_MARGIN
+        )
+        if not reply.ok or not reply.lines:
+            why = "it answers ERROR to AT#XTLSCHECK, a simulator-only command"
+            raise TLSCheckUnsupported("this modem", why, sec_tag, f"{host}:{port}")
+        try:
+            return wire.parse_report_line(reply.lines[0], wire.AT_PREFIX)
+        except InputError as err:
+            raise DeviceError(f"AT#XTLSCHECK: {err.message}") from None
 
     def close(self) -> None:
         self._transport.close()
