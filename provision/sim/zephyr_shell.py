@@ -176,6 +176,8 @@ class ZephyrShellDevice:
 
     def _cred(self, args: list[str]) -> list[str]:
         arity = {"buf": (1, 1), "add": (4, 5), "del": (2, 2), "get": (3, 3), "list": (0, 2)}
+        # Simulator-only extension (docs/tls-check.md), not a command of Zephyr's shell.
+        arity["tlscheck"] = (3, 4)
         if not args or args[0] not in arity:
             return [self._err("cred: missing or unknown subcommand (buf add del get expiry list)")]
         sub, rest = args[0], args[1:]
@@ -287,6 +289,12 @@ class ZephyrShellDevice:
             f"Added TLS credential of type {type_name(kind)}, sectag {sectag}, "
             f"and length {len(data)} bytes."
         )
+
+    def _cred_tlscheck(self, rest: list[str]) -> list[str]:
+        """A real mutual-TLS handshake with only this tag's credentials; one JSON line."""
+        from provision.tls.device_side import shell_tlscheck
+
+        return shell_tlscheck(self.store.entries(), rest)
 
     def _cred_del(self, rest: list[str]) -> list[str]:
         out: list[str] = []
