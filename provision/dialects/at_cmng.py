@@ -84,6 +84,10 @@ CME_ERRORS: dict[int, str] = {
 }
 
 
+# Replies that, to a command we built and checked, point at corruption on the line.
+CORRUPTION_HINTS = frozenset({None, 50, 527})
+
+
 def cme_message(code: int) -> str:
     return CME_ERRORS.get(code, "undocumented error code")
 
@@ -453,17 +457,28 @@ class AtCmngSession:
     def _ok(
         self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False
     ) -> Reply:
-        reply = self._exchange(data, what, prefix=prefix, retry=retry)
-        if not reply.ok:
-            raise _reply_error(what, reply)
-        return reply
+        for attempt in range(1 + (self._retries if retry else 0)):
+            reply = self._exchange(data, what, prefix=prefix, retry=retry)
+            if reply.ok:
+                return reply
+            # Our commands are well-formed: "incorrect parameters", "invalid content" or a
+            # bare ERROR to one of them means the line garbled it; send it again.
+            if not retry or reply.cme not in CORRUPTION_HINTS or attempt == self._retries:
+                break
+        raise _reply_error(what, reply)
 
     # -- modem state ------------------------------------------------------------------------
     def _cfun(self) -> int:
-        reply = self._ok(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", retry=True)
-        if not reply.lines:
-            raise DeviceError("the modem did not report its functional mode (+CFUN)")
-        return parse_cfun(reply.lines[0])
+        for attempt in range(1 + self._retries):
+            reply = self._ok(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", retry=True)
+            try:
+                if not reply.lines:
+                    raise DeviceError("the modem did not report its functional mode (+CFUN)")
+                return parse_cfun(reply.lines[0])
+            except DeviceError:
+                if attempt == self._retries:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _offline(self) -> Iterator[None]:
@@ -493,10 +508,14 @@ class AtCmngSession:
 
     def _entries(self, sec_tag: int | None = None, nrf_type: int | None = None) -> list[CmngEntry]:
         what = "AT%CMNG=1"
-        reply = self._exchange(encode_list(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
-        if not reply.ok:
-            raise _reply_error(what, reply)
-        return [parse_list_line(line) for line in reply.lines]
+        for attempt in range(1 + self._retries):
+            reply = self._ok(encode_list(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
+            try:
+                return [parse_list_line(line) for line in reply.lines]
+            except DeviceError:
+                if attempt == self._retries:
+                    raise
+        raise AssertionError("unreachable")
 
     def list(self) -> list[SlotInfo]:
         found = []
@@ -537,12 +556,18 @@ class AtCmngSession:
         with self._offline():
             for plan, data in zip(plans, encoded, strict=True):
                 what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
-                # A write overwrites an existing entry, so a retry after a lost reply is safe.
-                self._ok(data, what, retry=True)
+                for attempt in range(1 + self._retries):
+                    # A write overwrites an existing entry, so sending it again is safe.
+                    self._ok(data, what, retry=True)
+                    try:
+                        written.append(self._verify(plan))
+                        break
+                    except DigestMismatch:
+                        if attempt == self._retries:
+                            raise
                 done += len(data)
                 if progress is not None:
                     progress(done, total)
-                written.append(self._verify(plan))
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
         )
@@ -555,9 +580,9 @@ class AtCmngSession:
             None,
         )
         if match is None:
-            raise DeviceError(f"{plan.where}: not on the modem after writing it")
+            raise DigestMismatch(f"{plan.where}: not on the modem after writing it")
         if match.sha256 != expected:
-            raise DeviceError(
+            raise DigestMismatch(
                 f"{plan.where}: the modem's SHA-256 differs from the digest of what was sent"
             )
         return SlotInfo(plan.sec_tag, plan.slot_type, len(plan.content), match.sha256)
@@ -615,6 +640,10 @@ class AtCmngSession:
 
     def close(self) -> None:
         self._transport.close()
+
+
+class DigestMismatch(DeviceError):
+    """The modem stored something else than was sent (a corrupted line); a rewrite may fix it."""
 
 
 def _reply_error(what: str, reply: Reply) -> DeviceError:

@@ -227,13 +227,28 @@ def parse_get(lines: list[str]) -> bytes:
         raise DeviceError("`cred get` output is not base64") from None
 
 
+_DATA_RUN = re.compile(r"[A-Za-z0-9+/=]{12,}")
+
+
 def device_message(lines: list[str]) -> str:
-    """The first line worth showing a user (no secrets: the shell never prints key bytes in
-    error messages)."""
+    """The first line worth showing a user. A line with a base64-looking run is skipped: it
+    may be the (garbled) echo of a `cred buf` line, which can carry key bytes."""
     for text in lines:
-        if not _STORED.match(text) and text != "Credential buffer cleared.":
-            return text[:200]
-    return "no output"
+        if _STORED.match(text) or text == "Credential buffer cleared.":
+            continue
+        if "cred buf" in text or _DATA_RUN.search(text):
+            continue
+        return text[:200]
+    return "no recognisable answer"
+
+
+class Garbled(Exception):
+    """The answer shows the line corrupted this attempt (a retry may succeed). `final` is
+    the error to raise if the last attempt ends like this."""
+
+    def __init__(self, message: str, final: Exception | None = None) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +339,14 @@ class ZephyrShellSession:
     def _listed(
         self, sec_tag: int | None = None, slot_type: SlotType | None = None
     ) -> list[ListedCredential]:
-        return parse_list(self._run(encode_list(sec_tag, slot_type), "cred list", retry=True))
+        for attempt in range(1 + self._retries):
+            out = self._run(encode_list(sec_tag, slot_type), "cred list", retry=True)
+            try:
+                return parse_list(out)
+            except DeviceError:
+                if attempt == self._retries:
+                    raise
+        raise AssertionError("unreachable")
 
     def list(self) -> list[SlotInfo]:
         found = [
@@ -363,22 +385,40 @@ class ZephyrShellSession:
         written: list[SlotInfo] = []
         for plan, chunks in batches:
             compact = next(k for k, v in COMPACT_TYPE.items() if v is plan.slot_type)
-            if (plan.sec_tag, compact) in present:
-                # The shell never overwrites: "already exists". Delete, then add.
-                self._delete_one(plan.sec_tag, plan.slot_type)
-            self._run(line("cred buf clear"), "cred buf clear", retry=True)
-            for chunk in chunks:
-                out = self._run(chunk, f"cred buf (chunk for {plan.where})")
-                self._expect_stored(out, len(chunk) - len("cred buf ") - len(EOL), plan)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-            out = self._run(encode_add(plan), f"cred add for {plan.where}")
-            self._expect_added(out, plan)
-            written.append(self._verify(plan))
+            exists = (plan.sec_tag, compact) in present
+            for attempt in range(1 + self._retries):
+                try:
+                    written.append(self._write_one(plan, chunks, exists))
+                    break
+                except (Garbled, LinkError) as err:
+                    if isinstance(err, LinkError) and "RX ring buffer full" in str(err):
+                        raise
+                    if attempt == self._retries:
+                        if isinstance(err, LinkError):
+                            raise
+                        raise err.final or LinkError(f"{plan.where}: {err}") from None
+                    # Whatever the shell holds now for this slot is suspect: start over.
+                    exists = (plan.sec_tag, compact) in {
+                        (c.sec_tag, c.type_name) for c in self._listed(plan.sec_tag)
+                    }
+            done += sum(len(x) for x in chunks)
+            if progress is not None:
+                progress(done, total)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
         )
+
+    def _write_one(self, plan: PlannedAdd, chunks: list[bytes], exists: bool) -> SlotInfo:
+        if exists:
+            # The shell never overwrites ("already exists"): delete, then add.
+            self._delete_one(plan.sec_tag, plan.slot_type, garbled_ok=True)
+        self._run(line("cred buf clear"), "cred buf clear", retry=True)
+        for chunk in chunks:
+            out = self._run(chunk, f"cred buf (chunk for {plan.where})")
+            self._expect_stored(out, len(chunk) - len("cred buf ") - len(EOL), plan)
+        out = self._run(encode_add(plan), f"cred add for {plan.where}")
+        self._expect_added(out, plan)
+        return self._verify(plan)
 
     def _expect_stored(self, out: list[str], expected: int, plan: PlannedAdd) -> None:
         if any("RX ring buffer full" in t for t in out):
@@ -386,42 +426,56 @@ class ZephyrShellSession:
                 f"{plan.where}: the shell dropped input (RX ring buffer full); "
                 "use shorter chunks or a lower baud rate"
             )
+        if any(t.startswith("Not enough room in credential buffer") for t in out):
+            raise Garbled(
+                "not enough room in the credential buffer",
+                DeviceError(
+                    f"{plan.where}: Not enough room in credential buffer (the device's "
+                    "CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE is smaller than this credential)"
+                ),
+            )
         stored = next((int(m.group(1)) for t in out if (m := _STORED.match(t))), None)
         if stored is None:
-            raise DeviceError(f"{plan.where}: cred buf refused: {device_message(out)}")
+            raise Garbled(f"cred buf got no 'Stored' answer ({device_message(out)})")
         if stored != expected:
-            raise LinkError(
-                f"{plan.where}: the shell stored {stored} of {expected} characters of a chunk"
-            )
+            raise Garbled(f"the shell stored {stored} of {expected} characters of a chunk")
 
     def _expect_added(self, out: list[str], plan: PlannedAdd) -> None:
         added = next((m for t in out if (m := _ADDED.match(t))), None)
-        if added is None:
-            raise DeviceError(f"{plan.where}: cred add failed: {device_message(out)}")
-        if int(added.group(2)) != len(plan.stored):
-            raise DeviceError(
-                f"{plan.where}: the device stored {added.group(2)} bytes, "
-                f"{len(plan.stored)} were sent"
-            )
+        if added is not None:
+            if int(added.group(2)) != len(plan.stored):
+                raise Garbled(
+                    f"the device stored {added.group(2)} bytes, {len(plan.stored)} were sent"
+                )
+            return
+        message = device_message(out)
+        if "Error: -12" in message or "No reference slot" in message or "heap" in message:
+            raise DeviceError(f"{plan.where}: the device's credential store is full ({message})")
+        if "already exists" in message:
+            raise DeviceError(f"{plan.where}: {message}")
+        raise Garbled(f"cred add failed: {message}")
 
     def _verify(self, plan: PlannedAdd) -> SlotInfo:
         expected = hashlib.sha256(plan.stored).digest()
         listed = self._listed(plan.sec_tag, plan.slot_type)
         if not listed:
-            raise DeviceError(f"{plan.where}: not on the device after adding it")
+            raise Garbled("not on the device after adding it")
         if listed[0].digest != expected:
-            raise DeviceError(
-                f"{plan.where}: the device's digest differs from the digest of what was sent"
-            )
+            raise Garbled("the device's digest differs from the digest of what was sent")
         return SlotInfo(plan.sec_tag, plan.slot_type, len(plan.stored), listed[0].digest)
 
-    def _delete_one(self, sec_tag: int, slot_type: SlotType) -> None:
+    def _delete_one(self, sec_tag: int, slot_type: SlotType, garbled_ok: bool = False) -> None:
         out = self._run(encode_delete(sec_tag, slot_type), f"cred del {sec_tag}")
         if any(t.startswith("Deleted TLS credential") for t in out):
             return
         if any(t.startswith("There is no TLS credential") for t in out):
+            if garbled_ok:
+                return  # gone already: what we wanted
             raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
-        raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: {device_message(out)}")
+        message = f"cred del answered: {device_message(out)}"
+        if garbled_ok:
+            raise Garbled(message)
+        raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: {message}")
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
