@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.dialects.at_cmng import slot_pem
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, InputError, LinkError, PolicyError
+from provision.tls.report import HandshakeReport
 from provision.transport.base import Transport
 
 NAME = "zephyr-shell"
@@ -494,6 +495,32 @@ class ZephyrShellSession:
             "the Zephyr TLS credentials shell has no keygen: generate the key on the host "
             "(provision pki) or use a dialect with on-device keygen (native, at-cmng)"
         )
+
+    def tls_check(
+        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
+    ) -> HandshakeReport:
+        """Simulated shells only (`cred tlscheck`, docs/tls-check.md): the device does a
+        mutual-TLS handshake with its own credentials of `sec_tag`. Zephyr's real `cred`
+        command has no such subcommand."""
+        from provision.tls import wire
+        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
+
+        text = wire.encode_shell(sec_tag, host, port, tls_version)
+        saved, self._timeout = self._timeout, timeout + LINK_MARGIN
+        try:
+            out = self._run(line(text), "cred tlscheck")
+        finally:
+            self._timeout = saved
+        for text_line in out:
+            if text_line.startswith(wire.SHELL_PREFIX):
+                try:
+                    return wire.parse_report_line(text_line, wire.SHELL_PREFIX)
+                except InputError as err:
+                    raise DeviceError(f"cred tlscheck: {err.message}") from None
+        why = (
+            f"its shell answers `{device_message(out)}` to cred tlscheck, a simulator-only command"
+        )
+        raise TLSCheckUnsupported("this Zephyr device", why, sec_tag, f"{host}:{port}")
 
     def close(self) -> None:
         self._transport.close()
