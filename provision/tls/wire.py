@@ -138,10 +138,20 @@ def _clip(text: str | None, limit: int = MAX_TEXT) -> str:
     return data.decode(errors="ignore")
 
 
-def result_fields(report: HandshakeReport) -> dict[str, Any]:
-    """A report → TLS_RESULT field values (texts clipped to fit their u8 length)."""
+_TEXTS = ("version", "cipher", "accepted_as", "evidence", "detail")
+
+
+def result_size(fields: dict[str, Any]) -> int:
+    """Payload bytes of TLS_RESULT with these fields (docs/protocol.md)."""
+    texts = sum(1 + len(fields[k].encode()) for k in _TEXTS)
+    return 7 + texts + 1 + sum(1 + len(c.encode()) for c in fields["chain"])
+
+
+def result_fields(report: HandshakeReport, max_payload: int | None = None) -> dict[str, Any]:
+    """A report → TLS_RESULT field values: texts clipped to their u8 length and, when
+    `max_payload` (the host's limit) is given, the chain and long texts shortened to fit."""
     accepted = {False: ACCEPTED_NO, True: ACCEPTED_YES, None: ACCEPTED_UNKNOWN}
-    return {
+    fields: dict[str, Any] = {
         "sec_tag": report.sec_tag or 0,
         "failure": int(report.failure),
         "server_verified": int(report.server_verified),
@@ -153,6 +163,19 @@ def result_fields(report: HandshakeReport) -> dict[str, Any]:
         "detail": _clip(report.detail),
         "chain": tuple(_clip(s) for s in report.server_chain[:MAX_CHAIN]),
     }
+    if max_payload is None:
+        return fields
+    # Leaf and root say the most; then every text gets shorter until the answer fits.
+    for limit in (MAX_TEXT, 96, 48, 24, 0):
+        if result_size(fields) <= max_payload:
+            break
+        chain = fields["chain"]
+        if len(chain) > 2:
+            chain = (chain[0], chain[-1])
+        fields["chain"] = tuple(_clip(c, limit) for c in chain)
+        for key in ("accepted_as", "evidence", "detail"):
+            fields[key] = _clip(fields[key], limit)
+    return fields
 
 
 def report_from_result(server: str, fields: Any) -> HandshakeReport:

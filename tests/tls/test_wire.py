@@ -77,3 +77,25 @@ def test_result_fields_round_trip_and_clip():
     unknown = HandshakeReport("h:1", server_verified=True, client_accepted=None, sec_tag=1)
     back = wire.report_from_result("h:1", SimpleNamespace(**wire.result_fields(unknown)))
     assert back.client_accepted is None
+
+
+def test_result_fields_fit_the_hosts_payload_limit():
+    from provision.link import messages as m
+
+    big = HandshakeReport(
+        "h:1",
+        Failure.HANDSHAKE_FAILED,
+        "d" * 300,
+        version="TLSv1.3",
+        cipher="TLS_AES_256_GCM_SHA384",
+        server_chain=tuple(f"CN={'x' * 200},O={i}" for i in range(8)),
+        evidence="e" * 300,
+        accepted_as="a" * 300,
+        sec_tag=9,
+    )
+    for limit in (128, 256, 512):
+        fields = wire.result_fields(big, max_payload=limit)
+        payload = m.payload_of(m.TlsResult(**fields))
+        assert len(payload) == wire.result_size(fields) <= limit
+        assert fields["failure"] == int(Failure.HANDSHAKE_FAILED) and fields["version"]
+    assert len(wire.result_fields(big)["chain"]) == 8
