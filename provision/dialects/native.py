@@ -17,6 +17,7 @@ from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, TransferSender, device_error
+from provision.tls.report import HandshakeReport
 from provision.transport.base import Transport, transport_clock
 
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
@@ -188,6 +189,28 @@ class NativeSession:
 
     def stored_form(self, slot: Slot) -> bytes:
         return slot.data  # the native device stores the bundle's bytes as they are
+
+    def tls_check(
+        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
+    ) -> HandshakeReport:
+        """TLS_CHECK: the device handshakes with its own slots (feature 0x0010: simulators)."""
+        from provision.tls import wire
+        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
+
+        server = f"{host}:{port}"
+        if not self.hello.features & m.Feature.TLS_CHECK:
+            why = f"{self.hello.firmware!r} does not announce the TLS_CHECK feature"
+            raise TLSCheckUnsupported("this device", why, sec_tag, server)
+        request = m.TlsCheck(
+            sec_tag, port, wire.tls_code(tls_version), min(int(timeout * 1000), 0xFFFF), host
+        )
+        # The device answers only when its handshake is over: wait longer than it may take.
+        saved, self.timeout = self.timeout, timeout + LINK_MARGIN
+        try:
+            reply = self._request(request, m.TlsResult)
+        finally:
+            self.timeout = saved
+        return wire.report_from_result(server, reply)
 
     def close(self) -> None:
         self.transport.close()

@@ -175,6 +175,11 @@ class DeviceProtocol:
         if isinstance(msg, m.Reset):
             self.transfer = None
             return m.Ok(m.MsgType.RESET)
+        if isinstance(msg, m.TlsCheck):
+            tls_check = getattr(self.ops, "tls_check", None)
+            if tls_check is None:
+                raise DeviceFault(m.ErrorCode.UNSUPPORTED, "this device cannot run TLS")
+            return tls_check(msg, self.host_payload)
         raise DeviceFault(m.ErrorCode.UNKNOWN_MESSAGE, "")
 
     def _begin(self, msg: m.Begin) -> m.Message:

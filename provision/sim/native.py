@@ -41,6 +41,8 @@ class NativeDevice:
                     f"{opts['signer']}: cannot read signer key: {err.strerror}"
                 ) from None
         self.keygen_enabled = opts.get("keygen", "1") != "0"
+        # `tls=0`: a device without the TLS check, like the C stub or a real board.
+        self.tls_enabled = opts.get("tls", "1") != "0"
         self._work = 0.0
         self._reset_requested = False
         self.protocol = self._new_protocol()
@@ -81,6 +83,8 @@ class NativeDevice:
             features |= m.Feature.KEYGEN
         if self.signer is not None:
             features |= m.Feature.SIGNED_ONLY
+        if self.tls_enabled:
+            features |= m.Feature.TLS_CHECK
         return m.HelloInfo(
             version=m.PROTOCOL_VERSION,
             max_payload=max_payload,
@@ -176,6 +180,28 @@ class NativeDevice:
 
     def reset(self) -> None:
         self._reset_requested = True
+
+    def tls_check(self, msg: m.TlsCheck, host_payload: int) -> m.TlsResult:
+        """A real mutual-TLS handshake with only the stored slots of msg.sec_tag
+        (docs/tls-check.md). Blocks until done, like firmware would."""
+        if not self.tls_enabled:
+            raise DeviceFault(m.ErrorCode.UNSUPPORTED, "this device cannot run TLS")
+        from provision.tls import wire
+        from provision.tls.device_side import device_check
+
+        try:
+            tls_version = wire.tls_version(msg.tls)
+        except InputError as err:
+            raise DeviceFault(m.ErrorCode.MALFORMED, err.message) from None
+        report = device_check(
+            self.store.entries(),
+            msg.sec_tag,
+            msg.host,
+            msg.port,
+            tls_version=tls_version,
+            timeout=max(msg.timeout_ms, 100) / 1000,
+        )
+        return m.TlsResult(**wire.result_fields(report, host_payload))
 
 
 def create(ctx: SimContext) -> NativeDevice:
