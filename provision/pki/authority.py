@@ -49,6 +49,12 @@ def validate_device_id(device_id: str) -> str:
     return device_id
 
 
+def _naive_utc(dt: datetime) -> datetime:
+    if dt.tzinfo is not timezone.utc:
+        dt = dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=None)
+
+
 def _name(cn: str, organization: str | None = None) -> x509.Name:
     attrs = []
     if organization:
@@ -80,6 +86,9 @@ class Authority:
     key: PrivateKey = field(repr=False)
     parents: tuple[x509.Certificate, ...] = ()
     _aki: x509.AuthorityKeyIdentifier = field(init=False, repr=False, compare=False)
+    _hash: object = field(init=False, repr=False, compare=False)
+    _not_after: datetime = field(init=False, repr=False, compare=False)
+    _subject: x509.Name = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not is_ca(self.cert):
@@ -92,6 +101,10 @@ class Authority:
         except x509.ExtensionNotFound:
             aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key())  # type: ignore[arg-type]
         object.__setattr__(self, "_aki", aki)
+        object.__setattr__(self, "_hash", signature_hash(self.key))
+        object.__setattr__(self, "_not_after", self.cert.not_valid_after_utc)
+        # Certificate.subject parses the name anew on every access.
+        object.__setattr__(self, "_subject", self.cert.subject)
 
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
@@ -110,23 +123,22 @@ class Authority:
         now: datetime | None = None,
     ) -> x509.Certificate:
         now = now or datetime.now(timezone.utc)
-        not_before = now - BACKDATE
         # A certificate outliving its issuer would fail verification when the issuer expires.
-        not_after = min(now + timedelta(days=_check_days(days)), self.cert.not_valid_after_utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.cert.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
+        not_after = min(now + timedelta(days=_check_days(days)), self._not_after)
+        # The constructor (not the fluent setters) avoids re-validating constant parts for
+        # every certificate; the Rust signer still checks everything it encodes.
+        builder = x509.CertificateBuilder(
+            issuer_name=self._subject,
+            subject_name=subject,
+            public_key=public_key,
+            serial_number=x509.random_serial_number(),
+            not_valid_before=_naive_utc(now - BACKDATE),
+            not_valid_after=_naive_utc(not_after),
+            extensions=extensions(
+                profile, public_key, authority_key_id=self._aki, path_length=path_length, san=san
+            ),
         )
-        for ext, critical in extensions(
-            profile, public_key, authority_key_id=self._aki, path_length=path_length, san=san
-        ):
-            builder = builder.add_extension(ext, critical)
-        return builder.sign(self.key, signature_hash(self.key))  # type: ignore[arg-type]
+        return builder.sign(self.key, self._hash)  # type: ignore[arg-type]
 
     def issue_intermediate(
         self,
@@ -281,10 +293,10 @@ def create_root_ca(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + timedelta(days=_check_days(days)))
     )
-    for ext, critical in extensions(
+    for ext in extensions(
         Profile.ROOT_CA, key.public_key(), authority_key_id=None, path_length=path_length
     ):
-        builder = builder.add_extension(ext, critical)
+        builder = builder.add_extension(ext.value, ext.critical)
     cert = builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
     return Authority(cert, key)
 

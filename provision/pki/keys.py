@@ -47,8 +47,9 @@ _RSA_BITS = {KeyType.RSA2048: 2048, KeyType.RSA3072: 3072, KeyType.RSA4096: 4096
 
 def generate_key(key_type: KeyType | str = DEFAULT_KEY_TYPE) -> PrivateKey:
     key_type = KeyType(key_type)
-    if key_type in _CURVES:
-        return ec.generate_private_key(_CURVES[key_type])
+    curve = _CURVES.get(key_type)
+    if curve is not None:
+        return ec.generate_private_key(curve)
     if key_type in _RSA_BITS:
         return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_type])
     return ed25519.Ed25519PrivateKey.generate()
