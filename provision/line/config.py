@@ -1,0 +1,237 @@
+"""The station config: one TOML file says how a factory station provisions devices.
+
+    station = "line1-st3"
+    registry = "line.sqlite"              # or postgresql://… shared by the line's stations
+    dialect = "native"                    # native | at-cmng | zephyr-shell | auto
+    ports = ["/dev/ttyUSB*"]              # paths, globs, pyserial URLs, sim:// or jig:// URLs
+    baud = 115200
+    flow = "host-key"                     # or "device-keygen": the key never leaves the device
+
+    [ca]
+    cert = "issuing-ca.pem"               # the issuing CA (then its parents, if any)
+    key = "issuing-ca.key"                # or "pkcs11:token=…;object=…" (PIN: pin-source/env)
+    key_password_env = "CA_KEY_PASSWORD"  # for an encrypted key file (never in this file)
+
+    [profile]
+    key_type = "p256"
+    days = 365
+    subject = "CN={device_id}"            # optionally "O=Acme,CN={device_id}"
+
+    [[sec_tags]]
+    sec_tag = 42
+    client = true                         # client_cert (+ client_key) go here
+    roots = ["server-root.pem"]           # root_ca certificates for this tag
+
+Paths are relative to the config file. Anything secret (CA key password, token PIN) comes
+from the environment or a file, never from this file or the command line.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from provision.bundle.model import MAX_SEC_TAG
+from provision.errors import InputError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+FLOWS = ("host-key", "device-keygen")
+DIALECT_NAMES = ("auto", "native", "at-cmng", "zephyr-shell")
+_SUBJECT = re.compile(r"^(?:O=(?P<org>[^,=]+),\s*)?CN=\{device_id\}$")
+
+
+@dataclass(frozen=True)
+class TagLayout:
+    sec_tag: int
+    client: bool = False
+    roots: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    station: str
+    ca_cert: Path
+    ca_key: str  # a path, or a pkcs11: URI
+    registry: str = "provision-registry.sqlite"
+    operator: str = ""
+    dialect: str = "native"
+    ports: tuple[str, ...] = ()
+    baud: int | None = 115200
+    flow: str = "host-key"
+    key_type: str = "p256"
+    days: int = 365
+    subject: str = "CN={device_id}"
+    layout: tuple[TagLayout, ...] = (TagLayout(42, client=True),)
+    ca_key_password_env: str | None = None
+    device_timeout: float = 5.0  # one answer from a device
+    retries: int = 5
+    poll_interval: float = 0.5  # between looks at an empty port
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def client_tag(self) -> int:
+        return next(t.sec_tag for t in self.layout if t.client)
+
+    @property
+    def organization(self) -> str | None:
+        match = _SUBJECT.match(self.subject)
+        return match.group("org") if match else None
+
+    def with_overrides(self, **changes: Any) -> StationConfig:
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "ports" in changes:
+            changes["ports"] = tuple(changes["ports"])
+        return _validated(replace(self, **changes))
+
+
+def _validated(cfg: StationConfig) -> StationConfig:
+    if not cfg.station or not re.match(r"^[A-Za-z0-9._:@-]{1,64}$", cfg.station):
+        raise InputError("station: 1-64 letters, digits or . _ : @ -")
+    if cfg.flow not in FLOWS:
+        raise InputError(f"flow {cfg.flow!r} is not one of: {', '.join(FLOWS)}")
+    if cfg.dialect not in DIALECT_NAMES:
+        raise InputError(f"dialect {cfg.dialect!r} is not one of: {', '.join(DIALECT_NAMES)}")
+    if not _SUBJECT.match(cfg.subject):
+        raise InputError(
+            f"subject {cfg.subject!r}: supported templates are CN={{device_id}} and "
+            "O=<organization>,CN={device_id}"
+        )
+    clients = [t for t in cfg.layout if t.client]
+    if len(clients) != 1:
+        raise InputError("sec_tags: exactly one tag must have client = true")
+    tags = [t.sec_tag for t in cfg.layout]
+    if len(set(tags)) != len(tags):
+        raise InputError("sec_tags: a sec_tag is listed twice")
+    for t in tags:
+        if not 0 <= t <= MAX_SEC_TAG:
+            raise InputError(f"sec_tag {t} out of range (0..{MAX_SEC_TAG})")
+    if not 1 <= cfg.days <= 36500:
+        raise InputError(f"days {cfg.days} out of range (1..36500)")
+    if cfg.baud is not None and cfg.baud <= 0:
+        raise InputError("baud must be positive")
+    return cfg
+
+
+def _path(base: Path, value: Any, what: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{what} must be a file name")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def load_config(path: Path) -> StationConfig:
+    """Read and check a station config; InputError names the problem."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: station config not found") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read station config: {err.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid TOML: {err}") from None
+    return config_from_dict(data, Path(path).resolve().parent, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -> StationConfig:
+    known = {
+        "station",
+        "registry",
+        "operator",
+        "dialect",
+        "ports",
+        "baud",
+        "flow",
+        "ca",
+        "profile",
+        "sec_tags",
+        "device_timeout",
+        "retries",
+        "poll_interval",
+    }
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"{source}: unknown setting(s): {', '.join(unknown)}")
+    ca = data.get("ca") or {}
+    if "cert" not in ca or "key" not in ca:
+        raise InputError(f"{source}: [ca] needs cert and key")
+    if "password" in ca or "pin" in ca:
+        raise InputError(
+            f"{source}: secrets do not belong in the config: use [ca] key_password_env, "
+            "or pin-source / PROVISION_PKCS11_PIN for a token"
+        )
+    key = ca["key"]
+    ca_key = key if str(key).startswith("pkcs11:") else str(_path(base, key, "[ca] key"))
+    profile = data.get("profile") or {}
+    layout = []
+    for i, tag in enumerate(data.get("sec_tags") or [{"sec_tag": 42, "client": True}]):
+        if "sec_tag" not in tag:
+            raise InputError(f"{source}: sec_tags[{i}] needs sec_tag")
+        roots = tag.get("roots", [])
+        if isinstance(roots, str):
+            roots = [roots]
+        layout.append(
+            TagLayout(
+                int(tag["sec_tag"]),
+                bool(tag.get("client", False)),
+                tuple(_path(base, r, "roots entry") for r in roots),
+            )
+        )
+    registry = str(data.get("registry", "provision-registry.sqlite"))
+    if "://" not in registry:
+        registry = str(_path(base, registry, "registry"))
+    ports = data.get("ports", [])
+    if isinstance(ports, str):
+        ports = [ports]
+    try:
+        cfg = StationConfig(
+            station=str(data.get("station", "")),
+            ca_cert=_path(base, ca["cert"], "[ca] cert"),
+            ca_key=ca_key,
+            registry=registry,
+            operator=str(data.get("operator", "")),
+            dialect=str(data.get("dialect", "native")),
+            ports=tuple(str(p) for p in ports),
+            baud=int(data["baud"]) if data.get("baud") else None,
+            flow=str(data.get("flow", "host-key")),
+            key_type=str(profile.get("key_type", "p256")),
+            days=int(profile.get("days", 365)),
+            subject=str(profile.get("subject", "CN={device_id}")),
+            layout=tuple(layout),
+            ca_key_password_env=ca.get("key_password_env"),
+            device_timeout=float(data.get("device_timeout", 5.0)),
+            retries=int(data.get("retries", 5)),
+            poll_interval=float(data.get("poll_interval", 0.5)),
+        )
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{source}: bad value: {err}") from None
+    return _validated(cfg)
+
+
+def expand_ports(patterns: tuple[str, ...]) -> list[str]:
+    """Paths and globs → port names (sorted, no duplicates); URLs pass through."""
+    ports: list[str] = []
+    for pattern in patterns:
+        if "://" in pattern or not glob.has_magic(pattern):
+            found = [pattern]
+        else:
+            found = sorted(glob.glob(pattern))
+            if not found:
+                raise InputError(f"no port matches {pattern!r}")
+        for p in found:
+            if p not in ports:
+                ports.append(p)
+    if not ports:
+        raise InputError("no ports: give ports in the config or --port")
+    return ports
+
+
+def default_operator() -> str:
+    return os.environ.get("PROVISION_OPERATOR") or os.environ.get("USER") or "unknown"

@@ -1,0 +1,156 @@
+"""Simulated test jigs: a port where a new device sits each time the host lets go of it.
+
+Two forms, one model ("the host closes the port" = "the operator swaps the board"):
+
+- `jig://NAME?kind=native&<sim options>` — in-process, on the simulator's virtual clock.
+  Each open of the same NAME gets the next device (a new UID, empty flash). Fast; for tests.
+- `provision line simulate N` — N jigs on pseudo-terminals, on the wall clock with baud
+  pacing, in their own process: rehearsals, CI and the line benchmark.
+
+Device n of jig NAME has seed = hash(NAME, n), so UIDs/IMEIs are stable across runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import select
+import termios
+import threading
+import time
+import tty
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from provision.errors import InputError
+
+_jig_counters: dict[str, int] = {}
+_jig_lock = threading.Lock()
+
+
+def device_seed(name: str, n: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{name}/{n}".encode()).digest()[:6], "big")
+
+
+def _runner(kind: str, options: Mapping[str, str], seed: int, baud: int | None):  # type: ignore[no-untyped-def]
+    # The simulator is a device, not host code: imported only when a jig is opened.
+    from provision.sim.serve import build_runner
+
+    return build_runner(kind, {**options, "seed": str(seed)}, baud)
+
+
+def open_jig_transport(url: str, baud: int | None = None):  # type: ignore[no-untyped-def]
+    """Transport factory for `jig://NAME?kind=…` (registered with provision.transport)."""
+    from provision.sim.serve import SimTransport
+
+    parts = urlsplit(url)
+    name = parts.netloc + parts.path
+    if not name:
+        raise InputError(f"{url}: a jig URL needs a name (jig://NAME)")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    kind = options.pop("kind", "native")
+    with _jig_lock:
+        n = _jig_counters.get(name, 0)
+        _jig_counters[name] = n + 1
+    return SimTransport(_runner(kind, options, device_seed(name, n), baud))
+
+
+# -- jigs on pseudo-terminals ----------------------------------------------------------
+
+
+@dataclass
+class PtyJig:
+    """One simulated jig on a pty: serves device after device until stopped."""
+
+    name: str
+    kind: str
+    options: dict[str, str]
+    baud: int | None
+    path: str = ""
+    devices: int = 0  # devices presented so far
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def open(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        self.path = os.ttyname(slave)
+        self._master = master
+        # Our copy of the slave is closed so that the host closing its copy reads as EIO
+        # on the master: that is the board being taken off the jig.
+        os.close(slave)
+
+    def serve(self) -> None:
+        master = self._master
+        try:
+            while not self.stop.is_set():
+                seed = device_seed(self.name, self.devices)
+                runner = _runner(self.kind, self.options, seed, self.baud)
+                self.devices += 1
+                self._serve_device(master, runner)
+                with contextlib.suppress(termios.error):
+                    termios.tcflush(master, termios.TCIOFLUSH)
+        finally:
+            os.close(master)
+
+    def _serve_device(self, master: int, runner) -> None:  # type: ignore[no-untyped-def]
+        t0 = time.monotonic()
+        talked = False
+        while not self.stop.is_set():
+            now = time.monotonic() - t0
+            out = runner.advance(now)
+            if out:
+                with contextlib.suppress(OSError):
+                    os.write(master, out)
+            t_next = runner.next_event_time()
+            wait = 0.05 if t_next is None else min(0.05, max(0.0, t_next - now))
+            ready, _, _ = select.select([master], [], [], wait)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 4096)
+            except OSError as err:
+                if err.errno != errno.EIO:
+                    raise
+                if talked:
+                    return  # the host let go: next board
+                time.sleep(0.02)  # nobody has the port open yet
+                continue
+            if data:
+                talked = True
+                runner.host_write(data, time.monotonic() - t0)
+
+
+def start_jigs(
+    count: int,
+    *,
+    kind: str = "native",
+    baud: int | None = 115200,
+    options: Mapping[str, str] | None = None,
+    prefix: str = "jig",
+) -> list[PtyJig]:
+    """Start `count` pty jigs in background threads; their .path is the port to use."""
+    if not 1 <= count <= 256:
+        raise InputError("simulate: between 1 and 256 ports")
+    from provision.sim.serve import device_factory
+
+    device_factory(kind)  # an unknown kind fails here, before any pty exists
+    jigs = []
+    for i in range(count):
+        jig = PtyJig(f"{prefix}{i}", kind, dict(options or {}), baud)
+        jig.open()
+        threading.Thread(target=jig.serve, name=f"jig {jig.path}", daemon=True).start()
+        jigs.append(jig)
+    return jigs
+
+
+def serve_jigs(jigs: list[PtyJig], until: Callable[[], bool]) -> None:
+    """Block until `until()` is true (or Ctrl-C), then stop every jig."""
+    try:
+        while not until():
+            time.sleep(0.2)
+    finally:
+        for jig in jigs:
+            jig.stop.set()

@@ -1,0 +1,232 @@
+"""One device on one port: identify, skip if done, issue, write, verify, record.
+
+Every attempt ends in exactly one of: ok (recorded), skipped (registry record and on-device
+digests already match), busy (another station holds the device), failed or rolled_back
+(recorded, device tags cleaned). The device's tags are cleared before writing, so a device
+that failed midway is provisioned from a clean state the next time it is presented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+
+from provision.bundle.model import SlotType
+from provision.device import Device, DeviceInfo
+from provision.errors import DeviceError, ProvisionError, RegistryError
+from provision.line.config import StationConfig
+from provision.line.issuer import Issued, Issuer
+from provision.registry import Entry, Registry, Result
+
+
+class Step(str, Enum):
+    WAITING = "waiting"
+    IDENTIFY = "identify"
+    CHECK = "check"
+    CLEAN = "clean"
+    ISSUE = "issue"
+    KEYGEN = "keygen"
+    WRITE = "write"
+    VERIFY = "verify"
+    RECORD = "record"
+    ROLLBACK = "rollback"
+    STOPPED = "stopped"
+
+
+class Status(str, Enum):
+    OK = "ok"
+    SKIPPED = "skipped"
+    BUSY = "busy"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    port: str
+    device_id: str
+    status: Status
+    seconds: float
+    cert_serial: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    bytes_sent: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "event": "device",
+            "port": self.port,
+            "device_id": self.device_id,
+            "status": self.status.value,
+            "seconds": round(self.seconds, 3),
+            "cert_serial": self.cert_serial,
+            "error_code": self.error_code,
+            "message": self.message,
+            "bytes_sent": self.bytes_sent,
+        }
+
+
+class Interrupted(Exception):
+    """The operator asked to abort devices in flight (second Ctrl-C)."""
+
+
+def error_code(err: BaseException) -> str:
+    if isinstance(err, ProvisionError):
+        return err.code or f"{err.exit_code.name.lower()}.error"
+    return f"internal.{type(err).__name__}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class StationContext:
+    cfg: StationConfig
+    issuer: Issuer
+    registry: Registry
+    operator: str
+    force: bool = False
+    abort: threading.Event = field(default_factory=threading.Event)
+    on_step: Callable[[str, Step, str | None], None] = lambda port, step, device: None
+
+
+def _key_present(dev: Device, sec_tag: int) -> bool:
+    return any(s.sec_tag == sec_tag and s.type is SlotType.CLIENT_KEY for s in dev.list())
+
+
+def _already_done(dev: Device, ctx: StationContext, device_id: str) -> bool:
+    rec = ctx.registry.latest(device_id)
+    if rec is None or rec.result is not Result.OK or not rec.cert_pem:
+        return False
+    if not dev.verify(ctx.issuer.public_set(rec.cert_pem)).ok:
+        return False
+    return _key_present(dev, ctx.cfg.client_tag)
+
+
+def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext) -> Outcome:
+    cfg = ctx.cfg
+    device_id = info.device_id
+    t0 = time.monotonic()
+    started = utc_now()
+
+    def step(s: Step) -> None:
+        if ctx.abort.is_set():
+            raise Interrupted
+        ctx.on_step(port, s, device_id)
+
+    def outcome(status: Status, **kw: object) -> Outcome:
+        return Outcome(port, device_id, status, time.monotonic() - t0, **kw)  # type: ignore[arg-type]
+
+    step(Step.CHECK)
+    if not ctx.force and _already_done(dev, ctx, device_id):
+        return outcome(Status.SKIPPED)
+    try:
+        claim = ctx.registry.claim(device_id, cfg.station)
+    except RegistryError as err:
+        return outcome(Status.BUSY, error_code=error_code(err), message=err.message)
+
+    issued: Issued | None = None
+    bytes_sent = 0
+    touched = False
+    try:
+        step(Step.CLEAN)
+        # Leftovers of an earlier, interrupted attempt (or an old provisioning) go first.
+        tags = {t.sec_tag for t in cfg.layout}
+        if any(s.sec_tag in tags for s in dev.list()):
+            touched = True
+            for tag in sorted(tags):
+                dev.delete(tag)
+        if cfg.flow == "host-key":
+            step(Step.ISSUE)
+            issued = ctx.issuer.issue_with_key(device_id)
+            to_write = issued.credentials
+        else:
+            step(Step.KEYGEN)
+            touched = True
+            csr = dev.keygen(cfg.client_tag, None)
+            step(Step.ISSUE)
+            issued = ctx.issuer.issue_for_csr(device_id, csr)
+            to_write = issued.public
+        step(Step.WRITE)
+        touched = True
+        bytes_sent = dev.write(to_write).bytes_sent
+        step(Step.VERIFY)
+        report = dev.verify(to_write)
+        if not report.ok:
+            raise DeviceError(
+                f"verify after write: {'; '.join(report.mismatches)}", code="device.verify"
+            )
+        if not _key_present(dev, cfg.client_tag):
+            raise DeviceError("verify after write: client_key missing", code="device.verify")
+        step(Step.RECORD)
+        ctx.registry.record(_entry(ctx, issued, device_id, started, Result.OK), claim=claim)
+        return outcome(Status.OK, cert_serial=issued.cert_serial, bytes_sent=bytes_sent)
+    except Interrupted:
+        _rollback(dev, cfg, touched)
+        _record_failure(ctx, claim, issued, device_id, started, Result.ROLLED_BACK, "interrupted")
+        return outcome(Status.ROLLED_BACK, error_code="interrupted", message="aborted by operator")
+    except Exception as err:
+        code = error_code(err)
+        message = err.message if isinstance(err, ProvisionError) else type(err).__name__
+        _rollback(dev, cfg, touched)
+        _record_failure(ctx, claim, issued, device_id, started, Result.FAILED, code)
+        return outcome(
+            Status.FAILED,
+            error_code=code,
+            message=message,
+            cert_serial=issued.cert_serial if issued else None,
+            bytes_sent=bytes_sent,
+        )
+
+
+def _entry(
+    ctx: StationContext,
+    issued: Issued | None,
+    device_id: str,
+    started: str,
+    result: Result,
+    code: str | None = None,
+) -> Entry:
+    return Entry(
+        device_id=device_id,
+        result=result,
+        station=ctx.cfg.station,
+        operator=ctx.operator,
+        started_at=started,
+        finished_at=utc_now(),
+        # A certificate that was signed is accounted for even if it never reached the device.
+        cert_serial=issued.cert_serial if issued else None,
+        cert_sha256=issued.cert_sha256 if issued else None,
+        root_sha256=issued.root_sha256 if issued else None,
+        sec_tags=issued.sec_tags if issued and result is Result.OK else (),
+        error_code=code,
+        cert_pem=issued.cert_pem if issued else None,
+    )
+
+
+def _record_failure(ctx, claim, issued, device_id, started, result, code) -> None:  # type: ignore[no-untyped-def]
+    try:
+        ctx.registry.record(_entry(ctx, issued, device_id, started, result, code), claim=claim)
+    except RegistryError:
+        # The registry is unreachable or the claim was taken over: nothing consistent can be
+        # written from here. Free the claim if we still can; the outcome line reports it.
+        with contextlib.suppress(RegistryError):
+            ctx.registry.release(claim)
+
+
+def _rollback(dev: Device, cfg: StationConfig, touched: bool) -> None:
+    """Best effort: leave none of this attempt's slots on the device."""
+    if not touched:
+        return
+    for tag in sorted({t.sec_tag for t in cfg.layout}):
+        try:
+            dev.delete(tag)
+        except Exception:
+            # The device may be gone (that may be why we are here); the next attempt cleans.
+            return
