@@ -162,8 +162,10 @@ def _confirm(
             chunk = wire.tls.read(4096)
         except ssl.SSLWantReadError:
             session = wire.tls.session
-            if tls13 and session is not None and session.has_ticket:
-                return True, None, "the server sent a session ticket after our Finished", *_ok()
+            if session is not None and session.has_ticket:
+                # Servers that send tickets (openssl s_server) send no greeting.
+                evidence = "the server sent a session ticket after our Finished"
+                return True, None, evidence if tls13 else finished, *_ok()
             try:
                 wire.flush()
                 wire.receive(deadline)
