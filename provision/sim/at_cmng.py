@@ -70,6 +70,7 @@ class AtCmngOptions:
     write_overwrites: bool = True  # NCS modem_key_mgmt_write: "Write or update"; False → 519
     capacity: int = 64 * 1024  # bytes of credential storage before 515
     pofwarn: bool = False  # an active %XPOFWARN power-off warning: writes refused with 528
+    check_key_password: bool = True  # decrypt an encrypted client key with <passwd> (527 if not)
 
 
 def _digest(data: bytes) -> str:
@@ -335,7 +336,8 @@ class AtCmngModem:
                 return False
             if cred_type == 2 and b"ENCRYPTED PRIVATE KEY" in content and not passwd:
                 return False
-            if cred_type == 2 and passwd and b"ENCRYPTED PRIVATE KEY" in content:
+            encrypted = cred_type == 2 and b"ENCRYPTED PRIVATE KEY" in content
+            if encrypted and passwd and self.options.check_key_password:
                 return _decrypts(content, passwd.encode("latin-1"))
         if cred_type == 3:
             return len(content) % 2 == 0 and re.fullmatch(rb"[0-9A-Fa-f]+", content) is not None
