@@ -1,0 +1,169 @@
+/* libFuzzer target for the frame decoder, the message handler, the bundle reader and the
+ * store, over a RAM flash. The first input byte picks how the rest is used:
+ *
+ *   0  raw wire bytes into proto_input (COBS, CRC, resync, NAK paths)
+ *   1  a list of requests `type u8 | len u8 | payload`, each framed correctly, so the
+ *      handlers themselves are reached past the CRC
+ *   2  bundle bytes into bundle_check, and when valid, store_apply then a remount
+ *   3  bundle bytes sent as a whole transfer (HELLO, BEGIN, DATA..., COMMIT, LIST, READ)
+ *
+ * Invariants beyond the sanitizers: everything the device sends decodes as good frames;
+ * a store that mounts after an apply holds at most STORE_MAX_SLOTS slots. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle.h"
+#include "flash_ram.h"
+#include "frame.h"
+#include "messages.h"
+#include "proto.h"
+#include "sha256.h"
+#include "store.h"
+
+static frame_rx check_rx;
+static unsigned long frames_out;
+
+static void check_put(void *ctx, uint8_t b)
+{
+    (void)ctx;
+    frame f;
+    frame_event ev = frame_rx_byte(&check_rx, b, &f);
+    if (ev == FRAME_BAD)
+        __builtin_trap(); /* the device sent a frame the host could not decode */
+    if (ev == FRAME_GOOD) {
+        if (f.version != 1 || f.length != f.payload_len || f.type < 0x80)
+            __builtin_trap();
+        frames_out++;
+    }
+}
+
+static const uint8_t UID[8] = {'f', 'u', 'z', 'z'};
+static const proto_port PORT = {check_put, NULL, NULL, NULL, UID, sizeof UID, "fuzz"};
+
+static uint8_t body[FRAME_MAX_BODY + FRAME_CRC];
+static uint8_t wire[COBS_MAX_ENCODED(FRAME_MAX_BODY + FRAME_CRC) + 1];
+static size_t wire_len;
+static uint16_t seq;
+
+static void to_wire(void *ctx, uint8_t b)
+{
+    (void)ctx;
+    wire[wire_len++] = b;
+}
+
+static void request(uint8_t type, const uint8_t *payload, uint16_t n)
+{
+    if (n > FRAME_MAX_PAYLOAD)
+        n = FRAME_MAX_PAYLOAD;
+    memcpy(body + FRAME_HEADER, payload, n);
+    wire_len = 0;
+    frame_send(body, type, ++seq, n, to_wire, NULL);
+    proto_input(wire, wire_len);
+}
+
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int mem_read(void *ctx, uint32_t off, void *buf, uint32_t n)
+{
+    const uint8_t *data = ((const uint8_t **)ctx)[0];
+    uint32_t len = (uint32_t)(uintptr_t)((const uint8_t **)ctx)[1];
+    if (off > len || n > len - off)
+        return -1;
+    memcpy(buf, data + off, n);
+    return 0;
+}
+
+static void transfer(const uint8_t *data, size_t size)
+{
+    uint8_t p[64];
+    const uint16_t chunk = 200;
+    p[0] = 1;
+    put16(p + 1, 512);
+    request(MSG_HELLO, p, 3);
+    put16(p, 7);
+    put32(p + 2, (uint32_t)size);
+    put16(p + 6, chunk);
+    sha256(data, size, p + 8);
+    request(MSG_BEGIN, p, 40);
+    static uint8_t d[DATA_OVERHEAD + 200];
+    for (size_t off = 0; off < size; off += chunk) {
+        size_t n = size - off < chunk ? size - off : chunk;
+        put16(d, 7);
+        put32(d + 2, (uint32_t)off);
+        memcpy(d + DATA_OVERHEAD, data + off, n);
+        request(MSG_DATA, d, (uint16_t)(DATA_OVERHEAD + n));
+    }
+    put16(p, 7);
+    request(MSG_COMMIT, p, 2);
+    put16(p, 0);
+    request(MSG_LIST, p, 2);
+    for (uint16_t i = 0; i < store_count() && i < 4; i++) {
+        store_slot s;
+        if (store_get(i, &s) == 0) {
+            put32(p, s.sec_tag);
+            p[4] = s.slot;
+            put32(p + 5, 0);
+            put16(p + 9, 400);
+            request(MSG_READ, p, 11);
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    uint8_t mode = data[0] & 3u;
+    data++;
+    size--;
+    memset(ram_flash, 0xFF, RAM_FLASH_SIZE);
+    ram_flash_budget = -1;
+    frame_rx_reset(&check_rx);
+    seq = 0;
+    proto_init(&PORT);
+    switch (mode) {
+    case 0:
+        proto_input(data, size);
+        break;
+    case 1:
+        while (size >= 2) {
+            uint8_t type = data[0], n = data[1];
+            data += 2;
+            size -= 2;
+            if (n > size)
+                n = (uint8_t)size;
+            request(type, data, n);
+            data += n;
+            size -= n;
+        }
+        break;
+    case 2: {
+        const void *ctx[2] = {data, (const void *)(uintptr_t)size};
+        bundle_src src = {mem_read, ctx, (uint32_t)size};
+        bundle_view v;
+        if (bundle_check(&src, &v) == BUNDLE_OK) {
+            store_apply(&v, STORE_MERGE_REPLACE_TAGS);
+            store_mount();
+            if (store_count() > STORE_MAX_SLOTS)
+                __builtin_trap();
+        }
+        break;
+    }
+    default:
+        if (size <= store_staging_size())
+            transfer(data, size);
+        break;
+    }
+    return 0;
+}
