@@ -1,5 +1,178 @@
-"""`provision line` commands (to be filled in)."""
+"""`provision line run` (a factory station) and `provision line simulate N` (jigs to rehearse)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from pathlib import Path
 
 import typer
+from rich.live import Live
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from provision.cli.common import console, err_console, print_json
+from provision.errors import ExitCode, InputError
+from provision.line import Line, load_config
+from provision.line.config import default_operator
+from provision.line.runner import Summary
+from provision.line.station import Outcome, Step
+
+app = typer.Typer(no_args_is_help=True, help="Factory line: provision many devices on many ports.")
+
+_print_lock = threading.Lock()
+
+
+def _emit(outcome: Outcome) -> None:
+    with _print_lock:
+        print_json(outcome.to_json())
+
+
+def _status_table(line: Line) -> Table:
+    table = Table(title=f"station {line.cfg.station}", expand=False)
+    for col in ("port", "state", "device", "ok", "skipped", "failed", "last error"):
+        table.add_column(col)
+    now = time.monotonic()
+    for state in line.states.values():
+        step = state.step.value
+        if state.step not in (Step.WAITING, Step.STOPPED):
+            step = f"{step} {now - state.since:4.1f}s"
+        table.add_row(
+            state.port,
+            step,
+            state.device_id or "-",
+            str(state.counts.get("ok", 0)),
+            str(state.counts.get("skipped", 0)),
+            str(state.counts.get("failed", 0) + state.counts.get("rolled_back", 0)),
+            state.last_error or "",
+        )
+    return table
+
+
+def _summary_table(summary: Summary) -> Table:
+    table = Table(title="line summary", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for status in ("ok", "skipped", "failed", "rolled_back", "busy"):
+        table.add_row(status, str(summary.counts.get(status, 0)))
+    table.add_row("ports", str(summary.ports))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    table.add_row("devices/hour", f"{summary.devices_per_hour:.0f}")
+    for code, n in sorted(summary.failures.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"failed: {code}", str(n))
+    return table
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Station config (TOML)."),
+    port: list[str] = typer.Option(
+        None, "--port", "-p", help="Port, glob or URL (repeatable); replaces the config's ports."
+    ),
+    registry: str | None = typer.Option(None, "--registry", "-r", help="Registry path or URL."),
+    station: str | None = typer.Option(None, "--station", help="Station name."),
+    operator: str | None = typer.Option(
+        None, "--operator", envvar="PROVISION_OPERATOR", help="Operator recorded per device."
+    ),
+    dialect: str | None = typer.Option(
+        None, "--dialect", help="native, at-cmng, zephyr-shell, auto."
+    ),
+    flow: str | None = typer.Option(None, "--flow", help="host-key or device-keygen."),
+    ca_key: str | None = typer.Option(
+        None, "--ca-key", help="CA key file or pkcs11: URI (PIN via pin-source or env)."
+    ),
+    count: int | None = typer.Option(None, "--count", "-n", help="Stop after N devices."),
+    per_port: int | None = typer.Option(None, "--per-port", help="Stop each port after N."),
+    force: bool = typer.Option(False, "--force", help="Re-provision devices already done."),
+    json_out: bool = typer.Option(False, "--json", help="End with a JSON summary line."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Live per-port status (terminal)."),
+) -> None:
+    """Provision devices on every port until Ctrl-C (or --count): one JSON line per device.
+
+    First Ctrl-C: finish the devices in flight, then stop. Second: roll them back.
+    """
+    cfg = load_config(config).with_overrides(
+        ports=port or None,
+        registry=registry,
+        station=station,
+        dialect=dialect,
+        flow=flow,
+        ca_key=ca_key,
+    )
+    line = Line(
+        cfg,
+        operator=operator or cfg.operator or default_operator(),
+        force=force,
+        limit=count,
+        per_port=per_port,
+        emit=_emit,
+    )
+    interrupted = []
+    show_live = live and err_console.is_terminal
+
+    def wait(line: Line) -> None:
+        display = (
+            Live(_status_table(line), console=err_console, refresh_per_second=4)
+            if show_live
+            else contextlib.nullcontext()
+        )
+        with display as shown:
+            while line.alive():
+                try:
+                    time.sleep(0.25)
+                    if shown is not None:
+                        shown.update(_status_table(line))
+                except KeyboardInterrupt:
+                    interrupted.append(True)
+                    if len(interrupted) == 1:
+                        line.stop()
+                        err_console.print(
+                            "stopping: finishing devices in flight (Ctrl-C again rolls them back)"
+                        )
+                    else:
+                        line.abort()
+                        err_console.print("aborting: rolling back devices in flight")
+
+    summary = line.run(wait=wait)
+    err_console.print(_summary_table(summary))
+    if json_out:
+        print_json(summary.to_json())
+    if interrupted:
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    if summary.failures:
+        raise typer.Exit(int(ExitCode.DEVICE))
+
+
+@app.command()
+def simulate(
+    count: int = typer.Argument(..., help="How many simulated ports (jigs)."),
+    kind: str = typer.Option("native", "--kind", help="native, at-cmng or zephyr-shell."),
+    baud: int = typer.Option(115200, "--baud", help="Emulated line speed (0: unpaced)."),
+    seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long."),
+    json_out: bool = typer.Option(False, "--json", help="Print the ports as one JSON line."),
+) -> None:
+    """Start N simulated jigs on pseudo-terminals: a new device each time a port is reopened.
+
+    Point `provision line run --port …` at the printed ports. Ctrl-C stops the jigs.
+    """
+    from provision.line.simulate import serve_jigs, start_jigs
+
+    if seconds is not None and seconds <= 0:
+        raise InputError("--seconds must be positive")
+    jigs = start_jigs(count, kind=kind, baud=baud or None)
+    ports = [j.path for j in jigs]
+    if json_out:
+        print_json({"event": "ready", "kind": kind, "baud": baud, "ports": ports})
+    else:
+        console.print(f"{count} simulated {kind} jig(s) at {baud or 'unpaced'} baud:")
+        for p in ports:
+            console.print(f"  {p}", markup=False)
+        console.print(f"ports = {json.dumps(ports)}", markup=False)
+        console.print("Ctrl-C to stop.")
+    sys.stdout.flush()
+    deadline = None if seconds is None else time.monotonic() + seconds
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_jigs(jigs, until=lambda: deadline is not None and time.monotonic() >= deadline)
+    err_console.print(f"served {sum(j.devices for j in jigs)} device(s)")

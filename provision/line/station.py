@@ -149,7 +149,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         else:
             step(Step.KEYGEN)
             touched = True
-            csr = dev.keygen(cfg.client_tag, None)
+            csr = dev.keygen(cfg.client_tag, cfg.subject.format(device_id=device_id))
             step(Step.ISSUE)
             issued = ctx.issuer.issue_for_csr(device_id, csr)
             to_write = issued.public
