@@ -1,0 +1,127 @@
+"""One P-256 device set through native, at-cmng and zephyr-shell on the same emulated line.
+
+Issue 5 goal: the native protocol at least 1.5x faster than at-cmng. Each dialect writes the
+committed test set (tests/vectors/fixtures: root_ca + client_cert + client_key in one
+sec_tag, PEM as a user would hand it over) to a fresh simulator over `sim://<kind>?baud=...`
+and then verifies it against the device's digests, as `provision device write` does.
+
+"seconds" is the emulated line's time (the simulator's virtual clock: 10 bit times per byte
+at the baud rate, both directions, plus the device's flash and processing time from the same
+device profile for every dialect), so the figures do not depend on this machine's load.
+"bytes" counts host->device and device->host bytes on the wire.
+
+    .venv/bin/python bench/bench_dialects.py [--baud 115200] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import provision.device
+from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.errors import ProvisionError
+
+GOAL = 1.5  # native at least this many times faster than at-cmng
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "fixtures"
+DIALECTS = ("native", "at-cmng", "zephyr-shell")
+
+
+def device_set() -> CredentialSet:
+    root, cert, key = (
+        (FIXTURES / name).read_bytes() for name in ("root-ca.pem", "device.pem", "device.key")
+    )
+    return CredentialSet.of(
+        [
+            Slot(42, SlotType.ROOT_CA, Encoding.PEM, root),
+            Slot(42, SlotType.CLIENT_CERT, Encoding.PEM, cert),
+            Slot(42, SlotType.CLIENT_KEY, Encoding.PEM, key),
+        ],
+        device_id="dev-0001",
+    )
+
+
+class Counting:
+    """Wraps a transport to count what crosses the wire in each direction."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.sent = 0
+        self.received = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += len(data)
+        self.inner.write(data)
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        data = self.inner.read(max_bytes, timeout)
+        self.received += len(data)
+        return data
+
+    def clock(self) -> float:
+        return self.inner.clock()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def run(dialect: str, baud: int, credentials: CredentialSet) -> dict[str, float]:
+    from provision.transport.base import open_transport
+
+    transport = Counting(open_transport(f"sim://{dialect}?baud={baud}"))
+    cls = provision.device._session_class(dialect)
+    session = cls(transport, timeout=2.0, retries=3)
+    device = provision.device.Device(session, f"sim://{dialect}")
+    t0, sent0, recv0 = transport.clock(), transport.sent, transport.received
+    wall0 = time.perf_counter()
+    device.write(credentials)
+    report = device.verify(credentials)
+    wall = time.perf_counter() - wall0
+    if not report.ok:
+        raise SystemExit(f"{dialect}: verify failed: {report.mismatches}")
+    seconds = transport.clock() - t0
+    device.close()
+    return {
+        "seconds": seconds,
+        "sent": transport.sent - sent0,
+        "received": transport.received - recv0,
+        "wall": wall,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
+    args = parser.parse_args()
+    credentials = device_set()
+    raw = sum(len(s.data) for s in credentials)
+    print(f"device set: 3 slots, {raw} bytes of PEM; line {args.baud} baud 8N1 (emulated)")
+    results: dict[str, dict[str, float]] = {}
+    for dialect in DIALECTS:
+        try:
+            results[dialect] = run(dialect, args.baud, credentials)
+        except (ProvisionError, ImportError) as err:
+            print(f"{dialect:13s} unavailable: {err}")
+    base = results.get("native")
+    print(f"{'dialect':13s} {'h->d bytes':>10s} {'d->h bytes':>10s} {'seconds':>8s} "
+          f"{'x native':>9s} {'wall s':>7s}")  # fmt: skip
+    for dialect, r in results.items():
+        ratio = f"{r['seconds'] / base['seconds']:9.2f}" if base else "      n/a"
+        print(
+            f"{dialect:13s} {r['sent']:10.0f} {r['received']:10.0f} {r['seconds']:8.3f} "
+            f"{ratio} {r['wall']:7.3f}"
+        )
+    if base is None or "at-cmng" not in results:
+        print("native path not available: at-cmng vs zephyr-shell only; goal not checked")
+        return 0
+    speedup = results["at-cmng"]["seconds"] / base["seconds"]
+    verdict = "met" if speedup >= GOAL else "MISSED"
+    print(f"native is {speedup:.2f}x faster than at-cmng (goal >= {GOAL}x): {verdict}")
+    return 1 if args.check and speedup < GOAL else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
