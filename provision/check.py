@@ -153,7 +153,7 @@ def _self_signed(cert: x509.Certificate) -> bool:
         return False
     try:
         cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, Exception):  # InvalidSignature or unsupported algorithm
+    except Exception:  # InvalidSignature, or an algorithm the library cannot verify
         return False
     return True
 

@@ -41,7 +41,7 @@ _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
 
 
 def validate_device_id(device_id: str) -> str:
-    if not device_id or len(device_id) > MAX_DEVICE_ID or not _DEVICE_ID.match(device_id):
+    if not device_id or len(device_id) > MAX_DEVICE_ID or not _DEVICE_ID.fullmatch(device_id):
         raise InputError(
             f"device id {device_id!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
             "letters, digits and . _ : @ -, starting with a letter or digit"

@@ -92,6 +92,8 @@ def _check_format(fmt: str) -> Format:
 
 
 def _check_out_dir(out_dir: Path) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: not a directory")
     if not out_dir.is_dir():
         raise InputError(f"{out_dir}: output directory does not exist")
     return out_dir

@@ -77,7 +77,7 @@ def test_server_bad_names(root, names) -> None:
         root.issue_server(names)
 
 
-@pytest.mark.parametrize("device_id", ["", "has space", "-lead", "x" * 65, "a/b"])
+@pytest.mark.parametrize("device_id", ["", "has space", "-lead", "x" * 65, "a/b", "dev\n", "dév"])
 def test_bad_device_id(root, device_id) -> None:
     with pytest.raises(InputError, match="device id"):
         root.issue_client(device_id)
