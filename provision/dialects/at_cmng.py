@@ -558,7 +558,7 @@ class AtCmngSession:
                 what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
                 for attempt in range(1 + self._retries):
                     # A write overwrites an existing entry, so sending it again is safe.
-                    self._ok(data, what, retry=True)
+                    self._write_entry(plan, data, what)
                     try:
                         written.append(self._verify(plan))
                         break
@@ -571,6 +571,17 @@ class AtCmngSession:
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
         )
+
+    def _write_entry(self, plan: PlannedWrite, data: bytes, what: str) -> None:
+        try:
+            self._ok(data, what, retry=True)
+        except DeviceError as err:
+            if err.code != "at.cme.519":
+                raise
+            # Firmware that refuses to overwrite ("already exists"): delete, then write.
+            nrf_type = int(plan.nrf_type)
+            self._ok(encode_delete(plan.sec_tag, nrf_type), f"AT%CMNG=3,{plan.sec_tag},{nrf_type}")
+            self._ok(data, what, retry=True)
 
     def _verify(self, plan: PlannedWrite) -> SlotInfo:
         expected = hashlib.sha256(plan.content).digest()

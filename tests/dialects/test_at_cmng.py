@@ -119,12 +119,17 @@ def test_reserved_tag_refused():
     assert modem.execute("AT%CMNG=3,4294967293,10") == ([], "+CME ERROR: 514")
 
 
-def test_exists_519_when_firmware_does_not_overwrite(device_set):
+def test_exists_519_when_firmware_does_not_overwrite(device_set, pki_material):
     modem = AtCmngModem(options=AtCmngOptions(write_overwrites=False))
-    session, modem, _ = open_session(modem)
+    modem.execute("AT+CMEE=1")
+    pem = device_set.get(42, SlotType.ROOT_CA).data.decode()
+    assert modem.execute(f'AT%CMNG=0,42,0,"{pem}"') == ([], "OK")
+    assert modem.execute(f'AT%CMNG=0,42,0,"{pem}"') == ([], "+CME ERROR: 519")
+    # The driver deletes and writes again on such firmware.
+    session, modem, transport = open_session(modem)
     session.write(device_set)
-    with pytest.raises(DeviceError, match="519"):
-        session.write(device_set)
+    assert b"AT%CMNG=3,42,0\r\n" in transport.sent
+    assert Device(session, "loop").verify(device_set).ok
 
 
 def test_rewrite_overwrites(device_set, pki_material):

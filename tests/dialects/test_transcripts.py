@@ -34,7 +34,7 @@ SPECS = [
             ["write", "device"],
             ["write", "device"],
         ],
-        "driver vs simulator; 513 not found, 519 already exists (write_overwrites=0)",
+        "driver vs simulator; 513 not found; 519 exists (write_overwrites=0): delete, write",
     ),
     (
         "zephyr-write-list-get",
