@@ -1,0 +1,54 @@
+"""The C firmware stub has no TLS stack: tls-check says so and offers the host-side check."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import _wait_for_line
+
+import provision.device
+from provision.tls.device_check import TLSCheckUnsupported, check_on_device
+
+STUB = Path(__file__).parents[2] / "firmware_stub" / "build" / "posix" / "provision-stub"
+
+
+@pytest.fixture
+def stub_url(tmp_path):
+    if not STUB.exists():
+        reason = f"{STUB} not built (make -C firmware_stub posix)"
+        if os.environ.get("PROVISION_REQUIRE_TOOLCHAIN") == "1":
+            pytest.fail(f"required by PROVISION_REQUIRE_TOOLCHAIN=1: {reason}")
+        pytest.skip(reason)
+    proc = subprocess.Popen(
+        [str(STUB), "--tcp", "0", "--flash", str(tmp_path / "stub.flash")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        seen = _wait_for_line(proc, b"socket://", 10)
+        url = "socket://" + seen.split(b"socket://", 1)[1].split()[0].decode()
+        yield url
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_c_stub_cannot_and_says_what_to_do_instead(stub_url):
+    with provision.device.open(stub_url, dialect="native") as device:
+        assert "tls_check" not in device.info().details.get("features", [])
+        with pytest.raises(TLSCheckUnsupported) as caught:
+            check_on_device(device, "localhost", 8443, 42)
+    message = caught.value.message
+    assert "cannot run a TLS handshake itself" in message
+    assert "--bundle FILE --server localhost:8443 --tag 42" in message
