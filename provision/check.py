@@ -352,10 +352,7 @@ def _check_sizes(out: _Collector, credentials: CredentialSet, profile: TargetPro
                         slot_type,
                     )
                 continue
-            payload = b"".join(
-                as_sent(s.type, s.encoding, s.data, bool(s.flags & SlotFlags.ENCRYPTED))
-                for s in slots
-            )
+            payload = b"".join(as_sent(s.type, s.encoding, s.data) for s in slots)
             plen = password_len if slot_type is SlotType.CLIENT_KEY else 0
             size = profile.sent_size(tag, slot_type, payload, plen)
             if size > profile.item_limit:

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 
 from provision.bundle.model import Encoding, SlotType
+from provision.errors import InputError
+from provision.pki.keys import key_is_encrypted
 
 # The bundle format's own per-item ceiling (bundle/format.py MAX_PAYLOAD); a target with no
 # tighter limit inherits it.
@@ -93,8 +95,6 @@ TARGETS: dict[str, TargetProfile] = {
 
 
 def get_target(name: str) -> TargetProfile:
-    from provision.errors import InputError
-
     try:
         return TARGETS[name]
     except KeyError:
@@ -110,12 +110,12 @@ def pem_wrap(der: bytes, label: str) -> bytes:
     return head + b"\n".join(lines) + b"\n" + tail
 
 
-def as_sent(slot_type: SlotType, encoding: Encoding, data: bytes, encrypted: bool) -> bytes:
+def as_sent(slot_type: SlotType, encoding: Encoding, data: bytes) -> bytes:
     """The item as text devices take: DER certificates and keys become PEM."""
     if encoding is not Encoding.DER:
         return data
     if slot_type.is_certificate:
         return pem_wrap(data, "CERTIFICATE")
     if slot_type is SlotType.CLIENT_KEY:
-        return pem_wrap(data, "ENCRYPTED PRIVATE KEY" if encrypted else "PRIVATE KEY")
+        return pem_wrap(data, "ENCRYPTED PRIVATE KEY" if key_is_encrypted(data) else "PRIVATE KEY")
     return data

@@ -3,7 +3,7 @@ from __future__ import annotations
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.check import Severity, check_credential_set
 from provision.pki.certs import cert_pem
-from provision.pki.keys import serialize_private_key
+from provision.pki.keys import load_private_key, serialize_private_key
 from provision.targets import TARGETS, get_target
 
 
@@ -81,3 +81,18 @@ def test_zephyr_item_count_warning(pki) -> None:
     slots = [Slot(t, SlotType.ROOT_CA, Encoding.PEM, cert_pem(pki.root.cert)) for t in range(5)]
     found = check_credential_set(CredentialSet.of(slots), target="zephyr")
     assert {(f.code, f.severity) for f in found} == {("size.too_many_items", Severity.WARNING)}
+
+
+def test_der_items_are_sized_as_the_pem_sent(pki, device) -> None:
+    from provision.pki.certs import cert_der
+    from provision.targets import as_sent
+
+    key, _ = device
+    assert as_sent(SlotType.ROOT_CA, Encoding.DER, cert_der(pki.root.cert)) == cert_pem(
+        pki.root.cert
+    )
+    der_key = serialize_private_key(key, encoding="der", password=b"pw")
+    sent = as_sent(SlotType.CLIENT_KEY, Encoding.DER, der_key)
+    assert sent.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+    loaded = load_private_key(sent, b"pw", "sent")
+    assert loaded.private_numbers() == key.private_numbers()
