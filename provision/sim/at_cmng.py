@@ -395,6 +395,7 @@ class AtCmngModem:
                 key_pem, csr_der = self._keygen(attributes)
             else:
                 key_pem, csr_der = _default_keygen(attributes, self.options.uuid)
+            body = csr_der if response == 0 else _public_der(key_pem)
         except Exception:
             return self._error(523)
         entries = self.store.entries()
@@ -404,7 +405,6 @@ class AtCmngModem:
         self._work += self._keygen_s
         if not self._commit({(sec_tag, 2): key_pem}):
             return self._error(515)
-        body = csr_der if response == 0 else _public_der(key_pem)
         token = f"{_b64url(body)}.{_b64url(COSE_PLACEHOLDER)}"
         return [f'%KEYGEN: "{token}"'], "OK"
 
