@@ -8,16 +8,21 @@ All integers little-endian. A change here is a version bump and a new golden vec
 This module does no IO and no cryptography beyond digests: signing lives in provision.pki.
 
 Every rule a valid bundle obeys (limits, known slot types, allowed encodings, flags) is a
-`Rule` inside the construct definition, so `Bundle` alone says what a bundle is. Two ways
-to run it:
+`Rule` inside the construct definition, so `Bundle` alone says what a bundle is.
 
-- `decode_checked()` runs the plain (checked) construct parser. It is the reference, and it
-  is what explains a bad bundle: `decode()` falls back to it to name the failing field.
-- `decode()` runs a compiled parser, which is several times faster but, as construct's docs
-  warn, takes shortcuts (no length check on reads). It is safe on untrusted input because
-  it is fenced: the SHA-256 must match before the compiled parser runs, every CRC and the
-  exact end of data are checked with zlib afterwards, and re-encoding the decoded set must
-  give the very same bytes. Anything less and the checked parser produces the error.
+- `build_checked()` / `decode_checked()` run the plain (checked) construct builder and
+  parser. They are the reference, and `decode_checked()` is what explains a bad bundle:
+  `decode()` falls back to it to name the failing field and offset.
+- `encode()` packs with `struct.Struct`s derived from the construct fields (`_packer`):
+  same order, widths and byte order, read off the definition, not restated. construct's
+  own compiled builder spends most of its time creating containers (~3x slower here).
+- `decode()` runs construct's compiled parser. construct's docs warn that compiled parsers
+  take shortcuts (no length check on reads), so it is fenced: the SHA-256 must match before
+  it runs; every rule, every CRC (zlib) and the exact end of data are checked after it; and
+  re-encoding the decoded set must give the very same bytes (trezor's sanity check).
+  Anything less and the checked parser produces the error.
+
+Tests and hypothesis hold the fast paths to the checked ones on valid and invalid input.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from construct import (
     ConstError,
     Construct,
     ConstructError,
+    FormatField,
     If,
     Int8ul,
     Int16ul,
@@ -95,9 +101,11 @@ ALLOWED_FLAGS: dict[SlotType, int] = {t: 0 for t in SlotType} | {
 }
 _SLOT_BY_VALUE = {int(t): t for t in SlotType}
 _SLOT_VALUES = frozenset(_SLOT_BY_VALUE)
+_ENCODINGS_BY_SLOT = {int(t): frozenset(int(e) for e in ALLOWED_ENCODINGS[t]) for t in SlotType}
+_FLAGS_BY_SLOT = {int(t): int(f) for t, f in ALLOWED_FLAGS.items()}
 _ENCODING_BY_VALUE = {int(e): e for e in Encoding}
+# Every record flag value a rule lets through (only client_key may carry ENCRYPTED).
 _FLAGS_BY_VALUE = {0: SlotFlags.NONE, 1: SlotFlags.ENCRYPTED}
-_CRC = struct.Struct("<I")
 
 
 # A failed rule: (stable code for --json and the C stub, one-line reason).
@@ -178,12 +186,12 @@ def _record_fault(c: Any) -> Fault | None:
     if c["slot"] not in _SLOT_VALUES:
         return ("bundle.slot", f"unknown slot type {c['slot']} in sec_tag {tag}")
     slot = _SLOT_BY_VALUE[c["slot"]]
-    if c["encoding"] not in ALLOWED_ENCODINGS[slot]:
+    if c["encoding"] not in _ENCODINGS_BY_SLOT[c["slot"]]:
         return (
             "bundle.encoding",
             f"{slot.label} in sec_tag {tag}: encoding {c['encoding']} not allowed",
         )
-    if c["flags"] & ~ALLOWED_FLAGS[slot]:
+    if c["flags"] & ~_FLAGS_BY_SLOT[c["slot"]]:
         return (
             "bundle.record_flags",
             f"{slot.label} in sec_tag {tag}: record flags 0x{c['flags']:04x} not allowed",
@@ -254,8 +262,8 @@ Bundle = Struct(
     Terminated,
 )
 
-# The compiled twin for the fast paths; its CRC is a plain field that `encode()` fills in
-# and `decode()` checks with zlib (see the module docstring).
+# The compiled twin for `decode()`: no rules, and its CRC is a plain field that `decode()`
+# checks with zlib (see the module docstring).
 _BodyFast = _layout(checked=False)[3].compile()
 
 
@@ -311,53 +319,83 @@ def _check_limits(credentials: CredentialSet) -> bytes:
             raise InputError(
                 f"device id {credentials.device_id!r} must be printable ASCII without spaces"
             )
-    for slot in credentials:
-        where = f"{slot.type.label} in sec_tag {slot.sec_tag}"
+    for slot in credentials.slots:
+        # Plain ints: Enum hashing and IntFlag operators are Python-level and slow here.
+        slot_type = int(slot.type)
         if not 1 <= len(slot.data) <= MAX_PAYLOAD:
             raise PolicyError(
-                f"{where} is {len(slot.data)} bytes (a bundle item holds 1..{MAX_PAYLOAD})"
+                f"{slot.type.label} in sec_tag {slot.sec_tag} is {len(slot.data)} bytes "
+                f"(a bundle item holds 1..{MAX_PAYLOAD})"
             )
-        if slot.encoding not in ALLOWED_ENCODINGS[slot.type]:
+        if int(slot.encoding) not in _ENCODINGS_BY_SLOT[slot_type]:
             allowed = "/".join(sorted(e.label for e in ALLOWED_ENCODINGS[slot.type]))
-            raise InputError(f"{where}: encoding {slot.encoding.label} not allowed ({allowed})")
-        if slot.flags & ~ALLOWED_FLAGS[slot.type]:
-            raise InputError(f"{where}: flags {int(slot.flags):#x} not allowed")
+            raise InputError(
+                f"{slot.type.label} in sec_tag {slot.sec_tag}: encoding {slot.encoding.label} "
+                f"not allowed ({allowed})"
+            )
+        if int(slot.flags) & ~_FLAGS_BY_SLOT[slot_type]:
+            raise InputError(
+                f"{slot.type.label} in sec_tag {slot.sec_tag}: flags {int(slot.flags):#x} "
+                "not allowed"
+            )
     return device_id
 
 
+def _packer(layout: Struct, first: str, last: str) -> struct.Struct:
+    """A struct.Struct for the fixed-width fields `first`..`last` of a construct layout.
+
+    The fast builder's only knowledge of the layout comes from here: field order, widths
+    and byte order are read off the construct definition, never restated. Rules in the run
+    are skipped (the builder validates first, see _check_limits).
+    """
+    names = [sc.name for sc in layout.subcons]
+    fmt = "<"
+    for sc in layout.subcons[names.index(first) : names.index(last) + 1]:
+        if isinstance(sc, Rule):
+            continue
+        inner = sc.subcon  # "name" / field wraps the field in Renamed
+        if isinstance(inner, Rebuild):
+            inner = inner.subcon
+        elif isinstance(inner, Checksum):
+            inner = inner.checksumfield
+        if isinstance(inner, Const):
+            fmt += f"{len(inner.value)}s"
+        elif isinstance(inner, FormatField) and inner.fmtstr[0] == "<":
+            fmt += inner.fmtstr[1:]
+        else:  # pragma: no cover - a layout change the fast builder cannot follow
+            raise TypeError(f"field {sc.name!r} is not fixed-width little-endian")
+    return struct.Struct(fmt)
+
+
+# Header: magic | version | flags | device_id_length, then device_id, then record_count.
+_HEADER_HEAD = _packer(Header, "magic", "device_id_length")
+_HEADER_TAIL = _packer(Header, "record_count", "record_count")
+# Record: sec_tag | slot | encoding | flags | length, then payload, then the CRC.
+_RECORD_HEAD = _packer(RecordBody, "sec_tag", "length")
+_CRC = _packer(Record, "crc32", "crc32")
+assert _HEADER_HEAD.size + _HEADER_TAIL.size == HEADER_FIXED
+assert _RECORD_HEAD.size + _CRC.size == RECORD_OVERHEAD
+
+
 def _body_bytes(credentials: CredentialSet, signed: bool, device_id: bytes | None = None) -> bytes:
+    """Header and records, built from packers derived from the construct layout.
+
+    Must equal `build_checked()` byte for byte; the tests (and hypothesis) hold it to that.
+    """
     if device_id is None:
         device_id = _check_limits(credentials)
-    out = bytearray(
-        _BodyFast.build(
-            {
-                "version": FORMAT_VERSION,
-                "flags": FLAG_SIGNED if signed else 0,
-                "device_id": device_id,
-                "record_count": len(credentials),
-                "records": [
-                    {
-                        "sec_tag": s.sec_tag,
-                        "slot": s.type,
-                        "encoding": s.encoding,
-                        "flags": s.flags,
-                        "payload": s.data,
-                        "crc32": 0,
-                    }
-                    for s in credentials.slots
-                ],
-            }
-        )
-    )
-    # A construct Checksum cannot be compiled; fill each record's CRC in place instead.
-    view = memoryview(out)
-    offset = HEADER_FIXED + len(device_id)
-    for s in credentials.slots:
-        end = offset + RECORD_OVERHEAD - 4 + len(s.data)
-        _CRC.pack_into(out, end, zlib.crc32(view[offset:end]))
-        offset = end + 4
-    view.release()
-    return bytes(out)
+    slots = credentials.slots
+    parts = [
+        _HEADER_HEAD.pack(MAGIC, FORMAT_VERSION, FLAG_SIGNED if signed else 0, len(device_id)),
+        device_id,
+        _HEADER_TAIL.pack(len(slots)),
+    ]
+    pack_head, pack_crc, crc32 = _RECORD_HEAD.pack, _CRC.pack, zlib.crc32
+    for s in slots:
+        data = s.data
+        head = pack_head(s.sec_tag, s.type, s.encoding, s.flags, len(data))
+        parts += (head, data, pack_crc(crc32(data, crc32(head))))
+    return b"".join(parts)
 
 
 def signing_digest(credentials: CredentialSet) -> bytes:
@@ -432,7 +470,7 @@ def _credentials(device_id: bytes, records: Any) -> CredentialSet:
             _SLOT_BY_VALUE[r["slot"]],
             _ENCODING_BY_VALUE[r["encoding"]],
             r["payload"],
-            _FLAGS_BY_VALUE.get(r["flags"]) or SlotFlags(r["flags"]),
+            _FLAGS_BY_VALUE[r["flags"]],
         )
         for r in records
     ]
