@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from provision.pki.keys import key_is_encrypted
 from provision.targets import TARGETS
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def _can_prompt() -> bool:
+    return sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"
+
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -62,8 +68,8 @@ def check(
         password = resolve_password(
             password_file=password_file,
             password_env=password_env,
-            # Without a terminal the check reports key.password_missing instead of hanging.
-            prompt="Key password" if encrypted and sys.stdin.isatty() else None,
+            # Without a terminal the check reports key.password_missing instead of failing.
+            prompt="Key password" if encrypted and _can_prompt() else None,
         )
     report = check_files(
         roots=root,

@@ -231,3 +231,14 @@ def test_unknown_target(cli, files) -> None:
 def test_nothing_to_check_is_usage_error(cli) -> None:
     r = run(cli)
     assert r.exit_code == ExitCode.ERRORS and "Traceback" not in r.output
+
+
+def test_key_password_prompt(cli, files) -> None:
+    args = ["check", "--root", files["root.crt"], "--cert", files["dev.chain.pem"], "--key",
+            files["dev.enc.key"]]  # fmt: skip
+    env = {"PROVISION_ALLOW_PIPED_PASSWORD": "1"}
+    r = cli(args, input=PW + "\n", env=env)
+    assert r.exit_code == 0, r.output
+    assert PW not in r.output
+    r = cli(args, input="wrong\n", env=env)
+    assert r.exit_code == ExitCode.ERRORS and "key.password_wrong" in r.stdout

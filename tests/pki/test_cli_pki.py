@@ -389,3 +389,16 @@ def test_bad_key_type_is_usage_error(cli, ca_dir, tmp_path) -> None:
     )
     assert r.exit_code == ExitCode.ERRORS and "Traceback" not in r.output
     assert list(tmp_path.glob("d.*")) == []
+
+
+def test_encrypt_prompts_twice(cli, tmp_path: Path) -> None:
+    env = {"PROVISION_ALLOW_PIPED_PASSWORD": "1"}
+    r = cli(["pki", "init-ca", "-o", tmp_path, "--encrypt"], input=f"{PASSWORD}\n{PASSWORD}\n",
+            env=env)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    load_private_key((tmp_path / "ca.key").read_bytes(), PASSWORD.encode(), "ca.key")
+    assert PASSWORD not in r.output
+    out = tmp_path / "o"
+    out.mkdir()
+    r = cli(["pki", "init-ca", "-o", out, "--encrypt"], input=f"{PASSWORD}\nmismatch\n", env=env)
+    assert r.exit_code != 0 and list(out.iterdir()) == []
