@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from provision.bundle.model import CredentialSet, Slot
@@ -149,11 +150,19 @@ def _alert_failure(err: ssl.SSLError) -> tuple[Failure, str]:
     return Failure.HANDSHAKE_FAILED, f"TLS error: {err.reason or err}"
 
 
-def _confirm(
-    wire: _Wire, version: str, deadline: float
-) -> tuple[bool | None, str | None, str, Failure, str]:
-    """After our Finished: did the server accept us? (accepted, subject, evidence, failure,
-    detail)."""
+@dataclass(frozen=True)
+class _Verdict:
+    """What the server told us after our Finished."""
+
+    accepted: bool | None
+    evidence: str
+    subject: str | None = None
+    failure: Failure = Failure.NONE
+    detail: str = ""
+
+
+def _confirm(wire: _Wire, version: str, deadline: float) -> _Verdict:
+    """Read what the server sends after our Finished until it says whether it accepted us."""
     tls13 = version == "TLSv1.3"
     finished = "the server's Finished came after it verified our certificate (TLS 1.2)"
     data = b""
@@ -164,41 +173,36 @@ def _confirm(
             session = wire.tls.session
             if session is not None and session.has_ticket:
                 # Servers that send tickets (openssl s_server) send no greeting.
-                evidence = "the server sent a session ticket after our Finished"
-                return True, None, evidence if tls13 else finished, *_ok()
+                ticket = "the server sent a session ticket after our Finished"
+                return _Verdict(True, ticket if tls13 else finished)
             try:
                 wire.flush()
                 wire.receive(deadline)
             except _Deadline:
                 if tls13:
-                    return None, None, "the server sent nothing after our Finished", *_ok()
-                return True, None, finished, *_ok()
+                    return _Verdict(None, "the server sent nothing after our Finished")
+                return _Verdict(True, finished)
             continue
         except ssl.SSLZeroReturnError:
             chunk = b""
-        except ssl.SSLCertVerificationError:
-            raise
         except ssl.SSLError as err:
-            if "EOF" in type(err).__name__ or "EOF" in (err.reason or "").upper():
+            if isinstance(err, ssl.SSLEOFError) or "EOF" in (err.reason or "").upper():
                 chunk = b""
             else:
                 failure, detail = _alert_failure(err)
-                return False, None, f"the server sent an alert ({err.reason})", failure, detail
+                evidence = f"the server sent an alert ({err.reason})"
+                return _Verdict(False, evidence, None, failure, detail)
         data += chunk
         if chunk and b"\n" not in data and len(data) < 4096:
-            continue
+            continue  # a greeting line may arrive in pieces
         if data.startswith(GREETING_PREFIX):
             subject = data[len(GREETING_PREFIX) :].split(b"\n", 1)[0].decode(errors="replace")
-            return True, subject, "the server greeted us with our subject", *_ok()
+            return _Verdict(True, "the server greeted us with our subject", subject)
         if data:
-            return True, None, "the server sent application data after our Finished", *_ok()
+            return _Verdict(True, "the server sent application data after our Finished")
         if tls13:
-            return None, None, "the server closed the connection without a verdict", *_ok()
-        return True, None, finished, *_ok()
-
-
-def _ok() -> tuple[Failure, str]:
-    return Failure.NONE, ""
+            return _Verdict(None, "the server closed the connection without a verdict")
+        return _Verdict(True, finished)
 
 
 def handshake(
@@ -257,24 +261,22 @@ def handshake(
         chain = _verified_chain(wire.tls)
         confirm_deadline = min(deadline, time.monotonic() + confirm_timeout)
         try:
-            accepted, subject, evidence, failure, detail = _confirm(wire, version, confirm_deadline)
+            verdict = _confirm(wire, version, confirm_deadline)
         except OSError as err:
-            accepted, subject, evidence = None, None, f"connection lost: {err.strerror or err}"
-            failure, detail = Failure.NONE, ""
-        if failure is Failure.NONE and accepted is None:
-            detail = evidence
+            verdict = _Verdict(None, f"connection lost: {err.strerror or err}")
         _close(wire)
+        silent = verdict.evidence if verdict.accepted is None else ""
         return HandshakeReport(
             where,
-            failure,
-            detail,
+            verdict.failure,
+            verdict.detail or silent,
             version=version,
             cipher=cipher,
             server_chain=chain,
             server_verified=True,
-            client_accepted=accepted,
-            accepted_as=subject,
-            evidence=evidence,
+            client_accepted=verdict.accepted,
+            accepted_as=verdict.subject,
+            evidence=verdict.evidence,
             sec_tag=sec_tag,
         )
 

@@ -229,3 +229,32 @@ def test_report_round_trips_through_dict():
     failed = HandshakeReport("h:1", Failure.UNKNOWN_CA, "why")
     assert HandshakeReport.from_dict(failed.to_dict()) == failed
     assert failed.to_dict()["failure"] == "unknown_ca"
+
+
+def test_silent_tls13_server_leaves_acceptance_unknown(pki):
+    """A server that never says anything after the handshake proves nothing: not ok."""
+    import threading
+
+    from provision.tls.material import server_context
+
+    ctx = server_context(TLSMaterial((pki.root,), pki.server.cert, pki.server.key), "1.3")
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with ctx.wrap_socket(conn, server_side=True):
+            done.wait(10)  # hold the connection open, say nothing
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        report = handshake("localhost", listener.getsockname()[1], good(pki), confirm_timeout=0.2)
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+    assert report.failure is Failure.NONE and report.server_verified
+    assert report.client_accepted is None
+    assert not report.ok
+    assert "nothing" in report.evidence
