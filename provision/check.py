@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
@@ -71,7 +71,6 @@ class CheckReport:
     findings: tuple[Finding, ...]
     target: str
     checked_at: datetime
-    summaries: tuple[dict[str, object], ...] = field(default=())
 
     @property
     def errors(self) -> tuple[Finding, ...]:
