@@ -321,7 +321,10 @@ def pack(
 
 def read_bundle(path: Path) -> fmt.DecodedBundle:
     """Read and decode a bundle file; errors name the file."""
-    data = _read_file(path, "bundle", limit=MAX_BUNDLE_SIZE)
+    try:
+        data = _read_file(path, "bundle", limit=MAX_BUNDLE_SIZE)
+    except PolicyError as err:
+        raise BundleError(f"{err.message}: larger than any bundle", code="bundle.size") from None
     try:
         return fmt.decode(data)
     except BundleError as err:
