@@ -110,9 +110,7 @@ def _read_file(path: Path, what: str, limit: int = MAX_INPUT_FILE) -> bytes:
     return read_input(path, what)
 
 
-def _cert_items(
-    path: Path, slot: SlotType, encoding: str, sec_tag: int
-) -> list[tuple[bytes, Encoding]]:
+def _cert_items(path: Path, slot: SlotType, encoding: str) -> list[tuple[bytes, Encoding]]:
     """One item per certificate for root_ca; one item (leaf + chain) for client_cert."""
     data = _read_file(path, "certificate")
     certs = load_certificates(data, str(path))
@@ -186,11 +184,11 @@ def _tag_slots(tag: TagSources, encoding: str, ask_password: AskPassword | None)
     t = tag.sec_tag
     slots: list[Slot] = []
     for path in tag.root_ca:
-        for data, enc in _cert_items(path, SlotType.ROOT_CA, encoding, t):
+        for data, enc in _cert_items(path, SlotType.ROOT_CA, encoding):
             _check_item_size(data, f"{path}: root_ca")
             slots.append(Slot(t, SlotType.ROOT_CA, enc, data))
     if tag.client_cert is not None:
-        [(data, enc)] = _cert_items(tag.client_cert, SlotType.CLIENT_CERT, encoding, t)
+        [(data, enc)] = _cert_items(tag.client_cert, SlotType.CLIENT_CERT, encoding)
         _check_item_size(data, f"{tag.client_cert}: client_cert")
         slots.append(Slot(t, SlotType.CLIENT_CERT, enc, data))
     if tag.client_key is not None:

@@ -487,3 +487,50 @@ def test_unpack_refuses_to_overwrite(run, good_bundle: Path, tmp_path: Path) -> 
     assert run("bundle", "unpack", good_bundle, "--dir", d, "--force").exit_code == 0
     assert (d / "tag42-client_key.pem").read_bytes() != b"mine"
     assert len(only(d)) == 4
+
+
+def test_json_outputs(run, files, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    result = run(*pack_args(files, out, "--json"))
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["file"] == str(out) and report["items"] == 3
+    assert report["size"] == out.stat().st_size and report["key_id"] is None
+    assert report["digest"] == out.read_bytes()[-32:].hex()
+    assert files.device_dot_key.read_bytes().hex() not in result.stdout
+    result = run("bundle", "unpack", out, "--dir", tmp_path / "u", "--json")
+    assert result.exit_code == 0
+    assert len(json.loads(result.stdout)["files"]) == 4
+
+
+def test_client_cert_chain(run, files, tmp_path: Path) -> None:
+    chain = files.dir / "chain.pem"
+    chain.write_bytes(files.device_dot_pem.read_bytes() + files.root_ca_dot_pem.read_bytes())
+    args = pack_args(files, tmp_path / "b")
+    args[args.index("--client-cert") + 1] = chain
+    assert run(*args).exit_code == 0
+    cert = fmt.decode((tmp_path / "b").read_bytes()).credentials.get(42, fmt.SlotType.CLIENT_CERT)
+    assert cert is not None and cert.data.count(b"BEGIN CERTIFICATE") == 2
+    out = tmp_path / "der"
+    args[args.index("--out") + 1] = out
+    fails(run(*args, "--encoding", "der"), ExitCode.INPUT, "chain.pem", "2 certificates")
+    assert not out.exists()
+
+
+def test_verify_with_unreadable_key_file(run, files, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    assert run(*pack_args(files, out, "--sign-key", files.signer_dot_key)).exit_code == 0
+    junk = files.dir / "junk.pub"
+    junk.write_bytes(b"\x01\x02 nothing")
+    fails(run("bundle", "verify", out, "--pubkey", junk), ExitCode.INPUT, "junk.pub")
+    fails(
+        run("bundle", "verify", out, "--pubkey", files.dir / "gone.pub"),
+        ExitCode.INPUT,
+        "gone.pub",
+    )
+
+
+def test_oversized_bundle_file(run, tmp_path: Path) -> None:
+    big = tmp_path / "big.prvb"
+    big.write_bytes(b"PRVB\x01" + bytes(bundle_io.MAX_BUNDLE_SIZE))
+    fails(run("bundle", "inspect", big), ExitCode.BUNDLE, "big.prvb", "larger than any bundle")
