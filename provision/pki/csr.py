@@ -9,6 +9,8 @@ covers: the signature is still verified afterwards, by cryptography, before anyt
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,13 +92,32 @@ def _drop_null_parameters(data: bytes, source: str) -> bytes | None:
         return None
 
 
+_KEYGEN = re.compile(rb'^(?:%KEYGEN:\s*)?"?([A-Za-z0-9_-]+)(?:\.[A-Za-z0-9_-]+)?"?$')
+
+
+def _from_keygen_text(data: bytes) -> bytes | None:
+    """DER from an nRF91 `%KEYGEN` reply (base64url without padding, then `.` and the
+    COSE attestation), as users paste it; None if data is not such text."""
+    m = _KEYGEN.match(data.strip())
+    if m is None:
+        return None
+    text = m.group(1)
+    try:
+        return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+    except ValueError:
+        return None
+
+
 def load_csr(data: bytes, source: str) -> LoadedCSR:
-    """A CSR from PEM or DER; InputError naming `source` if it is none.
+    """A CSR from PEM, DER or a pasted `%KEYGEN` reply; InputError naming `source` if none.
 
     The CSR's signature is *not* judged here: policy (authority.sign_request) does that.
     """
     if not data.strip():
         raise InputError(f"{source}: empty file, expected a PEM or DER CSR")
+    keygen = _from_keygen_text(data)
+    if keygen is not None:
+        data = keygen
     is_pem = b"-----BEGIN" in data
     if is_pem and b"CERTIFICATE REQUEST-----" not in data:
         raise InputError(f"{source}: no CERTIFICATE REQUEST block in PEM")

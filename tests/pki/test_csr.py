@@ -140,3 +140,15 @@ def test_bad_csr_input(data: bytes, expect: str) -> None:
     with pytest.raises(InputError) as err:
         load_csr(data, "in.csr")
     assert err.value.message.startswith("in.csr: ") and expect in err.value.message
+
+
+def test_keygen_reply_text(root, device_key) -> None:
+    import base64
+
+    der = with_null_parameters(csr_bytes(create_csr(device_key, "dev-kg"), "der"))
+    b64 = base64.urlsafe_b64encode(der).rstrip(b"=")
+    cose = base64.urlsafe_b64encode(b"\xd2\x84cose").rstrip(b"=")
+    for text in (b64, b64 + b"." + cose, b'%KEYGEN: "' + b64 + b"." + cose + b'"\r\n'):
+        loaded = load_csr(text, "keygen.txt")
+        assert loaded.repaired_null_parameters
+        assert root.sign_request(loaded.csr, device_id="dev-kg")
