@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,36 @@ def test_cli_pack_of_fixtures_reproduces_the_typical_vector(run, tmp_path: Path)
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out.read_bytes().hex() == load("typical")["hex"]
+
+
+def _der_integer(value: bytes) -> bytes:
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + bytes([len(value)]) + value
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+def test_openssl_agrees_on_digest_and_signature(tmp_path: Path) -> None:
+    """An independent peer: openssl recomputes the SHA-256 and verifies the r||s signature."""
+    v = load("signed")
+    data = bytes.fromhex(v["hex"])
+    body = tmp_path / "body.bin"
+    body.write_bytes(data[: -(32 + 72)])
+    out = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-r", str(body)], capture_output=True, check=True
+    )
+    assert out.stdout.split()[0].decode() == v["digest"]
+    sig = bytes.fromhex(v["signature"])
+    seq = _der_integer(sig[:32]) + _der_integer(sig[32:])
+    (tmp_path / "sig.der").write_bytes(b"\x30" + bytes([len(seq)]) + seq)
+    (tmp_path / "digest.bin").write_bytes(bytes.fromhex(v["digest"]))
+    verify = [
+        "openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER",
+        "-inkey", str(FIXTURES / "signer.pub.der"),
+        "-in", str(tmp_path / "digest.bin"), "-sigfile", str(tmp_path / "sig.der"),
+    ]  # fmt: skip
+    ok = subprocess.run(verify, capture_output=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (tmp_path / "digest.bin").write_bytes(bytes(32))
+    assert subprocess.run(verify, capture_output=True).returncode != 0
