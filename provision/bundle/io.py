@@ -138,10 +138,10 @@ def _key_item(
     data = _read_file(path, "private key")
     is_pem = b"-----BEGIN " in data
     if not key_is_encrypted(data):
-        load_private_key(data, None, str(path))  # it must at least be a key
+        key = load_private_key(data, None, str(path))  # it must at least be a key
         if encoding == "keep":
             return data, Encoding.PEM if is_pem else Encoding.DER, SlotFlags.NONE, None
-        key = load_private_key(data, None, str(path))
+        # Plain keys are normalized to PKCS#8 in the asked encoding (deterministic).
         out = serialize_private_key(key, encoding="pem" if encoding == "pem" else "der")
         return out, Encoding.PEM if encoding == "pem" else Encoding.DER, SlotFlags.NONE, None
     if password_source is not None:
