@@ -53,6 +53,12 @@ def _secret(file: Path | None, env: str | None, option: str, *, hex_: bool) -> S
     return None
 
 
+def _one(values: list[Any], option: str, slot: str) -> Any:
+    if len(values) > 1:
+        raise InputError(f"duplicate slot {slot}: {option} given {len(values)} times")
+    return values[0] if values else None
+
+
 def _findings_table(findings: Sequence[Finding]) -> None:
     if not findings:
         return
@@ -123,20 +129,38 @@ def pack(
     out: Path = typer.Option(..., "--out", "-o", help="The bundle file to write."),
     spec: Path | None = typer.Option(None, "--spec", help="A TOML spec mapping sec tags to slots."),
     tag: int | None = typer.Option(None, "--tag", help="The sec_tag for the item options."),
-    root_ca: list[Path] = typer.Option([], "--root-ca", help="Root CA file (repeatable)."),
-    client_cert: Path | None = typer.Option(None, "--client-cert", help="Device certificate."),
-    client_key: Path | None = typer.Option(None, "--client-key", help="Device private key."),
-    key_password_file: Path | None = typer.Option(
-        None, "--key-password-file", help="Password of an encrypted client key (first line)."
+    root_ca: list[Path] = typer.Option(
+        [], "--root-ca", metavar="FILE", help="Root CA file (repeatable)."
     ),
-    key_password_env: str | None = typer.Option(
-        None, "--key-password-env", help="Environment variable with the client key password."
+    # Single-slot options are lists so that giving one twice is an error ("duplicate
+    # slot"), not click's silent last-one-wins.
+    client_cert_: list[Path] = typer.Option(
+        [], "--client-cert", metavar="FILE", help="Device certificate."
     ),
-    psk_hex_file: Path | None = typer.Option(None, "--psk-hex-file", help="PSK as hex, in a file."),
-    psk_hex_env: str | None = typer.Option(
-        None, "--psk-hex-env", help="Environment variable with the PSK as hex."
+    client_key_: list[Path] = typer.Option(
+        [], "--client-key", metavar="FILE", help="Device private key."
     ),
-    psk_identity: str | None = typer.Option(None, "--psk-identity", help="PSK identity."),
+    key_password_file_: list[Path] = typer.Option(
+        [],
+        "--key-password-file",
+        metavar="FILE",
+        help="Password of an encrypted client key (first line).",
+    ),
+    key_password_env_: list[str] = typer.Option(
+        [],
+        "--key-password-env",
+        metavar="VAR",
+        help="Environment variable with the client key password.",
+    ),
+    psk_hex_file_: list[Path] = typer.Option(
+        [], "--psk-hex-file", metavar="FILE", help="PSK as hex, in a file."
+    ),
+    psk_hex_env_: list[str] = typer.Option(
+        [], "--psk-hex-env", metavar="VAR", help="Environment variable with the PSK as hex."
+    ),
+    psk_identity_: list[str] = typer.Option(
+        [], "--psk-identity", metavar="TEXT", help="PSK identity."
+    ),
     device_id: str | None = typer.Option(None, "--device-id", help="Device id in the header."),
     encoding: str | None = typer.Option(
         None, "--encoding", help="Certificates and keys as der, pem or keep (default: keep)."
@@ -155,6 +179,13 @@ def pack(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Pack credential files into a bundle (checked first; written all-or-nothing)."""
+    client_cert = _one(client_cert_, "--client-cert", "client_cert")
+    client_key = _one(client_key_, "--client-key", "client_key")
+    key_password_file = _one(key_password_file_, "--key-password-file", "key_password")
+    key_password_env = _one(key_password_env_, "--key-password-env", "key_password")
+    psk_hex_file = _one(psk_hex_file_, "--psk-hex-file", "psk")
+    psk_hex_env = _one(psk_hex_env_, "--psk-hex-env", "psk")
+    psk_identity = _one(psk_identity_, "--psk-identity", "psk_identity")
     if encoding is not None and encoding not in ENCODINGS:
         raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
     key_pw = _secret(key_password_file, key_password_env, "--key-password", hex_=False)

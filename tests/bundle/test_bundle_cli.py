@@ -265,6 +265,7 @@ def test_verify_exit_codes_for_findings(run, files, tmp_path: Path) -> None:
         ("exists", ExitCode.EXISTS, ["exists", "--force"]),
         ("spec_and_items", ExitCode.INPUT, ["--spec cannot be combined"]),
         ("nothing", ExitCode.INPUT, ["--tag is required"]),
+        ("duplicate", ExitCode.INPUT, ["duplicate slot client_cert", "--client-cert"]),
     ],
 )
 def test_pack_bad_input(run, files, tmp_path: Path, setup: str, code: int, needles) -> None:
@@ -326,6 +327,8 @@ def test_pack_bad_input(run, files, tmp_path: Path, setup: str, code: int, needl
         out.write_bytes(b"keep me")
     elif setup == "spec_and_items":
         args = [*args, "--spec", d / "x.toml"]
+    elif setup == "duplicate":
+        args = [*args, "--client-cert", files.device_dot_der]
     elif setup == "nothing":
         args = ["bundle", "pack", "--root-ca", files.root_ca_dot_pem, "-o", out]
     result = run(*args)
