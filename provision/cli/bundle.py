@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from provision.bundle import io as bundle_io
 from provision.bundle.spec import ENCODINGS, SecretSource, load_spec
@@ -53,6 +54,15 @@ def _secret(file: Path | None, env: str | None, option: str, *, hex_: bool) -> S
     return None
 
 
+def _safe(value: object) -> Text:
+    """Plain text for a table cell: no rich markup, no terminal control characters.
+
+    Subjects, identities and error texts come from the bundle, i.e. from anyone.
+    """
+    text = str(value)
+    return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
+
+
 def _one(values: list[Any], option: str, slot: str) -> Any:
     if len(values) > 1:
         raise InputError(f"duplicate slot {slot}: {option} given {len(values)} times")
@@ -68,12 +78,11 @@ def _findings_table(findings: Sequence[Finding]) -> None:
     for f in findings:
         style = {"error": "red", "warning": "yellow"}.get(f.severity.value, "")
         table.add_row(
-            f"[{style}]{f.severity.value}[/]" if style else f.severity.value,
-            f.code,
+            Text(f.severity.value, style=style),
+            _safe(f.code),
             "" if f.sec_tag is None else str(f.sec_tag),
-            f.slot or "",
-            f.message,
-            style=None,
+            _safe(f.slot or ""),
+            _safe(f.message),
         )
     console.print(table)
 
@@ -85,9 +94,8 @@ def _records_table(report: dict[str, Any]) -> None:
         f"sha256 {report['digest']}",
         f"signed by key id {report['key_id']}" if report["signed"] else "not signed",
     ]
-    console.print(", ".join(head[:2]))
-    console.print(head[2])
-    console.print(head[3])
+    for line in (", ".join(head[:2]), head[2], head[3]):
+        console.print(_safe(line))
     table = Table(box=None, header_style="bold")
     for col in ("tag", "slot", "encoding", "size"):
         table.add_column(col, no_wrap=True)
@@ -116,8 +124,8 @@ def _records_table(report: dict[str, Any]) -> None:
             r["slot"],
             encoding,
             str(r["size"]),
-            subject,
-            issuer,
+            _safe(subject),
+            _safe(issuer),
             expires,
             r["sha256"][:12] + "…" if r["sha256"] else "(not shown)",
         )
@@ -255,8 +263,10 @@ def pack(
         return
     signed = f", signed by key id {result.key_id.hex()}" if result.key_id else ""
     console.print(
-        f"packed {len(result.credentials)} items into {result.path} "
-        f"({result.size} bytes, sha256 {result.digest.hex()}{signed})"
+        _safe(
+            f"packed {len(result.credentials)} items into {result.path} "
+            f"({result.size} bytes, sha256 {result.digest.hex()}{signed})"
+        )
     )
     _findings_table(result.findings)
 
@@ -310,7 +320,7 @@ def verify(
             }
         )
     else:
-        console.print(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)")
+        console.print(_safe(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)"))
         console.print(f"signature: {result.signature}")
         _findings_table(result.findings)
         if not result.findings:
@@ -336,4 +346,4 @@ def unpack(
         print_json({"files": [str(p) for p in paths]})
         return
     for p in paths:
-        console.print(str(p))
+        console.print(_safe(p))

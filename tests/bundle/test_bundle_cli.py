@@ -537,3 +537,18 @@ def test_oversized_bundle_file(run, tmp_path: Path) -> None:
     big = tmp_path / "big.prvb"
     big.write_bytes(b"PRVB\x01" + bytes(bundle_io.MAX_BUNDLE_SIZE))
     fails(run("bundle", "inspect", big), ExitCode.BUNDLE, "big.prvb", "larger than any bundle")
+
+
+def test_inspect_table_shows_bundle_text_literally(run, tmp_path: Path) -> None:
+    """An identity from a bundle is data: no rich markup, no terminal escapes."""
+    creds = fmt.CredentialSet.of(
+        [fmt.Slot(9, fmt.SlotType.PSK_IDENTITY, fmt.Encoding.RAW, b"[red]id\x1b[2J")],
+        device_id="[bold]dev",
+    )
+    path = tmp_path / "b.prvb"
+    path.write_bytes(fmt.encode(creds))
+    result = run("bundle", "inspect", path)
+    assert result.exit_code == 0
+    assert "[red]id" in result.stdout and "\\x1b" in result.stdout
+    assert "device id [bold]dev" in result.stdout
+    assert "\x1b" not in result.stdout
