@@ -421,7 +421,7 @@ def test_bad_spec(run, files, tmp_path: Path, text: str, needles) -> None:
         bundle_io.read_credentials(load_spec(spec))
 
 
-def test_spec_paths_are_relative_to_the_spec(run, files, tmp_path: Path) -> None:
+def test_spec_paths_are_relative_to_the_spec(run, files, tmp_path: Path, monkeypatch) -> None:
     sub = files.dir / "specs"
     sub.mkdir()
     (sub / "s.toml").write_text(
@@ -432,12 +432,8 @@ def test_spec_paths_are_relative_to_the_spec(run, files, tmp_path: Path) -> None
     out = tmp_path / "b"
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    cwd = os.getcwd()
-    os.chdir(elsewhere)
-    try:
-        assert run("bundle", "pack", "--spec", sub / "s.toml", "-o", out).exit_code == 0
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(elsewhere)
+    assert run("bundle", "pack", "--spec", sub / "s.toml", "-o", out).exit_code == 0
     creds = fmt.decode(out.read_bytes()).credentials
     assert [s.type.label for s in creds] == ["root_ca", "root_ca", "psk", "psk_identity"]
     assert creds.get(5, fmt.SlotType.PSK_IDENTITY).data == b"ident"
