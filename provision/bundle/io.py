@@ -186,7 +186,13 @@ def _tag_slots(tag: TagSources, encoding: str, ask_password: AskPassword | None)
     for path in tag.root_ca:
         for data, enc in _cert_items(path, SlotType.ROOT_CA, encoding):
             _check_item_size(data, f"{path}: root_ca")
-            slots.append(Slot(t, SlotType.ROOT_CA, enc, data))
+            root = Slot(t, SlotType.ROOT_CA, enc, data)
+            if root in slots:
+                raise InputError(
+                    f"{path}: duplicate slot root_ca in sec_tag {t} (this certificate is "
+                    "given twice)"
+                )
+            slots.append(root)
     if tag.client_cert is not None:
         [(data, enc)] = _cert_items(tag.client_cert, SlotType.CLIENT_CERT, encoding)
         _check_item_size(data, f"{tag.client_cert}: client_cert")
@@ -432,14 +438,13 @@ def unpack(path: Path, out_dir: Path, *, force: bool = False) -> list[Path]:
     tags: list[TagSources] = []
     for tag in decoded.credentials.sec_tags:
         items = decoded.credentials.in_tag(tag)
-        roots = [s for s in items if s.type is SlotType.ROOT_CA]
+        several_roots = sum(s.type is SlotType.ROOT_CA for s in items) > 1
         args: dict[str, Any] = {"sec_tag": tag}
         root_paths: list[Path] = []
         for slot in items:
-            if slot.type is SlotType.ROOT_CA:
-                suffix = f"-{roots.index(slot)}" if len(roots) > 1 else ""
-            else:
-                suffix = ""
+            suffix = ""
+            if slot.type is SlotType.ROOT_CA and several_roots:
+                suffix = f"-{len(root_paths)}"
             ext = _EXT.get(slot.encoding) or _RAW_EXT[slot.type]
             file = out_dir / f"tag{tag}-{slot.type.label}{suffix}.{ext}"
             data = slot.data

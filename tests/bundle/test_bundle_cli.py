@@ -548,3 +548,22 @@ def test_inspect_table_shows_bundle_text_literally(run, tmp_path: Path) -> None:
     assert "[red]id" in result.stdout and "\\x1b" in result.stdout
     assert "device id [bold]dev" in result.stdout
     assert "\x1b" not in result.stdout
+
+
+def test_same_root_twice_is_refused(run, files, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    result = run(
+        "bundle", "pack", "--tag", 1, "--root-ca", files.root_ca_dot_pem,
+        "--root-ca", files.root_ca_dot_der, "--encoding", "der", "-o", out,
+    )  # fmt: skip
+    fails(result, ExitCode.INPUT, "root-ca.der", "duplicate slot root_ca", "given twice")
+    assert not out.exists()
+
+
+def test_unpack_names_identical_roots_apart(run, tmp_path: Path) -> None:
+    """A bundle from elsewhere may hold the same root twice; unpack keeps both."""
+    root = fmt.Slot(1, fmt.SlotType.ROOT_CA, fmt.Encoding.DER, b"same")
+    path = tmp_path / "b.prvb"
+    path.write_bytes(fmt.encode(fmt.CredentialSet.of([root, root])))
+    assert run("bundle", "unpack", path, "--dir", tmp_path / "u").exit_code == 0
+    assert {"tag1-root_ca-0.der", "tag1-root_ca-1.der"} <= only(tmp_path / "u")

@@ -12,12 +12,17 @@ The default run is modest; `pytest -m soak tests/bundle` runs the same propertie
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provision.bundle import format as fmt
+from provision.bundle import io as bundle_io
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Slot, SlotFlags, SlotType
+from provision.bundle.spec import PackSources, SecretSource, TagSources, load_spec
 from provision.errors import BundleError
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -193,3 +198,57 @@ def test_soak_flip_truncate_round_trip(credentials: CredentialSet, signature, da
     with pytest.raises(BundleError):
         fmt.decode(raw[: data.draw(st.integers(0, len(raw) - 1))])
     _any_bytes(data.draw(st.binary(max_size=400)))
+
+
+# --- files → bundle → files → bundle ------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "vectors" / "fixtures"
+
+
+@st.composite
+def pack_sources(draw: st.DrawFn) -> PackSources:
+    tags = draw(st.lists(sec_tags, min_size=1, max_size=3, unique=True))
+    out = []
+    for tag in tags:
+        # root-ca.pem and root-ca.der are the same certificate: pick at most one of them
+        roots = draw(st.lists(st.sampled_from(["root-ca", "other-root"]), max_size=2, unique=True))
+        roots = [r + (draw(st.sampled_from([".pem", ".der"])) if r == "root-ca" else ".pem")
+                 for r in roots]  # fmt: skip
+        cert = draw(st.sampled_from([None, "device.pem", "device.der"]))
+        key = draw(st.sampled_from([None, "device.key", "device.key.der", "device-encrypted.key"]))
+        psk = draw(st.booleans())
+        identity = draw(st.one_of(st.none(), st.text("abcdefgh-0123", min_size=1, max_size=20)))
+        if not (roots or cert or key or psk or identity):
+            roots = ["root-ca.pem"]
+        out.append(
+            TagSources(
+                tag,
+                root_ca=tuple(FIXTURES / r for r in roots),
+                client_cert=FIXTURES / cert if cert else None,
+                client_key=FIXTURES / key if key else None,
+                key_password=SecretSource(file=FIXTURES / "device-encrypted.pw")
+                if key == "device-encrypted.key"
+                else None,
+                psk=SecretSource(file=FIXTURES / "psk.hex", hex=True) if psk else None,
+                psk_identity=identity.encode() if identity else None,
+            )
+        )
+    return PackSources(
+        tuple(out),
+        device_id=draw(st.one_of(st.none(), st.just("dev-0001"))),
+        encoding=draw(st.sampled_from(["keep", "pem"])),
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pack_sources())
+def test_pack_unpack_pack_gives_the_same_bundle(sources: PackSources) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        first, second = Path(tmp) / "a.prvb", Path(tmp) / "b.prvb"
+        # force: a random subset need not pass the pre-flight check (e.g. no root for a cert)
+        result = bundle_io.pack(sources, first, force=True)
+        decoded = fmt.decode(first.read_bytes())
+        assert decoded.credentials == result.credentials
+        bundle_io.unpack(first, Path(tmp) / "files")
+        bundle_io.pack(load_spec(Path(tmp) / "files" / "bundle.toml"), second, force=True)
+        assert second.read_bytes() == first.read_bytes()
