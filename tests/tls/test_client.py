@@ -258,3 +258,36 @@ def test_silent_tls13_server_leaves_acceptance_unknown(pki):
     assert report.client_accepted is None
     assert not report.ok
     assert "nothing" in report.evidence
+
+
+def test_key_files_are_private_and_gone_after_loading(pki, monkeypatch):
+    """ssl reads cert and key from files: 0700 dir, 0600 files, deleted once loaded."""
+    import os
+    import stat
+
+    from provision.tls import material as mat
+
+    seen: list[tuple[int, int, int]] = []
+    real_load = mat.ssl.SSLContext.load_cert_chain
+
+    def spy(self, certfile, keyfile=None, password=None):
+        seen.append(
+            (
+                stat.S_IMODE(os.stat(os.path.dirname(certfile)).st_mode),
+                stat.S_IMODE(os.stat(certfile).st_mode),
+                stat.S_IMODE(os.stat(keyfile).st_mode),
+            )
+        )
+        seen_paths.append(os.path.dirname(certfile))
+        return real_load(self, certfile, keyfile, password)
+
+    seen_paths: list[str] = []
+    monkeypatch.setattr(mat.ssl.SSLContext, "load_cert_chain", spy)
+    mat.client_context(good(pki))
+    assert seen == [(0o700, 0o600, 0o600)]
+    assert not os.path.exists(seen_paths[0])
+
+
+def test_test_server_listens_on_loopback_only(pki, test_server):
+    server, _ = test_server()
+    assert server.address.startswith("127.0.0.1:")
