@@ -243,4 +243,6 @@ def dump_spec(sources: PackSources, relative_to: Path) -> str:
             lines.append(f"psk = {{ hex_file = {_toml_str(rel(tag.psk.file))} }}")
         if isinstance(tag.psk_identity, Path):
             lines.append(f"psk_identity = {{ file = {_toml_str(rel(tag.psk_identity))} }}")
+        elif tag.psk_identity is not None:
+            lines.append(f"psk_identity = {_toml_str(tag.psk_identity.decode())}")
     return "\n".join(lines) + "\n"
