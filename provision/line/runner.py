@@ -132,6 +132,10 @@ class Line:
         state = self.states[port]
         state.step, state.device_id, state.since = step, device_id, time.monotonic()
 
+    def _tickets_gone(self) -> bool:
+        with self._lock:
+            return self.limit is not None and self._tickets >= self.limit
+
     def _take_ticket(self) -> bool:
         with self._lock:
             if self.limit is not None and self._tickets >= self.limit:
@@ -177,6 +181,8 @@ class Line:
             while not self.stopping.is_set():
                 if self.per_port is not None and done >= self.per_port:
                     break
+                if self._tickets_gone():
+                    break
                 found = self._wait_for_device(port, last_id)
                 if found is None:
                     break
@@ -213,7 +219,7 @@ class Line:
         """Open the port until a device answers that is not the one just handled."""
         cfg = self.cfg
         self._on_step(port, Step.WAITING, None)
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and not self._tickets_gone():
             dev: Device | None = None
             try:
                 dev = provision.device.open(

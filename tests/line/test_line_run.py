@@ -1,0 +1,217 @@
+"""The line against simulated devices: parallel ports, registry, idempotence, failures, Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+import provision.device
+from provision.bundle.model import SlotType
+from provision.line import Line, Status, simulate
+from provision.line.issuer import Issuer
+from provision.line.simulate import start_jigs
+from provision.registry import Result, open_registry
+
+
+def _run(cfg, **kw) -> tuple[object, list]:
+    outcomes: list = []
+    summary = Line(cfg, operator="tester", emit=outcomes.append, **kw).run()
+    return summary, outcomes
+
+
+def test_three_ports_provision_distinct_devices_and_record_them(station, jig, ca_dir) -> None:
+    cfg = station([jig(), jig(), jig()])
+    summary, outcomes = _run(cfg, limit=12)
+    assert summary.counts == {"ok": 12}
+    assert {o.port for o in outcomes} == set(cfg.ports)
+    ids = [o.device_id for o in outcomes]
+    assert len(set(ids)) == 12
+    ca = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    with open_registry(cfg.registry) as reg:
+        assert reg.verify().ok and reg.count() == 12 and reg.claims() == []
+        for device_id in ids:
+            rec = reg.latest(device_id)
+            assert rec.result is Result.OK and rec.station == "st-1" and rec.operator == "tester"
+            assert rec.sec_tags == (42,)
+            cert = x509.load_pem_x509_certificate(rec.cert_pem.encode())
+            cert.verify_directly_issued_by(ca)
+            assert cert.subject.rfc4514_string() == f"CN={device_id}"
+            assert f"{cert.serial_number:x}" == rec.cert_serial
+
+
+class _KeyWatcher(Issuer):
+    """Keeps every client_key the station makes, to look for it where it must not be."""
+
+    keys: list[bytes]
+
+    def issue_with_key(self, device_id):  # type: ignore[no-untyped-def]
+        issued = super().issue_with_key(device_id)
+        self.keys.append(issued.credentials.get(42, SlotType.CLIENT_KEY).data)
+        return issued
+
+
+def test_no_private_key_reaches_registry_or_output(station, jig, tmp_path: Path) -> None:
+    cfg = station([jig()])
+    issuer = _KeyWatcher(cfg)
+    issuer.keys = []
+    summary, outcomes = _run(cfg, limit=3, issuer=issuer)
+    assert summary.counts == {"ok": 3} and len(issuer.keys) == 3
+    out = tmp_path / "export.json"
+    with open_registry(cfg.registry) as reg:
+        from provision.registry.export import export_to
+
+        export_to(reg.iter_provisioned(), "json", out, force=False)
+    stored = (
+        b"".join(p.read_bytes() for p in Path(cfg.registry).parent.glob("registry.sqlite*"))
+        + out.read_bytes()
+        + repr([o.to_json() for o in outcomes]).encode()
+    )
+    assert b"PRIVATE KEY" not in stored
+    for key in issuer.keys:
+        assert key not in stored
+        assert base64.b64encode(key)[:40] not in stored
+
+
+def test_device_already_done_is_skipped_unless_forced(station, tmp_path: Path) -> None:
+    url = f"sim://native?seed=11&flash={tmp_path / 'dev.flash'}"
+    cfg = station([url])
+    assert _run(cfg, limit=1)[0].counts == {"ok": 1}
+    assert _run(cfg, limit=1)[0].counts == {"skipped": 1}
+    summary, outcomes = _run(cfg, limit=1, force=True)
+    assert summary.counts == {"ok": 1}
+    with open_registry(cfg.registry) as reg:
+        history = reg.history(outcomes[0].device_id)
+    assert [r.result for r in history] == [Result.OK, Result.OK]
+    assert history[0].cert_serial != history[1].cert_serial
+
+
+def test_device_whose_slots_changed_is_provisioned_again(station, tmp_path: Path) -> None:
+    url = f"sim://native?seed=12&flash={tmp_path / 'dev.flash'}"
+    cfg = station([url])
+    assert _run(cfg, limit=1)[0].counts == {"ok": 1}
+    with provision.device.open(url, dialect="native") as dev:
+        dev.delete(42, SlotType.CLIENT_CERT)
+    assert _run(cfg, limit=1)[0].counts == {"ok": 1}
+    with provision.device.open(url, dialect="native") as dev:
+        kinds = {s.type for s in dev.list() if s.sec_tag == 42}
+    assert kinds == {SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY}
+
+
+def test_device_that_failed_midway_is_retried_cleanly(station, tmp_path: Path) -> None:
+    flash = tmp_path / "dev.flash"
+    # The board hangs halfway through the transfer (a bad contact)...
+    broken = station([f"sim://native?seed=13&flash={flash}&silent_after=700"])
+    summary, outcomes = _run(broken, limit=1)
+    assert summary.counts == {"failed": 1}
+    failed_code = outcomes[0].error_code
+    assert failed_code.startswith("link")
+    # ...and is re-seated: the same device, now answering.
+    cfg = station([f"sim://native?seed=13&flash={flash}"])
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"ok": 1}
+    with open_registry(cfg.registry) as reg:
+        history = reg.history(outcomes[0].device_id)
+        assert [r.result for r in history] == [Result.FAILED, Result.OK]
+        assert history[0].error_code == failed_code
+        # The certificate signed for the failed attempt is accounted for too.
+        assert history[0].cert_serial and history[0].cert_serial != history[1].cert_serial
+        assert reg.verify().ok and reg.claims() == []
+
+
+def test_device_held_by_another_station_is_left_alone(station, jig) -> None:
+    port = jig()
+    cfg = station([port])
+    first = _run(cfg, limit=1)[1][0]
+    # Look at the next board on this jig, and let station st-2 claim it first.
+    with provision.device.open(port, dialect="native") as dev:
+        dev_id = dev.info().device_id
+    with open_registry(cfg.registry) as reg:
+        reg.claim(dev_id, "st-2")
+    # Closing the port swapped the board: put the one we looked at back on the jig.
+    name = port.split("://", 1)[1].split("?")[0]
+    simulate._jig_counters[name] -= 1
+    _summary, outcomes = _run(cfg, limit=1)
+    assert outcomes[0].device_id == dev_id != first.device_id
+    assert outcomes[0].status is Status.BUSY
+    assert "st-2" in outcomes[0].message
+    with open_registry(cfg.registry) as reg:
+        assert reg.history(dev_id) == []
+        assert reg.claims() == [(dev_id, "st-2")]
+
+
+def test_device_keygen_flow_keeps_the_key_on_the_device(station, jig, ca_dir) -> None:
+    cfg = station([jig("at-cmng")], dialect="at-cmng", flow="device-keygen")
+    summary, outcomes = _run(cfg, limit=2)
+    assert summary.counts == {"ok": 2}
+    ca = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    with open_registry(cfg.registry) as reg:
+        for o in outcomes:
+            cert = x509.load_pem_x509_certificate(reg.latest(o.device_id).cert_pem.encode())
+            cert.verify_directly_issued_by(ca)
+            assert cert.subject.rfc4514_string() == f"CN={o.device_id}"
+
+
+class _Trigger(Issuer):
+    """Calls `action` when the n-th device is being issued (an operator pressing Ctrl-C)."""
+
+    def issue_with_key(self, device_id):  # type: ignore[no-untyped-def]
+        self.seen += 1
+        if self.seen == self.at:
+            self.action()
+        return super().issue_with_key(device_id)
+
+
+def _line_with_trigger(cfg, at: int, what: str) -> Line:
+    issuer = _Trigger(cfg)
+    issuer.seen, issuer.at = 0, at
+    line = Line(cfg, operator="tester", limit=50, issuer=issuer)
+    issuer.action = getattr(line, what)
+    return line
+
+
+def test_abort_rolls_back_devices_in_flight_and_keeps_registry_consistent(station, jig) -> None:
+    cfg = station([jig(), jig()])
+    line = _line_with_trigger(cfg, at=3, what="abort")
+    summary = line.run()
+    assert summary.counts.get("rolled_back", 0) >= 1
+    assert summary.counts.get("ok", 0) + summary.counts["rolled_back"] < 50
+    with open_registry(cfg.registry) as reg:
+        assert reg.verify().ok
+        assert reg.claims() == []
+        rolled = [r for r in reg.iter_records() if r.result is Result.ROLLED_BACK]
+        assert rolled and all(r.error_code == "interrupted" for r in rolled)
+
+
+def test_stop_finishes_devices_in_flight(station, jig) -> None:
+    cfg = station([jig(), jig()])
+    line = _line_with_trigger(cfg, at=3, what="stop")
+    summary = line.run()
+    assert set(summary.counts) == {"ok"}
+    assert 3 <= summary.counts["ok"] <= 4  # the one being issued, and one on the other port
+    with open_registry(cfg.registry) as reg:
+        assert reg.verify().ok and reg.claims() == []
+
+
+def test_pty_jigs_on_the_wall_clock(station) -> None:
+    jigs = start_jigs(2, kind="native", baud=115200)
+    try:
+        cfg = station([j.path for j in jigs])
+        summary, outcomes = _run(cfg, per_port=2)
+    finally:
+        for j in jigs:
+            j.stop.set()
+    assert summary.counts == {"ok": 4}
+    assert len({o.device_id for o in outcomes}) == 4
+    # 115200 baud, ~1.1 kB each way per device: the time is real, not virtual.
+    assert all(o.seconds > 0.05 for o in outcomes)
+
+
+@pytest.mark.parametrize("bad", ["no-such-dialect"])
+def test_unknown_dialect_is_refused_before_anything_runs(station, jig, bad: str) -> None:
+    from provision.errors import InputError
+
+    with pytest.raises(InputError, match="dialect"):
+        station([jig()], dialect=bad)
