@@ -92,14 +92,10 @@ class Line:
         self.limit = limit
         self.per_port = per_port
         self._emit = emit or (lambda outcome: None)
+        # The CA first: a config that cannot issue leaves no registry file behind.
+        self.issuer = issuer or Issuer(cfg)
         self._own_registry = registry is None
         self.registry = registry or open_registry(cfg.registry)
-        try:
-            self.issuer = issuer or Issuer(cfg)
-        except BaseException:
-            if self._own_registry:
-                self.registry.close()
-            raise
         self.stopping = threading.Event()
         self.aborting = threading.Event()
         self.states = {p: PortState(p) for p in self.ports}
