@@ -73,7 +73,8 @@ def main() -> int:
     flash = sum(found.get(s, 0) for s in FLASH_SECTIONS) + found.get(".data", 0)
     ram = sum(found.get(s, 0) for s in RAM_SECTIONS)
     stack = found.get(".stack", 0)
-    print(f"firmware stub footprint ({args.elf.relative_to(ROOT) if args.elf.is_relative_to(ROOT) else args.elf})")
+    shown = args.elf.relative_to(ROOT) if args.elf.is_relative_to(ROOT) else args.elf
+    print(f"firmware stub footprint ({shown})")
     print(
         f"  flash {flash:6d} B  limit {FLASH_LIMIT} B  ratio {flash / FLASH_LIMIT:.2f}"
         f"  (.text {found.get('.text', 0)}, .data init {found.get('.data', 0)})"

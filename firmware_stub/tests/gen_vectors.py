@@ -25,6 +25,7 @@ from provision.errors import ProvisionError
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests" / "vectors"
 
+
 def bundle_line(name: str, data: bytes) -> str:
     try:
         decoded = bundle_format.decode(data)
@@ -53,21 +54,31 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
         device_id="dev-0001",
     )
     good = bundle_format.encode(base)
-    signed = bundle_format.encode(
-        base, bundle_format.BundleSignature(b"K" * 8, bytes(range(64)))
-    )
+    signed = bundle_format.encode(base, bundle_format.BundleSignature(b"K" * 8, bytes(range(64))))
     out = [
         ("made_set", good),
         ("made_signed", signed),
         ("made_empty", bundle_format.encode(CredentialSet.of([]))),
-        ("made_big", bundle_format.encode(CredentialSet.of(
-            [Slot(1, SlotType.CLIENT_CERT, Encoding.PEM, bytes(16 * 1024))]))),
+        (
+            "made_big",
+            bundle_format.encode(
+                CredentialSet.of([Slot(1, SlotType.CLIENT_CERT, Encoding.PEM, bytes(16 * 1024))])
+            ),
+        ),
         # Two sets for the power-cut test: the second replaces part of the first.
         ("store_old", good),
-        ("store_new", bundle_format.encode(CredentialSet.of([
-            Slot(42, SlotType.CLIENT_CERT, Encoding.PEM, b"-----NEW CERT-----" * 20),
-            Slot(99, SlotType.ROOT_CA, Encoding.DER, cert[::-1]),
-        ], device_id="dev-0001"))),
+        (
+            "store_new",
+            bundle_format.encode(
+                CredentialSet.of(
+                    [
+                        Slot(42, SlotType.CLIENT_CERT, Encoding.PEM, b"-----NEW CERT-----" * 20),
+                        Slot(99, SlotType.ROOT_CA, Encoding.DER, cert[::-1]),
+                    ],
+                    device_id="dev-0001",
+                )
+            ),
+        ),
         ("bad_truncated", good[:-1]),
         ("bad_trailing", good + b"\x00"),
         ("bad_magic", b"PRVX" + good[4:]),
@@ -77,13 +88,19 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
     ]
     # Corrupt one byte everywhere in a small bundle: the C parser must reject each one the
     # Python parser rejects, with the same verdict.
-    small = bundle_format.encode(CredentialSet.of(
-        [Slot(3, SlotType.ROOT_CA, Encoding.DER, b"abc"), Slot(3, SlotType.PSK,
-                                                                Encoding.RAW, b"k")]))
+    small = bundle_format.encode(
+        CredentialSet.of(
+            [
+                Slot(3, SlotType.ROOT_CA, Encoding.DER, b"abc"),
+                Slot(3, SlotType.PSK, Encoding.RAW, b"k"),
+            ]
+        )
+    )
     for i in range(len(small)):
         mutated = bytearray(small)
         mutated[i] ^= 0xFF
         out.append((f"flip_{i}", bytes(mutated)))
+
     # Re-sealed bundles (CRC and SHA recomputed) that only the meaning checks catch.
     def reseal(body: bytes) -> bytes:
         return body + hashlib.sha256(body).digest()
@@ -94,7 +111,9 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
         return head + zlib.crc32(head).to_bytes(4, "little")
 
     def header(count: int, flags: int = 0, device_id: bytes = b"") -> bytes:
-        return b"PRVB\x01" + bytes([flags, len(device_id)]) + device_id + count.to_bytes(2, "little")
+        return (
+            b"PRVB\x01" + bytes([flags, len(device_id)]) + device_id + count.to_bytes(2, "little")
+        )
 
     out += [
         ("meaning_unknown_slot", reseal(header(1) + record(1, 9, 0, b"x"))),
@@ -104,8 +123,12 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
         ("meaning_empty_payload", reseal(header(1) + record(1, 1, 0, b""))),
         ("meaning_encrypted_key", reseal(header(1) + record(1, 2, 0, b"k", flags=1))),
         ("meaning_encrypted_cert", reseal(header(1) + record(1, 1, 0, b"c", flags=1))),
-        ("meaning_dup_late", reseal(header(3) + record(5, 1, 0, b"a") + record(6, 1, 0, b"a")
-                                    + record(5, 1, 0, b"b"))),
+        (
+            "meaning_dup_late",
+            reseal(
+                header(3) + record(5, 1, 0, b"a") + record(6, 1, 0, b"a") + record(5, 1, 0, b"b")
+            ),
+        ),
         ("meaning_space_id", reseal(header(0, device_id=b"a b"))),
         ("meaning_id_65", reseal(header(0, device_id=b"a" * 65))),
         ("meaning_trunc_header_bad_id", b"PRVB\x01\x00\x02\x01\x01"),
@@ -153,10 +176,21 @@ def main() -> None:
         data = bytes(rng.randrange(256) for _ in range(n))
         lines.append(f"crc32 r{n} {data.hex() or '-'} {zlib.crc32(data):08x}")
         lines.append(f"sha256 r{n} {data.hex() or '-'} {hashlib.sha256(data).hexdigest()}")
-    cobs_cases = [b"", b"\x00", b"\x00\x00", b"a" * 253, b"a" * 254, b"a" * 255,
-                  b"a" * 254 + b"\x00", b"\x00" + b"a" * 254, b"a" * 508, bytes(range(256)) * 3]
-    cobs_cases += [bytes(rng.choice([0, 0, 1, 2, 255]) for _ in range(rng.randrange(600)))
-                   for _ in range(40)]
+    cobs_cases = [
+        b"",
+        b"\x00",
+        b"\x00\x00",
+        b"a" * 253,
+        b"a" * 254,
+        b"a" * 255,
+        b"a" * 254 + b"\x00",
+        b"\x00" + b"a" * 254,
+        b"a" * 508,
+        bytes(range(256)) * 3,
+    ]
+    cobs_cases += [
+        bytes(rng.choice([0, 0, 1, 2, 255]) for _ in range(rng.randrange(600))) for _ in range(40)
+    ]
     for i, data in enumerate(cobs_cases):
         lines.append(f"cobs c{i} {data.hex() or '-'} {cobs.encode(data).hex()}")
     for name, data in made_bundles(rng):
@@ -167,8 +201,11 @@ def main() -> None:
             if path.suffix in (".bin", ".prvb", ".bundle"):
                 lines.append(bundle_line(f"golden_{path.stem}", path.read_bytes()))
             elif path.suffix == ".hex":
-                lines.append(bundle_line(f"golden_{path.stem}",
-                                         bytes.fromhex("".join(path.read_text().split()))))
+                lines.append(
+                    bundle_line(
+                        f"golden_{path.stem}", bytes.fromhex("".join(path.read_text().split()))
+                    )
+                )
     frames = VECTORS / "frames.jsonl"
     if frames.is_file():
         for line in frames.read_text().splitlines():

@@ -1,0 +1,209 @@
+"""Launch, stop and power-cut the targets in targets.toml. Used by hil/conftest.py.
+
+A Target hands out URLs that `provision.device.open()` understands. Targets that can restart
+keep their flash in a file under the given directory, so a restart (with or without a power
+cut) boots the same flash.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = Path(__file__).with_name("targets.toml")
+CUT_EXIT = 75  # the posix stub's exit status after a simulated power cut
+
+
+def manifest() -> dict[str, dict[str, Any]]:
+    return tomllib.loads(MANIFEST.read_text())["targets"]
+
+
+class TargetUnavailable(Exception):
+    """The target cannot run here; str() says why and how to install what is missing."""
+
+
+@dataclass
+class Target:
+    name: str
+    spec: dict[str, Any]
+    workdir: Path
+    url: str | None = None  # given with --port for launch = "none" (or an already running one)
+    processes: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
+    boots: int = 0
+
+    @property
+    def power_cut(self) -> bool:
+        """Extra instances can be booted with a power cut after N flash bytes."""
+        return bool(self.spec.get("power_cut")) and self.spec["launch"] != "none"
+
+    @property
+    def restart_supported(self) -> bool:
+        """Extra instances can be stopped and booted again with their flash kept."""
+        return bool(self.spec.get("restart")) and self.spec["launch"] != "none"
+
+    @property
+    def reconnect(self) -> bool:
+        return bool(self.spec.get("reconnect"))
+
+    # -- lifecycle
+    def check_available(self) -> None:
+        launch = self.spec["launch"]
+        if launch == "posix" and not (shutil.which("cc") or shutil.which("gcc")):
+            raise TargetUnavailable("no C compiler (apt install build-essential)")
+        if launch == "qemu":
+            missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if not shutil.which(t)]
+            if missing:
+                raise TargetUnavailable(
+                    f"{', '.join(missing)} not installed (apt install qemu-system-arm "
+                    "gcc-arm-none-eabi libnewlib-arm-none-eabi)"
+                )
+        if launch == "none" and not self.url:
+            raise TargetUnavailable(f"target {self.name} needs --port URL")
+
+    def build(self) -> None:
+        cmd = self.spec.get("build")
+        if cmd:
+            subprocess.run(shlex.split(cmd), cwd=ROOT, check=True)
+
+    def flash_path(self, instance: str = "main") -> Path:
+        return self.workdir / f"{self.name}-{instance}.flash"
+
+    def start(self, *, instance: str = "main", cut_after: int | None = None) -> str:
+        """Power the device on (its flash kept) and return its URL."""
+        self.boots += 1
+        launch = self.spec["launch"]
+        if launch == "none" or (self.url and instance == "main" and launch != "sim"):
+            assert self.url
+            return self.url  # a device someone else started: use it as it is
+        if launch == "sim":
+            url = f"{self.spec['url']}&flash={self.flash_path(instance)}"
+            return url + (f"&flash_cut={cut_after}" if cut_after is not None else "")
+        if launch == "posix":
+            return self._start_posix(instance, cut_after)
+        if launch == "qemu":
+            return self._start_qemu(instance, cut_after)
+        raise TargetUnavailable(f"unknown launch kind {launch!r}")
+
+    def stop(self, instance: str | None = None) -> None:
+        """Power off one instance (or every one) this target started; flash files stay."""
+        names = [instance] if instance is not None else list(self.processes)
+        for name in names:
+            for proc in self.processes.pop(name, []):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                for stream in (proc.stdout, proc.stderr):
+                    if stream:
+                        stream.close()
+
+    def wait_power_cut(self, instance: str, timeout: float = 10.0) -> bool:
+        """After a write under cut_after: True if the instance lost power (it exited)."""
+        if self.spec["launch"] == "sim":
+            return True  # the simulator reboots on its own; nothing to wait for
+        deadline = time.monotonic() + timeout
+        procs = self.processes.get(instance, [])
+        for proc in procs:
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return all(p.poll() is not None for p in procs)
+
+    # -- launchers
+    def _record(self, instance: str, proc: subprocess.Popen[bytes]) -> None:
+        self.processes.setdefault(instance, []).append(proc)
+        pidfile = os.environ.get("PROVISION_HIL_PIDFILE")
+        if pidfile:  # hil/run-qemu kills whatever is listed here, whatever happens
+            with open(pidfile, "a") as f:
+                f.write(f"{proc.pid}\n")
+
+    def _start_posix(self, instance: str, cut_after: int | None) -> str:
+        binary = ROOT / self.spec["binary"]
+        cmd = [str(binary), "--flash", str(self.flash_path(instance)), "--tcp", "0"]
+        if cut_after is not None:
+            cmd += ["--cut-after", str(cut_after)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._record(instance, proc)
+        assert proc.stdout
+        line = proc.stdout.readline().decode().strip()
+        if not line.startswith("socket://"):
+            raise TargetUnavailable(f"posix stub did not start: {proc.stderr.read().decode()}")
+        return line
+
+    def _start_qemu(self, instance: str, cut_after: int | None) -> str:
+        port = _free_port()
+        args = ["arg=fw", f"arg=flash={self.flash_path(instance)}"]
+        if cut_after is not None:
+            args.append(f"arg=cut={cut_after}")
+        cmd = [
+            "qemu-system-arm", "-M", self.spec["machine"], "-nographic", "-monitor", "none",
+            "-kernel", str(ROOT / self.spec["elf"]),
+            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+            "-semihosting-config", "enable=on,target=native," + ",".join(args),
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._record(instance, proc)
+        _wait_listening(port, proc)
+        return f"socket://127.0.0.1:{port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Readiness probe: QEMU prints that it waits for a connection once it listens."""
+    assert proc.stderr
+    os.set_blocking(proc.stderr.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TargetUnavailable(
+                f"qemu exited at boot: {(seen + proc.stderr.read() or b'').decode()}"
+            )
+        chunk = proc.stderr.read() or b""
+        seen += chunk
+        if b"waiting for connection" in seen:
+            return
+        time.sleep(0.02)
+    raise TargetUnavailable(f"qemu did not listen on 127.0.0.1:{port} within {timeout:g} s")
+
+
+def resolve(port: str | None, target_name: str | None, workdir: Path) -> Target:
+    """--port / --target (or PROVISION_HIL_PORT / PROVISION_HIL_TARGET) → Target.
+
+    --port NAME picks a target from the manifest; --port URL is a device you provide,
+    described by --target (default: sim for sim:// URLs, else board)."""
+    targets = manifest()
+    if port in targets and not target_name:
+        target_name, port = port, None
+    if not target_name:
+        target_name = "sim" if (port or "sim://").startswith("sim://") else "board"
+    if target_name not in targets:
+        raise TargetUnavailable(f"unknown target {target_name!r} (known: {', '.join(targets)})")
+    spec = dict(targets[target_name])
+    if port and spec["launch"] == "sim":
+        spec["url"] = port if "?" in port else port + "?baud=0"
+    # With a URL, the main device is the one you started (the suite never restarts it);
+    # power-cut and restart tests boot their own instances of a launchable target.
+    return Target(target_name, spec, workdir, url=None if spec["launch"] == "sim" else port)
