@@ -1,9 +1,465 @@
-"""`provision device` commands (to be filled in)."""
+"""`provision device info|list|write|verify|delete|keygen|ports` — talk to one device.
+
+`--port` takes any pyserial URL or device path (/dev/ttyUSB0, COM3, socket://host:port,
+rfc2217://, loop://) or a simulated device (sim://native?flash=dev.flash).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+import provision.device as device_mod
+from provision.bundle import format as bundle_format
+from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.cli.common import console, err_console, print_json, resolve_password
+from provision.errors import CheckFailed, InputError, ProvisionError
 
 app = typer.Typer(no_args_is_help=True)
 
-from provision.cli.tls_check import tls_check  # noqa: E402
+PORT = typer.Option(..., "--port", "-p", help="Serial port, pyserial URL or sim:// URL.")
+BAUD = typer.Option(None, "--baud", help="Line rate (default 115200).")
+TIMEOUT = typer.Option(2.0, "--timeout", help="Seconds to wait for each answer.")
+RETRIES = typer.Option(5, "--retries", help="Tries before a request or transfer gives up.")
+DIALECT = typer.Option(
+    "auto", "--dialect", help="native, at-cmng, zephyr-shell or auto (probe the port)."
+)
+JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
 
-app.command("tls-check")(tls_check)
+
+def _safe(value: object) -> Text:
+    text = str(value)
+    return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
+
+
+def _open(port: str, baud: int | None, timeout: float, retries: int, dialect: str):
+    if timeout <= 0:
+        raise InputError("--timeout must be positive")
+    if retries < 0:
+        raise InputError("--retries must be 0 or more")
+    return device_mod.open(port, dialect=dialect, baud=baud, timeout=timeout, retries=retries)
+
+
+def _slot_json(s: device_mod.SlotInfo) -> dict[str, Any]:
+    return {
+        "sec_tag": s.sec_tag,
+        "slot": s.type.label,
+        "size": s.size,
+        "sha256": s.sha256.hex() if s.sha256 else None,
+    }
+
+
+@app.command()
+def info(
+    port: str = PORT,
+    baud: int | None = BAUD,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
+    dialect: str = DIALECT,
+    json_out: bool = JSON,
+) -> None:
+    """Show the device's identity, firmware, dialect and limits."""
+    with _open(port, baud, timeout, retries, dialect) as dev:
+        i = dev.info()
+    data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
+    data["details"] = i.details
+    if json_out:
+        print_json(data)
+        return
+    table = Table(show_header=False, box=None)
+    for key in ("port", "dialect", "device_id", "firmware"):
+        table.add_row(key, _safe(data[key]))
+    for key, value in i.details.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        table.add_row(key, _safe(shown))
+    console.print(table)
+
+
+def _describe_cert(data: bytes) -> dict[str, Any]:
+    from provision.pki.certs import describe_certificate
+
+    try:
+        s = describe_certificate(data, "certificate on the device")
+    except ProvisionError:
+        return {"subject": None, "not_after": None}
+    return {"subject": s.subject, "not_after": s.not_after.isoformat()}
+
+
+@app.command("list")
+def list_(
+    port: str = PORT,
+    baud: int | None = BAUD,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
+    dialect: str = DIALECT,
+    no_read: bool = typer.Option(
+        False, "--no-read", help="Do not read certificates back for subject and expiry."
+    ),
+    json_out: bool = JSON,
+) -> None:
+    """List stored slots: tag, slot, size, SHA-256; subject and expiry for certificates."""
+    rows = []
+    with _open(port, baud, timeout, retries, dialect) as dev:
+        for s in dev.list():
+            row = _slot_json(s)
+            if s.type.is_certificate and not no_read:
+                try:
+                    row.update(_describe_cert(dev.read(s.sec_tag, s.type)))
+                except ProvisionError as err:
+                    row.update({"subject": None, "not_after": None, "read_error": err.message})
+            rows.append(row)
+    if json_out:
+        print_json({"port": port, "slots": rows})
+        return
+    if not rows:
+        console.print("no credentials stored")
+        return
+    table = Table("sec_tag", "slot", "size", "sha256", "subject", "expires")
+    for r in rows:
+        table.add_row(
+            str(r["sec_tag"]),
+            r["slot"],
+            "" if r["size"] is None else str(r["size"]),
+            (r["sha256"] or "")[:16],
+            _safe(r.get("subject") or ""),
+            (r.get("not_after") or "")[:10],
+        )
+    console.print(table)
+
+
+def _secret_source(file: Path | None, env: str | None, option: str):
+    from provision.bundle.spec import SecretSource
+
+    if file is not None and env is not None:
+        raise InputError(f"give either {option}-file or {option}-env, not both")
+    if file is not None:
+        return SecretSource(file=file)
+    if env is not None:
+        return SecretSource(env=env)
+    return None
+
+
+def _load_input(
+    bundle: Path | None,
+    spec: Path | None,
+    tag: int | None,
+    root_ca: list[Path],
+    client_cert: Path | None,
+    client_key: Path | None,
+    key_password_file: Path | None,
+    key_password_env: str | None,
+    sign_key: Path | None,
+    sign_key_password_file: Path | None,
+    sign_key_password_env: str | None,
+) -> bytes:
+    """Bundle bytes from a bundle file, a spec, or item options (as `bundle pack` takes)."""
+    from provision.bundle import io as bundle_io
+    from provision.bundle.spec import load_spec
+
+    items = [tag is not None, bool(root_ca), client_cert, client_key]
+    given = [bundle is not None, spec is not None, any(items)]
+    if sum(map(bool, given)) != 1:
+        raise InputError("give one of: a bundle file, --spec, or --tag with item options")
+    if bundle is not None:
+        if sign_key is not None:
+            raise InputError("--sign-key signs new bundles; a bundle file is sent as it is")
+        bundle_io.read_bundle(bundle)  # names the file in any error
+        return bundle.read_bytes()
+    if spec is not None:
+        sources = load_spec(spec)
+    else:
+        sources = bundle_io.sources_from_options(
+            sec_tag=tag,
+            root_ca=root_ca,
+            client_cert=client_cert,
+            client_key=client_key,
+            key_password=_secret_source(key_password_file, key_password_env, "--key-password"),
+            psk=None,
+            psk_identity=None,
+            device_id=None,
+            encoding="keep",
+        )
+    credentials = bundle_io.read_credentials(sources)
+    signing_key = None
+    if sign_key is not None:
+        signer = bundle_io.SignerSource(
+            sign_key,
+            _secret_source(sign_key_password_file, sign_key_password_env, "--sign-key-password"),
+        )
+        signing_key = bundle_io._load_signer(signer, None)
+    data, _ = bundle_io.pack_bytes(credentials, signing_key=signing_key)
+    return data
+
+
+def _preflight(credentials: CredentialSet, target: str, force: bool) -> list[Any]:
+    from provision.check import Severity, check_credential_set
+
+    findings = check_credential_set(credentials, target=target)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors and not force:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise CheckFailed(
+            f"check failed: {errors[0].message}{more}; nothing written (--force writes anyway)",
+            code=errors[0].code,
+        )
+    return findings
+
+
+@app.command()
+def write(
+    bundle: Path | None = typer.Argument(None, help="A bundle file (from `bundle pack`)."),
+    port: str = PORT,
+    spec: Path | None = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`."),
+    tag: int | None = typer.Option(None, "--tag", help="sec_tag for the item options."),
+    root_ca: list[Path] = typer.Option([], "--root-ca", metavar="FILE", help="Root CA file."),
+    client_cert: Path | None = typer.Option(None, "--client-cert", metavar="FILE"),
+    client_key: Path | None = typer.Option(None, "--client-key", metavar="FILE"),
+    key_password_file: Path | None = typer.Option(None, "--key-password-file"),
+    key_password_env: str | None = typer.Option(None, "--key-password-env"),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="Sign the bundle (P-256)."),
+    sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
+    sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
+    target: str = typer.Option(
+        "default", "--target", help="Check against: default, nrf91, zephyr."
+    ),
+    force: bool = typer.Option(False, "--force", help="Write despite pre-flight check errors."),
+    baud: int | None = BAUD,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
+    dialect: str = DIALECT,
+    json_out: bool = JSON,
+) -> None:
+    """Check, send and commit a credential set atomically, then verify the device's digests."""
+    data = _load_input(
+        bundle,
+        spec,
+        tag,
+        root_ca,
+        client_cert,
+        client_key,
+        key_password_file,
+        key_password_env,
+        sign_key,
+        sign_key_password_file,
+        sign_key_password_env,
+    )
+    credentials = bundle_format.decode(data).credentials
+    findings = _preflight(credentials, target, force)
+    with _open(port, baud, timeout, retries, dialect) as dev:
+        show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        if show_bar:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("writing", total=len(data))
+                result = dev.write_bundle(
+                    data, lambda done, total: bar.update(task, completed=done, total=total)
+                )
+        else:
+            result = dev.write_bundle(data)
+        report = dev.verify(credentials)
+        dialect_name = dev.dialect
+    if not report.ok:
+        raise CheckFailed(
+            f"verify after write failed: {report.mismatches[0]}", code="device.verify_failed"
+        )
+    out = {
+        "ok": True,
+        "port": port,
+        "dialect": dialect_name,
+        "slots": [_slot_json(s) for s in result.written],
+        "bytes_sent": result.bytes_sent,
+        "seconds": round(result.seconds, 4),
+        "verified": True,
+        "findings": [f.to_json() for f in findings],
+    }
+    if json_out:
+        print_json(out)
+        return
+    console.print(
+        f"wrote {len(result.written)} slots in sec_tags "
+        f"{', '.join(map(str, credentials.sec_tags))} ({result.bytes_sent} bytes on the wire, "
+        f"{result.seconds:.2f} s); device digests verified"
+    )
+
+
+@app.command()
+def verify(
+    bundle: Path | None = typer.Argument(None, help="A bundle file."),
+    port: str = PORT,
+    spec: Path | None = typer.Option(None, "--spec"),
+    tag: int | None = typer.Option(None, "--tag"),
+    root_ca: list[Path] = typer.Option([], "--root-ca", metavar="FILE"),
+    client_cert: Path | None = typer.Option(None, "--client-cert", metavar="FILE"),
+    client_key: Path | None = typer.Option(None, "--client-key", metavar="FILE"),
+    key_password_file: Path | None = typer.Option(None, "--key-password-file"),
+    key_password_env: str | None = typer.Option(None, "--key-password-env"),
+    baud: int | None = BAUD,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
+    dialect: str = DIALECT,
+    json_out: bool = JSON,
+) -> None:
+    """Compare the device's digests with a credential set (exit 2 on any difference)."""
+    data = _load_input(
+        bundle,
+        spec,
+        tag,
+        root_ca,
+        client_cert,
+        client_key,
+        key_password_file,
+        key_password_env,
+        None,
+        None,
+        None,
+    )
+    credentials = bundle_format.decode(data).credentials
+    with _open(port, baud, timeout, retries, dialect) as dev:
+        report = dev.verify(credentials)
+    if json_out:
+        print_json({"ok": report.ok, "port": port, "mismatches": list(report.mismatches)})
+    elif report.ok:
+        console.print(f"device matches: {len(credentials)} slots verified")
+    if not report.ok:
+        if not json_out:
+            for line in report.mismatches:
+                err_console.print(_safe(line))
+        raise CheckFailed(
+            f"device differs from the set ({len(report.mismatches)} slots)",
+            code="device.verify_failed",
+        )
+
+
+@app.command()
+def delete(
+    port: str = PORT,
+    tag: int | None = typer.Option(None, "--tag", help="The sec_tag to delete from."),
+    slot: str | None = typer.Option(None, "--slot", help="One slot (root_ca, client_key, …)."),
+    all_: bool = typer.Option(False, "--all", help="Delete every credential on the device."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm --all."),
+    baud: int | None = BAUD,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
+    dialect: str = DIALECT,
+    json_out: bool = JSON,
+) -> None:
+    """Delete one slot (--tag --slot), one tag (--tag) or everything (--all --yes)."""
+    if all_:
+        if tag is not None or slot is not None:
+            raise InputError("--all cannot be combined with --tag or --slot")
+        if not yes:
+            raise InputError("--all deletes every credential on the device: add --yes")
+    elif tag is None:
+        raise InputError("give --tag (and optionally --slot), or --all --yes")
+    slot_type = SlotType.parse(slot) if slot is not None else None
+    with _open(port, baud, timeout, retries, dialect) as dev:
+        dev.delete(None if all_ else tag, slot_type)
+    what = "everything" if all_ else f"sec_tag {tag}" + (f" {slot_type.label}" if slot_type else "")
+    if json_out:
+        print_json({"ok": True, "port": port, "deleted": what})
+    else:
+        console.print(f"deleted {what}")
+
+
+@app.command()
+def keygen(
+    port: str = PORT,
+    tag: int = typer.Option(..., "--tag", help="sec_tag for the new client_key."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write the CSR here (PEM)."),
+    subject: str | None = typer.Option(None, "--subject", help="CN (default: device id)."),
+    ca: Path | None = typer.Option(None, "--ca", help="Sign the CSR with this CA certificate…"),
+    ca_key: Path | None = typer.Option(None, "--ca-key", help="…and this CA key."),
+    ca_key_password_file: Path | None = typer.Option(None, "--ca-key-password-file"),
+    ca_key_password_env: str | None = typer.Option(None, "--ca-key-password-env"),
+    cert_out: Path | None = typer.Option(None, "--cert-out", help="Also save the certificate."),
+    days: int = typer.Option(365, "--days", help="Validity of the signed certificate."),
+    force: bool = typer.Option(False, "--force", help="Replace existing output files."),
+    baud: int | None = BAUD,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
+    dialect: str = DIALECT,
+    json_out: bool = JSON,
+) -> None:
+    """Make the device generate a P-256 key in --tag and return a CSR; with --ca, sign it
+    and install the certificate in the same tag."""
+    from provision.pki.csr import csr_bytes, load_csr
+    from provision.pki.files import OutputFile, write_outputs
+
+    if (ca is None) != (ca_key is None):
+        raise InputError("--ca and --ca-key go together")
+    if out.exists() and not force:
+        raise InputError(f"{out}: file exists; use --force to overwrite")
+    authority = None
+    if ca is not None and ca_key is not None:
+        from provision.pki.flows import CAFiles, open_ca
+
+        files = CAFiles(ca, ca_key)
+        password = None
+        if files.key_encrypted:
+            password = resolve_password(
+                password_file=ca_key_password_file,
+                password_env=ca_key_password_env,
+                prompt="CA key password",
+            )
+        authority = open_ca(files, password)
+    with _open(port, baud, timeout, retries, dialect) as dev:
+        csr_der = dev.keygen(tag, subject)
+        loaded = load_csr(csr_der, "CSR from the device")
+        outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
+        result: dict[str, Any] = {"ok": True, "port": port, "sec_tag": tag, "csr": str(out)}
+        if authority is not None:
+            from provision.pki.certs import cert_der, cert_pem
+            from provision.pki.profiles import Profile
+
+            cert = authority.sign_request(
+                loaded.csr, profile=Profile.CLIENT, days=days, source="CSR from the device"
+            )
+            der = cert_der(cert)
+            dev.write(CredentialSet.of([Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, der)]))
+            report = dev.verify(
+                CredentialSet.of([Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, der)])
+            )
+            if not report.ok:
+                raise CheckFailed(f"verify after install failed: {report.mismatches[0]}")
+            result["installed"] = "client_cert"
+            if cert_out is not None:
+                outputs.append(OutputFile(cert_out, cert_pem(cert)))
+                result["certificate"] = str(cert_out)
+    write_outputs(outputs, force=force)
+    if json_out:
+        print_json(result)
+        return
+    console.print(f"CSR for the key generated in sec_tag {tag} written to {out}")
+    if "installed" in result:
+        console.print(f"signed and installed the client_cert in sec_tag {tag}")
+
+
+@app.command()
+def ports(json_out: bool = JSON) -> None:
+    """List the serial ports of this machine."""
+    from provision.transport.serial import list_ports
+
+    found = list_ports()
+    if json_out:
+        print_json({"ports": found})
+        return
+    if not found:
+        console.print("no serial ports found (a simulated device: --port sim://native)")
+        return
+    table = Table("port", "description", "hwid")
+    for p in found:
+        table.add_row(_safe(p["port"]), _safe(p["description"]), _safe(p["hwid"]))
+    console.print(table)

@@ -1,5 +1,95 @@
-"""`provision sim` commands (to be filled in)."""
+"""`provision sim` — run a simulated device on a pseudo-terminal or a TCP port (127.0.0.1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from provision.cli.common import console, err_console
+from provision.errors import InputError
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def sim(
+    pty: bool = typer.Option(False, "--pty", help="Serve on a new pseudo-terminal (prints it)."),
+    tcp: int | None = typer.Option(None, "--tcp", help="Serve on 127.0.0.1:PORT (0: any)."),
+    dialect: str = typer.Option(
+        "native", "--dialect", help="Device kind: native, at-cmng, zephyr-shell."
+    ),
+    flash: Path | None = typer.Option(
+        None, "--flash", help="Flash file: state survives restarts (default: in memory)."
+    ),
+    profile: str = typer.Option("default", "--profile", help="Device limits: default, small."),
+    baud: int = typer.Option(115200, "--baud", help="Emulated line rate (0: no pacing)."),
+    flip: float = typer.Option(0.0, "--flip", help="Bit-flip probability per byte."),
+    drop: float = typer.Option(0.0, "--drop", help="Drop probability per byte."),
+    dup: float = typer.Option(0.0, "--dup", help="Duplicate probability per byte."),
+    stall: float = typer.Option(0.0, "--stall", help="Stall probability per byte."),
+    stall_s: float = typer.Option(0.5, "--stall-s", help="Seconds a stall lasts."),
+    cut_at: int | None = typer.Option(
+        None, "--cut-at", help="Power cut after this many received bytes."
+    ),
+    flash_cut: int | None = typer.Option(
+        None, "--flash-cut", help="Power cut after this many flash bytes programmed."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for faults and the device id."),
+    signer: Path | None = typer.Option(
+        None, "--signer", help="Provisioning public key: apply signed bundles only."
+    ),
+    uid: str | None = typer.Option(None, "--uid", help="Device id (hex)."),
+    once: bool = typer.Option(False, "--once", help="TCP: exit after the first client."),
+) -> None:
+    """Run a simulated device until interrupted."""
+    from provision.sim.serve import build_runner, serve_pty, serve_tcp
+
+    if pty == (tcp is not None):
+        raise InputError("choose one of --pty or --tcp PORT")
+    options = {
+        "profile": profile,
+        "baud": str(baud),
+        "flip": str(flip),
+        "drop": str(drop),
+        "dup": str(dup),
+        "stall": str(stall),
+        "stall_s": str(stall_s),
+        "seed": str(seed),
+    }
+    for key, value in (
+        ("flash", flash),
+        ("cut_at", cut_at),
+        ("flash_cut", flash_cut),
+        ("signer", signer),
+        ("uid", uid),
+    ):
+        if value is not None:
+            options[key] = str(value)
+
+    from provision.sim.serve import SimRunner
+
+    runner = build_runner(dialect, options)  # fails on bad options before printing a port
+
+    def make() -> SimRunner:
+        # A new connection meets the same device (same flash), freshly booted.
+        return SimRunner(dialect, runner.ctx, baud=runner.baud, faults=runner.faults)
+
+    def ready(where: str) -> None:
+        console.print(where)
+        err_console.print(
+            f"simulated {dialect} device on {where} (flash: {flash or 'in memory'}); Ctrl-C stops"
+        )
+
+    try:
+        if pty:
+            serve_pty(runner, ready)
+        else:
+            first = [runner]
+
+            def factory():
+                return first.pop() if first else make()
+
+            serve_tcp(factory, tcp or 0, ready, once=once)
+    except KeyboardInterrupt:
+        return

@@ -270,7 +270,7 @@ class NativeSession:
             random.randint(1, 0xFFFF), bundle, chunk, h.window, rto=rto, rto_max=self.timeout
         )
         frame_bytes = len(bundle) + (len(sender.chunks) + 2) * 32
-        budget = (self.retries + 2) * self.timeout + 3 * frame_bytes * self.byte_time
+        budget = 2 * (self.retries + 1) * self.timeout + 4 * frame_bytes * self.byte_time + 1.0
         deadline = self.clock() + budget
         restarts = 0
         epoch: set[int] = set()  # seqs sent since the latest BEGIN
@@ -282,7 +282,7 @@ class NativeSession:
         reported = -1
         while True:
             now = self.clock()
-            if now > deadline:
+            if now >= deadline:
                 raise LinkError(
                     f"transfer did not finish within {budget:.1f} s "
                     f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
@@ -322,9 +322,9 @@ class NativeSession:
             for frame in self._receive(min(waits) - self.clock()):
                 msg = frame.message
                 if isinstance(msg, m.Ack):
-                    sender.on_ack(msg, authoritative=frame.seq == begin_seq)
+                    sender.on_ack(msg, self.clock(), authoritative=frame.seq == begin_seq)
                 elif isinstance(msg, m.Nak):
-                    sender.on_nak(msg)
+                    sender.on_nak(msg, self.clock())
                 elif isinstance(msg, m.Committed) and frame.seq == commit_seq:
                     if progress:
                         progress(sender.total, sender.total)

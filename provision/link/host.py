@@ -89,7 +89,6 @@ class _Chunk:
     data: bytes
     held: bool = False
     sent_at: float | None = None  # when its last copy should have reached the device
-    fast_retransmitted: bool = False
     epoch: int = 0  # the BEGIN its last copy was sent after
 
 
@@ -171,7 +170,6 @@ class TransferSender:
             c = self.chunks[i]
             if not c.held and c.sent_at is not None:
                 c.sent_at = None
-                c.fast_retransmitted = False
                 self.retransmissions += 1
 
     def next_deadline(self) -> float | None:
@@ -183,7 +181,7 @@ class TransferSender:
         ]
         return min(times) + self.rto if times else None  # type: ignore[type-var]
 
-    def on_ack(self, ack: m.Ack, *, authoritative: bool = False) -> None:
+    def on_ack(self, ack: m.Ack, now: float, *, authoritative: bool = False) -> None:
         """Apply an ACK. `authoritative` (the answer to the latest BEGIN) may move cumulative
         backwards: the device lost what it had (a restart), so what was sent before that
         BEGIN is sent again; copies sent after it are still on their way."""
@@ -197,7 +195,6 @@ class TransferSender:
                 c.held = False
                 if c.epoch < self.epoch:
                     c.sent_at = None
-                    c.fast_retransmitted = False
         for c in self.chunks[:cum]:
             c.held = True
         if authoritative or cum > self.cum:
@@ -215,19 +212,20 @@ class TransferSender:
         # Frames are not reordered on a serial line: a held chunk above a missing one means
         # the missing one was lost. Resend it once, now, instead of waiting for the timer.
         for idx in range(self.cum, highest):
-            self._fast_retransmit(idx)
+            self._fast_retransmit(idx, now)
 
-    def on_nak(self, nak: m.Nak) -> None:
+    def on_nak(self, nak: m.Nak, now: float) -> None:
         if nak.transfer_id != self.transfer_id:
             return
-        self._fast_retransmit(nak.offset // self.chunk_size)
+        self._fast_retransmit(nak.offset // self.chunk_size, now)
 
-    def _fast_retransmit(self, idx: int) -> None:
+    def _fast_retransmit(self, idx: int, now: float) -> None:
+        """Resend a chunk the device reports missing, if its last copy should have arrived
+        by now (else that copy is still on the line and will answer for itself)."""
         if 0 <= idx < len(self.chunks):
             c = self.chunks[idx]
-            if not c.held and c.sent_at is not None and not c.fast_retransmitted:
+            if not c.held and c.sent_at is not None and c.sent_at <= now:
                 c.sent_at = None
-                c.fast_retransmitted = True
                 self.retransmissions += 1
 
     def restart(self) -> None:
@@ -236,4 +234,3 @@ class TransferSender:
         for c in self.chunks:
             c.held = False
             c.sent_at = None
-            c.fast_retransmitted = False

@@ -124,8 +124,14 @@ class NativeDevice:
         if len(set(keys)) != len(keys):
             raise DeviceFault(m.ErrorCode.UNSUPPORTED, "one root_ca per sec_tag on this device")
         # Each sec_tag in the bundle is replaced as a whole; other tags stay as they are.
+        # A client_key the bundle does not carry stays: it may come from KEYGEN and never
+        # leaves the device, so its certificate must be installable on its own.
         tags = set(creds.sec_tags)
-        new = {k: v for k, v in self.store.entries().items() if k[0] not in tags}
+        new = {
+            k: v
+            for k, v in self.store.entries().items()
+            if k[0] not in tags or (k[1] == SlotType.CLIENT_KEY and k not in set(keys))
+        }
         new.update({s.key: s.data for s in creds})
         try:
             self.store.replace(new)
