@@ -463,3 +463,9 @@ def ports(json_out: bool = JSON) -> None:
     for p in found:
         table.add_row(_safe(p["port"]), _safe(p["description"]), _safe(p["hwid"]))
     console.print(table)
+
+
+# Implemented in cli/tls_check.py (issue 7); registered here so it sits with the device commands.
+from provision.cli.tls_check import tls_check  # noqa: E402
+
+app.command("tls-check")(tls_check)
