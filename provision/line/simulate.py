@@ -17,7 +17,6 @@ import errno
 import hashlib
 import os
 import select
-import termios
 import threading
 import time
 import tty
@@ -89,9 +88,9 @@ class PtyJig:
                 seed = device_seed(self.name, self.devices)
                 runner = _runner(self.kind, self.options, seed, self.baud)
                 self.devices += 1
+                # No flush between boards: the host may already have reopened the port and
+                # sent its first bytes, which belong to the new board.
                 self._serve_device(master, runner)
-                with contextlib.suppress(termios.error):
-                    termios.tcflush(master, termios.TCIOFLUSH)
         finally:
             os.close(master)
 
