@@ -7,17 +7,12 @@ import json
 import pytest
 from pki import PASSWORD
 
-import provision.cli.device
 import provision.device
 from provision.bundle.format import encode
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.errors import ExitCode
 
-# While `provision device` has tls-check as its only command, the CLI shell makes the group
-# that command itself (provision/cli/main.py); both spellings reach the same function.
-DEVICE_TLS = (
-    ["device", "tls-check"] if len(provision.cli.device.app.registered_commands) > 1 else ["device"]
-)
+DEVICE_TLS = ["device", "tls-check"]
 
 
 def flat(text: str) -> str:
