@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -33,6 +32,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--port", default=None, help="target name from hil/targets.toml or a URL")
     group.addoption("--target", default=None, help="what the --port URL is (targets.toml name)")
     group.addoption("--hil-timeout", type=float, default=3.0, help="per-request timeout (s)")
+    group.addoption(
+        "--hil-cut",
+        choices=("bisect", "quick"),
+        default=os.environ.get("PROVISION_HIL_CUT", "bisect"),
+        help="power-cut search: bisect to the exact commit byte (default) or quick (x4 steps)",
+    )
 
 
 def unavailable(reason: str) -> None:
@@ -113,5 +118,5 @@ def needs(target: Target):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def instance_dir(target: Target, tmp_path: Path) -> Path:
-    return tmp_path
+def cut_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--hil-cut"))

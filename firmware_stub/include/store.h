@@ -12,6 +12,7 @@
 #include "bundle.h"
 
 #define STORE_MAX_SLOTS 64u
+#define STORE_SLOT_CLIENT_KEY 2u
 
 typedef struct {
     uint32_t sec_tag;
@@ -36,6 +37,9 @@ typedef enum {
     STORE_MERGE_REPLACE_SLOTS, /* a bundle slot replaces the same (sec_tag, slot); root_ca
                                   slots of a tag are replaced together */
     STORE_MERGE_REPLACE_TAGS,  /* a tag in the bundle replaces that whole tag */
+    STORE_MERGE_KEEP_KEYS,     /* as REPLACE_TAGS, but a stored client_key stays when the
+                                  bundle has none for its tag (docs/protocol.md §3: a key
+                                  made on the device must survive its certificate's install) */
     STORE_MERGE_REPLACE_ALL,   /* the bundle becomes the whole set */
 } store_merge;
 
@@ -52,6 +56,9 @@ uint32_t store_staging_size(void);
 store_err store_staging_erase(uint32_t len);
 store_err store_staging_program(uint32_t off, const void *data, uint32_t n);
 int store_staging_read(void *ctx, uint32_t off, void *buf, uint32_t n); /* a bundle_read_fn */
+
+/* Does applying bundle `b` with `how` remove the stored (sec_tag, slot)? */
+int store_replaced_by(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merge how);
 
 /* Apply a bundle already checked with bundle_check() (its source is the staging area or any
  * other reader) as one atomic change. */

@@ -191,15 +191,9 @@ static int hash_stored(const store_slot *s, uint8_t digest[32])
     return 0;
 }
 
-static int bundle_has_tag(bundle_view *v, uint32_t sec_tag)
+static int tag_in_bundle(bundle_view *v, uint32_t sec_tag)
 {
-    bundle_record rec;
-    v->index = 0;
-    v->pos = v->first_record;
-    while (bundle_next(v, &rec))
-        if (rec.sec_tag == sec_tag)
-            return 1;
-    return 0;
+    return store_replaced_by(v, sec_tag, 0xFF, STORE_MERGE_REPLACE_TAGS);
 }
 
 /* What COMMIT refuses before touching the store: limits and what a native device holds. */
@@ -217,17 +211,18 @@ static uint16_t commit_limits(bundle_view *v, uint8_t *type)
         slots++;
         prev = rec;
     }
-    /* A tag in the bundle replaces the stored tag; the other stored tags stay. */
+    /* A tag in the bundle replaces the stored tag (but for a client_key the bundle lacks);
+     * the other stored tags stay. A kept key's tag is in the bundle: counted already. */
     store_slot s;
     uint32_t last_tag = 0;
     int kept_any = 0;
     for (uint16_t i = 0; i < store_count(); i++) {
         if (store_get(i, &s) != 0)
             return error(type, ERR_FLASH, MSG_COMMIT, "flash read failed");
-        if (bundle_has_tag(v, s.sec_tag))
+        if (store_replaced_by(v, s.sec_tag, s.slot, STORE_MERGE_KEEP_KEYS))
             continue;
         slots++;
-        if (!kept_any || s.sec_tag != last_tag)
+        if ((!kept_any || s.sec_tag != last_tag) && !tag_in_bundle(v, s.sec_tag))
             tags++;
         kept_any = 1;
         last_tag = s.sec_tag;
@@ -269,7 +264,7 @@ static uint16_t on_commit(const msg_request *r, uint8_t *type)
     uint16_t refused = commit_limits(&v, type);
     if (refused)
         return refused;
-    store_err se = store_apply(&v, STORE_MERGE_REPLACE_TAGS);
+    store_err se = store_apply(&v, STORE_MERGE_KEEP_KEYS);
     if (se == STORE_E_FULL || se == STORE_E_SLOTS)
         return error(type, ERR_NO_SPACE, MSG_COMMIT, "store full");
     if (se != STORE_OK)

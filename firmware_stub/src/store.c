@@ -256,7 +256,7 @@ static store_err writer_commit(writer *w)
     return store_mount() == STORE_OK && st.active == w->bank ? STORE_OK : STORE_E_FLASH;
 }
 
-static int bundle_has(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merge how)
+int store_replaced_by(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merge how)
 {
     bundle_record rec;
     if (how == STORE_MERGE_REPLACE_ALL)
@@ -264,12 +264,19 @@ static int bundle_has(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merg
     uint16_t keep_index = b->index;
     uint32_t keep_pos = b->pos;
     int found = 0;
+    int tag_seen = 0, key_seen = 0;
     b->index = 0;
     b->pos = b->first_record;
     while (!found && bundle_next(b, &rec)) {
-        if (rec.sec_tag == sec_tag && (how == STORE_MERGE_REPLACE_TAGS || rec.slot == slot))
+        if (rec.sec_tag != sec_tag)
+            continue;
+        tag_seen = 1;
+        key_seen |= rec.slot == STORE_SLOT_CLIENT_KEY;
+        if (how == STORE_MERGE_REPLACE_TAGS || rec.slot == slot)
             found = 1;
     }
+    if (how == STORE_MERGE_KEEP_KEYS)
+        found = tag_seen && (slot != STORE_SLOT_CLIENT_KEY || key_seen);
     b->index = keep_index;
     b->pos = keep_pos;
     return found;
@@ -350,7 +357,7 @@ store_err store_apply(bundle_view *b, store_merge how)
         while (!have_old && old_i < st.count) {
             if (store_get(old_i++, &old))
                 return STORE_E_FLASH;
-            if (!bundle_has(b, old.sec_tag, old.slot, how))
+            if (!store_replaced_by(b, old.sec_tag, old.slot, how))
                 have_old = 1;
         }
         if (!have_old && !have_new)

@@ -1,0 +1,57 @@
+"""The hil conformance suite against the simulator, the posix stub and the QEMU board.
+
+Each runs `pytest hil --port NAME` in a child process (the suite has its own options and
+session fixtures). The QEMU tier uses the quick power-cut search to stay short; the full
+bisection runs in `make hil` (hil/run-qemu)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from stub_support import ROOT, require
+
+
+def run_hil(port: str, *extra: str, **env: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "hil", "--port", port, "-q", "-p", "no:cacheprovider",
+         "-rs", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=600,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def counts(out: str) -> dict[str, int]:
+    last = out.strip().splitlines()[-1]
+    return {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|error)", last)}
+
+
+def test_hil_suite_on_the_simulator() -> None:
+    code, out = run_hil("sim")
+    assert code == 0, out[-4000:]
+    # The simulator runs in-process: only the reconnect test does not apply.
+    assert counts(out).get("skipped", 0) == 1 and "new device session" in out
+
+
+def test_hil_suite_on_the_posix_stub() -> None:
+    require("cc", "make")
+    code, out = run_hil("posix", "-s", PROVISION_REQUIRE_TOOLCHAIN="1")
+    assert code == 0, out[-4000:]
+    assert counts(out).get("skipped", 0) == 0
+    assert re.search(r"posix: commit completes at flash byte \d+", out)
+
+
+@pytest.mark.qemu
+def test_hil_suite_on_the_qemu_board() -> None:
+    require("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    code, out = run_hil("qemu", "-s", PROVISION_REQUIRE_TOOLCHAIN="1", PROVISION_HIL_CUT="quick")
+    assert code == 0, out[-4000:]
+    assert counts(out).get("skipped", 0) == 0
+    assert re.search(r"qemu: commit completes between flash bytes \d+ and \d+", out)
