@@ -35,6 +35,10 @@ INTERNAL_ENTRIES: dict[tuple[int, int], bytes] = {
 # An unsigned COSE_Sign1 (tag 18, protected {1: -7}, {}, nil payload, empty signature): the
 # simulator has no device identity key to sign with.
 COSE_PLACEHOLDER = bytes.fromhex("d28443a10126a0f640")
+# The modem keeps a client key's <passwd> with the key (its TLS stack needs it). The simulator
+# stores it in flash under this type, committed together with the key, and never lists,
+# reads or deletes it on its own.
+PASSWD_TYPE = 0xF2
 
 Store = object  # duck-typed: entries() / commit(changes)
 Keygen = Callable[[str | None], tuple[bytes, bytes]]  # attributes → (key PEM, CSR DER)
@@ -115,9 +119,6 @@ class AtCmngModem:
         self._keygen = keygen
         self._keygen_s = 0.0
         self._work = 0.0
-        # The <passwd> of each tag's encrypted client key, for the TLS check extension. A
-        # real modem keeps it in flash with the key; here it lives as long as this object.
-        self._passwords: dict[int, bytes] = {}
         self.boot()
 
     def _commit(self, changes: Mapping[tuple[int, int], bytes | None]) -> bool:
@@ -256,7 +257,7 @@ class AtCmngModem:
 
     def _entries(self) -> dict[tuple[int, int], bytes]:
         entries = dict(INTERNAL_ENTRIES)
-        entries.update(self.store.entries())
+        entries.update((k, v) for k, v in self.store.entries().items() if k[1] != PASSWD_TYPE)
         return entries
 
     def _cmng(self, args: str) -> tuple[list[str], str]:
@@ -320,12 +321,11 @@ class AtCmngModem:
         used = sum(len(v) for k, v in entries.items() if k != key)
         if used + len(content) > self.options.capacity:
             return self._error(515)
-        if not self._commit({key: content}):
-            return self._error(515)
+        changes: dict[tuple[int, int], bytes | None] = {key: content}
         if cred_type == 2:
-            self._passwords.pop(sec_tag, None)
-            if passwd:
-                self._passwords[sec_tag] = passwd.encode("latin-1")
+            changes[(sec_tag, PASSWD_TYPE)] = passwd.encode("latin-1") if passwd else None
+        if not self._commit(changes):
+            return self._error(515)
         return [], "OK"
 
     def _valid_content(self, cred_type: int, content: bytes, passwd: str | None) -> bool:
@@ -356,11 +356,12 @@ class AtCmngModem:
         refusal = self._refuse_change(sec_tag)
         if refusal is not None:
             return self._error(refusal)
-        if (sec_tag, cred_type) not in self.store.entries():
+        if cred_type == PASSWD_TYPE or (sec_tag, cred_type) not in self.store.entries():
             return self._error(513)
-        self._commit({(sec_tag, cred_type): None})
+        changes: dict[tuple[int, int], bytes | None] = {(sec_tag, cred_type): None}
         if cred_type == 2:
-            self._passwords.pop(sec_tag, None)
+            changes[(sec_tag, PASSWD_TYPE)] = None
+        self._commit(changes)
         return [], "OK"
 
     def _tlscheck(self, args: str) -> tuple[list[str], str]:
@@ -368,7 +369,9 @@ class AtCmngModem:
         only this tag's %CMNG entries, answered with the report as one JSON line."""
         from provision.tls.device_side import at_tlscheck
 
-        result = at_tlscheck(self.store.entries(), args, self._passwords)
+        entries = self.store.entries()
+        passwords = {tag: v for (tag, kind), v in entries.items() if kind == PASSWD_TYPE}
+        result = at_tlscheck(entries, args, passwords)
         return self._error(50) if result is None else result
 
     def _keygen_cmd(self, args: str) -> tuple[list[str], str]:
@@ -403,7 +406,7 @@ class AtCmngModem:
         if used + len(key_pem) > self.options.capacity:
             return self._error(515)
         self._work += self._keygen_s
-        if not self._commit({(sec_tag, 2): key_pem}):
+        if not self._commit({(sec_tag, 2): key_pem, (sec_tag, PASSWD_TYPE): None}):
             return self._error(515)
         token = f"{_b64url(body)}.{_b64url(COSE_PLACEHOLDER)}"
         return [f'%KEYGEN: "{token}"'], "OK"
