@@ -127,3 +127,20 @@ def test_device_without_tls_check_says_so_and_offers_the_bundle(pki, test_server
         on_device("sim://native?tls=0", "native", credentials(pki), server.port)
     assert "--bundle FILE" in caught.value.message
     assert f"--server localhost:{server.port} --tag 42" in caught.value.message
+
+
+def test_at_cmng_keeps_the_key_password_in_flash(pki, test_server, tmp_path):
+    """A modem keeps <passwd> with the key: a later session (new boot) can still use it."""
+    server, _ = test_server()
+    url = f"sim://at-cmng?flash={tmp_path / 'modem.flash'}"
+    with provision.device.open(url, dialect="at-cmng") as device:
+        device.write(credentials(pki, encrypted=True))
+        listed = {(s.sec_tag, s.type) for s in device.list()}
+    assert listed == {(42, SlotType.ROOT_CA), (42, SlotType.CLIENT_CERT), (42, SlotType.CLIENT_KEY)}
+    with provision.device.open(url, dialect="at-cmng") as device:
+        report = check_on_device(device, "localhost", server.port, 42)
+        assert report.ok, report.summary()
+        device.delete(42, SlotType.CLIENT_KEY)
+        assert check_on_device(device, "localhost", server.port, 42).failure is (
+            Failure.BAD_CREDENTIALS
+        )
