@@ -117,6 +117,13 @@ def report_line(prefix: str, report: HandshakeReport) -> str:
     return f"{prefix} {json.dumps(report.to_dict(), sort_keys=True, separators=(',', ':'))}"
 
 
+def is_report_line(line: str, prefix: str) -> bool:
+    """A report line, not a shell's complaint that happens to start the same way
+    ("tlscheck: command not found")."""
+    text = line.strip()
+    return text.startswith(prefix) and text[len(prefix) :].lstrip().startswith("{")
+
+
 def parse_report_line(line: str, prefix: str) -> HandshakeReport:
     text = line.strip()
     if not text.startswith(prefix):

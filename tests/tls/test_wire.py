@@ -99,3 +99,8 @@ def test_result_fields_fit_the_hosts_payload_limit():
         assert len(payload) == wire.result_size(fields) <= limit
         assert fields["failure"] == int(Failure.HANDSHAKE_FAILED) and fields["version"]
     assert len(wire.result_fields(big)["chain"]) == 8
+
+
+def test_a_shell_complaint_is_not_a_report_line():
+    assert wire.is_report_line(wire.report_line(wire.SHELL_PREFIX, REPORT), wire.SHELL_PREFIX)
+    assert not wire.is_report_line("tlscheck: command not found", wire.SHELL_PREFIX)
