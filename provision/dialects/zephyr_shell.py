@@ -512,7 +512,7 @@ class ZephyrShellSession:
         finally:
             self._timeout = saved
         for text_line in out:
-            if text_line.startswith(wire.SHELL_PREFIX):
+            if wire.is_report_line(text_line, wire.SHELL_PREFIX):
                 try:
                     return wire.parse_report_line(text_line, wire.SHELL_PREFIX)
                 except InputError as err:
