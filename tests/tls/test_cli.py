@@ -161,3 +161,33 @@ def test_testserver_with_encrypted_key_serves(pki, pki_files, tmp_path, testserv
     assert report.ok, report.summary()
     proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_testserver_json_lines(pki, pki_files):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import _wait_for_line
+
+    from provision.tls.client import handshake
+    from provision.tls.material import TLSMaterial
+
+    exe = Path(sys.executable).with_name("provision")
+    args = [str(exe), "testserver", "--ca", str(pki_files["root"]), "--port", "0", "--once"]
+    args += ["--cert", str(pki_files["server_cert"]), "--key", str(pki_files["server_key"])]
+    proc = subprocess.Popen([*args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = json.loads(_wait_for_line(proc, b"\n", 15).splitlines()[0])
+        assert first["event"] == "listening" and first["address"].startswith("127.0.0.1:")
+        port = int(first["address"].rsplit(":", 1)[1])
+        material = TLSMaterial((pki.root,), pki.client.cert, pki.client.key)
+        assert handshake("127.0.0.1", port, material).ok
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    event = json.loads(out.decode().strip().splitlines()[-1])
+    assert event["event"] == "client" and event["accepted"] is True
+    assert event["subject"] == "CN=device-1,O=provision tests"
