@@ -111,7 +111,7 @@ class Flash:
 
     def program(self, offset: int, data: bytes) -> None:
         n = len(data)
-        cut = self._cut_after is not None and self.programmed + n > self._cut_after
+        cut = self._cut_after is not None and self.programmed + n >= self._cut_after
         if cut:
             n = max(0, self._cut_after - self.programmed)  # type: ignore[operator]
         # NOR programming can only clear bits.
