@@ -7,25 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from provision.bundle.format import decode
-from provision.bundle.model import SlotType
 from provision.cli.common import console, print_json
-from provision.errors import InputError, TLSCheckError
-from provision.pki.files import read_input
+from provision.errors import TLSCheckError
 from provision.tls.client import DEFAULT_TIMEOUT
-from provision.tls.device_check import LINK_MARGIN, check_on_device, check_with_bundle
+from provision.tls.device_check import run_check
 from provision.tls.material import TLS_VERSIONS
 from provision.tls.report import HandshakeReport
 from provision.tls.wire import parse_server
-
-
-def _only_tag(tags: set[int], where: str) -> int:
-    if len(tags) == 1:
-        return next(iter(tags))
-    if not tags:
-        raise InputError(f"{where} holds no client_cert in any sec_tag")
-    listed = ", ".join(str(t) for t in sorted(tags))
-    raise InputError(f"{where} has client certificates in several sec_tags ({listed}): give --tag")
 
 
 def tls_check(
@@ -37,7 +25,7 @@ def tls_check(
         None, "--bundle", help="Run the handshake on the host with this bundle's slots instead."
     ),
     port: str | None = typer.Option(
-        None, "--port", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."
+        None, "--port", "-p", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."
     ),
     dialect: str = typer.Option("auto", "--dialect", help="native, at-cmng, zephyr-shell, auto."),
     baud: int | None = typer.Option(None, "--baud", help="Serial speed."),
@@ -50,28 +38,17 @@ def tls_check(
     if tls is not None and tls not in TLS_VERSIONS:
         raise typer.BadParameter(f"{tls!r} (valid: {', '.join(TLS_VERSIONS)})", param_hint="--tls")
     host, tcp_port = parse_server(server)
-    if bundle is not None:
-        if tag is None:
-            creds = decode(read_input(bundle, "bundle")).credentials
-            tag = _only_tag(
-                {s.sec_tag for s in creds if s.type is SlotType.CLIENT_CERT}, str(bundle)
-            )
-        where = f"host, with the slots of {bundle}"
-        report = check_with_bundle(bundle, host, tcp_port, tag, tls_version=tls, timeout=timeout)
-    else:
-        if port is None:
-            raise InputError("give --port URL (the device) or --bundle FILE (host-side check)")
-        import provision.device
-
-        with provision.device.open(
-            port, dialect=dialect, baud=baud, timeout=timeout + LINK_MARGIN
-        ) as device:
-            if tag is None:
-                tag = _only_tag(
-                    {s.sec_tag for s in device.list() if s.type is SlotType.CLIENT_CERT}, port
-                )
-            where = f"device {port} ({device.dialect}), with its own slots"
-            report = check_on_device(device, host, tcp_port, tag, tls_version=tls, timeout=timeout)
+    report, where = run_check(
+        host,
+        tcp_port,
+        sec_tag=tag,
+        bundle=bundle,
+        url=port,
+        dialect=dialect,
+        baud=baud,
+        tls_version=tls,
+        timeout=timeout,
+    )
     render(report, where, json_out)
     if not report.ok:
         raise TLSCheckError(report.summary(), code=f"tls.{report.failure.label}")

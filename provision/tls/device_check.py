@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Protocol
 
 from provision.bundle.format import decode
-from provision.errors import DeviceError
+from provision.bundle.model import SlotType
+from provision.errors import DeviceError, InputError
 from provision.pki.files import read_input
 from provision.tls.client import DEFAULT_TIMEOUT, handshake_from_slots
 from provision.tls.report import HandshakeReport
 
 # A device does the whole handshake before it answers; the link waits this much longer.
 LINK_MARGIN = 5.0
+# Per-request link timeout for everything else (HELLO, LIST), as `provision device`.
+LINK_TIMEOUT = 2.0
 
 
 class TLSCheckUnsupported(DeviceError):
@@ -74,3 +77,52 @@ def check_with_bundle(
     return handshake_from_slots(
         decoded.credentials, sec_tag, host, port, tls_version=tls_version, timeout=timeout
     )
+
+
+def _only_tag(tags: set[int], where: str) -> int:
+    if len(tags) == 1:
+        return next(iter(tags))
+    if not tags:
+        raise InputError(f"{where} holds no client_cert in any sec_tag")
+    listed = ", ".join(str(t) for t in sorted(tags))
+    raise InputError(f"{where} has client certificates in several sec_tags ({listed}): give --tag")
+
+
+def run_check(
+    host: str,
+    port: int,
+    *,
+    sec_tag: int | None = None,
+    bundle: Path | None = None,
+    url: str | None = None,
+    dialect: str = "auto",
+    baud: int | None = None,
+    tls_version: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> tuple[HandshakeReport, str]:
+    """The tls-check command: on the device at `url`, or on the host with `bundle`.
+
+    `sec_tag` None means the only tag holding a client_cert. Returns the report and where the
+    handshake ran, in words.
+    """
+    if bundle is not None:
+        if sec_tag is None:
+            creds = decode(read_input(bundle, "bundle")).credentials
+            tags = {s.sec_tag for s in creds if s.type is SlotType.CLIENT_CERT}
+            sec_tag = _only_tag(tags, str(bundle))
+        report = check_with_bundle(
+            bundle, host, port, sec_tag, tls_version=tls_version, timeout=timeout
+        )
+        return report, f"host, with the slots of {bundle}"
+    if url is None:
+        raise InputError("give --port URL (the device) or --bundle FILE (host-side check)")
+    import provision.device
+
+    with provision.device.open(url, dialect=dialect, baud=baud, timeout=LINK_TIMEOUT) as device:
+        if sec_tag is None:
+            tags = {s.sec_tag for s in device.list() if s.type is SlotType.CLIENT_CERT}
+            sec_tag = _only_tag(tags, url)
+        report = check_on_device(
+            device, host, port, sec_tag, tls_version=tls_version, timeout=timeout
+        )
+        return report, f"device {url} ({device.dialect}), with its own slots"
