@@ -195,17 +195,17 @@ def main() -> None:
         lines.append(f"cobs c{i} {data.hex() or '-'} {cobs.encode(data).hex()}")
     for name, data in made_bundles(rng):
         lines.append(bundle_line(name, data))
-    golden = VECTORS / "bundles"
-    if golden.is_dir():
-        for path in sorted(golden.iterdir()):
-            if path.suffix in (".bin", ".prvb", ".bundle"):
-                lines.append(bundle_line(f"golden_{path.stem}", path.read_bytes()))
-            elif path.suffix == ".hex":
-                lines.append(
-                    bundle_line(
-                        f"golden_{path.stem}", bytes.fromhex("".join(path.read_text().split()))
-                    )
-                )
+    # Golden bundles: the expectation is what the JSON file says, not what Python decodes now.
+    for path in sorted((VECTORS / "bundles").glob("*.json")):
+        vec = json.loads(path.read_text())
+        fields = [
+            f"{r['sec_tag']},{r['slot']},{r['encoding']},{r['flags']},{r['length']},"
+            f"{hashlib.sha256(bytes.fromhex(r['payload'])).hexdigest()}"
+            for r in vec["records"]
+        ]
+        lines.append(
+            f"bundle golden_{vec['name']} {vec['hex']} ok {len(fields)} {' '.join(fields)}".rstrip()
+        )
     frames = VECTORS / "frames.jsonl"
     if frames.is_file():
         for line in frames.read_text().splitlines():

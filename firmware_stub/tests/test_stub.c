@@ -193,7 +193,7 @@ int main(int argc, char **argv)
         perror(argv[1]);
         return 2;
     }
-    int frames = 0;
+    int frames = 0, golden = 0;
     while (fgets(line, sizeof line, f)) {
         char *tok[80];
         int nt = 0;
@@ -208,6 +208,7 @@ int main(int argc, char **argv)
         else if (strcmp(tok[0], "cobs") == 0 && nt == 4)
             test_cobs(tok[1], tok[2], tok[3]);
         else if (strcmp(tok[0], "bundle") == 0 && nt >= 4) {
+            golden += strncmp(tok[1], "golden_", 7) == 0;
             if (strcmp(tok[1], "store_old") == 0)
                 store_old_len = (uint32_t)unhex(tok[2], store_old, sizeof store_old);
             if (strcmp(tok[1], "store_new") == 0)
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
     fclose(f);
     test_store_power_cut();
     test_proto();
-    printf("%d checks, %d failures (%d frame vectors)\n", checks, failures, frames);
+    printf("%d checks, %d failures (%d frame vectors, %d golden bundles)\n", checks, failures,
+           frames, golden);
     return failures ? 1 : 0;
 }

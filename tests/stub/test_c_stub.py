@@ -16,11 +16,14 @@ def test_c_test_program_passes_the_golden_vectors() -> None:
     result = make("test")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    summary = re.search(r"(\d+) checks, (\d+) failures \((\d+) frame vectors\)", out)
+    summary = re.search(
+        r"(\d+) checks, (\d+) failures \((\d+) frame vectors, (\d+) golden bundles\)", out
+    )
     assert summary, out[-3000:]
-    checks, failures, frames = map(int, summary.groups())
+    checks, failures, frames, golden = map(int, summary.groups())
     assert failures == 0
     assert frames >= 20  # tests/vectors/frames.jsonl was replayed
+    assert golden >= 5  # and tests/vectors/bundles/*.json
     assert checks > 1000
     # Every flash byte of two commits was cut, and each cut kept the previous set.
     assert len(re.findall(r"store \w+: \d+ cut points, all kept the previous set", out)) == 2
