@@ -30,7 +30,9 @@ def tls_check(
     dialect: str = typer.Option("auto", "--dialect", help="native, at-cmng, zephyr-shell, auto."),
     baud: int | None = typer.Option(None, "--baud", help="Serial speed."),
     tls: str | None = typer.Option(None, "--tls", help="Only this TLS version: 1.2 or 1.3."),
-    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help="Seconds."),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", min=0.1, help="Seconds the handshake may take."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Mutual-TLS handshake to --server with only the slots of one sec_tag: on the device
