@@ -114,7 +114,14 @@ def run(
 
     def wait(line: Line) -> None:
         display = (
-            Live(_status_table(line), console=err_console, refresh_per_second=4)
+            Live(
+                _status_table(line),
+                console=err_console,
+                refresh_per_second=4,
+                # JSON lines to a pipe or file must stay on stdout; on a terminal they are
+                # printed above the table instead of through it.
+                redirect_stdout=sys.stdout.isatty(),
+            )
             if show_live
             else contextlib.nullcontext()
         )

@@ -215,6 +215,7 @@ class Line:
         """Open the port until a device answers that is not the one just handled."""
         cfg = self.cfg
         self._on_step(port, Step.WAITING, None)
+        attempt = 0
         while not self.stopping.is_set() and not self._tickets_gone():
             dev: Device | None = None
             try:
@@ -235,7 +236,9 @@ class Line:
             if dev is not None:
                 dev.close()
             self._on_step(port, Step.WAITING, None)
-            self.stopping.wait(cfg.poll_interval)
+            # Look again soon (a swap is often already done), then back off to poll_interval.
+            self.stopping.wait(min(cfg.poll_interval, 0.02 * 2**attempt))
+            attempt += 1
         return None
 
 

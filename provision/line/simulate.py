@@ -103,7 +103,9 @@ class PtyJig:
             if out:
                 with contextlib.suppress(OSError):
                     os.write(master, out)
-            t_next = runner.next_event_time()
+            # Wake when a whole frame or line has crossed the emulated wire, not for every
+            # byte: the host reads frames anyway, and 32 jigs share one process.
+            t_next = runner.next_event_time(whole_units=True)
             wait = 0.05 if t_next is None else min(0.05, max(0.0, t_next - now))
             ready, _, _ = select.select([master], [], [], wait)
             if not ready:

@@ -12,10 +12,11 @@ one registry.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,31 @@ def _record(row: tuple[Any, ...]) -> Record:
 
 
 class Registry:
-    def __init__(self, backend: Backend) -> None:
-        self._db = backend
-        # One connection per Registry; threads of one line take turns (writes are short).
-        self._lock = threading.RLock()
+    def __init__(self, opener: Callable[[], Backend]) -> None:
+        # One connection per thread: a line's ports read while another port's commit waits
+        # for its fsync (SQLite WAL) or its round trip (PostgreSQL). The database's own
+        # locks order the writes.
+        self._opener = opener
+        self._local = threading.local()
+        self._open: list[Backend] = []
+        self._open_lock = threading.Lock()
+        # SQLite's busy handler sleeps and retries, which lets one thread starve the others;
+        # this process's writers queue on a lock instead. (Across processes the busy handler
+        # still applies; PostgreSQL queues writers on the chain head's row lock.)
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self._db.name == "sqlite" else contextlib.nullcontext()
+        )
         self._init_schema()
+
+    @property
+    def _db(self) -> Backend:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._opener()
+            self._local.db = db
+            with self._open_lock:
+                self._open.append(db)
+        return db
 
     @property
     def backend(self) -> str:
@@ -96,7 +117,7 @@ class Registry:
     # -- transactions ---------------------------------------------------------------
 
     def _write(self, fn: Any) -> Any:
-        with self._lock, self._db.errors():
+        with self._write_lock, self._db.errors():
             self._db.begin_write()
             try:
                 result = fn()
@@ -190,7 +211,7 @@ class Registry:
 
     def claims(self) -> list[tuple[str, str]]:
         """(device_id, station) of every live claim: devices in flight somewhere."""
-        with self._lock, self._db.errors():
+        with self._db.errors():
             rows = self._db.execute("SELECT device_id, station FROM claims ORDER BY device_id")
             return [(r[0], r[1]) for r in rows.fetchall()]
 
@@ -260,26 +281,26 @@ class Registry:
             sql += " AND result = ?"
             params.append(Result(result).value)
         sql += " ORDER BY seq DESC LIMIT 1"
-        with self._lock, self._db.errors():
+        with self._db.errors():
             row = self._db.execute(sql, params).fetchone()
         return _record(row) if row else None
 
     def history(self, device_id: str) -> list[Record]:
-        with self._lock, self._db.errors():
+        with self._db.errors():
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM records WHERE device_id = ? ORDER BY seq", (device_id,)
             ).fetchall()
         return [_record(r) for r in rows]
 
     def count(self) -> int:
-        with self._lock, self._db.errors():
+        with self._db.errors():
             return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def iter_records(self, *, batch: int = 500) -> Iterator[Record]:
         """Every record in chain order, fetched in batches so memory stays flat."""
         last = 0
         while True:
-            with self._lock, self._db.errors():
+            with self._db.errors():
                 rows = self._db.execute(
                     f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
                     (last, batch),
@@ -294,7 +315,7 @@ class Registry:
         """The latest successful record of each device, by device id (for export)."""
         last = ""
         while True:
-            with self._lock, self._db.errors():
+            with self._db.errors():
                 rows = self._db.execute(
                     f"SELECT {_COLUMNS} FROM records r WHERE r.result = 'ok' AND r.device_id > ? "
                     "AND r.seq = (SELECT MAX(seq) FROM records x "
@@ -315,7 +336,7 @@ class Registry:
         rows = 0
         expected_seq = 1
         prev = GENESIS_HASH
-        with self._lock, self._db.errors():
+        with self._db.errors():
             self._db.begin_read()
             try:
                 head_seq, head_hash = self._db.execute(
@@ -355,8 +376,11 @@ class Registry:
         return ChainReport(not problems, rows, tuple(problems))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._open_lock:
+            for db in self._open:
+                db.close()
+            self._open.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> Registry:
         return self
@@ -368,4 +392,11 @@ class Registry:
 def open_registry(url: str, *, create: bool = True) -> Registry:
     """Open the registry at a path, `sqlite:///path` or `postgresql://…`; a SQLite file is
     created when missing unless `create` is False."""
-    return Registry(open_backend(url, create=create))
+    first = open_backend(url, create=create)
+    pending = [first]
+
+    def opener() -> Backend:
+        # The connection made here (and checked) serves the opening thread.
+        return pending.pop() if pending else open_backend(url)
+
+    return Registry(opener)
