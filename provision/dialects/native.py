@@ -8,7 +8,9 @@ simulated sessions check time bounds without sleeping.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import sys
 from collections.abc import Callable
 
 from provision.bundle import format as bundle_format
@@ -32,6 +34,16 @@ def _redacted(frame: m.Frame) -> str:
     return f"seq={frame.seq} {msg.TYPE.name} {fields}"
 
 
+def stderr_trace(clock: Callable[[], float]) -> Trace:
+    """PROVISION_TRACE=1: every frame, timestamped and decoded, on stderr (DATA redacted)."""
+    start = clock()
+
+    def trace(direction: str, frame: m.Frame) -> None:
+        sys.stderr.write(f"{clock() - start:9.4f} {direction} {_redacted(frame)}\n")
+
+    return trace
+
+
 class NativeSession:
     name = "native"
 
@@ -46,8 +58,10 @@ class NativeSession:
         self.transport = transport
         self.timeout = timeout
         self.retries = retries
-        self.trace = trace
         self.clock = transport_clock(transport)
+        if trace is None and os.environ.get("PROVISION_TRACE") == "1":
+            trace = stderr_trace(self.clock)
+        self.trace = trace
         baud = getattr(transport, "baudrate", None)
         self.byte_time = 10.0 / baud if baud else 0.0
         self.link = HostLink()
@@ -61,7 +75,8 @@ class NativeSession:
     def probe(cls, transport: Transport, timeout: float) -> bool:
         link = HostLink()
         clock = transport_clock(transport)
-        transport.write(b"\x00" + link.frame(m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD), 1))
+        hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
+        transport.write(b"\x00" + link.frame(hello, link.next_seq()))
         deadline = clock() + min(timeout, 1.0)
         while (left := deadline - clock()) > 0:
             data = transport.read(4096, left)

@@ -121,6 +121,9 @@ class DeviceProtocol:
             return self._send(m.Error(m.ErrorCode.UNKNOWN_MESSAGE, type_, ""), seq)
         if type_ != m.MsgType.DATA and self._last and self._last[:2] == (seq, type_):
             return self._last[2]
+        if type_ == m.MsgType.HELLO:
+            # A new session: a remembered answer belongs to an earlier host run.
+            self._last = None
         try:
             msg = m.decode(body).message
         except RemoteProtocolError as err:

@@ -7,6 +7,7 @@ IO, timeouts and retries is provision.dialects.native.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from provision.errors import DeviceError, PolicyError, ProvisionError
@@ -19,8 +20,10 @@ HOST_MAX_PAYLOAD = 1024
 class HostLink:
     """Numbers requests and turns received bytes into frames (bad frames are dropped)."""
 
-    def __init__(self) -> None:
-        self._seq = 0
+    def __init__(self, first_seq: int | None = None) -> None:
+        # A random start makes it unlikely that a new run's request matches, by seq and type,
+        # the answer a still-powered device remembers from an earlier run.
+        self._seq = (random.randrange(0xFFFF) if first_seq is None else first_seq - 1) % 0xFFFF
         self.decoder = framing.FrameDecoder(m.HEADER_SIZE + m.MAX_PAYLOAD)
         self.bad_frames = 0
 
