@@ -226,15 +226,3 @@ def test_signed_only_device_rejects_unsigned_and_accepts_signed(signer) -> None:
     begin(p, signed, tid=10)
     send_all(p, signed, tid=10)
     assert isinstance(p.one(m.Commit(10)), m.Committed)
-
-
-def test_hello_starts_a_session_so_an_old_answer_is_not_replayed() -> None:
-    p, data = Pair(), bundle()
-    assert isinstance(p.one(m.Delete(m.DeleteScope.TAG, 1, 0, 0), seq=5), m.Ok)
-    # A new host run: HELLO, then the same seq and type by chance.
-    p.one(m.Hello(1, 512), seq=77)
-    begin(p, data, tid=3)
-    send_all(p, data, tid=3)
-    assert isinstance(p.one(m.Commit(3)), m.Committed)
-    assert p.one(m.Delete(m.DeleteScope.TAG, 2, 0, 0), seq=5) == m.Ok(m.MsgType.DELETE)
-    assert not any(k[0] == 2 for k in p.store.entries())
