@@ -338,6 +338,8 @@ static uint16_t on_delete(const msg_request *r, uint8_t *type)
         return error(type, ERR_MALFORMED, MSG_DELETE, "unknown delete scope");
     if (d->scope == DELETE_ALL && d->guard != DELETE_ALL_GUARD)
         return error(type, ERR_GUARD, MSG_DELETE, "delete-all needs the guard value");
+    if (d->scope == DELETE_SLOT && d->slot >= BUNDLE_SLOT_TYPES)
+        return error(type, ERR_NOT_FOUND, MSG_DELETE, "no such slot type"); /* 0xFF = tag */
     uint16_t found = 0;
     store_err e = store_delete(d->sec_tag, d->scope == DELETE_TAG ? 0xFF : d->slot,
                                d->scope == DELETE_ALL, &found);

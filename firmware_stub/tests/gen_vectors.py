@@ -79,6 +79,10 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
                 )
             ),
         ),
+        # Tag 42 again with a root_ca only: the protocol keeps the stored client_key.
+        ("store_keep", bundle_format.encode(CredentialSet.of([
+            Slot(42, SlotType.ROOT_CA, Encoding.DER, cert[100:400]),
+        ]))),
         ("bad_truncated", good[:-1]),
         ("bad_trailing", good + b"\x00"),
         ("bad_magic", b"PRVX" + good[4:]),

@@ -336,6 +336,17 @@ void test_proto(void)
     request(MSG_DELETE, p, 10);
     expect("delete empty", answers(a, 8) == 1 && a[0].payload[0] == ERR_NOT_FOUND);
 
+    /* Scope "one slot" with slot 0xFF must not turn into "the whole tag". */
+    memset(p, 0, 10);
+    p[0] = DELETE_SLOT;
+    p[5] = 0xFF;
+    request(MSG_DELETE, p, 10);
+    expect("delete slot 0xff", answers(a, 8) == 1 && a[0].payload[0] == ERR_NOT_FOUND);
+    p[0] = DELETE_ALL;
+    p[6] = 0x41, p[7] = 0x4C, p[8] = 0x4C, p[9] = 0x21;
+    request(MSG_DELETE, p, 10);
+    expect("delete empty again", answers(a, 8) == 1 && a[0].payload[0] == ERR_NOT_FOUND);
+
     /* A retried request (same seq and type) is answered again, not executed again. */
     seq--;
     request(MSG_DELETE, p, 10);

@@ -40,6 +40,17 @@ static void fingerprint(uint8_t out[32])
     sha256_final(&ctx, out);
 }
 
+static int stage_and_apply_how(const uint8_t *bundle, uint32_t len, store_merge how)
+{
+    bundle_src src = {store_staging_read, NULL, len};
+    bundle_view v;
+    if (store_staging_erase(len) != STORE_OK || store_staging_program(0, bundle, len) != STORE_OK)
+        return -1;
+    if (bundle_check(&src, &v) != BUNDLE_OK)
+        return -2;
+    return store_apply(&v, how) == STORE_OK ? 0 : -3;
+}
+
 static int stage_and_apply(const uint8_t *bundle, uint32_t len)
 {
     bundle_src src = {store_staging_read, NULL, len};
@@ -148,8 +159,48 @@ static void check_merged(void)
     }
 }
 
+/* The protocol's merge: a tag in the bundle replaces the stored tag, except a client_key
+ * the bundle does not carry. */
+static void test_merge_modes(void)
+{
+    static const struct {
+        store_merge how;
+        const char *name;
+        uint16_t count;      /* slots after applying store_keep over store_old */
+        int key_kept;        /* tag 42 client_key still there */
+    } cases[] = {
+        {STORE_MERGE_REPLACE_SLOTS, "replace-slots", 5, 1},
+        {STORE_MERGE_REPLACE_TAGS, "replace-tags", 3, 0},
+        {STORE_MERGE_KEEP_KEYS, "keep-keys", 4, 1},
+        {STORE_MERGE_REPLACE_ALL, "replace-all", 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(ram_flash, 0xFF, RAM_FLASH_SIZE);
+        store_mount();
+        checks++;
+        if (stage_and_apply(store_old, store_old_len) != 0 ||
+            stage_and_apply_how(store_keep, store_keep_len, cases[i].how) != 0) {
+            fail("store", cases[i].name, "apply failed");
+            continue;
+        }
+        int key = 0;
+        for (uint16_t k = 0; k < store_count(); k++) {
+            store_slot s;
+            store_get(k, &s);
+            key |= s.sec_tag == 42 && s.slot == STORE_SLOT_CLIENT_KEY;
+        }
+        if (store_count() != cases[i].count || key != cases[i].key_kept)
+            fail("store", cases[i].name, "wrong set after merge");
+    }
+}
+
 void test_store_power_cut(void)
 {
+    if (!store_keep_len) {
+        fail("store", "setup", "store_keep vector missing");
+        return;
+    }
+    test_merge_modes();
     if (!store_old_len || !store_new_len) {
         fail("store", "setup", "store_old/store_new vectors missing");
         return;

@@ -179,8 +179,8 @@ static void test_bundle(const char *name, char *hex, char *verdict, char **rest,
 }
 
 /* Bundles kept for the store test. */
-uint8_t store_old[1u << 15], store_new[1u << 15];
-uint32_t store_old_len, store_new_len;
+uint8_t store_old[1u << 15], store_new[1u << 15], store_keep[1u << 15];
+uint32_t store_old_len, store_new_len, store_keep_len;
 
 int main(int argc, char **argv)
 {
@@ -213,6 +213,8 @@ int main(int argc, char **argv)
                 store_old_len = (uint32_t)unhex(tok[2], store_old, sizeof store_old);
             if (strcmp(tok[1], "store_new") == 0)
                 store_new_len = (uint32_t)unhex(tok[2], store_new, sizeof store_new);
+            if (strcmp(tok[1], "store_keep") == 0)
+                store_keep_len = (uint32_t)unhex(tok[2], store_keep, sizeof store_keep);
             test_bundle(tok[1], tok[2], tok[3], tok + 4, nt - 4);
         } else if (strcmp(tok[0], "frame") == 0) {
             frames++;

@@ -14,8 +14,8 @@ typedef struct {
 } mem_src;
 int mem_read(void *ctx, uint32_t off, void *buf, uint32_t n);
 
-extern uint8_t store_old[1u << 15], store_new[1u << 15];
-extern uint32_t store_old_len, store_new_len;
+extern uint8_t store_old[1u << 15], store_new[1u << 15], store_keep[1u << 15];
+extern uint32_t store_old_len, store_new_len, store_keep_len;
 
 void test_store_power_cut(void);
 void test_frame_vector(char **tok, int nt);
