@@ -19,7 +19,7 @@ from provision.sim.native import NativeDevice
 from provision.sim.serve import SimContext
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sim"))
-from helpers import make_set, make_store
+from simkit import make_set, make_store
 
 
 class Pair:

@@ -1,5 +1,5 @@
 import sys
 from pathlib import Path
 
-# helpers.py is shared by tests/sim, tests/link and tests/device.
+# simkit.py is shared by tests/sim, tests/link and tests/device.
 sys.path.insert(0, str(Path(__file__).parent))

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
-from helpers import expected_after, flash_state, make_set, make_store, session, sim_transport
+from simkit import expected_after, flash_state, make_set, make_store, session, sim_transport
 
 from provision.errors import LinkError, ProvisionError
 from provision.sim.faults import FaultPlan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from helpers import expected_after, flash_state, make_set, make_store, sim_transport
+from simkit import expected_after, flash_state, make_set, make_store, sim_transport
 
 from provision.dialects.native import NativeSession
 from provision.link import messages as m
