@@ -291,6 +291,8 @@ class ReplyReader:
         self.ignored = 0
 
     def feed(self, data: bytes) -> Reply | None:
+        """Add bytes; return the reply once its final line is in. Bytes after it stay
+        buffered: feed(b"") returns the next reply if it is already complete."""
         self._buf += data
         while True:
             line = self._next_line()
@@ -298,6 +300,7 @@ class ReplyReader:
                 return None
             reply = self._take(line)
             if reply is not None:
+                self._lines = []
                 return reply
 
     def _next_line(self) -> str | None:
@@ -415,16 +418,13 @@ class AtCmngSession:
         reader = ReplyReader(command("AT"), prefix=None)
         deadline = _now(transport) + timeout
         while (remaining := deadline - _now(transport)) > 0:
-            chunk = transport.read(4096, remaining)
-            if not chunk:
-                continue
-            reply = reader.feed(chunk)
-            if reply is not None and reply.ok:
-                _drain(transport, 0.02)
-                return True
-            if reply is not None:
-                # The flush line's ERROR (noise ahead of it): keep waiting for AT's own reply.
-                reader = ReplyReader(command("AT"), prefix=None)
+            reply = reader.feed(transport.read(4096, remaining))
+            while reply is not None:
+                if reply.ok:
+                    _drain(transport, 0.02)
+                    return True
+                # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
+                reply = reader.feed(b"")
         return False
 
     # -- the one place that talks to the transport -------------------------------------------
@@ -568,9 +568,24 @@ class AtCmngSession:
                 done += len(data)
                 if progress is not None:
                     progress(done, total)
+            self._drop_stale(credentials, plans)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
         )
+
+    def _drop_stale(self, credentials: CredentialSet, plans: list[PlannedWrite]) -> None:
+        """Like the native device, a written sec_tag holds what the set gives it: other slots
+        of ours in that tag go (after the new ones are in), except a client_key, which may
+        come from %KEYGEN and is never in a set that only brings its certificate."""
+        planned = {(p.sec_tag, int(p.nrf_type)) for p in plans}
+        for sec_tag in credentials.sec_tags:
+            for entry in self._entries(sec_tag):
+                key = (entry.sec_tag, entry.nrf_type)
+                if key in planned or entry.nrf_type not in NRF_TO_SLOT:
+                    continue
+                if entry.nrf_type == NrfType.CLIENT_KEY:
+                    continue
+                self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
 
     def _write_entry(self, plan: PlannedWrite, data: bytes, what: str) -> None:
         try:

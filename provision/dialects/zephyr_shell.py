@@ -405,6 +405,17 @@ class ZephyrShellSession:
             done += sum(len(x) for x in chunks)
             if progress is not None:
                 progress(done, total)
+        # Like the native device, a written sec_tag holds what the set gives it: other slots
+        # go once the new ones are in, except a client_key (it may have been made on the
+        # device and is never in a set that only brings its certificate).
+        planned = {(p.sec_tag, p.slot_type) for p in plans}
+        for tag, name in sorted(present):
+            slot_type = COMPACT_TYPE.get(name)
+            if tag not in credentials.sec_tags or slot_type is None:
+                continue
+            if (tag, slot_type) in planned or slot_type is SlotType.CLIENT_KEY:
+                continue
+            self._delete_one(tag, slot_type, garbled_ok=False)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
         )

@@ -314,3 +314,14 @@ def test_command_buffer_overflow_is_dropped_silently():
 
 def test_probe():
     assert AtCmngSession.probe(LoopTransport(AtCmngModem()), 0.05)
+
+
+def test_a_written_tag_holds_what_the_set_gives_it(device_set, pki_material):
+    session, _, _ = open_session()
+    session.write(device_set)
+    session.write(
+        CredentialSet.of([Slot(42, SlotType.ROOT_CA, Encoding.PEM, pki_material["root2_pem"])])
+    )
+    # The client_cert went with the rewrite of tag 42; the client_key stays (it may come
+    # from keygen); the root is the new one.
+    assert [s.type for s in session.list()] == [SlotType.ROOT_CA, SlotType.CLIENT_KEY]
