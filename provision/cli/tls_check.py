@@ -22,7 +22,10 @@ def tls_check(
         None, "--tag", min=0, help="sec_tag to use (default: the only one with a client_cert)."
     ),
     bundle: Path | None = typer.Option(
-        None, "--bundle", help="Run the handshake on the host with this bundle's slots instead."
+        None,
+        "--bundle",
+        help="Run the handshake on the host with this bundle's slots (with --port: only if "
+        "the device cannot run it itself).",
     ),
     port: str | None = typer.Option(
         None, "--port", "-p", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."

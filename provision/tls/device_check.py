@@ -34,6 +34,7 @@ class TLSCheckUnsupported(DeviceError):
             f"--server {server} --tag {sec_tag}",
             code="tls.unsupported",
         )
+        self.why = why
 
 
 class TLSCapable(Protocol):
@@ -102,20 +103,42 @@ def run_check(
 ) -> tuple[HandshakeReport, str]:
     """The tls-check command: on the device at `url`, or on the host with `bundle`.
 
-    `sec_tag` None means the only tag holding a client_cert. Returns the report and where the
-    handshake ran, in words.
+    With both, the device goes first and the bundle is the fallback for a target that cannot
+    run a handshake itself (the returned words say which ran, and why). `sec_tag` None means
+    the only tag holding a client_cert. Returns the report and where the handshake ran.
     """
-    if bundle is not None:
-        if sec_tag is None:
-            creds = decode(read_input(bundle, "bundle")).credentials
-            tags = {s.sec_tag for s in creds if s.type is SlotType.CLIENT_CERT}
-            sec_tag = _only_tag(tags, str(bundle))
-        report = check_with_bundle(
-            bundle, host, port, sec_tag, tls_version=tls_version, timeout=timeout
-        )
-        return report, f"host, with the slots of {bundle}"
-    if url is None:
+    if url is None and bundle is None:
         raise InputError("give --port URL (the device) or --bundle FILE (host-side check)")
+    if url is not None:
+        try:
+            return _on_device(url, dialect, baud, host, port, sec_tag, tls_version, timeout)
+        except TLSCheckUnsupported as err:
+            if bundle is None:
+                raise
+            where = f"host, with the slots of {bundle} (the device cannot: {err.why})"
+    else:
+        where = f"host, with the slots of {bundle}"
+    assert bundle is not None
+    if sec_tag is None:
+        creds = decode(read_input(bundle, "bundle")).credentials
+        tags = {s.sec_tag for s in creds if s.type is SlotType.CLIENT_CERT}
+        sec_tag = _only_tag(tags, str(bundle))
+    report = check_with_bundle(
+        bundle, host, port, sec_tag, tls_version=tls_version, timeout=timeout
+    )
+    return report, where
+
+
+def _on_device(
+    url: str,
+    dialect: str,
+    baud: int | None,
+    host: str,
+    port: int,
+    sec_tag: int | None,
+    tls_version: str | None,
+    timeout: float,
+) -> tuple[HandshakeReport, str]:
     import provision.device
 
     with provision.device.open(url, dialect=dialect, baud=baud, timeout=LINK_TIMEOUT) as device:

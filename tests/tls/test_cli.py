@@ -191,3 +191,30 @@ def test_testserver_json_lines(pki, pki_files):
     event = json.loads(out.decode().strip().splitlines()[-1])
     assert event["event"] == "client" and event["accepted"] is True
     assert event["subject"] == "CN=device-1,O=provision tests"
+
+
+def test_port_and_bundle_falls_back_to_the_host_for_a_target_that_cannot(
+    cli, pki, test_server, tmp_path, bundle
+):
+    server, _ = test_server()
+    url = f"sim://native?tls=0&flash={tmp_path / 'dev.flash'}"
+    with provision.device.open(url, dialect="native") as device:
+        device.write(creds(pki))
+    path = bundle(creds(pki))
+    result = cli([*DEVICE_TLS, "--port", url, "--bundle", path, "--server", server.address])
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    assert "host, with the slots of" in text and "(the device cannot:" in text
+    assert "TLS_CHECK feature" in text
+    assert "mutual TLS handshake accepted" in text
+
+
+def test_port_and_bundle_uses_the_device_when_it_can(cli, pki, test_server, tmp_path, bundle):
+    server, _ = test_server()
+    url = f"sim://native?flash={tmp_path / 'dev.flash'}"
+    with provision.device.open(url, dialect="native") as device:
+        device.write(creds(pki))
+    path = bundle(creds(pki, root=pki.other_root))  # would fail: proves the device ran it
+    result = cli([*DEVICE_TLS, "--port", url, "--bundle", path, "--server", server.address])
+    assert result.exit_code == 0, result.output
+    assert "(native), with its own slots" in flat(result.output)
