@@ -220,6 +220,7 @@ class SimRunner:
         self.h2d = Line(self.byte_time, LineFaults(self.faults, rng) if line_faults else None)
         self.d2h = Line(self.byte_time, LineFaults(self.faults, rng) if line_faults else None)
         self.rx_count = 0
+        self.overrun_bytes = 0  # lost because the receive buffer was full
         self.power_cuts = 0
         self.silent = False
         self._waiting: deque[tuple[float, int]] = deque()  # (start of handling, bytes)
@@ -291,6 +292,7 @@ class SimRunner:
         queued = sum(n for _, n in self._waiting)
         room = self.ctx.profile.rx_buffer - queued
         if t_arrived < self.busy_until and len(data) > room:
+            self.overrun_bytes += len(data) - max(0, room)
             data = data[: max(0, room)]
         if not data:
             return

@@ -151,3 +151,20 @@ def test_garbage_before_the_session_is_harmless() -> None:
     transport.write(bytes(random.Random(3).randbytes(700)).replace(b"\x00", b"\x01"))
     session(transport).write(NEW)
     assert flash_state(store) == NEW_STATE
+
+
+def test_receive_buffer_overrun_is_recovered_by_retransmission() -> None:
+    from provision.sim.profile import PROFILES
+    from provision.sim.serve import SimContext, SimRunner, SimTransport
+    from provision.sim.store import SlotStore, open_store
+
+    # A slow device (5 ms per frame) with a 600-byte UART buffer: a full window overruns it.
+    slow = PROFILES["default"].with_options(frame_us=5000.0, rx_buffer=600)
+    store: SlotStore = open_store(slow)
+    store.replace(OLD_STATE)
+    runner = SimRunner("native", SimContext("native", store, slow), baud=1_000_000)
+    transport = SimTransport(runner)
+    big = make_set(random.Random(11), (4, 5), size=3000)
+    session(transport).write(big)
+    assert runner.overrun_bytes > 0
+    assert flash_state(store) == expected_after(OLD_STATE, big)
