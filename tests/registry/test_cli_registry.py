@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import entry, raw_sql
+from registry_helpers import entry, raw_sql
 
 from provision.errors import ExitCode
 from provision.registry import Result, open_registry

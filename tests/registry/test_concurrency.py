@@ -11,7 +11,7 @@ from pathlib import Path
 
 from provision.registry import open_registry
 
-WORKER = Path(__file__).with_name("worker.py")
+WORKER = Path(__file__).with_name("registry_worker.py")
 DEVICES = 60
 SERIALS = 150
 

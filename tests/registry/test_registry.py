@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from helpers import entry, raw_sql
+from registry_helpers import entry, raw_sql
 
 from provision.errors import PolicyError, RegistryError
 from provision.registry import Result, open_registry

@@ -1,6 +1,6 @@
 """One station in the concurrency test, run as its own process.
 
-    python worker.py URL STATION GO_FILE DEVICE_COUNT SERIALS
+    python registry_worker.py URL STATION GO_FILE DEVICE_COUNT SERIALS
 
 Waits until GO_FILE exists (so both stations start together), then allocates SERIALS serials
 and tries to claim and record each of DEVICE_COUNT devices; prints one JSON line with the
@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from helpers import entry
+from registry_helpers import entry
 
 from provision.errors import RegistryError
 from provision.registry import open_registry
