@@ -142,16 +142,17 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             touched = True
             for tag in sorted(tags):
                 dev.delete(tag)
+        serial = ctx.registry.allocate_serial() if ctx.issuer.takes_serial else None
         if cfg.flow == "host-key":
             step(Step.ISSUE)
-            issued = ctx.issuer.issue_with_key(device_id)
+            issued = ctx.issuer.issue_with_key(device_id, serial)
             to_write = issued.credentials
         else:
             step(Step.KEYGEN)
             touched = True
             csr = dev.keygen(cfg.client_tag, cfg.subject.format(device_id=device_id))
             step(Step.ISSUE)
-            issued = ctx.issuer.issue_for_csr(device_id, csr)
+            issued = ctx.issuer.issue_for_csr(device_id, csr, serial)
             to_write = issued.public
         step(Step.WRITE)
         touched = True

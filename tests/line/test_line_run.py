@@ -47,8 +47,8 @@ class _KeyWatcher(Issuer):
 
     keys: list[bytes]
 
-    def issue_with_key(self, device_id):  # type: ignore[no-untyped-def]
-        issued = super().issue_with_key(device_id)
+    def issue_with_key(self, device_id, serial=None):  # type: ignore[no-untyped-def]
+        issued = super().issue_with_key(device_id, serial)
         self.keys.append(issued.credentials.get(42, SlotType.CLIENT_KEY).data)
         return issued
 
@@ -157,11 +157,11 @@ def test_device_keygen_flow_keeps_the_key_on_the_device(station, jig, ca_dir) ->
 class _Trigger(Issuer):
     """Calls `action` when the n-th device is being issued (an operator pressing Ctrl-C)."""
 
-    def issue_with_key(self, device_id):  # type: ignore[no-untyped-def]
+    def issue_with_key(self, device_id, serial=None):  # type: ignore[no-untyped-def]
         self.seen += 1
         if self.seen == self.at:
             self.action()
-        return super().issue_with_key(device_id)
+        return super().issue_with_key(device_id, serial)
 
 
 def _line_with_trigger(cfg, at: int, what: str) -> Line:
@@ -215,3 +215,14 @@ def test_unknown_dialect_is_refused_before_anything_runs(station, jig, bad: str)
 
     with pytest.raises(InputError, match="dialect"):
         station([jig()], dialect=bad)
+
+
+def test_registry_serials_are_used_once_pki_accepts_them(station, jig) -> None:
+    cfg = station([jig()])
+    if not Issuer(cfg).takes_serial:
+        pytest.skip("provision.pki Authority.issue_client/sign_request take no serial yet")
+    summary, outcomes = _run(cfg, limit=3)
+    assert summary.counts == {"ok": 3}
+    # allocate_serial: database counter in the bits above the 63 random ones.
+    counters = sorted(int(o.cert_serial, 16) >> 63 for o in outcomes)
+    assert counters == [1, 2, 3]
