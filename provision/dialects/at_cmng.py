@@ -548,46 +548,65 @@ class AtCmngSession:
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
-        encoded = [encode_write(p) for p in plans]
-        total = sum(len(e) for e in encoded)
+        encoded = {(p.sec_tag, int(p.nrf_type)): (p, encode_write(p)) for p in plans}
+        total = sum(len(data) for _, data in encoded.values())
         start_bytes, start = self.bytes_sent, _now(self._transport)
-        written: list[SlotInfo] = []
+        written: dict[tuple[int, int], SlotInfo] = {}
         done = 0
         with self._offline():
-            for plan, data in zip(plans, encoded, strict=True):
-                what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
-                for attempt in range(1 + self._retries):
-                    # A write overwrites an existing entry, so sending it again is safe.
-                    self._write_entry(plan, data, what)
-                    try:
-                        written.append(self._verify(plan))
-                        break
-                    except DigestMismatch:
-                        if attempt == self._retries:
-                            raise
-                done += len(data)
-                if progress is not None:
-                    progress(done, total)
-            self._drop_stale(credentials, plans)
+            pending = list(encoded)
+            for attempt in range(1 + self._retries):
+                for key in pending:
+                    plan, data = encoded[key]
+                    self._write_entry(plan, data)
+                    if attempt == 0:
+                        done += len(data)
+                        if progress is not None:
+                            progress(done, total)
+                # One list per tag checks every digest and finds what the tag no longer holds.
+                mismatched = []
+                for sec_tag in sorted({k[0] for k in pending}):
+                    found = {(e.sec_tag, e.nrf_type): e for e in self._entries(sec_tag)}
+                    for key in [k for k in pending if k[0] == sec_tag]:
+                        plan = encoded[key][0]
+                        entry = found.get(key)
+                        if entry is None or entry.sha256 != hashlib.sha256(plan.content).digest():
+                            mismatched.append(key)
+                        else:
+                            written[key] = SlotInfo(
+                                plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
+                            )
+                    if attempt == 0:
+                        self._drop_stale(found.values(), encoded)
+                if not mismatched:
+                    break
+                # A write overwrites an existing entry, so sending it again is safe.
+                pending = mismatched
+            else:
+                plan = encoded[pending[0]][0]
+                raise DigestMismatch(
+                    f"{plan.where}: the modem's SHA-256 differs from the digest of what was sent"
+                )
         return WriteResult(
-            tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
+            tuple(written[k] for k in encoded),
+            self.bytes_sent - start_bytes,
+            _now(self._transport) - start,
         )
 
-    def _drop_stale(self, credentials: CredentialSet, plans: list[PlannedWrite]) -> None:
+    def _drop_stale(self, entries, planned) -> None:
         """Like the native device, a written sec_tag holds what the set gives it: other slots
         of ours in that tag go (after the new ones are in), except a client_key, which may
         come from %KEYGEN and is never in a set that only brings its certificate."""
-        planned = {(p.sec_tag, int(p.nrf_type)) for p in plans}
-        for sec_tag in credentials.sec_tags:
-            for entry in self._entries(sec_tag):
-                key = (entry.sec_tag, entry.nrf_type)
-                if key in planned or entry.nrf_type not in NRF_TO_SLOT:
-                    continue
-                if entry.nrf_type == NrfType.CLIENT_KEY:
-                    continue
-                self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
+        for entry in entries:
+            key = (entry.sec_tag, entry.nrf_type)
+            if key in planned or entry.nrf_type not in NRF_TO_SLOT:
+                continue
+            if entry.nrf_type == NrfType.CLIENT_KEY or entry.sec_tag > MAX_SEC_TAG:
+                continue
+            self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
 
-    def _write_entry(self, plan: PlannedWrite, data: bytes, what: str) -> None:
+    def _write_entry(self, plan: PlannedWrite, data: bytes) -> None:
+        what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
         try:
             self._ok(data, what, retry=True)
         except DeviceError as err:
@@ -597,21 +616,6 @@ class AtCmngSession:
             nrf_type = int(plan.nrf_type)
             self._ok(encode_delete(plan.sec_tag, nrf_type), f"AT%CMNG=3,{plan.sec_tag},{nrf_type}")
             self._ok(data, what, retry=True)
-
-    def _verify(self, plan: PlannedWrite) -> SlotInfo:
-        expected = hashlib.sha256(plan.content).digest()
-        entries = self._entries(plan.sec_tag, int(plan.nrf_type))
-        match = next(
-            (e for e in entries if (e.sec_tag, e.nrf_type) == (plan.sec_tag, plan.nrf_type)),
-            None,
-        )
-        if match is None:
-            raise DigestMismatch(f"{plan.where}: not on the modem after writing it")
-        if match.sha256 != expected:
-            raise DigestMismatch(
-                f"{plan.where}: the modem's SHA-256 differs from the digest of what was sent"
-            )
-        return SlotInfo(plan.sec_tag, plan.slot_type, len(plan.content), match.sha256)
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
