@@ -165,7 +165,11 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             )
         # Host keys were part of the verified set; a device-made key must still be there.
         if cfg.flow != "host-key" and not _key_present(dev, cfg.client_tag):
-            raise DeviceError("verify after write: client_key missing", code="device.verify")
+            raise DeviceError(
+                f"the device-generated client_key is gone after writing sec_tag "
+                f"{cfg.client_tag} ({dev.dialect} replaces a whole tag on write)",
+                code="device.keygen_key_lost",
+            )
         step(Step.RECORD)
         ctx.registry.record(_entry(ctx, issued, device_id, started, Result.OK), claim=claim)
         return outcome(Status.OK, cert_serial=issued.cert_serial, bytes_sent=bytes_sent)

@@ -226,3 +226,19 @@ def test_registry_serials_are_used_once_pki_accepts_them(station, jig) -> None:
     # allocate_serial: database counter in the bits above the 63 random ones.
     counters = sorted(int(o.cert_serial, 16) >> 63 for o in outcomes)
     assert counters == [1, 2, 3]
+
+
+@pytest.mark.parametrize("kind", ["native", "at-cmng", "zephyr-shell"])
+def test_host_key_flow_on_every_dialect(station, jig, kind: str) -> None:
+    cfg = station([jig(kind), jig(kind)], dialect=kind)
+    summary, outcomes = _run(cfg, limit=4)
+    assert summary.counts == {"ok": 4}, outcomes
+    with open_registry(cfg.registry) as reg:
+        assert reg.verify().ok and reg.count() == 4
+
+
+@pytest.mark.parametrize("kind", ["at-cmng", "zephyr-shell"])
+def test_done_device_is_skipped_on_other_dialects(station, kind: str, tmp_path: Path) -> None:
+    cfg = station([f"sim://{kind}?seed=21&flash={tmp_path / 'dev.flash'}"], dialect=kind)
+    assert _run(cfg, limit=1)[0].counts == {"ok": 1}
+    assert _run(cfg, limit=1)[0].counts == {"skipped": 1}
