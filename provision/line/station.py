@@ -18,7 +18,7 @@ from enum import Enum
 
 from provision.bundle.model import SlotType
 from provision.device import Device, DeviceInfo
-from provision.errors import DeviceError, ProvisionError, RegistryError
+from provision.errors import DeviceError, LinkError, ProvisionError, RegistryError
 from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
 from provision.registry import Entry, Registry, Result
@@ -180,7 +180,9 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     except Exception as err:
         code = error_code(err)
         message = err.message if isinstance(err, ProvisionError) else type(err).__name__
-        _rollback(dev, cfg, touched)
+        # After a link failure the board is likely gone or hung: trying to clean it would
+        # stall the port for timeout x retries per tag. The next attempt cleans first anyway.
+        _rollback(dev, cfg, touched and not isinstance(err, LinkError))
         _record_failure(ctx, claim, issued, device_id, started, Result.FAILED, code)
         return outcome(
             Status.FAILED,
