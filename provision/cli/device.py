@@ -134,15 +134,15 @@ def list_(
     console.print(table)
 
 
-def _secret_source(file: Path | None, env: str | None, option: str):
+def _secret_source(file: Path | None, env: str | None, option: str, *, hex_: bool = False):
     from provision.bundle.spec import SecretSource
 
     if file is not None and env is not None:
         raise InputError(f"give either {option}-file or {option}-env, not both")
     if file is not None:
-        return SecretSource(file=file)
+        return SecretSource(file=file, hex=hex_)
     if env is not None:
-        return SecretSource(env=env)
+        return SecretSource(env=env, hex=hex_)
     return None
 
 
@@ -158,12 +158,18 @@ def _load_input(
     sign_key: Path | None,
     sign_key_password_file: Path | None,
     sign_key_password_env: str | None,
+    psk_hex_file: Path | None = None,
+    psk_hex_env: str | None = None,
+    psk_identity: str | None = None,
+    device_id: str | None = None,
+    encoding: str = "keep",
 ) -> bytes:
     """Bundle bytes from a bundle file, a spec, or item options (as `bundle pack` takes)."""
     from provision.bundle import io as bundle_io
     from provision.bundle.spec import load_spec
 
-    items = [tag is not None, bool(root_ca), client_cert, client_key]
+    psk = _secret_source(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
     given = [bundle is not None, spec is not None, any(items)]
     if sum(map(bool, given)) != 1:
         raise InputError("give one of: a bundle file, --spec, or --tag with item options")
@@ -181,10 +187,10 @@ def _load_input(
             client_cert=client_cert,
             client_key=client_key,
             key_password=_secret_source(key_password_file, key_password_env, "--key-password"),
-            psk=None,
-            psk_identity=None,
-            device_id=None,
-            encoding="keep",
+            psk=psk,
+            psk_identity=psk_identity,
+            device_id=device_id,
+            encoding=encoding,
         )
     credentials = bundle_io.read_credentials(sources)
     signing_key = None
@@ -226,6 +232,11 @@ def write(
     sign_key: Path | None = typer.Option(None, "--sign-key", help="Sign the bundle (P-256)."),
     sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
     sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
+    psk_hex_file: Path | None = typer.Option(None, "--psk-hex-file", help="PSK as hex, in a file."),
+    psk_hex_env: str | None = typer.Option(None, "--psk-hex-env", help="Variable with the PSK."),
+    psk_identity: str | None = typer.Option(None, "--psk-identity", help="PSK identity."),
+    device_id: str | None = typer.Option(None, "--device-id", help="Device id in the bundle."),
+    encoding: str = typer.Option("keep", "--encoding", help="der, pem or keep (as given)."),
     target: str = typer.Option(
         "default", "--target", help="Check against: default, nrf91, zephyr."
     ),
@@ -249,6 +260,11 @@ def write(
         sign_key,
         sign_key_password_file,
         sign_key_password_env,
+        psk_hex_file,
+        psk_hex_env,
+        psk_identity,
+        device_id,
+        encoding,
     )
     credentials = bundle_format.decode(data).credentials
     findings = _preflight(credentials, target, force)

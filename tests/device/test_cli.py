@@ -196,3 +196,15 @@ def test_sim_serves_over_tcp_and_pty(cli, creds, tmp_path, mode) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_write_psk_items_like_bundle_pack(cli, port, tmp_path) -> None:
+    psk = tmp_path / "psk.hex"
+    psk.write_text("00112233445566778899aabbccddeeff\n")
+    r = cli(["device", "write", "--port", port, "--tag", "5", "--psk-hex-file", psk,
+             "--psk-identity", "dev-5", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert [s["slot"] for s in json.loads(r.stdout)["slots"]] == ["psk", "psk_identity"]
+    assert "00112233445566778899aabbccddeeff" not in r.output
+    r = cli(["device", "write", "--port", port])
+    assert r.exit_code == ExitCode.INPUT and "give one of" in r.output
