@@ -9,6 +9,10 @@
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` user.
 set -euo pipefail
 
+# As root the cluster belongs to `postgres`, who must reach the directory: a TMPDIR under
+# /root would not do.
+if [ "$(id -u)" = 0 ]; then BASE=/tmp; else BASE=${TMPDIR:-/tmp}; fi
+
 find_bin() {
     local name=$1 dir
     if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return 0; fi
@@ -42,7 +46,7 @@ start() {
     local initdb pg_ctl
     initdb=$(find_bin initdb) || { echo "postgres.sh: initdb not found (apt-get install postgresql)" >&2; exit 3; }
     pg_ctl=$(find_bin pg_ctl) || { echo "postgres.sh: pg_ctl not found" >&2; exit 3; }
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/provision-pg.XXXXXX")
+    dir=$(mktemp -d "$BASE/provision-pg.XXXXXX")
     if [ "$(id -u)" = 0 ]; then
         id postgres >/dev/null 2>&1 || { echo "postgres.sh: no postgres user to run as" >&2; exit 3; }
         chown postgres: "$dir"
@@ -71,7 +75,7 @@ stop() {
     local dir=${1:-${PROVISION_TEST_PG_DIR:-}}
     [ -n "$dir" ] && [ -d "$dir" ] || return 0
     case "$dir" in
-        "${TMPDIR:-/tmp}"/provision-pg.*) ;;
+        "$BASE"/provision-pg.*) ;;
         *) echo "postgres.sh: refusing to remove $dir (not a cluster this script made)" >&2; exit 2 ;;
     esac
     local pg_ctl
