@@ -58,7 +58,15 @@ _PROMPT_PREFIX = re.compile(r"^[\w.\-]*:~\$ ?")
 _LIST_LINE = re.compile(r"^(\d+),([A-Z_]+),([A-Za-z0-9+/=]+|ERROR|N/A),(-?\d+)$")
 _FOUND = re.compile(r"^(\d+) credentials found\.$")
 _STORED = re.compile(r"^Stored (\d+) bytes\.$")
-_ADDED = re.compile(r"^Added TLS credential of type \w+, sectag (\d+), and length (\d+) bytes\.$")
+_ADDED = re.compile(r"^Added TLS credential of type (\w+), sectag (\d+), and length (\d+) bytes\.$")
+# The human-readable names `cred add` answers with.
+ADDED_TYPE: dict[str, SlotType] = {
+    "CA_CERT": SlotType.ROOT_CA,
+    "SERVER_CERT": SlotType.CLIENT_CERT,
+    "PRIVATE_KEY": SlotType.CLIENT_KEY,
+    "PRE_SHARED_KEY": SlotType.PSK,
+    "PRE_SHARED_KEY_ID": SlotType.PSK_IDENTITY,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,9 +463,16 @@ class ZephyrShellSession:
     def _expect_added(self, out: list[str], plan: PlannedAdd) -> None:
         added = next((m for t in out if (m := _ADDED.match(t))), None)
         if added is not None:
-            if int(added.group(2)) != len(plan.stored):
+            where = (int(added.group(2)), ADDED_TYPE.get(added.group(1)))
+            if where != (plan.sec_tag, plan.slot_type):
+                # The line garbled the command: the shell added it somewhere else. Take that
+                # stray credential back out, then start this one again.
+                if where[1] is not None:
+                    self._delete_one(where[0], where[1], garbled_ok=True)
+                raise Garbled(f"the shell added sec_tag {where[0]} {added.group(1)} instead")
+            if int(added.group(3)) != len(plan.stored):
                 raise Garbled(
-                    f"the device stored {added.group(2)} bytes, {len(plan.stored)} were sent"
+                    f"the device stored {added.group(3)} bytes, {len(plan.stored)} were sent"
                 )
             return
         message = device_message(out)
