@@ -50,3 +50,21 @@ def test_line_refuses_a_ca_certificate_of_another_key(hsm_uri: str, tmp_path: Pa
     )
     with pytest.raises(InputError, match="does not belong"):
         Line(cfg, operator="tester", limit=1)
+
+
+@pytest.mark.softhsm
+def test_line_run_cli_with_ca_key_uri(cli, hsm_uri: str, tmp_path: Path) -> None:
+    import json
+
+    ca = create_root_ca("Line CA (HSM)", key=load_hsm_key(hsm_uri))
+    (tmp_path / "ca.crt").write_bytes(cert_pem(ca.cert))
+    (tmp_path / "station.toml").write_text(
+        'station = "st-cli"\nregistry = "reg.sqlite"\n[ca]\ncert = "ca.crt"\nkey = "unused.key"\n'
+    )
+    config = tmp_path / "station.toml"
+    result = cli(["line", "run", config, "--ca-key", hsm_uri, "-p", "jig://hc", "-n", "2"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["status"] for x in result.stdout.splitlines()] == ["ok", "ok"]
+    bad = hsm_uri.split("?")[0] + "?pin-value=1234"
+    result = cli(["line", "run", config, "--ca-key", bad, "-p", "jig://hc", "-n", "1"])
+    assert result.exit_code == 3 and "pin-value" in result.stderr

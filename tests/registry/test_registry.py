@@ -102,6 +102,22 @@ def test_verify_detects_deleted_last_rows(registry_url: str) -> None:
     assert any("rows deleted" in p for p in report.problems)
 
 
+def test_verify_detects_forged_row_appended_without_head(registry_url: str) -> None:
+    _five(registry_url)
+    raw_sql(
+        registry_url,
+        "INSERT INTO records (seq, device_id, result, station, operator, started_at, "
+        "finished_at, sec_tags, prev_hash, row_hash) "
+        "VALUES (6, 'uid-x', 'ok', 'st-1', 'mallory', 't', 't', '[]', ?, ?)",
+        ("0" * 64, "1" * 64),
+    )
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+    assert not report.ok
+    assert any("row 6" in p for p in report.problems)
+    assert any("chain head" in p for p in report.problems)
+
+
 def test_serials_are_unique_positive_and_fit_x509(registry_url: str) -> None:
     with open_registry(registry_url) as reg:
         serials = [reg.allocate_serial() for _ in range(200)]
