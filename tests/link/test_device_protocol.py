@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sys
-from pathlib import Path
 
 import pytest
+from simkit import make_set, make_store
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import SlotType
@@ -17,9 +16,6 @@ from provision.link import messages as m
 from provision.link.host import HostLink, device_error
 from provision.sim.native import NativeDevice
 from provision.sim.serve import SimContext
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "sim"))
-from simkit import make_set, make_store
 
 
 class Pair:
