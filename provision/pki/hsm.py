@@ -396,7 +396,9 @@ def load_hsm_key(
                 raise HSMError(f"{len(found)} private keys match {_describe_key(uri)}: add id=")
             handle = found[0]
             publics = _find_objects(session, uri, ObjectClass.PUBLIC_KEY)
-            if public_key is None and len(publics) == 1:
+            # The token's own public key wins: a certificate given by mistake for another
+            # key must fail the CA's key check, not yield certificates that never verify.
+            if len(publics) == 1:
                 public_key = _public_from_token(publics[0])
         except pkcs11.exceptions.PKCS11Error as err:
             raise HSMError(f"token {uri.token or '?'}: lookup failed ({_name(err)})") from None
