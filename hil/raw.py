@@ -85,11 +85,19 @@ class RawLink:
     def request(self, msg: m.Message) -> m.Message:
         return self.answer(self.send(msg))
 
-    def hello(self) -> m.HelloInfo:
-        self.send_bytes(b"\x00")
-        info = self.request(m.Hello(m.PROTOCOL_VERSION, m.MAX_PAYLOAD))
-        assert isinstance(info, m.HelloInfo), info
-        return info
+    def hello(self, tries: int = 3) -> m.HelloInfo:
+        """HELLO, asked again if unanswered (a board may still be restarting)."""
+        for attempt in range(tries):
+            self.send_bytes(b"\x00")
+            try:
+                info = self.request(m.Hello(m.PROTOCOL_VERSION, m.MAX_PAYLOAD))
+            except AssertionError:
+                if attempt == tries - 1:
+                    raise
+                continue
+            assert isinstance(info, m.HelloInfo), info
+            return info
+        raise AssertionError("unreachable")
 
     def list_all(self) -> list[m.Entry]:
         entries: list[m.Entry] = []

@@ -27,6 +27,7 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = Path(__file__).with_name("targets.toml")
 CUT_EXIT = 75  # the posix stub's exit status after a simulated power cut
+QEMU_FLASH_SIZE = 3 * 32 * 1024  # firmware_stub/ports/mps2-an385: two banks and staging
 
 
 def manifest() -> dict[str, dict[str, Any]]:
@@ -148,6 +149,9 @@ class Target:
         return line
 
     def _start_qemu(self, instance: str, cut_after: int | None) -> str:
+        flash = self.flash_path(instance)
+        if not flash.exists():  # erased flash; the firmware could fill it, but slowly
+            flash.write_bytes(b"\xff" * QEMU_FLASH_SIZE)
         port = _free_port()
         args = ["arg=fw", f"arg=flash={self.flash_path(instance)}"]
         if cut_after is not None:

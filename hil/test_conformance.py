@@ -261,6 +261,20 @@ def test_commit_refuses_wrong_digest_and_bad_bundle(raw: RawLink) -> None:
     assert isinstance(listed, m.ListPage) and listed.total == 0  # nothing applied
 
 
+def test_reset_forgets_the_transfer_and_keeps_the_store(raw: RawLink) -> None:
+    raw.hello()
+    kept = bundle_format.encode(device_set(seed=65))
+    begin(raw, kept, 256, transfer_id=2)
+    for off in range(0, len(kept), 256):
+        raw.request(m.Data(2, off, kept[off : off + 256]))
+    assert isinstance(raw.request(m.Commit(2)), m.Committed)
+    begin(raw, bundle_format.encode(device_set(seed=66)), 256, transfer_id=8)
+    assert raw.request(m.Reset()) == m.Ok(m.MsgType.RESET)
+    raw.hello()  # asked again until the device is back
+    assert error_code(raw.request(m.Data(8, 0, b"x"))) == m.ErrorCode.NO_TRANSFER
+    assert len(raw.list_all()) == 3
+
+
 def test_noise_is_answered_with_nak_and_link_recovers(raw: RawLink) -> None:
     raw.hello()
     raw.send_bytes(b"\x05\x11\x22\x33\x44\x00")  # a frame whose CRC is wrong

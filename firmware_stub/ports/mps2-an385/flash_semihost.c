@@ -10,17 +10,37 @@
 static int32_t handle = -1;
 static uint32_t size;
 static long budget = -1;
+static uint32_t position = 0xFFFFFFFFu; /* the host file's offset, to skip needless seeks */
+static uint8_t erased[256];             /* a source of 0xFF: fewer, larger semihosting calls */
 
+/* Each semihosting call traps out of the guest: sequential IO skips the seek. */
 static int seek(uint32_t addr)
 {
+    if (addr == position)
+        return 0;
     int32_t a[2] = {handle, (int32_t)addr};
-    return semihost(SH_SEEK, a) == 0 ? 0 : -1;
+    if (semihost(SH_SEEK, a) != 0) {
+        position = 0xFFFFFFFFu;
+        return -1;
+    }
+    position = addr;
+    return 0;
+}
+
+static int host_io(int32_t op, uint32_t addr, const void *buf, uint32_t n)
+{
+    int32_t a[3] = {handle, (int32_t)(uintptr_t)buf, (int32_t)n};
+    if (seek(addr) != 0 || semihost(op, a) != 0) {
+        position = 0xFFFFFFFFu;
+        return -1;
+    }
+    position = addr + n;
+    return 0;
 }
 
 static int host_write(uint32_t addr, const void *buf, uint32_t n)
 {
-    int32_t a[3] = {handle, (int32_t)(uintptr_t)buf, (int32_t)n};
-    return seek(addr) == 0 && semihost(SH_WRITE, a) == 0 ? 0 : -1;
+    return host_io(SH_WRITE, addr, buf, n);
 }
 
 int flash_semihost_open(const char *path, uint32_t bytes, long cut_after)
@@ -37,10 +57,9 @@ int flash_semihost_open(const char *path, uint32_t bytes, long cut_after)
         int32_t f[1] = {handle};
         have = semihost(SH_FLEN, f);
     }
-    uint8_t ff[64];
-    memset(ff, 0xFF, sizeof ff);
-    for (uint32_t at = have > 0 ? (uint32_t)have : 0; at < bytes; at += sizeof ff)
-        if (host_write(at, ff, bytes - at < sizeof ff ? bytes - at : sizeof ff))
+    memset(erased, 0xFF, sizeof erased);
+    for (uint32_t at = have > 0 ? (uint32_t)have : 0; at < bytes; at += sizeof erased)
+        if (host_write(at, erased, bytes - at < sizeof erased ? bytes - at : sizeof erased))
             return -1;
     size = bytes;
     budget = cut_after;
@@ -51,8 +70,7 @@ int flash_read(uint32_t addr, void *buf, uint32_t n)
 {
     if (addr > size || n > size - addr)
         return -1;
-    int32_t a[3] = {handle, (int32_t)(uintptr_t)buf, (int32_t)n};
-    return seek(addr) == 0 && semihost(SH_READ, a) == 0 ? 0 : -1;
+    return host_io(SH_READ, addr, buf, n);
 }
 
 static int write_through(uint32_t addr, const uint8_t *data, uint32_t n)
@@ -70,12 +88,10 @@ static int write_through(uint32_t addr, const uint8_t *data, uint32_t n)
 
 int flash_erase_page(uint32_t addr)
 {
-    uint8_t ff[64];
-    memset(ff, 0xFF, sizeof ff);
     if (addr % FLASH_PAGE_SIZE || addr >= size)
         return -1;
-    for (uint32_t off = 0; off < FLASH_PAGE_SIZE; off += sizeof ff)
-        if (write_through(addr + off, ff, sizeof ff))
+    for (uint32_t off = 0; off < FLASH_PAGE_SIZE; off += sizeof erased)
+        if (write_through(addr + off, erased, sizeof erased))
             return -1;
     return 0;
 }
