@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--hil-cut",
         choices=("bisect", "quick"),
         default=os.environ.get("PROVISION_HIL_CUT", "bisect"),
-        help="power-cut search: bisect to the exact commit byte (default) or quick (x4 steps)",
+        help="power-cut search: bisect to the exact commit byte (default) or quick (x16 steps)",
     )
 
 
