@@ -1,0 +1,113 @@
+"""The posix stub as users run it: `provision device …` over a pseudo-terminal, the
+stdin/stdout mode, and the simulated power cut."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from stub_support import ROOT, STUB, make, require
+
+from provision.bundle import format as bundle_format
+from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.link import framing
+from provision.link import messages as m
+
+BINARY = STUB / "build" / "posix" / "provision-stub"
+FIXTURES = ROOT / "tests" / "vectors" / "fixtures"
+PROVISION = Path(sys.executable).with_name("provision")
+
+
+@pytest.fixture(scope="module")
+def stub() -> Path:
+    require("cc", "make")
+    result = make("posix")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return BINARY
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PROVISION), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_writes_lists_and_verifies_over_a_pty(stub: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(stub), "--pty", "--flash", str(tmp_path / "dev.flash")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout
+        pty = proc.stdout.readline().strip()
+        assert pty.startswith("/dev/")
+        items = [
+            "--tag", "42",
+            "--root-ca", str(FIXTURES / "root-ca.pem"),
+            "--client-cert", str(FIXTURES / "device.pem"),
+            "--client-key", str(FIXTURES / "device.key"),
+        ]  # fmt: skip
+        wrote = cli("device", "write", "--port", pty, *items, "--json")
+        assert wrote.returncode == 0, wrote.stderr
+        assert json.loads(wrote.stdout)["verified"] is True
+        listed = json.loads(cli("device", "list", "--port", pty, "--json").stdout)
+        assert [(s["sec_tag"], s["slot"]) for s in listed["slots"]] == [
+            (42, "root_ca"),
+            (42, "client_cert"),
+            (42, "client_key"),
+        ]
+        assert listed["slots"][1]["subject"] == "CN=dev-0001"  # READ of the certificate
+        assert cli("device", "verify", "--port", pty, *items).returncode == 0
+        info = json.loads(cli("device", "info", "--port", pty, "--json").stdout)
+        assert "provision-stub" in json.dumps(info)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def exchange(stub: Path, flash: Path, *msgs: m.Message, extra: tuple[str, ...] = ()) -> tuple:
+    """Send requests on stdin, close it, decode everything the stub wrote to stdout."""
+    wire = b"".join(framing.pack(m.encode(msg, seq)) for seq, msg in enumerate(msgs, 1))
+    done = subprocess.run(
+        [str(stub), "--flash", str(flash), *extra], input=wire, capture_output=True, timeout=30
+    )
+    decoder = framing.FrameDecoder(m.HEADER_SIZE + m.MAX_PAYLOAD)
+    frames = [m.decode(body) for body in decoder.feed(done.stdout)]
+    return done.returncode, frames
+
+
+def test_stdin_stdout_mode_and_persistent_flash(stub: Path, tmp_path: Path) -> None:
+    flash = tmp_path / "dev.flash"
+    code, frames = exchange(stub, flash, m.Hello(1, 512), m.ListSlots(0))
+    assert code == 0
+    assert [type(f.message) for f in frames] == [m.HelloInfo, m.ListPage]
+    assert frames[1].message.total == 0
+    assert flash.stat().st_size == 3 * 32 * 1024 and set(flash.read_bytes()) == {0xFF}
+
+
+def test_power_cut_exits_75_and_the_old_set_stays(stub: Path, tmp_path: Path) -> None:
+
+    flash = tmp_path / "dev.flash"
+    bundle = bundle_format.encode(
+        CredentialSet.of([Slot(3, SlotType.PSK, Encoding.RAW, b"s" * 32)])
+    )
+    transfer = [
+        m.Hello(1, 512),
+        m.Begin(1, len(bundle), 200, hashlib.sha256(bundle).digest()),
+        *[m.Data(1, off, bundle[off : off + 200]) for off in range(0, len(bundle), 200)],
+        m.Commit(1),
+    ]
+    # Power goes after 5,000 flash bytes: during the commit's bank erase.
+    code, frames = exchange(stub, flash, *transfer, extra=("--cut-after", "5000"))
+    assert code == 75
+    assert not any(isinstance(f.message, m.Committed) for f in frames)
+    code, frames = exchange(stub, flash, m.Hello(1, 512), m.ListSlots(0))
+    assert code == 0 and frames[1].message.total == 0  # the old (empty) set
+    code, frames = exchange(stub, flash, *transfer)
+    assert isinstance(frames[-1].message, m.Committed)
+    code, frames = exchange(stub, flash, m.Hello(1, 512), m.ListSlots(0))
+    assert frames[1].message.total == 1
