@@ -19,7 +19,7 @@ APT = {
     "make": "make",
     "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
     "qemu-system-arm": "qemu-system-arm",
-    "clang": "clang",
+    "clang": "clang libclang-rt-14-dev",
 }
 
 
