@@ -8,8 +8,10 @@ itself, so a transaction looks the same on both.
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from provision.errors import RegistryError
 
 SCHEMA_VERSION = 1
+WRITE_LOCK_TIMEOUT = 30.0  # seconds a SQLite writer waits for another process's transaction
 
 # Same text on both backends: SQLite maps BIGINT to INTEGER and DOUBLE PRECISION to REAL.
 SCHEMA = (
@@ -111,7 +114,7 @@ class SQLiteBackend(Backend):
             self.conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a record is on disk before the line reports the device done.
             self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA busy_timeout=30000")
+            self.conn.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_TIMEOUT * 1000)}")
         except sqlite3.Error as err:
             raise RegistryError(f"{path}: cannot open registry: {err}") from None
 
@@ -120,8 +123,24 @@ class SQLiteBackend(Backend):
 
     def begin_write(self) -> None:
         # IMMEDIATE takes the write lock now: two processes never both read the same chain
-        # head or counter value and then both write.
-        self.execute("BEGIN IMMEDIATE")
+        # head or counter value and then both write. SQLite's own busy handler backs off to
+        # 100 ms sleeps, so a station that keeps writing can starve another process for
+        # seconds; polling every few milliseconds here keeps stations taking turns.
+        deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
+        delay = 0.0005
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                try:
+                    self.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) or time.monotonic() > deadline:
+                        raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.004)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_TIMEOUT * 1000)}")
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
