@@ -12,7 +12,7 @@ import pytest
 import provision.device
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
-from provision.errors import DeviceError, InputError, ProvisionError
+from provision.errors import DeviceError, InputError, PolicyError, ProvisionError
 from provision.link import messages as m
 
 from .raw import RawLink
@@ -130,8 +130,8 @@ def test_delete_slot_tag_and_all(device: provision.device.Device) -> None:
 
 
 def test_windowed_transfer_of_a_large_set(device: provision.device.Device) -> None:
-    limit = device.info().details["max_slot_size"]
-    size = min(limit, 12 * 1024)
+    details = device.info().details
+    size = min(details["max_slot_size"], details["max_bundle"] - 1200, 12 * 1024)
     cs = CredentialSet.of(
         [
             Slot(1, CLIENT_CERT, Encoding.DER, blob(3, size)),
@@ -141,6 +141,38 @@ def test_windowed_transfer_of_a_large_set(device: provision.device.Device) -> No
     result = device.write(cs)
     assert result.bytes_sent > size
     assert device.verify(cs).ok
+
+
+def test_keygen_or_a_clear_refusal(url: str, hil_timeout: float) -> None:
+    """A device announcing KEYGEN makes a key that never leaves it and returns a CSR; one
+    that does not answers KEYGEN with UNSUPPORTED (and the host refuses before asking).
+    One connection at a time: a serial port (or the stub's TCP socket) has one host."""
+    with provision.device.open(url, dialect="native", timeout=hil_timeout) as dev:
+        wipe_all(dev)
+        if "keygen" in dev.info().details["features"]:
+            csr = dev.keygen(42, "hil-device")
+            assert csr[:1] == b"\x30" and len(csr) > 100  # a DER SEQUENCE
+            assert (42, CLIENT_KEY) in listing(dev)
+            with pytest.raises(InputError):
+                dev.read(42, CLIENT_KEY)
+            wipe_all(dev)
+            return
+        with pytest.raises(PolicyError):
+            dev.keygen(42)
+    raw = RawLink(url, hil_timeout)
+    try:
+        raw.hello()
+        assert error_code(raw.request(m.Keygen(42, 0, "hil-device"))) == m.ErrorCode.UNSUPPORTED
+    finally:
+        raw.close()
+
+
+def test_tls_check_only_where_announced(raw: RawLink) -> None:
+    info = raw.hello()
+    if info.features & m.Feature.TLS_CHECK:
+        pytest.skip("device runs TLS_CHECK; tests/tls covers the handshake itself")
+    answer = raw.request(m.TlsCheck(42, 8443, 0, 1000, "localhost"))
+    assert error_code(answer) == m.ErrorCode.UNSUPPORTED
 
 
 def test_state_survives_reopening_the_port(url: str, hil_timeout: float) -> None:
