@@ -89,9 +89,11 @@ DIALECTS: dict[str, str] = {
     "native": "provision.dialects.native:NativeSession",
     "at-cmng": "provision.dialects.at_cmng:AtCmngSession",
     "zephyr-shell": "provision.dialects.zephyr_shell:ZephyrShellSession",
+    "at-shell": "provision.dialects.at_shell:AtShellSession",
 }
 # The order `auto` tries them in: the native HELLO is harmless to a line-based shell.
-AUTO_ORDER = ("native", "at-cmng", "zephyr-shell")
+# at-shell last: its `at AT` line reaches only a device that none of the others claimed.
+AUTO_ORDER = ("native", "at-cmng", "zephyr-shell", "at-shell")
 
 
 def _session_class(name: str) -> type:
