@@ -76,6 +76,7 @@ SIM_KINDS: dict[str, str] = {
     "native": "provision.sim.native:create",
     "at-cmng": "provision.sim.at_cmng:create",
     "zephyr-shell": "provision.sim.zephyr_shell:create",
+    "at-shell": "provision.sim.at_shell:create",
 }
 
 
