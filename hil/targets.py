@@ -7,6 +7,7 @@ cut) boots the same flash.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
@@ -78,7 +79,13 @@ class Target:
 
     def build(self) -> None:
         cmd = self.spec.get("build")
-        if cmd:
+        if not cmd:
+            return
+        # Several pytest processes may share firmware_stub/build: build one at a time.
+        lock = ROOT / "firmware_stub" / "build" / ".make.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
             subprocess.run(shlex.split(cmd), cwd=ROOT, check=True)
 
     def flash_path(self, instance: str = "main") -> Path:

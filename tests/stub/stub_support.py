@@ -5,6 +5,7 @@ makes a missing tool a failure instead."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -49,9 +50,15 @@ def libfuzzer_available() -> bool:
 
 
 def make(*targets: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "-C", str(STUB), *targets],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-    )
+    """make in firmware_stub, one at a time across processes (pytest-xdist workers share
+    firmware_stub/build)."""
+    lock = STUB / "build" / ".make.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        return subprocess.run(
+            ["make", "-C", str(STUB), *targets],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+        )
