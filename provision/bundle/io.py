@@ -25,6 +25,7 @@ from provision.pki.authority import validate_device_id
 from provision.pki.certs import cert_der, cert_pem, load_certificates, summarize
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, read_input, write_outputs
 from provision.pki.keys import key_is_encrypted, load_private_key, serialize_private_key
+from provision.pki.pem import pem_armor, private_key_block
 from provision.pki.signing import key_id, load_public_key, sign_digest, verify_digest
 
 # Largest file that can be a bundle: every record at its limit, a signature, the longest id.
@@ -114,7 +115,13 @@ def _cert_items(path: Path, slot: SlotType, encoding: str) -> list[tuple[bytes, 
     """One item per certificate for root_ca; one item (leaf + chain) for client_cert."""
     data = _read_file(path, "certificate")
     certs = load_certificates(data, str(path))
-    as_pem = encoding == "pem" or (encoding == "keep" and b"-----BEGIN " in data)
+    is_pem = b"-----BEGIN " in data
+    # compact: DER holds one certificate, so a client_cert chain stays PEM (as given).
+    as_pem = (
+        encoding == "pem"
+        or (encoding == "keep" and is_pem)
+        or (encoding == "compact" and slot is SlotType.CLIENT_CERT and len(certs) > 1)
+    )
     if slot is SlotType.ROOT_CA:
         if as_pem:
             return [(cert_pem(c), Encoding.PEM) for c in certs]
@@ -122,11 +129,45 @@ def _cert_items(path: Path, slot: SlotType, encoding: str) -> list[tuple[bytes, 
     if not as_pem and len(certs) > 1:
         raise InputError(
             f"{path}: client_cert holds {len(certs)} certificates (a chain): "
-            "use --encoding pem, DER holds one certificate"
+            "use --encoding pem or compact, DER holds one certificate"
         )
     if as_pem:
         return [(b"".join(cert_pem(c) for c in certs), Encoding.PEM)]
     return [(cert_der(certs[0]), Encoding.DER)]
+
+
+def _plain_key_der(data: bytes, key: Any, source: str) -> bytes:
+    """A plain key as DER for compact: the DER inside its PEM block, byte for byte (same
+    structure, PKCS#8, SEC1 or PKCS#1); PKCS#8 DER when the file is not one clean block."""
+    block = private_key_block(data, source)
+    if block is not None and not block.has_headers and block.label != "ENCRYPTED PRIVATE KEY":
+        try:
+            load_private_key(block.der, None, source)
+        except InputError:
+            pass  # our armour reading disagrees with cryptography's: re-serialize instead
+        else:
+            return block.der
+    return serialize_private_key(key, encoding="der")
+
+
+def _encrypted_key(path: Path, data: bytes, is_pem: bool, encoding: str) -> tuple[bytes, Encoding]:
+    """An encrypted key converted by its armour only: re-encrypting would need a new random
+    salt, so the bytes would change on every run; the armour holds the same DER."""
+    if not is_pem:  # PKCS#8 EncryptedPrivateKeyInfo DER
+        if encoding == "pem":
+            return pem_armor("ENCRYPTED PRIVATE KEY", data), Encoding.PEM
+        return data, Encoding.DER
+    if encoding in ("keep", "pem"):
+        return data, Encoding.PEM
+    block = private_key_block(data, str(path))
+    if block is not None and block.label == "ENCRYPTED PRIVATE KEY" and not block.has_headers:
+        return block.der, Encoding.DER
+    if encoding == "compact":
+        return data, Encoding.PEM  # legacy OpenSSL encryption: PEM is its only form
+    raise InputError(
+        f"{path}: a legacy OpenSSL-encrypted PEM key (Proc-Type: 4,ENCRYPTED) has no DER "
+        "form; convert it to PKCS#8 (openssl pkcs8 -topk8) or use --encoding compact or keep"
+    )
 
 
 def _key_item(
@@ -141,6 +182,9 @@ def _key_item(
         key = load_private_key(data, None, str(path))  # it must at least be a key
         if encoding == "keep":
             return data, Encoding.PEM if is_pem else Encoding.DER, SlotFlags.NONE, None
+        if encoding == "compact":
+            out = _plain_key_der(data, key, str(path)) if is_pem else data
+            return out, Encoding.DER, SlotFlags.NONE, None
         # Plain keys are normalized to PKCS#8 in the asked encoding (deterministic).
         out = serialize_private_key(key, encoding="pem" if encoding == "pem" else "der")
         return out, Encoding.PEM if encoding == "pem" else Encoding.DER, SlotFlags.NONE, None
@@ -155,13 +199,8 @@ def _key_item(
             code="key.password_missing",
         )
     load_private_key(data, password, str(path))  # wrong password: InputError naming the file
-    # Re-encrypting would change the bytes on every run (random salt): keep them as given.
-    if encoding != "keep" and (encoding == "pem") != is_pem:
-        raise InputError(
-            f"{path}: an encrypted key is packed as given ({'PEM' if is_pem else 'DER'}); "
-            f"convert it yourself or use --encoding keep"
-        )
-    return data, Encoding.PEM if is_pem else Encoding.DER, SlotFlags.ENCRYPTED, password
+    out, enc = _encrypted_key(path, data, is_pem, encoding)
+    return out, enc, SlotFlags.ENCRYPTED, password
 
 
 def _psk_identity(value: bytes | Path) -> bytes:

@@ -5,7 +5,7 @@ from command-line options or from a TOML spec file like this one (paths are rela
 the spec file; secrets come from files or environment variables, never from the spec):
 
     device_id = "dev-0001"          # optional
-    encoding = "keep"               # optional: keep | der | pem
+    encoding = "compact"            # optional: compact (default) | der | pem | keep
 
     [sec_tag.42]
     root_ca = ["root.pem", "other-root.pem"]   # one path or a list
@@ -33,7 +33,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ENCODINGS = ("keep", "der", "pem")
+# compact: DER wherever the conversion is lossless (the fewest bytes on the wire), else as
+# given; der / pem: convert everything or fail; keep: each file's own encoding.
+ENCODINGS = ("compact", "der", "pem", "keep")
+DEFAULT_ENCODING = "compact"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class TagSources:
 class PackSources:
     tags: tuple[TagSources, ...]
     device_id: str | None = None
-    encoding: str = "keep"
+    encoding: str = DEFAULT_ENCODING
     origin: str = "command line"
 
     def __post_init__(self) -> None:
@@ -198,7 +201,7 @@ def load_spec(path: Path) -> PackSources:
     device_id = doc.get("device_id")
     if device_id is not None and not isinstance(device_id, str):
         raise InputError(f"{path}: device_id must be a string")
-    encoding = doc.get("encoding", "keep")
+    encoding = doc.get("encoding", DEFAULT_ENCODING)
     if not isinstance(encoding, str):
         raise InputError(f"{path}: encoding must be a string")
     tags_table = doc.get("sec_tag")

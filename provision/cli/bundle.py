@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from provision.bundle import io as bundle_io
-from provision.bundle.spec import ENCODINGS, SecretSource, load_spec
+from provision.bundle.spec import DEFAULT_ENCODING, ENCODINGS, SecretSource, load_spec
 from provision.check import Finding, exit_code_for
 from provision.cli.common import console, err_console, print_json, resolve_password
 from provision.errors import InputError
@@ -171,7 +171,9 @@ def pack(
     ),
     device_id: str | None = typer.Option(None, "--device-id", help="Device id in the header."),
     encoding: str | None = typer.Option(
-        None, "--encoding", help="Certificates and keys as der, pem or keep (default: keep)."
+        None,
+        "--encoding",
+        help="compact (default: DER wherever lossless), der, pem, or keep (as each file is).",
     ),
     sign_key: Path | None = typer.Option(
         None, "--sign-key", help="Sign with this ECDSA P-256 key (the line's provisioning key)."
@@ -228,7 +230,7 @@ def pack(
             psk=psk,
             psk_identity=psk_identity,
             device_id=device_id,
-            encoding=encoding or "keep",
+            encoding=encoding or DEFAULT_ENCODING,
         )
     signer = None
     if sign_key is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -162,11 +163,11 @@ def _load_input(
     psk_hex_env: str | None = None,
     psk_identity: str | None = None,
     device_id: str | None = None,
-    encoding: str = "keep",
+    encoding: str | None = None,
 ) -> bytes:
     """Bundle bytes from a bundle file, a spec, or item options (as `bundle pack` takes)."""
     from provision.bundle import io as bundle_io
-    from provision.bundle.spec import load_spec
+    from provision.bundle.spec import DEFAULT_ENCODING, load_spec
 
     psk = _secret_source(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
     items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
@@ -180,6 +181,12 @@ def _load_input(
         return bundle.read_bytes()
     if spec is not None:
         sources = load_spec(spec)
+        if device_id is not None or encoding is not None:
+            sources = replace(
+                sources,
+                device_id=device_id if device_id is not None else sources.device_id,
+                encoding=encoding or sources.encoding,
+            )
     else:
         sources = bundle_io.sources_from_options(
             sec_tag=tag,
@@ -190,7 +197,7 @@ def _load_input(
             psk=psk,
             psk_identity=psk_identity,
             device_id=device_id,
-            encoding=encoding,
+            encoding=encoding or DEFAULT_ENCODING,
         )
     credentials = bundle_io.read_credentials(sources)
     signing_key = None
@@ -236,7 +243,11 @@ def write(
     psk_hex_env: str | None = typer.Option(None, "--psk-hex-env", help="Variable with the PSK."),
     psk_identity: str | None = typer.Option(None, "--psk-identity", help="PSK identity."),
     device_id: str | None = typer.Option(None, "--device-id", help="Device id in the bundle."),
-    encoding: str = typer.Option("keep", "--encoding", help="der, pem or keep (as given)."),
+    encoding: str | None = typer.Option(
+        None,
+        "--encoding",
+        help="compact (default: DER wherever lossless), der, pem, or keep (as each file is).",
+    ),
     target: str = typer.Option(
         "default", "--target", help="Check against: default, nrf91, zephyr."
     ),

@@ -96,13 +96,6 @@ def cme_message(code: int) -> str:
 # Stored forms: exactly the bytes the modem keeps, which its SHA-256 covers.
 
 
-def _armor(label: str, der: bytes) -> bytes:
-    body = base64.b64encode(der)
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return b"".join([f"-----BEGIN {label}-----\n".encode(), *(ln + b"\n" for ln in lines),
-                     f"-----END {label}-----\n".encode()])  # fmt: skip
-
-
 def pem_lf(data: bytes) -> bytes:
     """PEM with LF line endings and one final LF: CRLF gives +CME ERROR: 527 (mfw 2.0.2)."""
     text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
@@ -115,13 +108,14 @@ def slot_pem(slot: Slot) -> bytes:
         return pem_lf(slot.data)
     from provision.pki.certs import to_pem
     from provision.pki.keys import load_private_key, serialize_private_key
+    from provision.pki.pem import pem_armor
 
     where = f"sec_tag {slot.sec_tag} {slot.type.label}"
     if slot.type.is_certificate:
         return to_pem(slot.data, where)
     if slot.flags & SlotFlags.ENCRYPTED:
         # Re-encoding would need the password; PEM armor of the PKCS#8 DER is the same key.
-        return _armor("ENCRYPTED PRIVATE KEY", slot.data)
+        return pem_armor("ENCRYPTED PRIVATE KEY", slot.data)
     return serialize_private_key(load_private_key(slot.data, None, where), encoding="pem")
 
 

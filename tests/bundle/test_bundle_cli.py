@@ -82,15 +82,18 @@ def test_pack_inspect_verify_unpack_round_trip(run, files, tmp_path: Path) -> No
 
     unpacked = tmp_path / "unpacked"
     assert run("bundle", "unpack", out, "--dir", unpacked).exit_code == 0
+    # PEM inputs, default encoding compact: DER records.
     assert only(unpacked) == {
-        "tag42-root_ca.pem",
-        "tag42-client_cert.pem",
-        "tag42-client_key.pem",
+        "tag42-root_ca.der",
+        "tag42-client_cert.der",
+        "tag42-client_key.der",
         "bundle.toml",
     }
-    assert stat.S_IMODE((unpacked / "tag42-client_key.pem").stat().st_mode) == 0o600
-    assert stat.S_IMODE((unpacked / "tag42-client_cert.pem").stat().st_mode) == 0o644
-    assert (unpacked / "tag42-client_key.pem").read_bytes() == files.device_dot_key.read_bytes()
+    assert stat.S_IMODE((unpacked / "tag42-client_key.der").stat().st_mode) == 0o600
+    assert stat.S_IMODE((unpacked / "tag42-client_cert.der").stat().st_mode) == 0o644
+    key_der = files.device_dot_key_dot_der.read_bytes()
+    assert (unpacked / "tag42-client_key.der").read_bytes() == key_der
+    assert (unpacked / "tag42-root_ca.der").read_bytes() == files.root_ca_dot_der.read_bytes()
     repacked = tmp_path / "repacked.prvb"
     assert run("bundle", "pack", "--spec", unpacked / "bundle.toml", "-o", repacked).exit_code == 0
     assert repacked.read_bytes() == first
@@ -479,12 +482,12 @@ def test_missing_bundle_file(run, tmp_path: Path) -> None:
 def test_unpack_refuses_to_overwrite(run, good_bundle: Path, tmp_path: Path) -> None:
     d = tmp_path / "un"
     d.mkdir()
-    (d / "tag42-client_key.pem").write_bytes(b"mine")
+    (d / "tag42-client_key.der").write_bytes(b"mine")
     fails(run("bundle", "unpack", good_bundle, "--dir", d), ExitCode.EXISTS, "--force")
-    assert only(d) == {"tag42-client_key.pem"}
-    assert (d / "tag42-client_key.pem").read_bytes() == b"mine"
+    assert only(d) == {"tag42-client_key.der"}
+    assert (d / "tag42-client_key.der").read_bytes() == b"mine"
     assert run("bundle", "unpack", good_bundle, "--dir", d, "--force").exit_code == 0
-    assert (d / "tag42-client_key.pem").read_bytes() != b"mine"
+    assert (d / "tag42-client_key.der").read_bytes() != b"mine"
     assert len(only(d)) == 4
 
 
@@ -497,6 +500,7 @@ def test_json_outputs(run, files, tmp_path: Path) -> None:
     assert report["size"] == out.stat().st_size and report["key_id"] is None
     assert report["digest"] == out.read_bytes()[-32:].hex()
     assert files.device_dot_key.read_bytes().hex() not in result.stdout
+    assert files.device_dot_key_dot_der.read_bytes().hex() not in result.stdout
     result = run("bundle", "unpack", out, "--dir", tmp_path / "u", "--json")
     assert result.exit_code == 0
     assert len(json.loads(result.stdout)["files"]) == 4
