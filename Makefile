@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LINT_DIRS := $(wildcard provision tests bench hil scripts)
 
-.PHONY: demo test lint bench soak fuzz firmware hil deps clean
+.PHONY: demo test lint bench soak fuzz firmware stub-test hil deps vectors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,17 @@ soak: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -m soak -q
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) $$b || exit 1; done
 
 firmware:
 	$(MAKE) -C firmware_stub
+
+stub-test:
+	$(MAKE) -C firmware_stub test
+
+vectors: $(STAMP)
+	$(PY) tests/vectors/make_bundle_vectors.py
+	$(PY) tests/vectors/gen_frames.py
 
 fuzz:
 	$(MAKE) -C firmware_stub fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-60}
