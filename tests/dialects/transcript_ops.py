@@ -15,8 +15,10 @@ from pathlib import Path
 
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.dialects.at_cmng import AtCmngSession
+from provision.dialects.at_shell import AtShellSession
 from provision.dialects.zephyr_shell import ZephyrShellSession
 from provision.sim.at_cmng import AtCmngModem, AtCmngOptions
+from provision.sim.at_shell import AtShellDevice, AtShellOptions
 from provision.sim.zephyr_shell import ZephyrShellDevice, ZephyrShellOptions
 
 DIR = Path(__file__).resolve().parents[1] / "vectors" / "transcripts"
@@ -69,11 +71,17 @@ SETS = {
 def make_device(dialect: str, sim: dict):
     if dialect == "at-cmng":
         return AtCmngModem(options=AtCmngOptions(**sim))
+    if dialect == "at-shell":
+        # Options prefixed "modem_" go to the modem behind the shell.
+        shell = {k: v for k, v in sim.items() if not k.startswith("modem_")}
+        modem = {k[6:]: v for k, v in sim.items() if k.startswith("modem_")}
+        return AtShellDevice(options=AtShellOptions(**shell), modem_options=AtCmngOptions(**modem))
     return ZephyrShellDevice(options=ZephyrShellOptions(**sim))
 
 
 def make_session(dialect: str, transport):
-    cls = AtCmngSession if dialect == "at-cmng" else ZephyrShellSession
+    classes = {"at-cmng": AtCmngSession, "at-shell": AtShellSession}
+    cls = classes.get(dialect, ZephyrShellSession)
     return cls(transport, timeout=0.05, retries=0)
 
 
