@@ -103,7 +103,7 @@ def parse_answer(lines: list[str], at_command: bytes, prefix: str | None) -> She
             return ShellAnswer(None, "truncated")
         if text.startswith("Usage: at"):
             return ShellAnswer(None, "usage")
-        if text.endswith("command not found"):
+        if text.startswith("at: command not found"):
             return ShellAnswer(None, "not-found")
         failed = _FAILED.search(text)
         if failed:
@@ -203,9 +203,10 @@ class AtShellSession(AtCmngSession):
             answer = parse_answer(lines, data, prefix)
             if answer.reply is not None:
                 return answer.reply
-            if answer.problem not in (None, "truncated"):
+            if answer.problem not in (None, "truncated", "usage"):
                 break  # the shell's own answer, the same each time
-            # No modem reply (a garbled line, or one that lost its closing quote): again.
+            # No modem reply (a garbled line, one that lost its closing quote or its quoted
+            # argument): again; the same answer every time is the shell's configuration.
         raise _shell_error(what, answer.problem, line_chars(line))
 
     # -- fitting the shell's command buffer ---------------------------------------------------
@@ -217,15 +218,19 @@ class AtShellSession(AtCmngSession):
             return
         if chars <= self._fits:
             return
-        for _ in range(1 + self._retries):
+        # A cut line twice (once without retries) means the buffer, not noise on the line.
+        cuts_needed = min(2, 1 + self._retries)
+        for _ in range(2 + self._retries):
             lines = self._shell_output(fit_probe_line(chars), "a buffer check line", retry=True)
             answer = parse_answer(lines, b"AT", None)
             if answer.reply is not None and answer.reply.ok:
                 self._fits = chars
                 return
             if answer.problem in ("truncated", "usage"):
-                raise _too_long(where, chars, "less")
-        raise DeviceError(f"at-shell: the shell's `at AT` check line got no OK ({where})")
+                cuts_needed -= 1
+                if cuts_needed == 0:
+                    raise _too_long(where, chars, "less")
+        raise LinkError(f"at-shell: the shell's `at AT` check line got no OK ({where})")
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
