@@ -77,3 +77,29 @@ def test_nrfcredstore_tls_credentials_shell(monkeypatch):
     assert exists and digest == iface.calculate_expected_hash(pem)
     assert iface.delete_credential(42, 0)
     assert iface.check_credential_exists(42, 0) == (False, None)
+
+
+def test_nrfcredstore_at_shell_mode(monkeypatch):
+    """Its shell mode (`--cmd-type auto` finds it with `at AT+CGSN`) sends `at '<command>'`
+    with each line feed as the two characters \\n, which only a build with
+    CONFIG_AT_SHELL_UNESCAPE_LF turns back into line ends: CR LF (at_shell.c). The modem then
+    stores CR LF PEM, so its digest is not the one nrfcredstore computes over LF text, and
+    modem firmware that refuses CR LF (mfw 2.0.2 field report, crlf_invalid) answers 527."""
+    import hashlib
+
+    options = {"cmd_buff_size": "4096", "unescape_lf": "1", "crlf_invalid": "0", "cfun": "1"}
+    iface = ATCommandInterface(comms_for(serve("at-shell", options), monkeypatch))
+    iface.detect_shell_mode()
+    assert iface.shell
+    iface.enable_error_codes()
+    store = CredStore(iface)
+    assert len(iface.get_imei()) == 15
+    assert store.func_mode(4)
+    pem = (FIXTURES / "root-ca.pem").read_text()
+    store.write(42, CredType.ROOT_CA_CERT, io.StringIO(pem))
+    (cred,) = store.list(42)
+    crlf = pem.rstrip().replace("\n", "\r\n").encode()
+    assert cred.sha == hashlib.sha256(crlf).hexdigest().upper()
+    assert cred.sha != iface.calculate_expected_hash(pem.rstrip())
+    store.delete(42, CredType.ROOT_CA_CERT)
+    assert store.list(42) == []
