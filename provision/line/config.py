@@ -15,7 +15,7 @@
     [profile]
     key_type = "p256"
     days = 365
-    subject = "CN={device_id}"            # optionally "O=Acme,CN={device_id}"
+    subject = "CN={device_id}"            # or e.g. "O=Acme,OU=Line 3,CN={device_id}"
 
     [[sec_tags]]
     sec_tag = 42
@@ -37,6 +37,7 @@ from typing import Any
 
 from provision.bundle.model import MAX_SEC_TAG
 from provision.errors import InputError
+from provision.pki.authority import SubjectTemplate
 
 try:
     import tomllib
@@ -45,7 +46,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 FLOWS = ("host-key", "device-keygen")
 DIALECT_NAMES = ("auto", "native", "at-cmng", "zephyr-shell")
-_SUBJECT = re.compile(r"^(?:O=(?P<org>[^,=]+),\s*)?CN=\{device_id\}$")
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,9 @@ class StationConfig:
         return next(t.sec_tag for t in self.layout if t.client)
 
     @property
-    def organization(self) -> str | None:
-        match = _SUBJECT.match(self.subject)
-        return match.group("org") if match else None
+    def subject_template(self) -> SubjectTemplate:
+        """The certificate subject: RFC 4514 attributes, most significant first (CN last)."""
+        return SubjectTemplate.parse(self.subject)
 
     def with_overrides(self, **changes: Any) -> StationConfig:
         changes = {k: v for k, v in changes.items() if v is not None}
@@ -99,11 +99,7 @@ def _validated(cfg: StationConfig) -> StationConfig:
         raise InputError(f"flow {cfg.flow!r} is not one of: {', '.join(FLOWS)}")
     if cfg.dialect not in DIALECT_NAMES:
         raise InputError(f"dialect {cfg.dialect!r} is not one of: {', '.join(DIALECT_NAMES)}")
-    if not _SUBJECT.match(cfg.subject):
-        raise InputError(
-            f"subject {cfg.subject!r}: supported templates are CN={{device_id}} and "
-            "O=<organization>,CN={device_id}"
-        )
+    SubjectTemplate.parse(cfg.subject)  # InputError names what is wrong with it
     clients = [t for t in cfg.layout if t.client]
     if len(clients) != 1:
         raise InputError("sec_tags: exactly one tag must have client = true")

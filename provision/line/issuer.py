@@ -7,7 +7,6 @@ fingerprints the line writes and records.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 from dataclasses import dataclass, field
 
@@ -54,13 +53,7 @@ class Issuer:
         first = next((d for t in cfg.layout for d in self._roots[t.sec_tag]), None)
         self.root_sha256 = hashlib.sha256(first).hexdigest() if first else None
         self.key_type = KeyType(cfg.key_type)
-        # Registry-allocated serials (unique across stations by a database counter) are used
-        # as soon as provision.pki lets a caller choose the serial; until then the
-        # CA's random 159-bit serials are kept unique by the registry's UNIQUE constraint.
-        self.takes_serial = all(
-            "serial" in inspect.signature(fn).parameters
-            for fn in (self.authority.issue_client, self.authority.sign_request)
-        )
+        self.subject = cfg.subject_template
 
     def _root_slots(self) -> list[Slot]:
         return [
@@ -77,17 +70,17 @@ class Issuer:
             slots.append(Slot(self.cfg.client_tag, SlotType.CLIENT_CERT, Encoding.DER, der))
         return CredentialSet.of(slots)
 
-    def _serial(self, serial: int | None) -> dict[str, int]:
-        return {"serial": serial} if serial is not None and self.takes_serial else {}
-
     def issue_with_key(self, device_id: str, serial: int | None = None) -> Issued:
-        """Host-generated key: key and certificate made here, both written to the device."""
+        """Host-generated key: key and certificate made here, both written to the device.
+
+        `serial`: the registry's allocate_serial() (unique across stations); None: random.
+        """
         key, cert = self.authority.issue_client(
             device_id,
             key_type=self.key_type,
             days=self.cfg.days,
-            organization=self.cfg.organization,
-            **self._serial(serial),
+            subject=self.subject,
+            serial=serial,
         )
         key_slot = Slot(
             self.cfg.client_tag,
@@ -105,7 +98,8 @@ class Issuer:
             device_id=device_id,
             days=self.cfg.days,
             source=f"CSR from {device_id}",
-            **self._serial(serial),
+            subject=self.subject,
+            serial=serial,
         )
         return self._issued(device_id, cert, None)
 

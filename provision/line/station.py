@@ -142,7 +142,8 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             touched = True
             for tag in sorted(tags):
                 dev.delete(tag)
-        serial = ctx.registry.allocate_serial() if ctx.issuer.takes_serial else None
+        # The registry's counter keeps serials unique across every station sharing it.
+        serial = ctx.registry.allocate_serial()
         if cfg.flow == "host-key":
             step(Step.ISSUE)
             issued = ctx.issuer.issue_with_key(device_id, serial)

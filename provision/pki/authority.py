@@ -36,6 +36,12 @@ BACKDATE = timedelta(minutes=5)
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
 MAX_DEVICE_ID = 64
+# RFC 5280 4.1.2.2: a serial is a positive INTEGER of at most 20 octets; DER spends the top
+# bit of the first octet on the sign, so 159 bits of value.
+MAX_SERIAL_BITS = 159
+DEVICE_ID_FIELD = "{device_id}"
+# Stands in for {device_id} while the template is parsed: not a value anyone would write.
+_PLACEHOLDER = "provision-device-id-placeholder-7f3a"
 # A device id becomes a CN: keep it to characters every TLS stack and registry accepts.
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
 
@@ -61,6 +67,83 @@ def _name(cn: str, organization: str | None = None) -> x509.Name:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
+
+
+def check_serial(serial: int) -> int:
+    """A caller-chosen certificate serial (e.g. from the registry): positive, ≤ 20 octets."""
+    if isinstance(serial, bool) or not isinstance(serial, int):
+        raise InputError(f"certificate serial must be an integer, not {type(serial).__name__}")
+    if serial <= 0:
+        raise InputError(f"certificate serial must be positive, not {serial}")
+    if serial.bit_length() > MAX_SERIAL_BITS:
+        raise InputError(
+            f"certificate serial of {serial.bit_length()} bits does not fit in 20 octets "
+            f"(at most {MAX_SERIAL_BITS} bits)"
+        )
+    return serial
+
+
+@dataclass(frozen=True)
+class SubjectTemplate:
+    """A device certificate subject such as `O=Acme,OU=Line 3,CN={device_id}`.
+
+    RFC 4514 attribute syntax (escapes, `+` for multi-valued RDNs, dotted OIDs), but written
+    most significant first, as OpenSSL's `-subj` and certificate viewers show it: the RDNs
+    go into the certificate in the written order (CN last, as is usual), so
+    `Name.rfc4514_string()` of the result lists them reversed. `{device_id}` must be the
+    whole value of the one CN; every other attribute is fixed text.
+    """
+
+    text: str
+    _before: tuple[x509.RelativeDistinguishedName, ...] = field(repr=False, compare=False)
+    _cn_rdn: tuple[x509.NameAttribute, ...] = field(repr=False, compare=False)
+    _after: tuple[x509.RelativeDistinguishedName, ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> SubjectTemplate:
+        def bad(why: str) -> InputError:
+            return InputError(
+                f"subject {text!r}: {why} (a template is attributes like "
+                "O=Acme,OU=Line 3,CN={device_id})"
+            )
+
+        if text.count(DEVICE_ID_FIELD) != 1:
+            raise bad(f"needs {DEVICE_ID_FIELD} exactly once, as the CN")
+        try:
+            parsed = x509.Name.from_rfc4514_string(text.replace(DEVICE_ID_FIELD, _PLACEHOLDER))
+        except ValueError as err:
+            detail = str(err) or "not RFC 4514 attributes (TYPE=value, comma separated)"
+            raise bad(detail) from None
+        rdns = list(reversed(parsed.rdns))  # written order = certificate order
+        cn_at = None
+        for i, rdn in enumerate(rdns):
+            for attr in rdn:
+                value = attr.value if isinstance(attr.value, str) else ""
+                if attr.oid == NameOID.COMMON_NAME:
+                    if value != _PLACEHOLDER or cn_at is not None:
+                        raise bad(f"the CN must be exactly {DEVICE_ID_FIELD}, and only one CN")
+                    cn_at = i
+                elif not value.strip():
+                    raise bad(f"{attr.rfc4514_attribute_name} is empty")
+                elif _PLACEHOLDER in value or "{" in value or "}" in value:
+                    raise bad(f"only {DEVICE_ID_FIELD} may be substituted, and only in the CN")
+        if cn_at is None:
+            raise bad(f"needs CN={DEVICE_ID_FIELD}")
+        return cls(text, tuple(rdns[:cn_at]), tuple(rdns[cn_at]), tuple(rdns[cn_at + 1 :]))
+
+    def name(self, device_id: str) -> x509.Name:
+        """The subject for `device_id` (checked with validate_device_id)."""
+        validate_device_id(device_id)
+        cn_rdn = x509.RelativeDistinguishedName(
+            x509.NameAttribute(NameOID.COMMON_NAME, device_id)
+            if a.oid == NameOID.COMMON_NAME
+            else a
+            for a in self._cn_rdn
+        )
+        return x509.Name([*self._before, cn_rdn, *self._after])
+
+
+DEFAULT_SUBJECT = SubjectTemplate.parse(f"CN={DEVICE_ID_FIELD}")
 
 
 def _check_days(days: int) -> int:
@@ -121,7 +204,9 @@ class Authority:
         san: Sequence[x509.GeneralName] = (),
         path_length: int | None = None,
         now: datetime | None = None,
+        serial: int | None = None,
     ) -> x509.Certificate:
+        serial = x509.random_serial_number() if serial is None else check_serial(serial)
         now = now or datetime.now(timezone.utc)
         # A certificate outliving its issuer would fail verification when the issuer expires.
         not_after = min(now + timedelta(days=_check_days(days)), self._not_after)
@@ -131,7 +216,7 @@ class Authority:
             issuer_name=self._subject,
             subject_name=subject,
             public_key=public_key,
-            serial_number=x509.random_serial_number(),
+            serial_number=serial,
             not_valid_before=_naive_utc(now - BACKDATE),
             not_valid_after=_naive_utc(not_after),
             extensions=extensions(
@@ -195,14 +280,21 @@ class Authority:
         allow_ed25519: bool = False,
         key: PrivateKey | None = None,
         now: datetime | None = None,
+        serial: int | None = None,
+        subject: SubjectTemplate | None = None,
     ) -> tuple[PrivateKey, x509.Certificate]:
-        """A device key and certificate: CN = device id, EKU clientAuth."""
+        """A device key and certificate: CN = device id, EKU clientAuth.
+
+        `serial` (default: 159 random bits) lets a registry hand out serials; `subject`
+        replaces the plain `[O=organization,]CN=device id`.
+        """
         validate_device_id(device_id)
+        if subject is not None and organization:
+            raise InputError("give the organization in the subject template, not both")
+        name = subject.name(device_id) if subject else _name(device_id, organization)
         key_type = check_key_type(key_type, allow_ed25519)
         key = key or generate_key(key_type)
-        cert = self._build(
-            Profile.CLIENT, _name(device_id, organization), key.public_key(), days, now=now
-        )
+        cert = self._build(Profile.CLIENT, name, key.public_key(), days, now=now, serial=serial)
         return key, cert
 
     def sign_request(
@@ -221,12 +313,18 @@ class Authority:
             KeyType.RSA4096,
         ),
         source: str = "CSR",
+        serial: int | None = None,
+        subject: SubjectTemplate | None = None,
     ) -> x509.Certificate:
         """Sign a CSR after policy checks; PolicyError names the rule that refused it.
 
         Only the public key and (checked) subject CN are taken from the request: requested
-        extensions are ignored, so a CSR cannot ask for CA rights or extra names.
+        extensions are ignored, so a CSR cannot ask for CA rights or extra names. A client
+        certificate's subject is `subject` filled with the CN (default: the CN alone).
+        `serial` as for issue_client.
         """
+        if serial is not None:
+            check_serial(serial)
         if profile not in (Profile.CLIENT, Profile.SERVER):
             raise PolicyError("CSRs are signed only as client or server certificates")
         if not csr.is_signature_valid:
@@ -250,8 +348,8 @@ class Authority:
         if profile is Profile.CLIENT:
             if cn is None:
                 raise PolicyError(f"{source}: the CSR has no subject CN; give --device-id")
-            validate_device_id(cn)
-            return self._build(Profile.CLIENT, _name(cn), public_key, days)  # type: ignore[arg-type]
+            name = (subject or DEFAULT_SUBJECT).name(cn)
+            return self._build(Profile.CLIENT, name, public_key, days, serial=serial)  # type: ignore[arg-type]
         names = list(san)
         if not names:
             if cn is None:
@@ -263,6 +361,7 @@ class Authority:
             public_key,  # type: ignore[arg-type]
             days,
             san=parse_san(names),
+            serial=serial,
         )
 
 

@@ -44,7 +44,7 @@ def test_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
     assert cfg.ca_cert == tmp_path / "ca.crt"
     assert cfg.ca_key.startswith("pkcs11:token=factory")
     assert cfg.flow == "device-keygen"
-    assert cfg.organization == "Acme"
+    assert cfg.subject_template.name("d-1").rfc4514_string() == "CN=d-1,O=Acme"
     assert cfg.client_tag == 42
     assert cfg.layout[1].roots == (tmp_path / "other-root.pem",)
     assert cfg.days == 30 and cfg.key_type == "p384"
@@ -55,7 +55,9 @@ def test_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
     [
         (("[ca]", "[ca]\npassword = 'x'"), "secrets do not belong"),
         (('flow = "device-keygen"', 'flow = "teleport"'), "flow 'teleport'"),
-        (('subject = "O=Acme,CN={device_id}"', 'subject = "CN={serial}"'), "supported templates"),
+        (('subject = "O=Acme,CN={device_id}"', 'subject = "CN={serial}"'), "needs .device_id"),
+        (('subject = "O=Acme,CN={device_id}"', 'subject = "O=,CN={device_id}"'), "O is empty"),
+        (('subject = "O=Acme,CN={device_id}"', 'subject = "XX=1,CN={device_id}"'), "RFC 4514"),
         (("sec_tag = 43", "sec_tag = 43\nclient = true"), "exactly one tag"),
         (("sec_tag = 43", "sec_tag = 42"), "listed twice"),
         (('station = "line1-st3"', 'station = "line 1"'), "station:"),

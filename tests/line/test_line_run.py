@@ -217,15 +217,57 @@ def test_unknown_dialect_is_refused_before_anything_runs(station, jig, bad: str)
         station([jig()], dialect=bad)
 
 
-def test_registry_serials_are_used_once_pki_accepts_them(station, jig) -> None:
-    cfg = station([jig()])
-    if not Issuer(cfg).takes_serial:
-        pytest.skip("provision.pki Authority.issue_client/sign_request take no serial yet")
-    summary, outcomes = _run(cfg, limit=3)
+class _SerialWatcher(Issuer):
+    """Notes the serial the station hands the issuer for each device."""
+
+    def issue_with_key(self, device_id, serial=None):  # type: ignore[no-untyped-def]
+        self.serials[device_id] = serial
+        return super().issue_with_key(device_id, serial)
+
+    def issue_for_csr(self, device_id, csr_der, serial=None):  # type: ignore[no-untyped-def]
+        self.serials[device_id] = serial
+        return super().issue_for_csr(device_id, csr_der, serial)
+
+
+@pytest.mark.parametrize(("kind", "flow"), [("native", "host-key"), ("at-cmng", "device-keygen")])
+def test_certificates_carry_the_registry_allocated_serials(
+    station, jig, kind: str, flow: str
+) -> None:
+    cfg = station([jig(kind)], dialect=kind, flow=flow)
+    issuer = _SerialWatcher(cfg)
+    issuer.serials = {}
+    summary, outcomes = _run(cfg, limit=3, issuer=issuer)
     assert summary.counts == {"ok": 3}
     # allocate_serial: database counter in the bits above the 63 random ones.
-    counters = sorted(int(o.cert_serial, 16) >> 63 for o in outcomes)
-    assert counters == [1, 2, 3]
+    assert sorted(s >> 63 for s in issuer.serials.values()) == [1, 2, 3]
+    with open_registry(cfg.registry) as reg:
+        for o in outcomes:
+            rec = reg.latest(o.device_id)
+            cert = x509.load_pem_x509_certificate(rec.cert_pem.encode())
+            assert cert.serial_number == issuer.serials[o.device_id]
+            assert int(rec.cert_serial, 16) == cert.serial_number
+            assert o.cert_serial == rec.cert_serial
+
+
+@pytest.mark.parametrize(("kind", "flow"), [("native", "host-key"), ("at-cmng", "device-keygen")])
+def test_subject_template_with_fixed_attributes(station, jig, kind: str, flow: str) -> None:
+    cfg = station(
+        [jig(kind)],
+        dialect=kind,
+        flow=flow,
+        profile={"subject": r"C=NO,O=Acme\, Inc.,OU=Line 3,CN={device_id}"},
+    )
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"ok": 1}, outcomes
+    with open_registry(cfg.registry) as reg:
+        cert = x509.load_pem_x509_certificate(reg.latest(outcomes[0].device_id).cert_pem.encode())
+    # Written most significant first, as certificates list them (CN last).
+    assert [(a.rfc4514_attribute_name, a.value) for a in cert.subject] == [
+        ("C", "NO"),
+        ("O", "Acme, Inc."),
+        ("OU", "Line 3"),
+        ("CN", outcomes[0].device_id),
+    ]
 
 
 @pytest.mark.parametrize("kind", ["native", "at-cmng", "zephyr-shell"])

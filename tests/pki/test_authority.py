@@ -113,3 +113,76 @@ def test_leaf_never_outlives_issuer() -> None:
 def test_validity_range(root) -> None:
     with pytest.raises(InputError, match="out of range"):
         root.issue_client("d", days=0)
+
+
+@pytest.mark.parametrize("serial", [1, 0x1234, 2**159 - 1])
+def test_chosen_serial_is_the_certificate_serial(intermediate, serial: int) -> None:
+    _key, cert = intermediate.issue_client("dev-serial", serial=serial)
+    assert cert.serial_number == serial
+    cert.verify_directly_issued_by(intermediate.cert)
+
+
+@pytest.mark.parametrize(
+    ("serial", "message"),
+    [(0, "positive"), (-5, "positive"), (2**159, "160 bits"), (True, "integer"), ("7", "integer")],
+)
+def test_bad_chosen_serial_refused(root, serial, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        root.issue_client("dev-1", serial=serial)
+
+
+def test_sign_request_takes_serial_and_subject_template(intermediate) -> None:
+    from provision.pki.authority import SubjectTemplate
+    from provision.pki.csr import create_csr
+    from provision.pki.keys import generate_key
+
+    csr = create_csr(generate_key(KeyType.P256), "dev-7")
+    template = SubjectTemplate.parse("O=Acme,OU=Line 3,CN={device_id}")
+    cert = intermediate.sign_request(csr, device_id="dev-7", serial=77, subject=template)
+    assert cert.serial_number == 77
+    assert cert.subject.rfc4514_string() == "CN=dev-7,OU=Line 3,O=Acme"
+    assert cert.public_key().public_numbers() == csr.public_key().public_numbers()
+    with pytest.raises(InputError, match="positive"):
+        intermediate.sign_request(csr, device_id="dev-7", serial=0)
+
+
+def test_subject_template_keeps_written_order_and_escapes(root) -> None:
+    from provision.pki.authority import SubjectTemplate
+
+    template = SubjectTemplate.parse(r"C=NO,O=Acme\, Inc.,OU=Line 3+L=Oslo,CN={device_id}")
+    _key, cert = root.issue_client("dev-9", subject=template)
+    rdns = [[(a.rfc4514_attribute_name, a.value) for a in rdn] for rdn in cert.subject.rdns]
+    assert rdns == [
+        [("C", "NO")],
+        [("O", "Acme, Inc.")],
+        sorted([("OU", "Line 3"), ("L", "Oslo")]),
+        [("CN", "dev-9")],
+    ]
+    # The default template and the older organization= give the same names as before.
+    plain = root.issue_client("dev-9", subject=SubjectTemplate.parse("O=Acme,CN={device_id}"))
+    assert plain[1].subject == root.issue_client("dev-9", organization="Acme")[1].subject
+    with pytest.raises(InputError, match="not both"):
+        root.issue_client("dev-9", subject=template, organization="Acme")
+    with pytest.raises(InputError, match="device id"):
+        template.name("bad id")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("CN={serial}", "needs {device_id} exactly once"),
+        ("O=Acme", "needs {device_id}"),
+        ("CN={device_id},CN=x", "only one CN"),
+        ("CN=dev-{device_id}", "CN must be exactly"),
+        ("O={device_id},CN=x", "only in the CN"),
+        ("O=a{b},CN={device_id}", "only in the CN"),
+        ("O=,CN={device_id}", "O is empty"),
+        ("C=NOR,CN={device_id}", "length"),
+        ("XX=1,CN={device_id}", "RFC 4514"),
+    ],
+)
+def test_bad_subject_templates(text: str, message: str) -> None:
+    from provision.pki.authority import SubjectTemplate
+
+    with pytest.raises(InputError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        SubjectTemplate.parse(text)
