@@ -80,9 +80,14 @@ class Slot:
     def __post_init__(self) -> None:
         if not 0 <= self.sec_tag <= MAX_SEC_TAG:
             raise InputError(f"sec_tag {self.sec_tag} out of range (0..{MAX_SEC_TAG})")
-        object.__setattr__(self, "type", SlotType(self.type))
-        object.__setattr__(self, "encoding", Encoding(self.encoding))
-        object.__setattr__(self, "flags", SlotFlags(self.flags))
+        # Bundle decode builds thousands of slots a second, always with the enums already:
+        # convert (and validate) only plain ints, as a caller may pass them.
+        if type(self.type) is not SlotType:
+            object.__setattr__(self, "type", SlotType(self.type))
+        if type(self.encoding) is not Encoding:
+            object.__setattr__(self, "encoding", Encoding(self.encoding))
+        if type(self.flags) is not SlotFlags:
+            object.__setattr__(self, "flags", SlotFlags(self.flags))
 
     @property
     def sha256(self) -> bytes:
