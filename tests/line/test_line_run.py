@@ -284,3 +284,32 @@ def test_done_device_is_skipped_on_other_dialects(station, kind: str, tmp_path: 
     cfg = station([f"sim://{kind}?seed=21&flash={tmp_path / 'dev.flash'}"], dialect=kind)
     assert _run(cfg, limit=1)[0].counts == {"ok": 1}
     assert _run(cfg, limit=1)[0].counts == {"skipped": 1}
+
+
+def test_device_keygen_flow_on_native_keeps_the_device_key(station, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from provision.sim.profile import profile
+    from provision.sim.store import open_store
+
+    flash = tmp_path / "dev.flash"
+    url = f"sim://native?seed=31&flash={flash}"
+    cfg = station([url], flow="device-keygen", profile={"subject": "O=Acme,CN={device_id}"})
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"ok": 1}, outcomes
+    device_id = outcomes[0].device_id
+    with open_registry(cfg.registry) as reg:
+        rec = reg.latest(device_id)
+    cert = x509.load_pem_x509_certificate(rec.cert_pem.encode())
+    assert cert.subject.rfc4514_string() == f"CN={device_id},O=Acme"
+    # The certificate's key is the one the device made and kept: read the simulated flash.
+    stored = open_store(profile("default"), flash).entries()
+    assert {slot for tag, slot in stored if tag == 42} == {
+        SlotType.ROOT_CA,
+        SlotType.CLIENT_CERT,
+        SlotType.CLIENT_KEY,
+    }
+    device_key = load_pem_private_key(stored[(42, SlotType.CLIENT_KEY)], None)
+    assert device_key.public_key() == cert.public_key()
+    # A second run finds the device done: the key check passes on native too.
+    assert _run(cfg, limit=1)[0].counts == {"skipped": 1}
