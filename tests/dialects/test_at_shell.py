@@ -279,3 +279,27 @@ def test_noisy_line_ends_in_success_or_a_clear_error(device_set):
             outcome = type(err).__name__
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     assert outcomes.get("ok", 0) >= 6, outcomes
+
+
+def test_cli_write_and_a_refusal_with_its_exit_code(cli, tmp_path):
+    import json
+    from pathlib import Path
+
+    from provision.errors import ExitCode
+
+    fixtures = Path(__file__).resolve().parents[1] / "vectors" / "fixtures"
+    items = ["--tag", "42", "--root-ca", fixtures / "root-ca.pem", "--client-cert",
+             fixtures / "device.pem", "--client-key", fixtures / "device.key"]  # fmt: skip
+    port = f"sim://at-shell?cmd_buff_size={BIG}&flash={tmp_path / 'dev.flash'}"
+    result = cli(["device", "write", *items, "--port", port, "--timeout", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["dialect"] == "at-shell" and out["verified"]
+    # The default shell buffer: a clear one-line refusal, nothing on the device.
+    port = f"sim://at-shell?flash={tmp_path / 'small.flash'}"
+    result = cli(["device", "write", *items, "--port", port, "--dialect", "at-shell",
+                  "--timeout", "0.5"])  # fmt: skip
+    assert result.exit_code == ExitCode.POLICY, result.output
+    assert "CONFIG_SHELL_CMD_BUFF_SIZE" in result.output and "Traceback" not in result.output
+    result = cli(["device", "list", "--port", port, "--dialect", "at-shell", "--json"])
+    assert result.exit_code == 0 and "root_ca" not in result.output
