@@ -1,4 +1,4 @@
-"""One P-256 device set through native, at-cmng and zephyr-shell on the same emulated line.
+"""One P-256 device set through native, at-cmng, zephyr-shell and at-shell on the same line.
 
 Issue 5 goal: the native protocol at least 1.5x faster than at-cmng. Each dialect writes the
 committed test set (tests/vectors/fixtures: root_ca + client_cert + client_key in one
@@ -32,7 +32,9 @@ from provision.errors import ProvisionError
 
 GOAL = 1.5  # native at least this many times faster than at-cmng
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "fixtures"
-DIALECTS = ("native", "at-cmng", "zephyr-shell")
+DIALECTS = ("native", "at-cmng", "zephyr-shell", "at-shell")
+# at-shell: a board built with a shell command buffer that holds a certificate line.
+URL_OPTIONS = {"at-shell": "&cmd_buff_size=4096"}
 
 
 # (name, files, encoding): the goal is checked on the default-encoding runs.
@@ -76,7 +78,8 @@ class Counting:
 def run(dialect: str, baud: int, credentials: CredentialSet) -> dict[str, float]:
     from provision.transport.base import open_transport
 
-    transport = Counting(open_transport(f"sim://{dialect}?baud={baud}"))
+    url = f"sim://{dialect}?baud={baud}{URL_OPTIONS.get(dialect, '')}"
+    transport = Counting(open_transport(url))
     cls = provision.device._session_class(dialect)
     session = cls(transport, timeout=2.0, retries=3)
     device = provision.device.Device(session, f"sim://{dialect}")
