@@ -15,12 +15,33 @@ import serial.tools.list_ports
 from provision.errors import InputError, LinkError
 
 DEFAULT_BAUD = 115200
+# Longest single wait inside read(): read(1) returns at the first byte anyway; the cap keeps
+# a blocked read short (Ctrl-C, a port that went away).
+POLL = 0.05
+# Waits shorter than POLL (the tail before a deadline) come from this short list, so the
+# port's timeout takes few distinct values: setting pyserial's `timeout` reconfigures the
+# port (tcsetattr on POSIX) every time, which was one system call per read per device.
+_TAIL_STEPS = (0.02, 0.01, 0.005, 0.002, 0.001)
+
+
+def _wait_for(left: float) -> float:
+    """The port timeout for a wait with `left` seconds to the deadline (never past it by
+    more than a millisecond)."""
+    if left >= POLL:
+        return POLL
+    return next((step for step in _TAIL_STEPS if step <= left), _TAIL_STEPS[-1])
 
 
 class SerialTransport:
     def __init__(self, port: serial.SerialBase, url: str) -> None:
         self.port = port
         self.url = url
+        self._timeout = port.timeout
+
+    def _set_timeout(self, timeout: float) -> None:
+        if timeout != self._timeout:
+            self.port.timeout = timeout
+            self._timeout = timeout
 
     @property
     def baudrate(self) -> int | None:
@@ -43,7 +64,7 @@ class SerialTransport:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return b""
-                self.port.timeout = min(left, 0.05)
+                self._set_timeout(_wait_for(left))
                 first = self.port.read(1)
                 if first:
                     more = self.port.in_waiting
@@ -61,7 +82,7 @@ class SerialTransport:
 def open_serial(url: str, baud: int | None = None) -> SerialTransport:
     """Open a device path (/dev/ttyUSB0, COM3) or any pyserial URL."""
     try:
-        port = serial.serial_for_url(url, baudrate=baud or DEFAULT_BAUD, timeout=0.05)
+        port = serial.serial_for_url(url, baudrate=baud or DEFAULT_BAUD, timeout=POLL)
     except serial.SerialException as err:
         text = str(err).split("\n")[0]
         raise InputError(f"{url}: cannot open port: {text}") from None
