@@ -19,7 +19,8 @@ from typing import Protocol
 
 from provision.bundle.model import CredentialSet, Slot, SlotType
 from provision.errors import DeviceError, InputError
-from provision.transport.base import Transport, open_transport
+from provision.trace import TraceLog, env_enabled
+from provision.transport.base import Transport, open_transport, transport_clock
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -84,7 +85,8 @@ class DialectSession(Protocol):
 
 
 # dialect name → "module:Class"; each class has `probe(transport, timeout) -> bool` (classmethod)
-# and a constructor `(transport, *, timeout: float, retries: int)`.
+# and a constructor `(transport, *, timeout: float, retries: int)`; device.open passes
+# `trace=` (a provision.trace.TraceLog) too when tracing is on.
 DIALECTS: dict[str, str] = {
     "native": "provision.dialects.native:NativeSession",
     "at-cmng": "provision.dialects.at_cmng:AtCmngSession",
@@ -197,8 +199,12 @@ def open(
     baud: int | None = None,
     timeout: float = 2.0,
     retries: int = 5,
+    trace: bool = False,
 ) -> Device:
-    """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing."""
+    """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing.
+
+    `trace` (or PROVISION_TRACE=1): every frame or line of the session on stderr, secrets
+    redacted (provision.trace); the probing of `auto` is not traced."""
     transport: Transport = open_transport(url, baud)
     try:
         names = AUTO_ORDER if dialect == "auto" else (dialect,)
@@ -206,7 +212,12 @@ def open(
             cls = _session_class(name)
             if dialect == "auto" and not cls.probe(transport, timeout):
                 continue
-            return Device(cls(transport, timeout=timeout, retries=retries), url)
+            extra: dict[str, object] = {}
+            if trace or env_enabled():
+                log = TraceLog(transport_clock(transport))
+                log.note("--", f"{url}: dialect {name}")
+                extra["trace"] = log
+            return Device(cls(transport, timeout=timeout, retries=retries, **extra), url)
     except BaseException:
         transport.close()
         raise
