@@ -33,6 +33,12 @@ DIALECT = typer.Option(
     "auto", "--dialect", help="native, at-cmng, zephyr-shell or auto (probe the port)."
 )
 JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+TRACE = typer.Option(
+    False,
+    "--trace",
+    help="Print every frame or line on stderr, timestamped and decoded (keys, PSKs and "
+    "passwords redacted). Same as PROVISION_TRACE=1.",
+)
 
 
 def _safe(value: object) -> Text:
@@ -40,12 +46,16 @@ def _safe(value: object) -> Text:
     return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
 
 
-def _open(port: str, baud: int | None, timeout: float, retries: int, dialect: str):
+def _open(
+    port: str, baud: int | None, timeout: float, retries: int, dialect: str, trace: bool = False
+):
     if timeout <= 0:
         raise InputError("--timeout must be positive")
     if retries < 0:
         raise InputError("--retries must be 0 or more")
-    return device_mod.open(port, dialect=dialect, baud=baud, timeout=timeout, retries=retries)
+    return device_mod.open(
+        port, dialect=dialect, baud=baud, timeout=timeout, retries=retries, trace=trace
+    )
 
 
 def _slot_json(s: device_mod.SlotInfo) -> dict[str, Any]:
@@ -64,10 +74,11 @@ def info(
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
+    trace: bool = TRACE,
     json_out: bool = JSON,
 ) -> None:
     """Show the device's identity, firmware, dialect and limits."""
-    with _open(port, baud, timeout, retries, dialect) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
         i = dev.info()
     data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
     data["details"] = i.details
@@ -100,6 +111,7 @@ def list_(
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
+    trace: bool = TRACE,
     no_read: bool = typer.Option(
         False, "--no-read", help="Do not read certificates back for subject and expiry."
     ),
@@ -107,7 +119,7 @@ def list_(
 ) -> None:
     """List stored slots: tag, slot, size, SHA-256; subject and expiry for certificates."""
     rows = []
-    with _open(port, baud, timeout, retries, dialect) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
         for s in dev.list():
             row = _slot_json(s)
             if s.type.is_certificate and not no_read:
@@ -256,6 +268,7 @@ def write(
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
+    trace: bool = TRACE,
     json_out: bool = JSON,
 ) -> None:
     """Check, send and commit a credential set atomically, then verify the device's digests."""
@@ -279,7 +292,7 @@ def write(
     )
     credentials = bundle_format.decode(data).credentials
     findings = _preflight(credentials, target, force)
-    with _open(port, baud, timeout, retries, dialect) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
             with Progress(
@@ -337,6 +350,7 @@ def verify(
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
+    trace: bool = TRACE,
     json_out: bool = JSON,
 ) -> None:
     """Compare the device's digests with a credential set (exit 2 on any difference)."""
@@ -354,7 +368,7 @@ def verify(
         None,
     )
     credentials = bundle_format.decode(data).credentials
-    with _open(port, baud, timeout, retries, dialect) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
         report = dev.verify(credentials)
     if json_out:
         print_json({"ok": report.ok, "port": port, "mismatches": list(report.mismatches)})
@@ -381,6 +395,7 @@ def delete(
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
+    trace: bool = TRACE,
     json_out: bool = JSON,
 ) -> None:
     """Delete one slot (--tag --slot), one tag (--tag) or everything (--all --yes)."""
@@ -392,7 +407,7 @@ def delete(
     elif tag is None:
         raise InputError("give --tag (and optionally --slot), or --all --yes")
     slot_type = SlotType.parse(slot) if slot is not None else None
-    with _open(port, baud, timeout, retries, dialect) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
         dev.delete(None if all_ else tag, slot_type)
     what = "everything" if all_ else f"sec_tag {tag}" + (f" {slot_type.label}" if slot_type else "")
     if json_out:
@@ -418,6 +433,7 @@ def keygen(
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
+    trace: bool = TRACE,
     json_out: bool = JSON,
 ) -> None:
     """Make the device generate a P-256 key in --tag and return a CSR; with --ca, sign it
@@ -442,7 +458,7 @@ def keygen(
                 prompt="CA key password",
             )
         authority = open_ca(files, password)
-    with _open(port, baud, timeout, retries, dialect) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
         csr_der = dev.keygen(tag, subject)
         loaded = load_csr(csr_der, "CSR from the device")
         outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]

@@ -24,6 +24,7 @@ from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, S
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.tls.report import HandshakeReport
+from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
 NAME = "at-cmng"
@@ -256,6 +257,103 @@ def encode_keygen(sec_tag: int, subject: str | None = None) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
+# What a line means, for --trace (secrets redacted)
+
+# Types whose content is public: certificates and the PSK identity. Anything else written
+# (client_key, PSK, any other key) shows as its size only.
+_PUBLIC_NRF = frozenset({int(NrfType.ROOT_CA), int(NrfType.CLIENT_CERT), int(NrfType.PSK_IDENTITY)})
+_CMNG_WRITE = re.compile(r'^AT%CMNG=0,(\d+),(\d+),"')
+_CMNG_OTHER = re.compile(r"^AT%CMNG=([123])(?:,(\d+))?(?:,(\d+))?$")
+_CFUN_NAMES = {0: "power off", 1: "online", 4: "offline (flight mode)"}
+
+
+def _nrf_label(nrf_type: int) -> str:
+    slot = NRF_TO_SLOT.get(nrf_type)
+    if slot is not None:
+        return slot.label
+    try:
+        return NrfType(nrf_type).name.lower()
+    except ValueError:
+        return f"type {nrf_type}"
+
+
+def trace_command(data: bytes) -> tuple[str, str, list[bytes]]:
+    """One command as sent → (text to show, meaning, secrets). The quoted content of a
+    client_key or PSK write and any passwd show as their size; `secrets` are the pieces the
+    trace must also scrub from what comes back (a modem with echo on repeats the line)."""
+    text = data.decode("latin-1").removesuffix(TERMINATOR.decode())
+    write = _CMNG_WRITE.match(text)
+    if write is not None:
+        tag, nrf = int(write[1]), int(write[2])
+        rest = text[write.end() :]
+        end = rest.find('"')
+        content, after = (rest, "") if end < 0 else (rest[:end], rest[end + 1 :])
+        secrets: list[bytes] = []
+        shown = text[: write.end()]
+        if nrf in _PUBLIC_NRF:
+            shown += content
+        else:
+            shown += f"<{len(content)} bytes redacted>"
+            pem_lines = content.split("\n")
+            secrets += [ln.encode("latin-1") for ln in pem_lines if not ln.startswith("-----")]
+        shown += '"' if end >= 0 else ""
+        meaning = f"write {_nrf_label(nrf)} to sec_tag {tag}"
+        if after:
+            passwd = after.removeprefix(',"').removesuffix('"')
+            secrets.append(passwd.encode("latin-1"))
+            shown += ',"<passwd redacted>"'
+            meaning += " (with its key password)"
+        return shown, meaning, [s for s in secrets if s]
+    other = _CMNG_OTHER.match(text)
+    if other is not None:
+        op, tag, nrf = other[1], other[2], other[3]
+        what = _nrf_label(int(nrf)) if nrf is not None else "credentials"
+        where = f" of sec_tag {tag}" if tag is not None else ""
+        verb = {"1": "list", "2": "read", "3": "delete"}[op]
+        return text, f"{verb} {what}{where}", []
+    if text.startswith("AT+CFUN="):
+        mode = text.removeprefix("AT+CFUN=")
+        name = _CFUN_NAMES.get(int(mode), f"mode {mode}") if mode.isdigit() else mode
+        return text, f"functional mode: {name}", []
+    if text.startswith("AT%KEYGEN="):
+        tag = text.removeprefix("AT%KEYGEN=").split(",")[0]
+        return text, f"generate a client_key in sec_tag {tag}, answer with a CSR", []
+    meanings = {
+        "AT": "attention",
+        "AT+CMEE=1": "report errors as +CME ERROR codes",
+        "AT+CFUN?": "read the functional mode",
+        "AT+CGSN=1": "read the IMEI",
+        "AT+CGMR": "read the firmware version",
+        "AT+CGMM": "read the model",
+    }
+    return text, meanings.get(text, ""), []
+
+
+_ECHOED_PASSWD = re.compile(r'","[^"]*"?$')
+
+
+def trace_reply(text: str) -> tuple[str, str]:
+    """One received line → (text to show, meaning). A line with a quoted second argument
+    can only be the echo of a write with a passwd: the passwd is redacted."""
+    text = _ECHOED_PASSWD.sub('","<passwd redacted>"', text)
+    if text.startswith("AT%CMNG=0,"):
+        text = trace_command(text.encode("latin-1"))[0]
+    if text == FINAL_OK:
+        return text, "success"
+    if text == "ERROR":
+        return text, "error"
+    cme = _CME.match(text)
+    if cme is not None:
+        return text, cme_message(int(cme[1]))
+    listed = re.match(r"^%CMNG: ?(\d+), ?(\d+)", text)
+    if listed is not None:
+        return text, f"{_nrf_label(int(listed[2]))} in sec_tag {listed[1]}"
+    if text.startswith("+CFUN:"):
+        return text, "functional mode"
+    return text, ""
+
+
+# ---------------------------------------------------------------------------------------------
 # Replies
 
 FINAL_OK = "OK"
@@ -396,11 +494,21 @@ class AtCmngSession:
 
     name = NAME
 
-    def __init__(self, transport: Transport, *, timeout: float, retries: int) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float,
+        retries: int,
+        trace: TraceLog | None = None,
+    ) -> None:
         self._transport = transport
         self._timeout = timeout
         self._retries = max(0, retries)
         self.bytes_sent = 0
+        if trace is None and env_enabled():
+            trace = TraceLog(lambda: _now(transport))
+        self._trace = trace
         self._exchange(command("AT+CMEE=1"), "AT+CMEE=1", prefix=None, retry=True)
 
     # -- probing --------------------------------------------------------------------------
@@ -436,17 +544,41 @@ class AtCmngSession:
         attempts = 1 + (self._retries if retry else 0)
         for _ in range(attempts):
             reader = ReplyReader(data, prefix)
+            seen = self._trace_sent(data)
             self._transport.write(data)
             self.bytes_sent += len(data)
             deadline = _now(self._transport) + wait
             while (remaining := deadline - _now(self._transport)) > 0:
                 chunk = self._transport.read(4096, remaining)
                 if chunk:
+                    if seen is not None:
+                        seen.feed(chunk)
                     reply = reader.feed(chunk)
                     if reply is not None:
+                        if seen is not None:
+                            seen.flush()
                         return reply
+            if seen is not None:
+                seen.flush()
+                self._trace.note("rx", f"no reply within {wait:g} s")  # type: ignore[union-attr]
             _drain(self._transport, 0.02)
         raise LinkError(f"at-cmng: no reply to {what} within {wait:g} s ({attempts} attempt(s))")
+
+    def _trace_sent(self, data: bytes) -> LineSplitter | None:
+        """Trace a command (redacted) and return what traces its reply lines."""
+        log = self._trace
+        if log is None:
+            return None
+        shown, meaning, secrets = trace_command(data)
+        log.secret(*secrets)
+        log.line("tx", shown, meaning)
+
+        def received(text: str) -> None:
+            if text:
+                shown, meaning = trace_reply(text)
+                log.line("rx", redact_base64_runs(shown) if secrets else shown, meaning)
+
+        return LineSplitter(received)
 
     def _ok(
         self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False

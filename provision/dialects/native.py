@@ -8,24 +8,23 @@ simulated sessions check time bounds without sleeping.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import sys
 from collections.abc import Callable
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Slot, SlotType
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
-from provision.errors import DeviceError, InputError, LinkError, PolicyError
+from provision.errors import DeviceError, InputError, LinkError, PolicyError, ProvisionError
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, TransferSender, device_error
 from provision.tls.report import HandshakeReport
+from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
 
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
 
 
-def _redacted(frame: m.Frame) -> str:
+def _meaning(frame: m.Frame) -> str:
     msg = frame.message
     fields = msg.fields()
     for key in ("chunk", "data"):
@@ -34,12 +33,22 @@ def _redacted(frame: m.Frame) -> str:
     return f"seq={frame.seq} {msg.TYPE.name} {fields}"
 
 
-def stderr_trace(clock: Callable[[], float]) -> Trace:
-    """PROVISION_TRACE=1: every frame, timestamped and decoded, on stderr (DATA redacted)."""
-    start = clock()
+def frame_trace(log: TraceLog) -> Trace:
+    """`--trace` for the native link: each frame body (header + payload, before COBS and
+    CRC) as a hex dump under its decoded fields. A DATA chunk is a slice of the bundle, so
+    it may hold key bytes: it shows as its length only (its CRC is not shown either: a CRC
+    over mostly known bytes gives away the few unknown ones)."""
 
     def trace(direction: str, frame: m.Frame) -> None:
-        sys.stderr.write(f"{clock() - start:9.4f} {direction} {_redacted(frame)}\n")
+        try:
+            # Received frames are re-encoded: a parse rebuilds to the same bytes.
+            body = m.encode(frame.message, frame.seq)
+        except ProvisionError:
+            body = b""
+        redact = None
+        if isinstance(frame.message, m.Data):
+            redact = max(0, len(body) - len(frame.message.chunk))
+        log.frame(direction, body, _meaning(frame), redact_from=redact)
 
     return trace
 
@@ -53,15 +62,16 @@ class NativeSession:
         *,
         timeout: float = 2.0,
         retries: int = 5,
-        trace: Trace | None = None,
+        trace: Trace | TraceLog | None = None,
     ) -> None:
         self.transport = transport
         self.timeout = timeout
         self.retries = retries
         self.clock = transport_clock(transport)
-        if trace is None and os.environ.get("PROVISION_TRACE") == "1":
-            trace = stderr_trace(self.clock)
-        self.trace = trace
+        if trace is None and env_enabled():
+            trace = TraceLog(self.clock)
+        self._log = trace if isinstance(trace, TraceLog) else None
+        self.trace = frame_trace(trace) if isinstance(trace, TraceLog) else trace
         baud = getattr(transport, "baudrate", None)
         self.byte_time = 10.0 / baud if baud else 0.0
         self.link = HostLink()
@@ -100,10 +110,13 @@ class NativeSession:
 
     def _receive(self, timeout: float) -> list[m.Frame]:
         data = self.transport.read(4096, max(0.0, timeout))
+        bad = self.link.bad_frames
         frames = self.link.receive_data(data) if data else []
         if self.trace:
             for f in frames:
                 self.trace("rx", f)
+        if self._log is not None and self.link.bad_frames > bad:
+            self._log.note("rx", f"{self.link.bad_frames - bad} damaged frame(s) dropped")
         return frames
 
     def _request(self, msg: m.Message, expect: type[m.Message]) -> m.Message:

@@ -23,6 +23,7 @@ from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.dialects.at_cmng import slot_pem
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.tls.report import HandshakeReport
+from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
 NAME = "zephyr-shell"
@@ -167,6 +168,46 @@ def encode_get(sec_tag: int, slot_type: SlotType) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
+# What a line means, for --trace (secrets redacted)
+
+_KEYWORD_TYPE = {v: k for k, v in TYPE_KEYWORD.items()}
+_BUF_DATA = re.compile(r"(cred buf )(?!clear\b)(\S+)")
+
+
+def trace_line(text: str, *, secret: bool = False) -> tuple[str, str]:
+    """One command line as sent (no line end) → (text to show, meaning). `secret`: a
+    `cred buf` line carrying base64 of a client_key or PSK; its data shows as its size."""
+    words = text.split()
+    if not words:
+        return text, "an empty line (align with the prompt)"
+    if words[:2] == ["cred", "buf"]:
+        if words[2:] == ["clear"]:
+            return text, "empty the credential buffer"
+        data = " ".join(words[2:])
+        part = "a client_key or PSK" if secret else "a credential"
+        shown = f"cred buf <{len(data)} chars redacted>" if secret else text
+        return shown, f"{len(data)} base64 characters of {part} into the buffer"
+    if words[:2] == ["cred", "add"] and len(words) >= 4:
+        what = _KEYWORD_TYPE.get(words[3])
+        label = what.label if what is not None else words[3]
+        return text, f"store the buffer as {label} in sec_tag {words[2]}"
+    if words[:2] == ["cred", "del"] and len(words) >= 4:
+        what = _KEYWORD_TYPE.get(words[3])
+        return text, f"delete {what.label if what else words[3]} of sec_tag {words[2]}"
+    if words[:2] == ["cred", "list"]:
+        return text, "list credentials"
+    if words[:2] == ["cred", "get"]:
+        return text, "read a certificate back"
+    return text, ""
+
+
+def trace_output(text: str) -> str:
+    """A received line for the trace: the shell echoes what it is sent, so the data of any
+    `cred buf` line shows as its size (which chunks were secret is not known here)."""
+    return _BUF_DATA.sub(lambda m: f"{m[1]}<{len(m[2])} chars>", text)
+
+
+# ---------------------------------------------------------------------------------------------
 # Output
 
 
@@ -277,6 +318,7 @@ class ZephyrShellSession:
         retries: int,
         chunk_chars: int = DEFAULT_CHUNK_CHARS,
         cred_buf_size: int = DEFAULT_CRED_BUF_SIZE,
+        trace: TraceLog | None = None,
     ) -> None:
         self._transport = transport
         self._timeout = timeout
@@ -284,6 +326,9 @@ class ZephyrShellSession:
         self._chunk_chars = chunk_chars
         self._cred_buf_size = cred_buf_size
         self.bytes_sent = 0
+        if trace is None and env_enabled():
+            trace = TraceLog(lambda: _now(transport))
+        self._trace = trace
         self._sync()
 
     def _sync(self) -> None:
@@ -313,25 +358,54 @@ class ZephyrShellSession:
                 return False
         return False
 
-    def _run(self, data: bytes, what: str, *, retry: bool = False) -> list[str]:
-        """Send one command line, return its output lines; `what` names it in errors."""
+    def _run(
+        self, data: bytes, what: str, *, retry: bool = False, secret: bool = False
+    ) -> list[str]:
+        """Send one command line, return its output lines; `what` names it in errors.
+        `secret`: the line carries key or PSK data (the trace shows its size only)."""
         attempts = 1 + (self._retries if retry else 0)
         for _ in range(attempts):
             reader = ShellReader(data)
+            seen = self._trace_sent(data, secret)
             self._transport.write(data)
             self.bytes_sent += len(data)
             deadline = _now(self._transport) + self._timeout
             while (remaining := deadline - _now(self._transport)) > 0:
                 chunk = self._transport.read(4096, remaining)
                 if chunk:
+                    if seen is not None:
+                        seen.feed(chunk)
                     lines = reader.feed(chunk)
                     if lines is not None:
+                        if seen is not None:
+                            seen.flush()
                         return lines
+            if seen is not None:
+                seen.flush()
+                self._trace.note("rx", f"no prompt within {self._timeout:g} s")  # type: ignore[union-attr]
             _drain(self._transport, min(0.1, self._timeout))
         raise LinkError(
             f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
             f"({attempts} attempt(s))"
         )
+
+    def _trace_sent(self, data: bytes, secret: bool) -> LineSplitter | None:
+        """Trace a line as sent (redacted) and return what traces the shell's output."""
+        log = self._trace
+        if log is None:
+            return None
+        text = data.decode("latin-1").rstrip("\r\n")
+        if secret:
+            # The shell echoes the line: its data must not come back in the trace either.
+            log.secret(text.removeprefix("cred buf "))
+        log.line("tx", *trace_line(text, secret=secret))
+
+        def received(out: str) -> None:
+            if out:
+                shown = trace_output(out)
+                log.line("rx", redact_base64_runs(shown) if secret else shown)
+
+        return LineSplitter(received)
 
     # -- DialectSession ---------------------------------------------------------------------
     def info(self) -> DeviceInfo:
@@ -433,8 +507,9 @@ class ZephyrShellSession:
             # The shell never overwrites ("already exists"): delete, then add.
             self._delete_one(plan.sec_tag, plan.slot_type, garbled_ok=True)
         self._run(line("cred buf clear"), "cred buf clear", retry=True)
+        secret = plan.slot_type in (SlotType.CLIENT_KEY, SlotType.PSK)
         for chunk in chunks:
-            out = self._run(chunk, f"cred buf (chunk for {plan.where})")
+            out = self._run(chunk, f"cred buf (chunk for {plan.where})", secret=secret)
             self._expect_stored(out, len(chunk) - len("cred buf ") - len(EOL), plan)
         out = self._run(encode_add(plan), f"cred add for {plan.where}")
         self._expect_added(out, plan)
