@@ -40,6 +40,9 @@ class ProvisionGroup(TyperGroup):
         except ProvisionError as err:
             typer.echo(f"error: {err.message}", err=True)
             raise typer.Exit(int(err.exit_code)) from None
+        except BrokenPipeError:
+            # The reader went away (`provision … | head`): typer stops quietly with exit 1.
+            raise
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -94,3 +97,7 @@ for _module, _name, _help in GROUPS:
 
 def run() -> None:
     app()
+
+
+if __name__ == "__main__":
+    run()

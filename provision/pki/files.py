@@ -48,8 +48,26 @@ def _check_destination(out: OutputFile, force: bool) -> None:
     if path.exists() and not force:
         what = "key file" if out.is_key else "file"
         raise OverwriteError(f"{path}: {what} exists; use --force to overwrite")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output directory does not exist")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{existing}: not a directory")
+
+
+def _make_parents(outputs: list[OutputFile]) -> list[Path]:
+    """Create missing output folders (0700: they will hold keys); return them, deepest first."""
+    created: list[Path] = []
+    for out in outputs:
+        missing: list[Path] = []
+        parent = out.path.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700)
+            created.append(folder)
+    return created[::-1]
 
 
 def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
@@ -61,7 +79,9 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
         _check_destination(out, force)
     staged: list[tuple[str, OutputFile]] = []
     placed: list[Path] = []
+    created: list[Path] = []
     try:
+        created = _make_parents(outputs)
         for out in outputs:
             fd, tmp = tempfile.mkstemp(prefix=f".{out.path.name}.", dir=out.path.parent)
             staged.append((tmp, out))
@@ -83,10 +103,10 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
                 raise OverwriteError(f"{out.path}: file exists; use --force to overwrite") from None
             placed.append(out.path)
     except OSError as err:
-        _undo(placed)
+        _undo(staged, placed, created)
         raise InputError(f"cannot write {err.filename or 'output'}: {err.strerror}") from None
     except BaseException:
-        _undo(placed)
+        _undo(staged, placed, created)
         raise
     finally:
         for tmp, _ in staged:
@@ -94,10 +114,13 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
                 os.unlink(tmp)
 
 
-def _undo(placed: list[Path]) -> None:
-    for path in placed:
+def _undo(staged: list[tuple[str, OutputFile]], placed: list[Path], created: list[Path]) -> None:
+    for path in [*placed, *(Path(tmp) for tmp, _ in staged)]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+    for folder in created:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def write_private_key(path: Path | str, data: bytes, force: bool) -> None:

@@ -92,10 +92,9 @@ def _check_format(fmt: str) -> Format:
 
 
 def _check_out_dir(out_dir: Path) -> Path:
+    # A missing folder is created when the outputs are written (files.write_outputs).
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: not a directory")
-    if not out_dir.is_dir():
-        raise InputError(f"{out_dir}: output directory does not exist")
     return out_dir
 
 

@@ -55,3 +55,20 @@ def test_version(cli):
     result = cli(["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("provision ")
+
+
+def test_closed_output_pipe_is_not_an_internal_error(tmp_path):
+    import subprocess
+    import sys
+
+    # `provision … | head`: the reader closes early; no traceback, no "internal error".
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision.cli.main", "pki", "init-ca", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.read(1)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=30)
+    assert "internal error" not in err and "Traceback" not in err

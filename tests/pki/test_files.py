@@ -61,3 +61,27 @@ def test_read_input_errors(tmp_path) -> None:
         read_input(tmp_path / "missing.pem", "certificate")
     with pytest.raises(InputError, match="is a directory"):
         read_input(tmp_path, "certificate")
+
+
+def test_missing_output_folders_are_created_private(tmp_path) -> None:
+    key = tmp_path / "new" / "nested" / "a.key"
+    write_outputs([OutputFile(key, b"k", KEY_MODE, True)], force=False)
+    assert key.read_bytes() == b"k"
+    for folder in (tmp_path / "new", tmp_path / "new" / "nested"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_folders_created_for_a_failed_write_are_removed(tmp_path, monkeypatch) -> None:
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", broken_fsync)
+    with pytest.raises(InputError, match="No space left"):
+        write_outputs([OutputFile(tmp_path / "new" / "a.key", b"k", KEY_MODE, True)], force=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_under_a_file_is_refused(tmp_path) -> None:
+    (tmp_path / "plain").write_bytes(b"x")
+    with pytest.raises(InputError, match="not a directory"):
+        write_outputs([OutputFile(tmp_path / "plain" / "sub" / "a.key", b"k")], force=False)

@@ -102,7 +102,6 @@ def test_write_private_key_0600_and_no_overwrite(tmp_path, p256) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pem"]
 
 
-def test_write_into_missing_directory_leaves_nothing(tmp_path) -> None:
-    with pytest.raises(InputError):
-        write_private_key(tmp_path / "no" / "k.pem", b"x", force=False)
-    assert list(tmp_path.iterdir()) == []
+def test_write_into_missing_directory_creates_it(tmp_path) -> None:
+    write_private_key(tmp_path / "no" / "k.pem", b"x", force=False)
+    assert stat.S_IMODE(os.stat(tmp_path / "no" / "k.pem").st_mode) == 0o600
