@@ -422,8 +422,10 @@ def keygen(
     tag: int = typer.Option(..., "--tag", help="sec_tag for the new client_key."),
     out: Path = typer.Option(..., "--out", "-o", help="Write the CSR here (PEM)."),
     subject: str | None = typer.Option(None, "--subject", help="CN (default: device id)."),
-    ca: Path | None = typer.Option(None, "--ca", help="Sign the CSR with this CA certificate…"),
-    ca_key: Path | None = typer.Option(None, "--ca-key", help="…and this CA key."),
+    ca: Path | None = typer.Option(
+        None, "--ca", help="Sign the CSR: a CA folder from `pki init-ca`, or a CA certificate…"
+    ),
+    ca_key: Path | None = typer.Option(None, "--ca-key", help="…with this CA key file."),
     ca_key_password_file: Path | None = typer.Option(None, "--ca-key-password-file"),
     ca_key_password_env: str | None = typer.Option(None, "--ca-key-password-env"),
     cert_out: Path | None = typer.Option(None, "--cert-out", help="Also save the certificate."),
@@ -441,15 +443,16 @@ def keygen(
     from provision.pki.csr import csr_bytes, load_csr
     from provision.pki.files import OutputFile, write_outputs
 
-    if (ca is None) != (ca_key is None):
-        raise InputError("--ca and --ca-key go together")
+    if ca_key is not None and ca is None:
+        raise InputError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
     if out.exists() and not force:
         raise InputError(f"{out}: file exists; use --force to overwrite")
     authority = None
-    if ca is not None and ca_key is not None:
-        from provision.pki.flows import CAFiles, open_ca
+    if ca is not None:
+        from provision.pki.flows import locate_ca, open_ca
 
-        files = CAFiles(ca, ca_key)
+        # Same CA naming as `provision pki issue`: a folder from init-ca, or cert + key files.
+        files = locate_ca(ca, None, None) if ca.is_dir() else locate_ca(None, ca, ca_key)
         password = None
         if files.key_encrypted:
             password = resolve_password(

@@ -142,6 +142,17 @@ def test_keygen_writes_csr_and_installs_signed_cert(cli, port, creds, tmp_path) 
     assert r.exit_code == ExitCode.INPUT
 
 
+def test_keygen_signs_with_a_ca_folder_from_init_ca(cli, port, tmp_path) -> None:
+    assert cli(["pki", "init-ca", "--out-dir", tmp_path / "ca", "--cn", "Folder CA"]).exit_code == 0
+    r = cli(["device", "keygen", "--port", port, "--tag", "5", "--out", tmp_path / "d.csr",
+             "--subject", "dev-5", "--ca", tmp_path / "ca", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["installed"] == "client_cert"
+    r = cli(["device", "keygen", "--port", port, "--tag", "6", "--out", tmp_path / "e.csr",
+             "--ca-key", tmp_path / "ca" / "ca.key"])  # fmt: skip
+    assert r.exit_code == ExitCode.INPUT and "--ca-key needs --ca" in r.output
+
+
 def test_link_errors_are_one_line(cli, creds) -> None:
     r = cli(["device", "info", "--port", "sim://native?silent_after=0", "--dialect", "native",
              "--timeout", "0.2", "--retries", "1"])  # fmt: skip
