@@ -73,7 +73,7 @@ class Issuer:
     def issue_with_key(self, device_id: str, serial: int | None = None) -> Issued:
         """Host-generated key: key and certificate made here, both written to the device.
 
-        `serial`: the registry's allocate_serial() (unique across stations); None: random.
+        `serial`: the registry claim's (Claim.serial: unique across stations); None: random.
         """
         key, cert = self.authority.issue_client(
             device_id,

@@ -142,8 +142,9 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             touched = True
             for tag in sorted(tags):
                 dev.delete(tag)
-        # The registry's counter keeps serials unique across every station sharing it.
-        serial = ctx.registry.allocate_serial()
+        # Allocated with the claim: the registry's counter keeps serials unique across every
+        # station sharing it, at no extra commit.
+        serial = claim.serial
         if cfg.flow == "host-key":
             step(Step.ISSUE)
             issued = ctx.issuer.issue_with_key(device_id, serial)
@@ -172,7 +173,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
                 code="device.keygen_key_lost",
             )
         step(Step.RECORD)
-        ctx.registry.record(_entry(ctx, issued, device_id, started, Result.OK), claim=claim)
+        ctx.registry.record(registry_entry(ctx, issued, device_id, started, Result.OK), claim=claim)
         return outcome(Status.OK, cert_serial=issued.cert_serial, bytes_sent=bytes_sent)
     except Interrupted:
         _rollback(dev, cfg, touched)
@@ -194,7 +195,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         )
 
 
-def _entry(
+def registry_entry(
     ctx: StationContext,
     issued: Issued | None,
     device_id: str,
@@ -221,7 +222,9 @@ def _entry(
 
 def _record_failure(ctx, claim, issued, device_id, started, result, code) -> None:  # type: ignore[no-untyped-def]
     try:
-        ctx.registry.record(_entry(ctx, issued, device_id, started, result, code), claim=claim)
+        ctx.registry.record(
+            registry_entry(ctx, issued, device_id, started, result, code), claim=claim
+        )
     except RegistryError:
         # The registry is unreachable or the claim was taken over: nothing consistent can be
         # written from here. Free the claim if we still can; the outcome line reports it.

@@ -238,7 +238,7 @@ def test_certificates_carry_the_registry_allocated_serials(
     issuer.serials = {}
     summary, outcomes = _run(cfg, limit=3, issuer=issuer)
     assert summary.counts == {"ok": 3}
-    # allocate_serial: database counter in the bits above the 63 random ones.
+    # The claim's serial: database counter in the bits above the 63 random ones.
     assert sorted(s >> 63 for s in issuer.serials.values()) == [1, 2, 3]
     with open_registry(cfg.registry) as reg:
         for o in outcomes:
@@ -247,6 +247,29 @@ def test_certificates_carry_the_registry_allocated_serials(
             assert cert.serial_number == issuer.serials[o.device_id]
             assert int(rec.cert_serial, 16) == cert.serial_number
             assert o.cert_serial == rec.cert_serial
+
+
+def test_a_device_costs_two_registry_commits_claim_and_record(station, jig) -> None:
+    """The serial comes with the claim: no commit of its own."""
+    cfg = station([jig()])
+    reg = open_registry(cfg.registry)
+    writes = 0
+    real_write = reg._write
+
+    def counting(fn):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += 1
+        return real_write(fn)
+
+    reg._write = counting  # type: ignore[method-assign]
+    try:
+        summary, outcomes = _run(cfg, limit=4, registry=reg)
+        serials = [int(o.cert_serial, 16) >> 63 for o in outcomes]
+    finally:
+        reg.close()
+    assert summary.counts == {"ok": 4}
+    assert writes == 2 * 4
+    assert sorted(serials) == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(("kind", "flow"), [("native", "host-key"), ("at-cmng", "device-keygen")])

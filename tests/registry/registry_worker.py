@@ -3,8 +3,9 @@
     python registry_worker.py URL STATION GO_FILE DEVICE_COUNT SERIALS
 
 Waits until GO_FILE exists (so both stations start together), then allocates SERIALS serials
-and tries to claim and record each of DEVICE_COUNT devices; prints one JSON line with the
-serials it got and the devices it recorded.
+and tries to claim and record each of DEVICE_COUNT devices, as the line does: the claim brings
+the certificate serial. Prints one JSON line with the serials it got (allocated and from every
+claim it won) and the devices it recorded.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ def main() -> None:
                 claim = reg.claim(device_id, station)
             except RegistryError:
                 continue
+            serials.append(claim.serial)
             # Someone else may have finished it between our claims: the line checks this too.
             if reg.latest(device_id) is not None:
                 reg.release(claim)
                 continue
-            reg.record(entry(device_id, station=station, serial=reg.allocate_serial()), claim=claim)
+            reg.record(entry(device_id, station=station, serial=claim.serial), claim=claim)
             recorded.append(device_id)
         # A real station spends seconds with each device between registry calls; without
         # a pause, SQLite's busy handler lets one process starve the other for the whole run.

@@ -125,6 +125,19 @@ def test_serials_are_unique_positive_and_fit_x509(registry_url: str) -> None:
     assert all(0 < s < 2**159 for s in serials)
 
 
+def test_claims_carry_serials_from_the_same_counter(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        first = reg.claim("uid-1", "st-1")
+        loose = reg.allocate_serial()
+        second = reg.claim("uid-2", "st-1")
+        # A refused claim rolls back whole: it takes no serial.
+        with pytest.raises(RegistryError):
+            reg.claim("uid-1", "st-2")
+        third = reg.claim("uid-3", "st-1")
+    assert [s >> 63 for s in (first.serial, loose, second.serial, third.serial)] == [1, 2, 3, 4]
+    assert all(0 < s < 2**159 for s in (first.serial, second.serial, third.serial))
+
+
 def test_serial_column_is_unique(registry_url: str) -> None:
     with open_registry(registry_url) as reg:
         reg.record(entry("uid-1", serial=1234))
