@@ -8,15 +8,17 @@ many certificates in one process does no re-parsing (see bench/bench_pki.py).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from provision.errors import InputError, PolicyError
-from provision.pki.certs import cert_pem, common_name, is_ca, load_certificates
+from provision.pki.certs import cert_der, cert_pem, common_name, is_ca, load_certificates
 from provision.pki.keys import (
     DEFAULT_KEY_TYPE,
     KeyType,
@@ -27,8 +29,11 @@ from provision.pki.keys import (
     key_type_of,
     load_private_key,
     public_key_der,
+    serialize_private_key,
 )
+from provision.pki.pem import pem_armor
 from provision.pki.profiles import Profile, extensions, parse_san, signature_hash
+from provision.pki.tbs_template import ClientTemplate, der_length, der_validity
 
 # Clocks on devices and servers drift; a certificate valid from "now" fails on a peer that
 # is a minute behind.
@@ -36,6 +41,9 @@ BACKDATE = timedelta(minutes=5)
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
 MAX_DEVICE_ID = 64
+# RFC 5280 times (UTCTime from 1950); cryptography cannot encode earlier ones.
+_EARLIEST = datetime(1950, 1, 1)
+_NOT_MADE = object()
 # RFC 5280 4.1.2.2: a serial is a positive INTEGER of at most 20 octets; DER spends the top
 # bit of the first octet on the sign, so 159 bits of value.
 MAX_SERIAL_BITS = 159
@@ -44,6 +52,11 @@ DEVICE_ID_FIELD = "{device_id}"
 _PLACEHOLDER = "provision-device-id-placeholder-7f3a"
 # A device id becomes a CN: keep it to characters every TLS stack and registry accepts.
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+# Device key types the TBS template covers (an EC point spliced into a fixed SPKI).
+_CURVES: dict[KeyType, ec.EllipticCurve] = {
+    KeyType.P256: ec.SECP256R1(),
+    KeyType.P384: ec.SECP384R1(),
+}
 
 
 def validate_device_id(device_id: str) -> str:
@@ -142,8 +155,68 @@ class SubjectTemplate:
         )
         return x509.Name([*self._before, cn_rdn, *self._after])
 
+    def shape(self) -> _SubjectShape | None:
+        """The fixed RDNs around a single-valued CN RDN; None when the CN shares its RDN
+        (a multi-valued RDN is a DER SET OF, sorted by encoding: it depends on the CN)."""
+        if len(self._cn_rdn) != 1:
+            return None
+        return (self._before, self._after)
+
+
+# The RDNs before and after the CN RDN of a device subject.
+_SubjectShape = tuple[
+    tuple[x509.RelativeDistinguishedName, ...], tuple[x509.RelativeDistinguishedName, ...]
+]
+
+
+def _subject_shape(
+    subject: SubjectTemplate | None, organization: str | None
+) -> _SubjectShape | None:
+    if subject is not None:
+        return subject.shape()
+    if organization:
+        o = x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)
+        return ((x509.RelativeDistinguishedName([o]),), ())
+    return ((), ())
+
 
 DEFAULT_SUBJECT = SubjectTemplate.parse(f"CN={DEVICE_ID_FIELD}")
+
+
+@dataclass(frozen=True)
+class ClientCredential:
+    """A device key and its certificate as DER (see Authority.issue_client_bytes)."""
+
+    key_der: bytes = field(repr=False)  # unencrypted PKCS#8: never in a repr or a log
+    cert_der: bytes = field(repr=False)
+
+    @property
+    def key_pem(self) -> bytes:
+        return pem_armor("PRIVATE KEY", self.key_der)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return pem_armor("CERTIFICATE", self.cert_der)
+
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.cert_der)
+
+    def private_key(self) -> PrivateKey:
+        return load_private_key(self.key_der, None, "issued key")
+
+    def __repr__(self) -> str:
+        return f"ClientCredential(cert_der=<{len(self.cert_der)} bytes>, key_der=<hidden>)"
+
+
+def _pkcs8_ec_point(key_der: bytes, point_size: int) -> bytes | None:
+    """The public point OpenSSL writes at the end of an EC PKCS#8 key (ECPrivateKey's
+    [1] publicKey BIT STRING), or None when the key does not end that way."""
+    bit_string = b"\x03" + der_length(point_size + 1) + b"\x00"
+    tail = b"\xa1" + der_length(len(bit_string) + point_size) + bit_string
+    point = key_der[-point_size:]
+    if key_der[-point_size - len(tail) : -point_size] != tail or point[:1] != b"\x04":
+        return None
+    return point
 
 
 def _check_days(days: int) -> int:
@@ -172,6 +245,13 @@ class Authority:
     _hash: object = field(init=False, repr=False, compare=False)
     _not_after: datetime = field(init=False, repr=False, compare=False)
     _subject: x509.Name = field(init=False, repr=False, compare=False)
+    # Device certificate templates by (key type, subject shape); None: use the builder.
+    _templates: dict[tuple[object, ...], ClientTemplate | None] = field(
+        init=False, repr=False, compare=False
+    )
+    _last_validity: tuple[int, int, bytes] = field(
+        init=False, repr=False, compare=False, default=(0, 0, b"")
+    )
 
     def __post_init__(self) -> None:
         if not is_ca(self.cert):
@@ -188,11 +268,23 @@ class Authority:
         object.__setattr__(self, "_not_after", self.cert.not_valid_after_utc)
         # Certificate.subject parses the name anew on every access.
         object.__setattr__(self, "_subject", self.cert.subject)
+        object.__setattr__(self, "_templates", {})
 
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
         """This CA and its parents, nearest first: what a leaf's chain file carries."""
         return (self.cert, *self.parents)
+
+    def _validity(self, days: int, now: datetime | None) -> tuple[datetime, datetime]:
+        """notBefore and notAfter, naive UTC, as CertificateBuilder takes them."""
+        now = now or datetime.now(timezone.utc)
+        # A certificate outliving its issuer would fail verification when the issuer expires.
+        not_after = min(now + timedelta(days=_check_days(days)), self._not_after)
+        not_before = _naive_utc(now - BACKDATE)
+        if min(not_before, _naive_utc(not_after)) < _EARLIEST:
+            # cryptography's signer panics on such dates instead of raising.
+            raise InputError(f"a certificate cannot start before 1950 (now={now.isoformat()})")
+        return not_before, _naive_utc(not_after)
 
     def _build(
         self,
@@ -207,9 +299,22 @@ class Authority:
         serial: int | None = None,
     ) -> x509.Certificate:
         serial = x509.random_serial_number() if serial is None else check_serial(serial)
-        now = now or datetime.now(timezone.utc)
-        # A certificate outliving its issuer would fail verification when the issuer expires.
-        not_after = min(now + timedelta(days=_check_days(days)), self._not_after)
+        not_before, not_after = self._validity(days, now)
+        return self._sign_builder(
+            profile, subject, public_key, serial, not_before, not_after, san, path_length
+        )
+
+    def _sign_builder(
+        self,
+        profile: Profile,
+        subject: x509.Name,
+        public_key: PublicKey,
+        serial: int,
+        not_before: datetime,
+        not_after: datetime,
+        san: Sequence[x509.GeneralName] = (),
+        path_length: int | None = None,
+    ) -> x509.Certificate:
         # The constructor (not the fluent setters) avoids re-validating constant parts for
         # every certificate; the Rust signer still checks everything it encodes.
         builder = x509.CertificateBuilder(
@@ -217,13 +322,68 @@ class Authority:
             subject_name=subject,
             public_key=public_key,
             serial_number=serial,
-            not_valid_before=_naive_utc(now - BACKDATE),
-            not_valid_after=_naive_utc(not_after),
+            not_valid_before=not_before,
+            not_valid_after=not_after,
             extensions=extensions(
                 profile, public_key, authority_key_id=self._aki, path_length=path_length, san=san
             ),
         )
         return builder.sign(self.key, self._hash)  # type: ignore[arg-type]
+
+    def _client_builder(
+        self,
+        subject: x509.Name,
+        public_key: PublicKey,
+        serial: int,
+        not_before: datetime,
+        not_after: datetime,
+    ) -> x509.Certificate:
+        return self._sign_builder(
+            Profile.CLIENT, subject, public_key, serial, not_before, not_after
+        )
+
+    def client_template(
+        self,
+        key_type: KeyType | None,
+        subject: SubjectTemplate | None = None,
+        organization: str | None = None,
+    ) -> ClientTemplate | None:
+        """The TBS template for device certificates of this key type and subject (a template,
+        or `[O=organization,]CN=...`), made and checked against the builder on first use;
+        None where only the builder fits."""
+        cache_key = (key_type, subject, organization)
+        template = self._templates.get(cache_key, _NOT_MADE)
+        if template is not _NOT_MADE:
+            return template  # type: ignore[return-value]
+        curve = _CURVES.get(key_type)  # type: ignore[arg-type]
+        shape = _subject_shape(subject, organization)
+        if curve is not None and shape is not None:
+            template = ClientTemplate.create(
+                self._client_builder,
+                self.key,
+                self._hash,
+                self.cert,
+                *shape,
+                curve,  # type: ignore[arg-type]
+            )
+        else:
+            template = None
+        self._templates[cache_key] = template
+        return template
+
+    def _validity_der(self, days: int, now: datetime | None) -> bytes:
+        if now is not None:
+            return der_validity(*self._validity(days, now))
+        # Certificates hold whole seconds, and BACKDATE, days and the CA's notAfter are whole
+        # seconds too: `now` cut to its second gives the same dates. So one encoding serves
+        # every certificate issued within that second.
+        second = int(time.time())
+        last = self._last_validity
+        if last[0] == second and last[1] == days:
+            return last[2]
+        der = der_validity(*self._validity(days, datetime.fromtimestamp(second, timezone.utc)))
+        object.__setattr__(self, "_last_validity", (second, days, der))
+        return der
 
     def issue_intermediate(
         self,
@@ -286,16 +446,75 @@ class Authority:
         """A device key and certificate: CN = device id, EKU clientAuth.
 
         `serial` (default: 159 random bits) lets a registry hand out serials; `subject`
-        replaces the plain `[O=organization,]CN=device id`.
+        replaces the plain `[O=organization,]CN=device id`. P-256/P-384 keys are certified
+        through the authority's TBS template (tbs_template.py); the same bytes as the builder.
         """
         validate_device_id(device_id)
         if subject is not None and organization:
             raise InputError("give the organization in the subject template, not both")
-        name = subject.name(device_id) if subject else _name(device_id, organization)
         key_type = check_key_type(key_type, allow_ed25519)
         key = key or generate_key(key_type)
+        if serial is not None:
+            check_serial(serial)
+        template = self.client_template(key_type_of(key), subject, organization)  # type: ignore[arg-type]
+        if template is not None:
+            der = self._fast_client(template, device_id, public_key_der(key), days, now, serial)
+            if der is not None:
+                return key, x509.load_der_x509_certificate(der)
+        name = subject.name(device_id) if subject else _name(device_id, organization)
         cert = self._build(Profile.CLIENT, name, key.public_key(), days, now=now, serial=serial)
         return key, cert
+
+    def issue_client_bytes(
+        self,
+        device_id: str,
+        *,
+        key_type: KeyType = DEFAULT_KEY_TYPE,
+        days: int = DEFAULT_LEAF_DAYS,
+        organization: str | None = None,
+        allow_ed25519: bool = False,
+        now: datetime | None = None,
+        serial: int | None = None,
+        subject: SubjectTemplate | None = None,
+    ) -> ClientCredential:
+        """issue_client for a fresh key, as bytes: what a line writes to a device.
+
+        Skips the work the objects would only undo: the certificate is not parsed back, and
+        the public point comes from the key's own PKCS#8 encoding (one EC point conversion
+        instead of two).
+        """
+        validate_device_id(device_id)
+        if subject is not None and organization:
+            raise InputError("give the organization in the subject template, not both")
+        key_type = check_key_type(key_type, allow_ed25519)
+        key = generate_key(key_type)
+        key_der = serialize_private_key(key, encoding="der")
+        if serial is not None:
+            check_serial(serial)
+        template = self.client_template(key_type, subject, organization)
+        if template is not None:
+            point = _pkcs8_ec_point(key_der, template.point_size)
+            spki = template.spki(point) if point else public_key_der(key)
+            der = self._fast_client(template, device_id, spki, days, now, serial)
+            if der is not None:
+                return ClientCredential(key_der=key_der, cert_der=der)
+        name = subject.name(device_id) if subject else _name(device_id, organization)
+        cert = self._build(Profile.CLIENT, name, key.public_key(), days, now=now, serial=serial)
+        return ClientCredential(key_der=key_der, cert_der=cert_der(cert))
+
+    def _fast_client(
+        self,
+        template: ClientTemplate,
+        cn: str,
+        spki: bytes,
+        days: int,
+        now: datetime | None,
+        serial: int | None,
+    ) -> bytes | None:
+        """A device certificate's DER from `template`; None when the key does not fit it."""
+        serial = x509.random_serial_number() if serial is None else serial
+        tbs = template.tbs(cn, spki, serial, self._validity_der(days, now))
+        return None if tbs is None else template.certificate(tbs)
 
     def sign_request(
         self,
@@ -348,7 +567,15 @@ class Authority:
         if profile is Profile.CLIENT:
             if cn is None:
                 raise PolicyError(f"{source}: the CSR has no subject CN; give --device-id")
-            name = (subject or DEFAULT_SUBJECT).name(cn)
+            subject = subject or DEFAULT_SUBJECT
+            name = subject.name(cn)
+            kt = key_type_of(public_key)  # type: ignore[arg-type]
+            template = self.client_template(kt, subject)  # type: ignore[arg-type]
+            if template is not None:
+                spki = public_key_der(public_key)  # type: ignore[arg-type]
+                der = self._fast_client(template, cn, spki, days, None, serial)
+                if der is not None:
+                    return x509.load_der_x509_certificate(der)
             return self._build(Profile.CLIENT, name, public_key, days, serial=serial)  # type: ignore[arg-type]
         names = list(san)
         if not names:
