@@ -16,7 +16,7 @@ from rich.table import Table
 from provision.cli.common import console, err_console, print_json
 from provision.errors import ExitCode, InputError
 from provision.line import Line, load_config
-from provision.line.config import default_operator
+from provision.line.config import default_operator, dialect_names
 from provision.line.runner import Summary
 from provision.line.station import Outcome, Step
 
@@ -77,7 +77,7 @@ def run(
         None, "--operator", envvar="PROVISION_OPERATOR", help="Operator recorded per device."
     ),
     dialect: str | None = typer.Option(
-        None, "--dialect", help="native, at-cmng, zephyr-shell, auto."
+        None, "--dialect", help=f"One of: {', '.join(dialect_names())}."
     ),
     flow: str | None = typer.Option(None, "--flow", help="host-key or device-keygen."),
     ca_key: str | None = typer.Option(
@@ -155,7 +155,7 @@ def run(
 @app.command()
 def simulate(
     count: int = typer.Argument(..., help="How many simulated ports (jigs)."),
-    kind: str = typer.Option("native", "--kind", help="native, at-cmng or zephyr-shell."),
+    kind: str = typer.Option("native", "--kind", help="native, at-cmng, zephyr-shell or at-shell."),
     baud: int = typer.Option(115200, "--baud", help="Emulated line speed (0: unpaced)."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long."),
     json_out: bool = typer.Option(False, "--json", help="Print the ports as one JSON line."),

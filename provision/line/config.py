@@ -2,7 +2,7 @@
 
     station = "line1-st3"
     registry = "line.sqlite"              # or postgresql://… shared by the line's stations
-    dialect = "native"                    # native | at-cmng | zephyr-shell | auto
+    dialect = "native"                    # any of provision.device.DIALECTS, or auto
     ports = ["/dev/ttyUSB*"]              # paths, globs, pyserial URLs, sim:// or jig:// URLs
     baud = 115200
     flow = "host-key"                     # or "device-keygen": the key never leaves the device
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.bundle.model import MAX_SEC_TAG
+from provision.device import DIALECTS
 from provision.errors import InputError
 from provision.pki.authority import SubjectTemplate
 
@@ -45,7 +46,12 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 FLOWS = ("host-key", "device-keygen")
-DIALECT_NAMES = ("auto", "native", "at-cmng", "zephyr-shell")
+
+
+def dialect_names() -> tuple[str, ...]:
+    """What `dialect` may be: "auto" and every registered dialect (read at call time, so a
+    dialect registered later is accepted too)."""
+    return ("auto", *DIALECTS)
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,8 @@ def _validated(cfg: StationConfig) -> StationConfig:
         raise InputError("station: 1-64 letters, digits or . _ : @ -")
     if cfg.flow not in FLOWS:
         raise InputError(f"flow {cfg.flow!r} is not one of: {', '.join(FLOWS)}")
-    if cfg.dialect not in DIALECT_NAMES:
-        raise InputError(f"dialect {cfg.dialect!r} is not one of: {', '.join(DIALECT_NAMES)}")
+    if cfg.dialect not in dialect_names():
+        raise InputError(f"dialect {cfg.dialect!r} is not one of: {', '.join(dialect_names())}")
     SubjectTemplate.parse(cfg.subject)  # InputError names what is wrong with it
     clients = [t for t in cfg.layout if t.client]
     if len(clients) != 1:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import InputError
-from provision.line.config import expand_ports, load_config
+from provision.line.config import dialect_names, expand_ports, load_config
 
 GOOD = """
 station = "line1-st3"
@@ -90,3 +90,21 @@ def test_port_globs_expand_and_urls_pass_through(tmp_path: Path) -> None:
         expand_ports((str(tmp_path / "ttyNONE*"),))
     with pytest.raises(InputError, match="no ports"):
         expand_ports(())
+
+
+def test_every_registered_dialect_may_be_selected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import provision.device
+
+    assert set(dialect_names()) == {"auto", *provision.device.DIALECTS}
+    for name in ("at-shell", *provision.device.DIALECTS, "auto"):
+        (tmp_path / "station.toml").write_text(GOOD.replace('"at-cmng"', f'"{name}"', 1))
+        assert load_config(tmp_path / "station.toml").dialect == name
+    # The list is the device registry's, not a copy: a dialect added there is accepted here.
+    monkeypatch.setitem(provision.device.DIALECTS, "acme-shell", "acme.shell:Session")
+    (tmp_path / "station.toml").write_text(GOOD.replace('"at-cmng"', '"acme-shell"', 1))
+    assert load_config(tmp_path / "station.toml").dialect == "acme-shell"
+    monkeypatch.delitem(provision.device.DIALECTS, "acme-shell")
+    with pytest.raises(InputError, match="dialect 'acme-shell' is not one of: auto, native"):
+        load_config(tmp_path / "station.toml")

@@ -209,6 +209,28 @@ def test_pty_jigs_on_the_wall_clock(station) -> None:
     assert all(o.seconds > 0.05 for o in outcomes)
 
 
+def test_at_shell_station_provisions_devices(station, jig) -> None:
+    # A shell built with a command buffer big enough for one AT%CMNG line per credential.
+    cfg = station([jig("at-shell", cmd_buff_size="4096")], dialect="at-shell")
+    summary, outcomes = _run(cfg, limit=2)
+    assert summary.counts == {"ok": 2}
+    with open_registry(cfg.registry) as reg:
+        assert reg.verify().ok
+        assert all(reg.latest(o.device_id).result is Result.OK for o in outcomes)
+
+
+def test_at_shell_with_a_small_shell_buffer_fails_cleanly(station, jig) -> None:
+    cfg = station([jig("at-shell")], dialect="at-shell")
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"failed": 1}
+    assert "CONFIG_SHELL_CMD_BUFF_SIZE" in outcomes[0].message
+    with open_registry(cfg.registry) as reg:
+        rec = reg.latest(outcomes[0].device_id)
+        # The certificate was signed before the write was refused: it is accounted for.
+        assert rec.result is Result.FAILED and rec.cert_serial == outcomes[0].cert_serial
+        assert reg.claims() == []
+
+
 @pytest.mark.parametrize("bad", ["no-such-dialect"])
 def test_unknown_dialect_is_refused_before_anything_runs(station, jig, bad: str) -> None:
     from provision.errors import InputError
