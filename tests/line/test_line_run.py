@@ -315,6 +315,30 @@ def test_subject_template_with_fixed_attributes(station, jig, kind: str, flow: s
     ]
 
 
+def test_documented_subject_forms_reach_the_certificate(station, jig, tmp_path) -> None:
+    """docs/factory-line.md: hex escapes, multi-valued RDNs (with the CN too), dotted OIDs,
+    written order = certificate order; the template read from TOML as a user writes it."""
+    (tmp_path / "station.toml").write_text(
+        'station = "st-1"\nregistry = "r.sqlite"\n[ca]\ncert = "ca.crt"\nkey = "ca.key"\n'
+        "[profile]\n"
+        "subject = 'O=\\C3\\A6rlig\\, AS,OU=Line 3+L=Oslo,CN={device_id}+2.5.4.5=A1'\n"
+    )
+    from provision.line.config import load_config
+
+    text = load_config(tmp_path / "station.toml").subject
+    cfg = station([jig()], profile={"subject": text})
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"ok": 1}, outcomes
+    with open_registry(cfg.registry) as reg:
+        cert = x509.load_pem_x509_certificate(reg.latest(outcomes[0].device_id).cert_pem.encode())
+    rdns = [{(a.oid.dotted_string, a.value) for a in rdn} for rdn in cert.subject.rdns]
+    assert rdns == [
+        {("2.5.4.10", "\u00e6rlig, AS")},
+        {("2.5.4.11", "Line 3"), ("2.5.4.7", "Oslo")},
+        {("2.5.4.3", outcomes[0].device_id), ("2.5.4.5", "A1")},
+    ]
+
+
 @pytest.mark.parametrize("kind", ["native", "at-cmng", "zephyr-shell"])
 def test_host_key_flow_on_every_dialect(station, jig, kind: str) -> None:
     cfg = station([jig(kind), jig(kind)], dialect=kind)
