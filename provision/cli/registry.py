@@ -24,6 +24,13 @@ def _registry_option() -> str:
     )
 
 
+def _proof_text(proof: dict[str, object]) -> str:
+    where = f"{proof.get('server')}, sec_tag {proof.get('sec_tag')}"
+    if proof.get("result") == "accepted":
+        return f"accepted ({proof.get('version')}, {where})"
+    return f"{proof.get('result')}: {proof.get('failure')} ({where})"
+
+
 @app.command()
 def show(
     device_id: str = typer.Argument(..., help="Device id (UID or IMEI)."),
@@ -58,6 +65,10 @@ def show(
         console.print(f"certificate sha256 {last.cert_sha256}")
     if last.root_sha256:
         console.print(f"root CA sha256     {last.root_sha256}")
+    if last.proof:
+        console.print(
+            f"mTLS proof         {_proof_text(last.public_dict()['proof'])}", markup=False
+        )
     if pem and last.cert_pem:
         console.print(last.cert_pem.rstrip(), markup=False)
 

@@ -22,6 +22,10 @@
     client = true                         # client_cert (+ client_key) go here
     roots = ["server-root.pem"]           # root_ca certificates for this tag
 
+    [proof]                               # optional: after writing, the device proves its
+    server = "127.0.0.1:8443"             # credentials with a mutual-TLS handshake
+                                          # (provision.line.proof)
+
 Paths are relative to the config file. Anything secret (CA key password, token PIN) comes
 from the environment or a file, never from this file or the command line.
 """
@@ -38,6 +42,7 @@ from typing import Any
 from provision.bundle.model import MAX_SEC_TAG
 from provision.device import DIALECTS
 from provision.errors import InputError
+from provision.line.proof import ProofConfig, proof_from_dict
 from provision.pki.authority import SubjectTemplate
 
 try:
@@ -80,6 +85,7 @@ class StationConfig:
     device_timeout: float = 5.0  # one answer from a device
     retries: int = 5
     poll_interval: float = 0.5  # between looks at an empty port
+    proof: ProofConfig | None = None  # the post-write mTLS proof, when asked for
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -119,6 +125,13 @@ def _validated(cfg: StationConfig) -> StationConfig:
         raise InputError(f"days {cfg.days} out of range (1..36500)")
     if cfg.baud is not None and cfg.baud <= 0:
         raise InputError("baud must be positive")
+    proof_tag = cfg.proof.sec_tag if cfg.proof is not None else None
+    if proof_tag is not None and proof_tag != clients[0].sec_tag:
+        # The device proves with one tag's slots alone: only the client tag has a certificate.
+        raise InputError(
+            f"[proof] tag {proof_tag} holds no client certificate "
+            f"(the client tag is {clients[0].sec_tag})"
+        )
     return cfg
 
 
@@ -157,6 +170,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
         "device_timeout",
         "retries",
         "poll_interval",
+        "proof",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -211,6 +225,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
             device_timeout=float(data.get("device_timeout", 5.0)),
             retries=int(data.get("retries", 5)),
             poll_interval=float(data.get("poll_interval", 0.5)),
+            proof=proof_from_dict(data["proof"], source) if "proof" in data else None,
         )
     except (TypeError, ValueError) as err:
         raise InputError(f"{source}: bad value: {err}") from None

@@ -21,6 +21,7 @@ from provision.device import Device, DeviceInfo
 from provision.errors import DeviceError, LinkError, ProvisionError, RegistryError
 from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
+from provision.line.proof import ProofFailed, ProofResult, prove
 from provision.registry import Entry, Registry, Result
 
 
@@ -33,6 +34,7 @@ class Step(str, Enum):
     KEYGEN = "keygen"
     WRITE = "write"
     VERIFY = "verify"
+    PROOF = "proof"
     RECORD = "record"
     ROLLBACK = "rollback"
     STOPPED = "stopped"
@@ -56,6 +58,7 @@ class Outcome:
     error_code: str | None = None
     message: str | None = None
     bytes_sent: int = 0
+    proof: ProofResult | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -68,6 +71,7 @@ class Outcome:
             "error_code": self.error_code,
             "message": self.message,
             "bytes_sent": self.bytes_sent,
+            "proof": self.proof.to_json() if self.proof else None,
         }
 
 
@@ -132,6 +136,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         return outcome(Status.BUSY, error_code=error_code(err), message=err.message)
 
     issued: Issued | None = None
+    proof: ProofResult | None = None
     bytes_sent = 0
     touched = False
     try:
@@ -172,9 +177,24 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
                 f"{cfg.client_tag} ({dev.dialect} replaces a whole tag on write)",
                 code="device.keygen_key_lost",
             )
+        note = None
+        if cfg.proof is not None:
+            # Done means the device can authenticate: it proves so with its own slots.
+            step(Step.PROOF)
+            proof = prove(dev, cfg.proof, cfg.client_tag)
+            if not proof.ok:
+                note = f"proof skipped: the device cannot run a TLS handshake ({proof.detail})"
         step(Step.RECORD)
-        ctx.registry.record(registry_entry(ctx, issued, device_id, started, Result.OK), claim=claim)
-        return outcome(Status.OK, cert_serial=issued.cert_serial, bytes_sent=bytes_sent)
+        ctx.registry.record(
+            registry_entry(ctx, issued, device_id, started, Result.OK, proof=proof), claim=claim
+        )
+        return outcome(
+            Status.OK,
+            cert_serial=issued.cert_serial,
+            bytes_sent=bytes_sent,
+            proof=proof,
+            message=note,
+        )
     except Interrupted:
         _rollback(dev, cfg, touched)
         _record_failure(ctx, claim, issued, device_id, started, Result.ROLLED_BACK, "interrupted")
@@ -182,16 +202,19 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     except Exception as err:
         code = error_code(err)
         message = err.message if isinstance(err, ProvisionError) else type(err).__name__
+        if isinstance(err, ProofFailed):
+            proof = err.result
         # After a link failure the board is likely gone or hung: trying to clean it would
         # stall the port for timeout x retries per tag. The next attempt cleans first anyway.
         _rollback(dev, cfg, touched and not isinstance(err, LinkError))
-        _record_failure(ctx, claim, issued, device_id, started, Result.FAILED, code)
+        _record_failure(ctx, claim, issued, device_id, started, Result.FAILED, code, proof)
         return outcome(
             Status.FAILED,
             error_code=code,
             message=message,
             cert_serial=issued.cert_serial if issued else None,
             bytes_sent=bytes_sent,
+            proof=proof,
         )
 
 
@@ -202,6 +225,7 @@ def registry_entry(
     started: str,
     result: Result,
     code: str | None = None,
+    proof: ProofResult | None = None,
 ) -> Entry:
     return Entry(
         device_id=device_id,
@@ -217,13 +241,14 @@ def registry_entry(
         sec_tags=issued.sec_tags if issued and result is Result.OK else (),
         error_code=code,
         cert_pem=issued.cert_pem if issued else None,
+        proof=proof.text() if proof else None,
     )
 
 
-def _record_failure(ctx, claim, issued, device_id, started, result, code) -> None:  # type: ignore[no-untyped-def]
+def _record_failure(ctx, claim, issued, device_id, started, result, code, proof=None) -> None:  # type: ignore[no-untyped-def]
     try:
         ctx.registry.record(
-            registry_entry(ctx, issued, device_id, started, result, code), claim=claim
+            registry_entry(ctx, issued, device_id, started, result, code, proof), claim=claim
         )
     except RegistryError:
         # The registry is unreachable or the claim was taken over: nothing consistent can be

@@ -19,7 +19,7 @@ from typing import Any
 
 from provision.errors import RegistryError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: records.proof (the post-write mTLS proof)
 WRITE_LOCK_TIMEOUT = 30.0  # seconds a SQLite writer waits for another process's transaction
 
 # Same text on both backends: SQLite maps BIGINT to INTEGER and DOUBLE PRECISION to REAL.
@@ -42,7 +42,8 @@ SCHEMA = (
         error_code TEXT,
         cert_pem TEXT,
         prev_hash TEXT NOT NULL,
-        row_hash TEXT NOT NULL)""",
+        row_hash TEXT NOT NULL,
+        proof TEXT)""",
     "CREATE INDEX IF NOT EXISTS records_device ON records (device_id, seq)",
     # The last row of the chain: deleting rows at the end of `records` is caught here.
     """CREATE TABLE IF NOT EXISTS chain_head (
@@ -60,6 +61,11 @@ SCHEMA = (
         token TEXT NOT NULL,
         claimed_at DOUBLE PRECISION NOT NULL)""",
 )
+# Schema version → what brings a registry of the version before it up to it (run under the
+# write lock, once; a row written before keeps its hash: see records.OPTIONAL_HASHED_FIELDS).
+MIGRATIONS = {
+    2: ("ALTER TABLE records ADD COLUMN proof TEXT",),
+}
 SEED = (
     "INSERT INTO meta (id, schema_version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
     "INSERT INTO chain_head (id, seq, row_hash) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING",

@@ -43,13 +43,16 @@ class Entry:
     sec_tags: tuple[int, ...] = ()
     error_code: str | None = None
     cert_pem: str | None = field(default=None, repr=False)
+    # The post-write mTLS proof as compact JSON (provision.line.proof), None when the station
+    # does not ask for one.
+    proof: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "result", Result(self.result))
         object.__setattr__(self, "sec_tags", tuple(int(t) for t in self.sec_tags))
         if not self.device_id:
             raise PolicyError("a registry entry needs a device id")
-        for name in ("cert_pem", "error_code", "station", "operator"):
+        for name in ("cert_pem", "error_code", "station", "operator", "proof"):
             value = getattr(self, name)
             if value and "PRIVATE KEY" in value:
                 raise PolicyError(f"refusing to store private key material in registry {name}")
@@ -68,10 +71,12 @@ class Record(Entry):
         data = asdict(self)
         data["result"] = self.result.value
         data["sec_tags"] = list(self.sec_tags)
+        data["proof"] = json.loads(self.proof) if self.proof else None
         return data
 
 
-# The fields the hash covers, in a fixed order. Adding a field is a schema version bump.
+# The fields the hash covers. Adding a field is a schema version bump; a field added later
+# (`proof`, schema 2) is hashed only when set, so rows written before it keep their hashes.
 HASHED_FIELDS = (
     "seq",
     "device_id",
@@ -87,6 +92,7 @@ HASHED_FIELDS = (
     "error_code",
     "cert_pem",
 )
+OPTIONAL_HASHED_FIELDS = ("proof",)
 
 
 def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:
@@ -110,6 +116,8 @@ def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:
         "error_code": entry.error_code,
         "cert_pem": entry.cert_pem,
     }
+    if entry.proof is not None:
+        values["proof"] = entry.proof
     body = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
 

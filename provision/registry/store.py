@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from provision.errors import RegistryError
-from provision.registry.backends import SCHEMA, SCHEMA_VERSION, SEED, Backend, open_backend
+from provision.registry.backends import (
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SEED,
+    Backend,
+    open_backend,
+)
 from provision.registry.records import (
     GENESIS_HASH,
     Entry,
@@ -34,7 +41,7 @@ from provision.registry.records import (
 
 _COLUMNS = (
     "seq, device_id, result, station, operator, started_at, finished_at, cert_serial, "
-    "cert_sha256, root_sha256, sec_tags, error_code, cert_pem, prev_hash, row_hash"
+    "cert_sha256, root_sha256, sec_tags, error_code, cert_pem, prev_hash, row_hash, proof"
 )
 # A claim older than this is taken to belong to a station that died mid-device.
 DEFAULT_LEASE_SECONDS = 900.0
@@ -61,7 +68,7 @@ class ChainReport:
 
 def _record(row: tuple[Any, ...]) -> Record:
     (seq, device_id, result, station, operator, started, finished, serial) = row[:8]
-    (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash) = row[8:]
+    (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash, proof) = row[8:]
     return Record(
         device_id=device_id,
         result=Result(result),
@@ -75,6 +82,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         sec_tags=parse_sec_tags(tags),
         error_code=error_code,
         cert_pem=cert_pem,
+        proof=proof,
         seq=int(seq),
         prev_hash=prev_hash,
         row_hash=this_hash,
@@ -140,6 +148,11 @@ class Registry:
             self._db.execute(SEED[1], (GENESIS_HASH,))
             self._db.execute(SEED[2])
             (version,) = self._db.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+            while int(version) < SCHEMA_VERSION and int(version) + 1 in MIGRATIONS:
+                version = int(version) + 1
+                for ddl in MIGRATIONS[version]:
+                    self._db.execute(ddl)
+                self._db.execute("UPDATE meta SET schema_version = ? WHERE id = 1", (version,))
             if int(version) != SCHEMA_VERSION:
                 raise RegistryError(
                     f"{self.target}: registry schema version {version}, this tool knows "
@@ -278,6 +291,7 @@ class Registry:
             entry.cert_pem,
             prev,
             digest,
+            entry.proof,
         )
 
     # -- reading --------------------------------------------------------------------

@@ -67,3 +67,14 @@ def test_missing_registry_file_is_one_line_error(cli, tmp_path: Path) -> None:
     assert result.exit_code == ExitCode.REGISTRY
     assert result.stderr.count("\n") == 1 and "no registry here" in result.stderr
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_show_has_the_proof(cli, registry_url: str) -> None:
+    proof = '{"failure":"client_cert_rejected","result":"failed","sec_tag":42,"server":"h:1"}'
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-1", result=Result.FAILED, proof=proof))
+    result = cli(["registry", "show", "uid-1", "--registry", registry_url])
+    assert result.exit_code == 0
+    assert "mTLS proof         failed: client_cert_rejected (h:1, sec_tag 42)" in result.stdout
+    result = cli(["registry", "show", "uid-1", "--registry", registry_url, "--json"])
+    assert json.loads(result.stdout)["records"][0]["proof"]["failure"] == "client_cert_rejected"

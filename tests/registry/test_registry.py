@@ -216,3 +216,45 @@ def test_unreachable_postgres_is_one_line_error_without_password() -> None:
         open_registry("postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=2")
     assert "s3cret" not in str(info.value)
     assert "\n" not in str(info.value)
+
+
+PROOF = '{"result":"accepted","server":"127.0.0.1:8443","sec_tag":42,"version":"TLSv1.3"}'
+
+
+def test_proof_is_stored_hashed_and_shown(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-1", serial=1, proof=PROOF))
+        reg.record(entry("uid-2", serial=2))
+        got = reg.latest("uid-1")
+        assert got.proof == PROOF
+        assert got.public_dict()["proof"]["version"] == "TLSv1.3"
+        assert reg.latest("uid-2").proof is None
+        assert reg.verify().ok
+    edited = PROOF.replace("accepted", "rejected")
+    raw_sql(registry_url, "UPDATE records SET proof = ? WHERE seq = 1", (edited,))
+    with open_registry(registry_url) as reg:
+        report = reg.verify()
+    assert not report.ok and any("row 1 (uid-1): contents edited" in p for p in report.problems)
+
+
+def test_proof_refuses_private_key_material(registry_url: str) -> None:
+    with pytest.raises(PolicyError, match="proof"):
+        entry("uid-1", proof='{"detail":"-----BEGIN PRIVATE KEY-----"}')
+
+
+def test_schema_1_registry_is_migrated_and_its_rows_still_verify(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-1", serial=1))
+        reg.record(entry("uid-2", serial=2))
+    # What a registry written by schema 1 looks like: no proof column.
+    raw_sql(registry_url, "ALTER TABLE records DROP COLUMN proof")
+    raw_sql(registry_url, "UPDATE meta SET schema_version = 1 WHERE id = 1")
+    with open_registry(registry_url) as reg:
+        assert reg.verify().ok
+        reg.record(entry("uid-3", serial=3, proof=PROOF))
+        report = reg.verify()
+        assert report.ok and report.rows == 3, report.problems
+        assert reg.latest("uid-3").proof == PROOF
+    raw_sql(registry_url, "UPDATE meta SET schema_version = 99 WHERE id = 1")
+    with pytest.raises(RegistryError, match="schema version 99"):
+        open_registry(registry_url)
