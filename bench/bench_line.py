@@ -95,8 +95,9 @@ def bench_scaling(ports: int, per_port: int, single: int) -> None:
 def issue_run(n: int) -> dict[str, float]:
     """N devices through issuance and the registry, no device IO. Runs in its own process.
 
-    The line's own path (provision.line.station): claim (which allocates the serial),
-    issue with that serial, record the entry the station records, releasing the claim.
+    The line's own path (provision.line.station) without the device: the registry half of
+    the check (latest record), claim (which allocates the serial), issue with that serial,
+    record the entry the station records, releasing the claim.
     """
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(tmp)
@@ -114,6 +115,7 @@ def issue_run(n: int) -> dict[str, float]:
                     marks.append(time.perf_counter())
                 device_id = f"dev-{i:06d}"
                 started = utc_now()
+                reg.latest(device_id)
                 claim = reg.claim(device_id, cfg.station)
                 issued = issuer.issue_with_key(device_id, claim.serial)
                 reg.record(registry_entry(ctx, issued, device_id, started, Result.OK), claim=claim)

@@ -14,11 +14,12 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.errors import InputError
 from provision.line.config import StationConfig
 from provision.pki.authority import Authority, load_authority
-from provision.pki.certs import cert_der, cert_pem, load_certificates
+from provision.pki.certs import cert_der, load_certificates
 from provision.pki.csr import load_csr
 from provision.pki.files import read_input
 from provision.pki.hsm import is_pkcs11_uri, load_hsm_key
 from provision.pki.keys import KeyType, serialize_private_key
+from provision.pki.pem import pem_armor
 
 
 @dataclass(frozen=True)
@@ -75,20 +76,21 @@ class Issuer:
 
         `serial`: the registry claim's (Claim.serial: unique across stations); None: random.
         """
-        key, cert = self.authority.issue_client(
+        if serial is None:
+            key, cert = self.authority.issue_client(
+                device_id, key_type=self.key_type, days=self.cfg.days, subject=self.subject
+            )
+            key_der = serialize_private_key(key, encoding="der")
+            return self._issued(device_id, cert_der(cert), cert.serial_number, key_der)
+        # The line's path: bytes straight from the CA, the certificate never parsed back.
+        made = self.authority.issue_client_bytes(
             device_id,
             key_type=self.key_type,
             days=self.cfg.days,
             subject=self.subject,
             serial=serial,
         )
-        key_slot = Slot(
-            self.cfg.client_tag,
-            SlotType.CLIENT_KEY,
-            Encoding.DER,
-            serialize_private_key(key, encoding="der"),
-        )
-        return self._issued(device_id, cert, key_slot)
+        return self._issued(device_id, made.cert_der, serial, made.key_der)
 
     def issue_for_csr(self, device_id: str, csr_der: bytes, serial: int | None = None) -> Issued:
         """Device keygen: sign the device's CSR; the key stays on the device."""
@@ -101,18 +103,22 @@ class Issuer:
             subject=self.subject,
             serial=serial,
         )
-        return self._issued(device_id, cert, None)
+        return self._issued(device_id, cert_der(cert), cert.serial_number, None)
 
-    def _issued(self, device_id: str, cert, key_slot: Slot | None) -> Issued:  # type: ignore[no-untyped-def]
-        der = cert_der(cert)
+    def _issued(self, device_id: str, der: bytes, serial: int, key_der: bytes | None) -> Issued:
+        key_slot = (
+            Slot(self.cfg.client_tag, SlotType.CLIENT_KEY, Encoding.DER, key_der)
+            if key_der is not None
+            else None
+        )
         cert_slot = Slot(self.cfg.client_tag, SlotType.CLIENT_CERT, Encoding.DER, der)
         public = CredentialSet.of([*self._root_slots(), cert_slot], device_id)
         slots = [*public.slots, *([key_slot] if key_slot else [])]
         return Issued(
             device_id=device_id,
             credentials=CredentialSet.of(slots, device_id),
-            cert_pem=cert_pem(cert).decode(),
-            cert_serial=f"{cert.serial_number:x}",
+            cert_pem=pem_armor("CERTIFICATE", der).decode(),
+            cert_serial=f"{serial:x}",
             cert_sha256=hashlib.sha256(der).hexdigest(),
             root_sha256=self.root_sha256,
             sec_tags=tuple(sorted({s.sec_tag for s in slots})),

@@ -382,3 +382,23 @@ def test_device_keygen_flow_on_native_keeps_the_device_key(station, tmp_path: Pa
     assert device_key.public_key() == cert.public_key()
     # A second run finds the device done: the key check passes on native too.
     assert _run(cfg, limit=1)[0].counts == {"skipped": 1}
+
+
+@pytest.mark.parametrize("serial", [None, 0x1234_5678_9ABC])
+def test_issuer_paths_give_a_matching_key_and_certificate(station, jig, ca_dir, serial) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    issuer = Issuer(station([jig()], profile={"subject": "O=Acme,CN={device_id}"}))
+    issued = issuer.issue_with_key("dev-7", serial)
+    cert_der = issued.credentials.get(42, SlotType.CLIENT_CERT).data
+    key = serialization.load_der_private_key(
+        issued.credentials.get(42, SlotType.CLIENT_KEY).data, None
+    )
+    cert = x509.load_pem_x509_certificate(issued.cert_pem.encode())
+    assert cert.public_bytes(serialization.Encoding.DER) == cert_der
+    assert cert.public_key() == key.public_key()
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()))
+    assert cert.subject.rfc4514_string() == "CN=dev-7,O=Acme"
+    assert issued.cert_serial == f"{cert.serial_number:x}"
+    if serial is not None:
+        assert cert.serial_number == serial
