@@ -7,6 +7,7 @@ many certificates in one process does no re-parsing (see bench/bench_pki.py).
 
 from __future__ import annotations
 
+import binascii
 import re
 import time
 from collections.abc import Sequence
@@ -31,9 +32,8 @@ from provision.pki.keys import (
     public_key_der,
     serialize_private_key,
 )
-from provision.pki.pem import pem_armor
 from provision.pki.profiles import Profile, extensions, parse_san, signature_hash
-from provision.pki.tbs_template import ClientTemplate, der_length, der_validity
+from provision.pki.tbs_template import ClientTemplate, der_validity
 
 # Clocks on devices and servers drift; a certificate valid from "now" fails on a peer that
 # is a minute behind.
@@ -192,11 +192,11 @@ class ClientCredential:
 
     @property
     def key_pem(self) -> bytes:
-        return pem_armor("PRIVATE KEY", self.key_der)
+        return _pem(b"-----BEGIN PRIVATE KEY-----\n", self.key_der, b"-----END PRIVATE KEY-----\n")
 
     @property
     def cert_pem(self) -> bytes:
-        return pem_armor("CERTIFICATE", self.cert_der)
+        return _pem(b"-----BEGIN CERTIFICATE-----\n", self.cert_der, b"-----END CERTIFICATE-----\n")
 
     def certificate(self) -> x509.Certificate:
         return x509.load_der_x509_certificate(self.cert_der)
@@ -208,15 +208,12 @@ class ClientCredential:
         return f"ClientCredential(cert_der=<{len(self.cert_der)} bytes>, key_der=<hidden>)"
 
 
-def _pkcs8_ec_point(key_der: bytes, point_size: int) -> bytes | None:
-    """The public point OpenSSL writes at the end of an EC PKCS#8 key (ECPrivateKey's
-    [1] publicKey BIT STRING), or None when the key does not end that way."""
-    bit_string = b"\x03" + der_length(point_size + 1) + b"\x00"
-    tail = b"\xa1" + der_length(len(bit_string) + point_size) + bit_string
-    point = key_der[-point_size:]
-    if key_der[-point_size - len(tail) : -point_size] != tail or point[:1] != b"\x04":
-        return None
-    return point
+def _pem(begin: bytes, der: bytes, end: bytes) -> bytes:
+    """pem.pem_armor with the label given as bytes: the same text, a few µs less per
+    certificate (it runs once per device on a line)."""
+    text = binascii.b2a_base64(der, newline=False)
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return begin + b"\n".join(lines) + b"\n" + end if lines else begin + end
 
 
 def _check_days(days: int) -> int:
@@ -453,14 +450,21 @@ class Authority:
         if subject is not None and organization:
             raise InputError("give the organization in the subject template, not both")
         key_type = check_key_type(key_type, allow_ed25519)
-        key = key or generate_key(key_type)
         if serial is not None:
             check_serial(serial)
-        template = self.client_template(key_type_of(key), subject, organization)  # type: ignore[arg-type]
+        template = self.client_template(
+            key_type_of(key) if key else key_type, subject, organization
+        )
         if template is not None:
-            der = self._fast_client(template, device_id, public_key_der(key), days, now, serial)
+            validity = self._validity_der(days, now)
+            serial = x509.random_serial_number() if serial is None else serial
+            if key is None:
+                key, _, der = template.issue_new_key(device_id, serial, validity)
+                return key, x509.load_der_x509_certificate(der)
+            der = template.issue(device_id, public_key_der(key), serial, validity)
             if der is not None:
                 return key, x509.load_der_x509_certificate(der)
+        key = key or generate_key(key_type)
         name = subject.name(device_id) if subject else _name(device_id, organization)
         cert = self._build(Profile.CLIENT, name, key.public_key(), days, now=now, serial=serial)
         return key, cert
@@ -487,34 +491,18 @@ class Authority:
         if subject is not None and organization:
             raise InputError("give the organization in the subject template, not both")
         key_type = check_key_type(key_type, allow_ed25519)
-        key = generate_key(key_type)
-        key_der = serialize_private_key(key, encoding="der")
         if serial is not None:
             check_serial(serial)
         template = self.client_template(key_type, subject, organization)
         if template is not None:
-            point = _pkcs8_ec_point(key_der, template.point_size)
-            spki = template.spki(point) if point else public_key_der(key)
-            der = self._fast_client(template, device_id, spki, days, now, serial)
-            if der is not None:
-                return ClientCredential(key_der=key_der, cert_der=der)
+            validity = self._validity_der(days, now)
+            serial = x509.random_serial_number() if serial is None else serial
+            _, key_der, der = template.issue_new_key(device_id, serial, validity)
+            return ClientCredential(key_der=key_der, cert_der=der)
+        key = generate_key(key_type)
         name = subject.name(device_id) if subject else _name(device_id, organization)
         cert = self._build(Profile.CLIENT, name, key.public_key(), days, now=now, serial=serial)
-        return ClientCredential(key_der=key_der, cert_der=cert_der(cert))
-
-    def _fast_client(
-        self,
-        template: ClientTemplate,
-        cn: str,
-        spki: bytes,
-        days: int,
-        now: datetime | None,
-        serial: int | None,
-    ) -> bytes | None:
-        """A device certificate's DER from `template`; None when the key does not fit it."""
-        serial = x509.random_serial_number() if serial is None else serial
-        tbs = template.tbs(cn, spki, serial, self._validity_der(days, now))
-        return None if tbs is None else template.certificate(tbs)
+        return ClientCredential(serialize_private_key(key, encoding="der"), cert_der(cert))
 
     def sign_request(
         self,
@@ -573,7 +561,9 @@ class Authority:
             template = self.client_template(kt, subject)  # type: ignore[arg-type]
             if template is not None:
                 spki = public_key_der(public_key)  # type: ignore[arg-type]
-                der = self._fast_client(template, cn, spki, days, None, serial)
+                validity = self._validity_der(days, None)
+                serial = x509.random_serial_number() if serial is None else serial
+                der = template.issue(cn, spki, serial, validity)
                 if der is not None:
                     return x509.load_der_x509_certificate(der)
             return self._build(Profile.CLIENT, name, public_key, days, serial=serial)  # type: ignore[arg-type]

@@ -25,7 +25,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from cryptography.x509.oid import NameOID
 
 from provision.pki.keys import PrivateKey, PublicKey
@@ -173,7 +178,7 @@ def _cn(cn: str) -> x509.NameAttribute:
 class ClientTemplate:
     """The constant DER of one CA's device certificates for one subject shape and curve."""
 
-    curve: str
+    curve: ec.EllipticCurve
     version: bytes  # [0] EXPLICIT v3
     signature_algorithm: bytes  # AlgorithmIdentifier, in the TBS and after it
     issuer: bytes
@@ -220,6 +225,11 @@ class ClientTemplate:
                 if mine[:2] != theirs[:2]:
                     return None
                 x509.load_der_x509_certificate(der).verify_directly_issued_by(ca_cert)
+            # issue_new_key takes the public point from the key's PKCS#8 encoding.
+            key = ec.generate_private_key(curve)
+            key_der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, _NO_ENCRYPTION)
+            if pkcs8_ec_point(key_der, template.point_size) != _point(key.public_key()):
+                return None
         except (ValueError, TypeError, IndexError, InvalidSignature):
             return None
         return template
@@ -256,7 +266,7 @@ class ClientTemplate:
         from_ski = b"".join(ext_list[at[0] :])
         head = exts[: len(exts) - len(from_ski)] + ext_list[at[0]][:-_SHA1_SIZE]
         return cls(
-            curve=curve.name,
+            curve=curve,
             version=version,
             signature_algorithm=sig_alg,
             issuer=issuer,
@@ -278,31 +288,88 @@ class ClientTemplate:
         prefix = self.spki_prefix
         if len(spki) != len(prefix) + self.point_size or not spki.startswith(prefix):
             return None
-        subject = self.rdns_before + cn_rdn(cn) + self.rdns_after
-        return der_tlv(
-            _SEQUENCE,
-            b"".join(
-                (
-                    self.version,
-                    der_positive_integer(serial),
-                    self.signature_algorithm,
-                    self.issuer,
-                    validity,
-                    b"\x30",
-                    der_length(len(subject)),
-                    subject,
-                    spki,
-                    self.extensions_head,
-                    hashlib.sha1(spki[len(prefix) :], usedforsecurity=False).digest(),
-                    self.extensions_tail,
-                )
-            ),
+        value = cn.encode()
+        n = len(value)
+        if n + 9 < 0x80:  # the RDN's lengths all short-form: spelled out, it runs per device
+            rdn = b"\x31%c\x30%c\x06\x03\x55\x04\x03\x0c%c%s" % (n + 9, n + 7, n, value)
+        else:
+            rdn = cn_rdn(cn)
+        subject = self.rdns_before + rdn + self.rdns_after
+        serial_octets = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
+        body = b"".join(
+            (
+                self.version,
+                b"\x02",
+                der_length(len(serial_octets)),
+                serial_octets,
+                self.signature_algorithm,
+                self.issuer,
+                validity,
+                b"\x30",
+                der_length(len(subject)),
+                subject,
+                spki,
+                self.extensions_head,
+                hashlib.sha1(spki[len(prefix) :], usedforsecurity=False).digest(),
+                self.extensions_tail,
+            )
         )
+        return b"\x30" + der_length(len(body)) + body
 
     def certificate(self, tbs: bytes) -> bytes:
         """The Certificate DER: `tbs`, the signature algorithm, the CA's signature over it."""
         signature = self.sign(tbs)
-        return der_tlv(
-            _SEQUENCE,
-            tbs + self.signature_algorithm + der_tlv(_BIT_STRING, b"\x00" + signature),
+        body = b"".join(
+            (
+                tbs,
+                self.signature_algorithm,
+                b"\x03",
+                der_length(len(signature) + 1),
+                b"\x00",
+                signature,
+            )
         )
+        return b"\x30" + der_length(len(body)) + body
+
+    def issue(self, cn: str, spki: bytes, serial: int, validity: bytes) -> bytes | None:
+        """A device certificate's DER, or None when `spki` does not fit the template."""
+        tbs = self.tbs(cn, spki, serial, validity)
+        return None if tbs is None else self.certificate(tbs)
+
+    def issue_new_key(
+        self, cn: str, serial: int, validity: bytes
+    ) -> tuple[ec.EllipticCurvePrivateKey, bytes, bytes]:
+        """A fresh key of the template's curve, its unencrypted PKCS#8 DER, and its
+        certificate's DER. The SPKI is made from the public point in the PKCS#8 encoding:
+        serializing the key once is cheaper than also asking for the public key's bytes."""
+        key = ec.generate_private_key(self.curve)
+        key_der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, _NO_ENCRYPTION)
+        point = pkcs8_ec_point(key_der, self.point_size)
+        spki = self.spki_prefix + point if point else _spki(key.public_key())
+        tbs = self.tbs(cn, spki, serial, validity)
+        if tbs is None:  # not reached for a key of our own curve; never guess
+            raise ValueError(f"a fresh {self.curve.name} key does not fit its template")
+        return key, key_der, self.certificate(tbs)
+
+
+def pkcs8_ec_point(key_der: bytes, point_size: int) -> bytes | None:
+    """The public point OpenSSL writes at the end of an EC PKCS#8 key (ECPrivateKey's
+    [1] publicKey BIT STRING), or None when the key does not end that way."""
+    tail = _PKCS8_TAILS.get(point_size)
+    if tail is None:
+        bit_string = b"\x03" + der_length(point_size + 1) + b"\x00"
+        tail = _PKCS8_TAILS[point_size] = (
+            b"\xa1" + der_length(len(bit_string) + point_size) + bit_string
+        )
+    end = len(key_der) - point_size
+    if end < len(tail) or key_der[end - len(tail) : end] != tail or key_der[end] != 0x04:
+        return None
+    return key_der[end:]
+
+
+def _spki(public_key: PublicKey) -> bytes:
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+_NO_ENCRYPTION = NoEncryption()
+_PKCS8_TAILS: dict[int, bytes] = {}
