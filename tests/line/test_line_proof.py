@@ -215,3 +215,14 @@ def test_line_run_cli_with_a_proof_section(cli, ca_dir: Path, jig, serve) -> Non
     assert device["status"] == "failed" and device["error_code"] == "tls.client_cert_rejected"
     assert summary["failures"] == {"tls.client_cert_rejected": 1}
     assert "tls.client_cert_rejected" in result.stderr  # the summary table
+
+
+@pytest.mark.parametrize("kind", ["native", "at-cmng"])
+def test_proof_with_a_device_generated_key(station, jig, serve, kind: str) -> None:
+    # The key never left the device; the handshake proves it pairs with the certificate.
+    server, events = serve()
+    cfg = station([jig(kind)], dialect=kind, flow="device-keygen", proof={"server": server.address})
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"ok": 1}, outcomes
+    assert outcomes[0].proof.result == "accepted"
+    assert [e.subject for e in events if e.accepted] == [f"CN={outcomes[0].device_id}"]
