@@ -23,7 +23,8 @@ CLI processes' plus the spawning parent's) on one pinned core: the machine is sh
 wall time depends on what else runs. Wall-clock figures are printed beside. --check exits 1
 when a goal is missed.
 
-    .venv/bin/python bench/bench_pki.py [--seconds 3] [--openssl-iterations 40] [--check]
+    .venv/bin/python bench/bench_pki.py [--seconds 3] [--openssl-iterations 40] [--rounds 8]
+        [--check]
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ EXTENSIONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sample:
-    count: int
-    wall: float
-    cpu: float
+    count: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -97,20 +98,30 @@ def _bytes(ca: Authority, device_id: str) -> None:
     issued.cert_pem  # noqa: B018
 
 
-def bench_inprocess(seconds: float, job: Callable[[Authority, str], None]) -> Sample:
-    ca = create_root_ca("Bench CA")
-    for i in range(50):  # warm up the backend and caches (and make the TBS template)
-        job(ca, f"warm-{i}")
-    count = 0
-    start, cpu0 = time.perf_counter(), time.process_time()
-    deadline = start + seconds
-    while True:
-        for _ in range(100):
-            job(ca, f"dev-{count:08d}")
-            count += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return Sample(count, now - start, time.process_time() - cpu0)
+class InProcess:
+    """One in-process API, timed in slices between the other contestants' slices."""
+
+    def __init__(self, job: Callable[[Authority, str], None]) -> None:
+        self.job = job
+        self.ca = create_root_ca("Bench CA")
+        self.sample = Sample()
+        for i in range(50):  # warm up the backend and caches (and make the TBS template)
+            job(self.ca, f"warm-{i}")
+
+    def run(self, seconds: float) -> None:
+        job, ca, count = self.job, self.ca, self.sample.count
+        start, cpu0 = time.perf_counter(), time.process_time()
+        deadline = start + seconds
+        while True:
+            for _ in range(100):
+                job(ca, f"dev-{count:08d}")
+                count += 1
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        self.sample.wall += now - start
+        self.sample.cpu += time.process_time() - cpu0
+        self.sample.count = count
 
 
 def _csr_flow(run: Callable[..., None], i: int) -> None:
@@ -138,61 +149,88 @@ def _one_proc(run: Callable[..., None], i: int) -> None:
     run(*args)
 
 
-def bench_openssl(iterations: int, job: Callable[..., None]) -> Sample:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise SystemExit("openssl not found: cannot run the comparison")
-    with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        (d / "ext.cnf").write_text("\n".join(EXTENSIONS) + "\n")
+class OpensslLoop:
+    """One openssl loop in its own directory with its own CA, timed in slices."""
 
-        def run(*args: str) -> None:
-            subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
+    def __init__(self, job: Callable[..., None], tmp: Path) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise SystemExit("openssl not found: cannot run the comparison")
+        self.openssl, self.job, self.dir = openssl, job, tmp
+        self.sample = Sample()
+        (tmp / "ext.cnf").write_text("\n".join(EXTENSIONS) + "\n")
+        self.call("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-out", "ca.key")  # fmt: skip
+        self.call("req", "-new", "-x509", "-key", "ca.key", "-subj", "/CN=Bench CA", "-days",
+                  "3650", "-out", "ca.crt")  # fmt: skip
 
-        run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key")
-        run("req", "-new", "-x509", "-key", "ca.key", "-subj", "/CN=Bench CA", "-days", "3650",
-            "-out", "ca.crt")  # fmt: skip
+    def call(self, *args: str) -> None:
+        subprocess.run([self.openssl, *args], cwd=self.dir, check=True, capture_output=True)
+
+    def run(self, iterations: int) -> None:
+        first = self.sample.count
         start, cpu0 = time.perf_counter(), time.process_time() + children_cpu()
-        for i in range(iterations):
-            job(run, i)
-        cpu = time.process_time() + children_cpu() - cpu0
-        # Every loop must have made what the in-process side makes: check the last one.
-        text = subprocess.run([openssl, "x509", "-in", d / f"c{iterations - 1}", "-noout",
-            "-text"], check=True, capture_output=True, text=True).stdout  # fmt: skip
+        for i in range(first, first + iterations):
+            self.job(self.call, i)
+        self.sample.cpu += time.process_time() + children_cpu() - cpu0
+        self.sample.wall += time.perf_counter() - start
+        self.sample.count += iterations
+
+    def check(self) -> None:
+        """Every loop must have made what the in-process side makes: check the last one."""
+        last = self.dir / f"c{self.sample.count - 1}"
+        text = subprocess.run([self.openssl, "x509", "-in", last, "-noout", "-text"],
+            check=True, capture_output=True, text=True).stdout  # fmt: skip
         for part in ("CA:FALSE", "Digital Signature", "TLS Web Client Authentication",
                      "Subject Key Identifier", "Authority Key Identifier"):  # fmt: skip
             if part not in text:
-                raise SystemExit(f"openssl loop {job.__name__}: certificate lacks {part}")
-        return Sample(iterations, time.perf_counter() - start, cpu)
+                raise SystemExit(f"openssl loop {self.job.__name__}: certificate lacks {part}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="in-process run time per API")
-    ap.add_argument("--openssl-iterations", type=int, default=40)
+    ap.add_argument("--openssl-iterations", type=int, default=40, help="per openssl loop")
+    ap.add_argument("--rounds", type=int, default=8, help="slices each contestant is run in")
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = ap.parse_args()
 
     pinned = pin_one_core()
     print(f"pki issue: P-256 keygen + sign + PEM of key and certificate, {pinned}")
+    print(f"  (every contestant runs in {args.rounds} slices, taking turns: all see the same "
+          "load on this shared machine)")  # fmt: skip
     ours = {
-        "issue_client (objects)": bench_inprocess(args.seconds, _objects),
-        "issue_client_bytes": bench_inprocess(args.seconds, _bytes),
+        "issue_client (objects)": InProcess(_objects),
+        "issue_client_bytes": InProcess(_bytes),
     }
-    for label, r in ours.items():
+    with tempfile.TemporaryDirectory() as tmp:
+        loops = {}
+        for label, job in (
+            ("CSR flow (3 procs)", _csr_flow), ("2 procs", _two_procs), ("1 proc", _one_proc)
+        ):  # fmt: skip
+            (Path(tmp) / job.__name__).mkdir()
+            loops[label] = OpensslLoop(job, Path(tmp) / job.__name__)
+        per_round = max(1, args.openssl_iterations // args.rounds)
+        for _ in range(args.rounds):
+            for contestant in ours.values():
+                contestant.run(args.seconds / args.rounds)
+            for loop in loops.values():
+                loop.run(per_round)
+        for loop in loops.values():
+            loop.check()
+    for label, c in ours.items():
+        r = c.sample
         print(f"  provision.pki {label:24s}: {r.count:6d} certs, {r.cpu:5.2f} s CPU = "
               f"{r.rate:8.1f}/s (wall {r.wall:5.2f} s = {r.wall_rate:8.1f}/s)")  # fmt: skip
-    loops = {
-        "CSR flow (3 procs)": bench_openssl(args.openssl_iterations, _csr_flow),
-        "2 procs": bench_openssl(args.openssl_iterations, _two_procs),
-        "1 proc": bench_openssl(args.openssl_iterations, _one_proc),
-    }
-    for label, o in loops.items():
-        ratios = ", ".join(f"{name.split()[0]} {r.rate / o.rate:6.1f}x" for name, r in ours.items())
+    for label, loop in loops.items():
+        o = loop.sample
+        ratios = ", ".join(
+            f"{name.split()[0]} {c.sample.rate / o.rate:6.1f}x" for name, c in ours.items()
+        )
         print(f"  openssl {label:18s}: {o.count:6d} certs, {o.cpu:5.2f} s CPU = {o.rate:8.1f}/s "
               f"(wall {o.wall:5.2f} s = {o.wall_rate:6.1f}/s) -> ratio {ratios}")  # fmt: skip
-    best_label, best = max(ours.items(), key=lambda kv: kv[1].rate)
-    loop_label, loop = max(loops.items(), key=lambda kv: kv[1].rate)
+    best_label, best = max(((k, c.sample) for k, c in ours.items()), key=lambda kv: kv[1].rate)
+    loop_label, loop = max(((k, o.sample) for k, o in loops.items()), key=lambda kv: kv[1].rate)
     ratio = best.rate / loop.rate
     print(f"  goal ratio >= {GOAL_RATIO:.0f}x: {best_label} vs the fastest openssl loop "
           f"({loop_label}): {ratio:.1f}x (wall {best.wall_rate / loop.wall_rate:.1f}x) "
