@@ -410,3 +410,44 @@ def test_dates_before_1950_are_an_input_error(root: Authority) -> None:
 def test_pem_is_pem_armor(der: bytes) -> None:
     begin, end = b"-----BEGIN CERTIFICATE-----\n", b"-----END CERTIFICATE-----\n"
     assert _pem(begin, der, end) == pem_armor("CERTIFICATE", der)
+
+
+def test_keys_of_other_types_never_fit_a_template() -> None:
+    template = _P256_ROOT.client_template(KeyType.P256)
+    assert template is not None
+    validity = der_validity(datetime(2030, 1, 1), datetime(2031, 1, 1))
+    others = [
+        generate_key(KeyType.P384),
+        ec.generate_private_key(ec.SECP256K1()),
+        ed25519.Ed25519PrivateKey.generate(),
+        rsa.generate_private_key(public_exponent=65537, key_size=1024),
+    ]
+    for key in others:
+        assert template.tbs("dev-x", public_key_der(key), 5, validity) is None
+        assert template.issue("dev-x", public_key_der(key), 5, validity) is None
+    compressed = (
+        generate_key(KeyType.P256)
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    )
+    assert template.tbs("dev-x", template.spki_prefix[:-1] + compressed, 5, validity) is None
+
+
+def test_given_key_decides_the_template(root: Authority) -> None:
+    key = generate_key(KeyType.P384)
+    got_key, cert = root.issue_client("dev-given", key=key, key_type=KeyType.P256)
+    assert got_key is key and cert.public_key() == key.public_key()
+    assert root.client_template(KeyType.P384) is not None
+    cert.verify_directly_issued_by(root.cert)
+
+
+@pytest.mark.parametrize("key_type", [KeyType.P384, KeyType.RSA2048])
+def test_csrs_of_each_key_type(intermediate: Authority, key_type: KeyType) -> None:
+    from provision.pki.csr import create_csr
+
+    device_key = generate_key(key_type)
+    cert = intermediate.sign_request(create_csr(device_key, "dev-csr-kt"), serial=12345)
+    assert cert.public_key() == device_key.public_key()
+    assert cert.serial_number == 12345
+    assert cert.subject.rfc4514_string() == "CN=dev-csr-kt"
+    cert.verify_directly_issued_by(intermediate.cert)
