@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -53,7 +54,8 @@ DEVICE_ID_FIELD = "{device_id}"
 # Stands in for {device_id} while the template is parsed: not a value anyone would write.
 _PLACEHOLDER = "provision-device-id-placeholder-7f3a"
 # A device id becomes a CN: keep it to characters every TLS stack and registry accepts.
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+# (The length is in the pattern: one fullmatch per device on a line.)
+_DEVICE_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:@-]{{0,{MAX_DEVICE_ID - 1}}}")
 # Device key types the TBS template covers (an EC point spliced into a fixed SPKI).
 _CURVES: dict[KeyType, ec.EllipticCurve] = {
     KeyType.P256: ec.SECP256R1(),
@@ -62,7 +64,7 @@ _CURVES: dict[KeyType, ec.EllipticCurve] = {
 
 
 def validate_device_id(device_id: str) -> str:
-    if not device_id or len(device_id) > MAX_DEVICE_ID or not _DEVICE_ID.fullmatch(device_id):
+    if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
         raise InputError(
             f"device id {device_id!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
             "letters, digits and . _ : @ -, starting with a letter or digit"
@@ -185,12 +187,14 @@ def _subject_shape(
 DEFAULT_SUBJECT = SubjectTemplate.parse(f"CN={DEVICE_ID_FIELD}")
 
 
-@dataclass(frozen=True)
-class ClientCredential:
-    """A device key and its certificate as DER (see Authority.issue_client_bytes)."""
+class ClientCredential(NamedTuple):
+    """A device key and its certificate as DER (see Authority.issue_client_bytes).
 
-    key_der: bytes = field(repr=False)  # unencrypted PKCS#8: never in a repr or a log
-    cert_der: bytes = field(repr=False)
+    A NamedTuple: made once per device on a line, it costs less than a frozen dataclass.
+    """
+
+    key_der: bytes  # unencrypted PKCS#8: never in a repr or a log
+    cert_der: bytes
 
     @property
     def key_pem(self) -> bytes:
@@ -225,7 +229,8 @@ def _check_days(days: int) -> int:
 
 
 def check_key_type(key_type: KeyType, allow_ed25519: bool) -> KeyType:
-    key_type = KeyType(key_type)
+    if type(key_type) is not KeyType:
+        key_type = KeyType(key_type)
     if key_type is KeyType.ED25519 and not allow_ed25519:
         raise PolicyError(
             "Ed25519 keys need --allow-ed25519: most device TLS stacks cannot use them"
@@ -494,12 +499,14 @@ class Authority:
         key_type = check_key_type(key_type, allow_ed25519)
         if serial is not None:
             check_serial(serial)
-        template = self.client_template(key_type, subject, organization)
+        template = self._templates.get((key_type, subject, organization), _NOT_MADE)
+        if template is _NOT_MADE:
+            template = self.client_template(key_type, subject, organization)
         if template is not None:
             validity = self._validity_der(days, now)
             serial = x509.random_serial_number() if serial is None else serial
-            _, key_der, der = template.issue_new_key(device_id, serial, validity)
-            return ClientCredential(key_der=key_der, cert_der=der)
+            _, key_der, der = template.issue_new_key(device_id, serial, validity)  # type: ignore[union-attr]
+            return ClientCredential(key_der, der)
         key = generate_key(key_type)
         name = subject.name(device_id) if subject else _name(device_id, organization)
         cert = self._build(Profile.CLIENT, name, key.public_key(), days, now=now, serial=serial)

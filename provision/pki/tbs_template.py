@@ -314,22 +314,13 @@ class ClientTemplate:
                 self.extensions_tail,
             )
         )
-        return b"\x30" + der_length(len(body)) + body
+        return _sequence(body)
 
     def certificate(self, tbs: bytes) -> bytes:
         """The Certificate DER: `tbs`, the signature algorithm, the CA's signature over it."""
         signature = self.sign(tbs)
-        body = b"".join(
-            (
-                tbs,
-                self.signature_algorithm,
-                b"\x03",
-                der_length(len(signature) + 1),
-                b"\x00",
-                signature,
-            )
-        )
-        return b"\x30" + der_length(len(body)) + body
+        bit_string = b"\x03" + der_length(len(signature) + 1) + b"\x00"
+        return _sequence(b"".join((tbs, self.signature_algorithm, bit_string, signature)))
 
     def issue(self, cn: str, spki: bytes, serial: int, validity: bytes) -> bytes | None:
         """A device certificate's DER, or None when `spki` does not fit the template."""
@@ -343,13 +334,20 @@ class ClientTemplate:
         certificate's DER. The SPKI is made from the public point in the PKCS#8 encoding:
         serializing the key once is cheaper than also asking for the public key's bytes."""
         key = ec.generate_private_key(self.curve)
-        key_der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, _NO_ENCRYPTION)
+        key_der = key.private_bytes(_DER, _PKCS8, _NO_ENCRYPTION)
         point = pkcs8_ec_point(key_der, self.point_size)
         spki = self.spki_prefix + point if point else _spki(key.public_key())
         tbs = self.tbs(cn, spki, serial, validity)
         if tbs is None:  # not reached for a key of our own curve; never guess
             raise ValueError(f"a fresh {self.curve.name} key does not fit its template")
         return key, key_der, self.certificate(tbs)
+
+
+def _sequence(body: bytes) -> bytes:
+    n = len(body)
+    if 0x100 <= n < 0x10000:  # any TBS or certificate of ours
+        return b"\x30\x82" + n.to_bytes(2, "big") + body
+    return b"\x30" + der_length(n) + body
 
 
 def pkcs8_ec_point(key_der: bytes, point_size: int) -> bytes | None:
@@ -371,5 +369,5 @@ def _spki(public_key: PublicKey) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-_NO_ENCRYPTION = NoEncryption()
+_DER, _PKCS8, _NO_ENCRYPTION = Encoding.DER, PrivateFormat.PKCS8, NoEncryption()
 _PKCS8_TAILS: dict[int, bytes] = {}
