@@ -15,13 +15,13 @@ import base64
 import contextlib
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.dialects.lines import drain, now, read_until
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.tls.report import HandshakeReport
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
@@ -507,7 +507,7 @@ class AtCmngSession:
         self._retries = max(0, retries)
         self.bytes_sent = 0
         if trace is None and env_enabled():
-            trace = TraceLog(lambda: _now(transport))
+            trace = TraceLog(lambda: now(transport))
         self._trace = trace
         self._exchange(command("AT+CMEE=1"), "AT+CMEE=1", prefix=None, retry=True)
 
@@ -515,15 +515,15 @@ class AtCmngSession:
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
         """Does an AT interpreter answer `AT` with OK? A leading line end flushes noise."""
-        _drain(transport)
+        drain(transport)
         transport.write(b"\r\n" + command("AT"))
         reader = ReplyReader(command("AT"), prefix=None)
-        deadline = _now(transport) + timeout
-        while (remaining := deadline - _now(transport)) > 0:
+        deadline = now(transport) + timeout
+        while (remaining := deadline - now(transport)) > 0:
             reply = reader.feed(transport.read(4096, remaining))
             while reply is not None:
                 if reply.ok:
-                    _drain(transport, 0.02)
+                    drain(transport, 0.02)
                     return True
                 # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
                 reply = reader.feed(b"")
@@ -547,21 +547,12 @@ class AtCmngSession:
             seen = self._trace_sent(data)
             self._transport.write(data)
             self.bytes_sent += len(data)
-            deadline = _now(self._transport) + wait
-            while (remaining := deadline - _now(self._transport)) > 0:
-                chunk = self._transport.read(4096, remaining)
-                if chunk:
-                    if seen is not None:
-                        seen.feed(chunk)
-                    reply = reader.feed(chunk)
-                    if reply is not None:
-                        if seen is not None:
-                            seen.flush()
-                        return reply
+            reply = read_until(self._transport, reader.feed, wait, seen)
+            if reply is not None:
+                return reply
             if seen is not None:
-                seen.flush()
                 self._trace.note("rx", f"no reply within {wait:g} s")  # type: ignore[union-attr]
-            _drain(self._transport, 0.02)
+            drain(self._transport, 0.02)
         raise LinkError(f"at-cmng: no reply to {what} within {wait:g} s ({attempts} attempt(s))")
 
     def _trace_sent(self, data: bytes) -> LineSplitter | None:
@@ -676,7 +667,7 @@ class AtCmngSession:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
         encoded = {(p.sec_tag, int(p.nrf_type)): (p, encode_write(p)) for p in plans}
         total = sum(len(data) for _, data in encoded.values())
-        start_bytes, start = self.bytes_sent, _now(self._transport)
+        start_bytes, start = self.bytes_sent, now(self._transport)
         written: dict[tuple[int, int], SlotInfo] = {}
         done = 0
         with self._offline():
@@ -716,7 +707,7 @@ class AtCmngSession:
         return WriteResult(
             tuple(written[k] for k in encoded),
             self.bytes_sent - start_bytes,
-            _now(self._transport) - start,
+            now(self._transport) - start,
         )
 
     def _drop_stale(self, entries, planned) -> None:
@@ -808,15 +799,3 @@ def _reply_error(what: str, reply: Reply) -> DeviceError:
     return DeviceError(
         f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})", code=f"at.cme.{reply.cme}"
     )
-
-
-def _now(transport: Transport) -> float:
-    """The transport's clock if it has one (the simulator's virtual time), else the host's."""
-    clock = getattr(transport, "clock", None)
-    return clock() if clock is not None else time.monotonic()
-
-
-def _drain(transport: Transport, quiet: float = 0.0) -> None:
-    """Discard what is waiting (late replies, boot banners) until `quiet` s pass silently."""
-    while transport.read(4096, quiet):
-        pass

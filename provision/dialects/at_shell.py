@@ -29,12 +29,10 @@ from provision.dialects.at_cmng import (
     AtCmngSession,
     Reply,
     ReplyReader,
-    _drain,
-    _now,
     encode_write,
     plan_write,
 )
-from provision.dialects.zephyr_shell import _ANSI, _PROMPT, EOL, ShellReader
+from provision.dialects.lines import EOL, PROMPT, ShellReader, drain, now, read_until, shell_text
 from provision.errors import DeviceError, LinkError, PolicyError
 from provision.transport.base import Transport
 
@@ -143,23 +141,23 @@ class AtShellSession(AtCmngSession):
     def _sync(self) -> None:
         """Align with the shell like zephyr-shell: an empty line, then read until quiet."""
         self._shell_output(EOL, "an empty line", retry=True)
-        _drain(self._transport, min(0.1, self._timeout))
+        drain(self._transport, min(0.1, self._timeout))
 
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
         """A shell whose `at AT` gets the modem's OK. An AT interpreter without a shell
         answers the line with ERROR; a shell without `at` says "command not found"."""
-        _drain(transport)
+        drain(transport)
         transport.write(EOL + b"at AT" + EOL)
         buf = bytearray()
-        deadline = _now(transport) + timeout
-        while (remaining := deadline - _now(transport)) > 0:
+        deadline = now(transport) + timeout
+        while (remaining := deadline - now(transport)) > 0:
             buf += transport.read(4096, remaining)
-            text = _ANSI.sub(b"", bytes(buf)).decode("latin-1").replace("\r", "")
-            if not _PROMPT.search(text):
+            text = shell_text(bytes(buf))
+            if not PROMPT.search(text):
                 continue
             if re.search(r"(?:^|\n)OK\n", text):
-                _drain(transport, min(0.1, timeout))
+                drain(transport, min(0.1, timeout))
                 return True
             if "command not found" in text:
                 return False
@@ -174,14 +172,10 @@ class AtShellSession(AtCmngSession):
             reader = ShellReader(b"")
             self._transport.write(line)
             self.bytes_sent += len(line)
-            deadline = _now(self._transport) + wait
-            while (remaining := deadline - _now(self._transport)) > 0:
-                chunk = self._transport.read(4096, remaining)
-                if chunk:
-                    lines = reader.feed(chunk)
-                    if lines is not None:
-                        return strip_echo(lines, line.removesuffix(EOL))
-            _drain(self._transport, min(0.1, wait))
+            lines = read_until(self._transport, reader.feed, wait)
+            if lines is not None:
+                return strip_echo(lines, line.removesuffix(EOL))
+            drain(self._transport, min(0.1, wait))
         raise LinkError(
             f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))"
         )

@@ -15,12 +15,20 @@ import base64
 import binascii
 import hashlib
 import re
-import time
 from dataclasses import dataclass, field
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.dialects.at_cmng import slot_pem
+from provision.dialects.lines import (
+    EOL,
+    PROMPT,
+    ShellReader,
+    drain,
+    now,
+    read_until,
+    shell_text,
+)
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.tls.report import HandshakeReport
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
@@ -34,7 +42,6 @@ DEFAULT_CRED_BUF_SIZE = 1024
 # (CONFIG_SHELL_CMD_BUFF_SIZE, 256 by default) must hold "cred buf " + chunk; shorter lines
 # also stay clear of the UART backend's small RX ring buffer.
 DEFAULT_CHUNK_CHARS = 128
-EOL = b"\r\n"
 
 # Names the shell accepts on input (the first of each group is also its human-readable name).
 TYPE_KEYWORD: dict[SlotType, str] = {
@@ -53,9 +60,6 @@ COMPACT_TYPE: dict[str, SlotType] = {
     "PSK_ID": SlotType.PSK_IDENTITY,
 }
 
-_ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>78]")
-_PROMPT = re.compile(r"(?:^|\n)[\w.\-]*:~\$ ?$")
-_PROMPT_PREFIX = re.compile(r"^[\w.\-]*:~\$ ?")
 _LIST_LINE = re.compile(r"^(\d+),([A-Z_]+),([A-Za-z0-9+/=]+|ERROR|N/A),(-?\d+)$")
 _FOUND = re.compile(r"^(\d+) credentials found\.$")
 _STORED = re.compile(r"^Stored (\d+) bytes\.$")
@@ -211,30 +215,6 @@ def trace_output(text: str) -> str:
 # Output
 
 
-class ShellReader:
-    """Collect the output of one command line, fed in any split, until the next prompt.
-
-    VT100 colour codes are removed, the echo of the command and any prompt before it are
-    dropped; what is left are the command's output lines (log lines included)."""
-
-    def __init__(self, sent: bytes) -> None:
-        self._echo = sent.rstrip(b"\r\n").decode("latin-1")
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list[str] | None:
-        self._buf += data
-        text = _ANSI.sub(b"", bytes(self._buf)).decode("latin-1").replace("\r", "")
-        if not _PROMPT.search(text):
-            return None
-        body = _PROMPT.sub("", text)
-        lines = []
-        for raw in body.split("\n"):
-            stripped = _PROMPT_PREFIX.sub("", raw).strip()
-            if stripped and stripped != self._echo:
-                lines.append(stripped)
-        return lines
-
-
 @dataclass(frozen=True)
 class ListedCredential:
     sec_tag: int
@@ -327,7 +307,7 @@ class ZephyrShellSession:
         self._cred_buf_size = cred_buf_size
         self.bytes_sent = 0
         if trace is None and env_enabled():
-            trace = TraceLog(lambda: _now(transport))
+            trace = TraceLog(lambda: now(transport))
         self._trace = trace
         self._sync()
 
@@ -335,26 +315,26 @@ class ZephyrShellSession:
         """Align with the shell: every line sent is answered by exactly one prompt, but a boot
         banner's prompt may still be on its way. Send an empty line and read until quiet."""
         self._run(EOL, "an empty line", retry=True)
-        _drain(self._transport, min(0.1, self._timeout))
+        drain(self._transport, min(0.1, self._timeout))
 
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
         """Is there a Zephyr shell with `cred`? `cred list` is harmless and says so."""
-        _drain(transport)
+        drain(transport)
         data = b"\r\n" + line("cred list")
         transport.write(data)
         buf = bytearray()
-        deadline = _now(transport) + timeout
-        while (remaining := deadline - _now(transport)) > 0:
+        deadline = now(transport) + timeout
+        while (remaining := deadline - now(transport)) > 0:
             chunk = transport.read(4096, remaining)
             buf += chunk
-            text = _ANSI.sub(b"", bytes(buf)).decode("latin-1")
-            if re.search(r"\d+ credentials found\.", text) and _PROMPT.search(
-                text.replace("\r", "")
-            ):
-                _drain(transport, min(0.1, timeout))
+            text = shell_text(bytes(buf))
+            if not PROMPT.search(text):
+                continue
+            if re.search(r"\d+ credentials found\.", text):
+                drain(transport, min(0.1, timeout))
                 return True
-            if "command not found" in text and _PROMPT.search(text.replace("\r", "")):
+            if "command not found" in text:
                 return False
         return False
 
@@ -369,21 +349,12 @@ class ZephyrShellSession:
             seen = self._trace_sent(data, secret)
             self._transport.write(data)
             self.bytes_sent += len(data)
-            deadline = _now(self._transport) + self._timeout
-            while (remaining := deadline - _now(self._transport)) > 0:
-                chunk = self._transport.read(4096, remaining)
-                if chunk:
-                    if seen is not None:
-                        seen.feed(chunk)
-                    lines = reader.feed(chunk)
-                    if lines is not None:
-                        if seen is not None:
-                            seen.flush()
-                        return lines
+            lines = read_until(self._transport, reader.feed, self._timeout, seen)
+            if lines is not None:
+                return lines
             if seen is not None:
-                seen.flush()
                 self._trace.note("rx", f"no prompt within {self._timeout:g} s")  # type: ignore[union-attr]
-            _drain(self._transport, min(0.1, self._timeout))
+            drain(self._transport, min(0.1, self._timeout))
         raise LinkError(
             f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
             f"({attempts} attempt(s))"
@@ -462,7 +433,7 @@ class ZephyrShellSession:
         plans = plan_write(credentials, self._cred_buf_size)  # PolicyError: nothing sent yet
         batches = [(p, encode_buf_lines(p.payload, self._chunk_chars)) for p in plans]
         total = sum(sum(len(x) for x in chunks) for _, chunks in batches)
-        start_bytes, start = self.bytes_sent, _now(self._transport)
+        start_bytes, start = self.bytes_sent, now(self._transport)
         present = {(c.sec_tag, c.type_name) for c in self._listed()}
         done = 0
         written: list[SlotInfo] = []
@@ -499,7 +470,7 @@ class ZephyrShellSession:
                 continue
             self._delete_one(tag, slot_type, garbled_ok=False)
         return WriteResult(
-            tuple(written), self.bytes_sent - start_bytes, _now(self._transport) - start
+            tuple(written), self.bytes_sent - start_bytes, now(self._transport) - start
         )
 
     def _write_one(self, plan: PlannedAdd, chunks: list[bytes], exists: bool) -> SlotInfo:
@@ -625,14 +596,3 @@ class ZephyrShellSession:
 
     def close(self) -> None:
         self._transport.close()
-
-
-def _now(transport: Transport) -> float:
-    """The transport's clock if it has one (the simulator's virtual time), else the host's."""
-    clock = getattr(transport, "clock", None)
-    return clock() if clock is not None else time.monotonic()
-
-
-def _drain(transport: Transport, quiet: float = 0.0) -> None:
-    while transport.read(4096, quiet):
-        pass

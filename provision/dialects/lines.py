@@ -1,0 +1,85 @@
+"""Plumbing shared by the line-based dialects (at-cmng, at-shell, zephyr-shell).
+
+The drive loops' clock and their wait for a reply, discarding what nobody waits for, and
+what a Zephyr shell prints around a command's output (colour codes, echo, prompt).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+from provision.trace import LineSplitter
+from provision.transport.base import Transport, transport_clock
+
+EOL = b"\r\n"
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>78]")
+PROMPT = re.compile(r"(?:^|\n)[\w.\-]*:~\$ ?$")
+PROMPT_PREFIX = re.compile(r"^[\w.\-]*:~\$ ?")
+
+T = TypeVar("T")
+
+
+def now(transport: Transport) -> float:
+    """The transport's clock if it has one (the simulator's virtual time), else the host's."""
+    return transport_clock(transport)()
+
+
+def drain(transport: Transport, quiet: float = 0.0) -> None:
+    """Discard what is waiting (late replies, boot banners) until `quiet` s pass silently."""
+    while transport.read(4096, quiet):
+        pass
+
+
+def read_until(
+    transport: Transport,
+    feed: Callable[[bytes], T | None],
+    timeout: float,
+    seen: LineSplitter | None = None,
+) -> T | None:
+    """Read and `feed` what arrives until it returns a result (None: `timeout` s passed).
+    `seen`, the trace of the answer, gets every byte read and is flushed at the end."""
+    deadline = now(transport) + timeout
+    while (remaining := deadline - now(transport)) > 0:
+        chunk = transport.read(4096, remaining)
+        if chunk:
+            if seen is not None:
+                seen.feed(chunk)
+            result = feed(chunk)
+            if result is not None:
+                if seen is not None:
+                    seen.flush()
+                return result
+    if seen is not None:
+        seen.flush()
+    return None
+
+
+def shell_text(data: bytes) -> str:
+    """Shell output as text: VT100 codes removed, CR dropped."""
+    return ANSI.sub(b"", data).decode("latin-1").replace("\r", "")
+
+
+class ShellReader:
+    """Collect the output of one command line, fed in any split, until the next prompt.
+
+    VT100 colour codes are removed, the echo of the command and any prompt before it are
+    dropped; what is left are the command's output lines (log lines included)."""
+
+    def __init__(self, sent: bytes) -> None:
+        self._echo = sent.rstrip(b"\r\n").decode("latin-1")
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[str] | None:
+        self._buf += data
+        text = shell_text(bytes(self._buf))
+        if not PROMPT.search(text):
+            return None
+        body = PROMPT.sub("", text)
+        lines = []
+        for raw in body.split("\n"):
+            stripped = PROMPT_PREFIX.sub("", raw).strip()
+            if stripped and stripped != self._echo:
+                lines.append(stripped)
+        return lines
