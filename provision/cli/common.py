@@ -1,4 +1,4 @@
-"""Pieces every command group shares: consoles, password sources, JSON output."""
+"""Pieces every command group shares: consoles, tables, password sources, JSON output."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from provision.errors import InputError
 
@@ -18,6 +20,30 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
+
+
+def table(*columns: str, title: str | None = None, show_header: bool = True) -> Table:
+    """A table in the one style every command prints: borderless, bold header, title on the
+    left. More columns (with their own options) can be added to it."""
+    result = Table(
+        box=None,
+        header_style="bold",
+        show_header=show_header,
+        title=title,
+        title_justify="left",
+    )
+    for column in columns:
+        result.add_column(column)
+    return result
+
+
+def safe_text(value: object) -> Text:
+    """Plain text for a table cell or a line: no rich markup, no terminal control characters.
+
+    Subjects, identities, port names and error texts come from files and devices, i.e. from
+    anyone."""
+    text = str(value)
+    return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
 
 
 def resolve_password(
