@@ -460,7 +460,7 @@ class Authority:
         if serial is not None:
             check_serial(serial)
         template = self.client_template(
-            key_type_of(key) if key else key_type, subject, organization
+            key_type_of(key) if key is not None else key_type, subject, organization
         )
         if template is not None:
             validity = self._validity_der(days, now)
