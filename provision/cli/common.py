@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from provision.device import DIALECTS
 from provision.errors import InputError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -20,6 +21,13 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
+
+
+def dialect_choices(*, auto: bool) -> str:
+    """The dialects a --dialect option takes, for its help: provision.device.DIALECTS, and
+    `auto` (probe the port) where the command can probe."""
+    names = [*DIALECTS, "auto (probe the port)"] if auto else list(DIALECTS)
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def table(*columns: str, title: str | None = None, show_header: bool = True) -> Table:
