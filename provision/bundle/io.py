@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -279,7 +279,8 @@ def read_credentials(
     return CredentialSet.of(slots, device_id=sources.device_id)
 
 
-def _load_signer(signer: SignerSource, ask_password: AskPassword | None) -> Any:
+def load_signer(signer: SignerSource, ask_password: AskPassword | None = None) -> Any:
+    """The signing key, its password from `signer.password`, else `ask_password`."""
     data = _read_file(signer.key, "signing key")
     password = None
     if key_is_encrypted(data):
@@ -351,7 +352,7 @@ def pack(
             f"check failed: {errors[0].message}{more}; nothing written (--force packs anyway)",
             code=errors[0].code,
         )
-    signing_key = _load_signer(signer, ask_password) if signer is not None else None
+    signing_key = load_signer(signer, ask_password) if signer is not None else None
     data, kid = pack_bytes(credentials, signing_key=signing_key)
     write_bundle(out, data, secret=_has_secret(credentials), force=force)
     end = len(data) - (fmt.KEY_ID_SIZE + fmt.SIGNATURE_SIZE if kid is not None else 0)
@@ -536,3 +537,29 @@ def sources_from_options(
         psk_identity=psk_identity.encode() if psk_identity else None,
     )
     return PackSources((tag,), device_id=device_id, encoding=encoding)
+
+
+def secret_from_options(
+    file: Path | None, env: str | None, option: str, *, hex_: bool = False
+) -> SecretSource | None:
+    """The secret an `<option>-file` / `<option>-env` pair names (at most one of them)."""
+    if file is not None and env is not None:
+        raise InputError(f"give either {option}-file or {option}-env, not both")
+    if file is not None:
+        return SecretSource(file=file, hex=hex_)
+    if env is not None:
+        return SecretSource(env=env, hex=hex_)
+    return None
+
+
+def override_spec(
+    sources: PackSources, *, device_id: str | None, encoding: str | None
+) -> PackSources:
+    """A spec's sources with the device id and encoding given on the command line, if any."""
+    if device_id is None and encoding is None:
+        return sources
+    return replace(
+        sources,
+        device_id=device_id if device_id is not None else sources.device_id,
+        encoding=encoding or sources.encoding,
+    )

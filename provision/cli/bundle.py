@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from provision.bundle import io as bundle_io
-from provision.bundle.spec import DEFAULT_ENCODING, ENCODINGS, SecretSource, load_spec
+from provision.bundle.spec import DEFAULT_ENCODING, ENCODINGS, load_spec
 from provision.check import Finding, exit_code_for
-from provision.cli.common import console, err_console, print_json, resolve_password
+from provision.cli.check import findings_table
+from provision.cli.common import (
+    console,
+    err_console,
+    print_json,
+    resolve_password,
+    safe_text,
+    table,
+)
 from provision.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Pack, inspect, verify and unpack bundles.")
@@ -44,25 +50,6 @@ def _ask_password(prompt: str) -> bytes:
     return password
 
 
-def _secret(file: Path | None, env: str | None, option: str, *, hex_: bool) -> SecretSource | None:
-    if file is not None and env is not None:
-        raise InputError(f"give either {option}-file or {option}-env, not both")
-    if file is not None:
-        return SecretSource(file=file, hex=hex_)
-    if env is not None:
-        return SecretSource(env=env, hex=hex_)
-    return None
-
-
-def _safe(value: object) -> Text:
-    """Plain text for a table cell: no rich markup, no terminal control characters.
-
-    Subjects, identities and error texts come from the bundle, i.e. from anyone.
-    """
-    text = str(value)
-    return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
-
-
 def _one(values: list[Any], option: str, slot: str) -> Any:
     if len(values) > 1:
         raise InputError(f"duplicate slot {slot}: {option} given {len(values)} times")
@@ -72,19 +59,7 @@ def _one(values: list[Any], option: str, slot: str) -> Any:
 def _findings_table(findings: Sequence[Finding]) -> None:
     if not findings:
         return
-    table = Table(box=None, header_style="bold", title="pre-flight check", title_justify="left")
-    for col in ("severity", "code", "sec_tag", "slot", "message"):
-        table.add_column(col)
-    for f in findings:
-        style = {"error": "red", "warning": "yellow"}.get(f.severity.value, "")
-        table.add_row(
-            Text(f.severity.value, style=style),
-            _safe(f.code),
-            "" if f.sec_tag is None else str(f.sec_tag),
-            _safe(f.slot or ""),
-            _safe(f.message),
-        )
-    console.print(table)
+    console.print(findings_table(findings, title="pre-flight check"))
 
 
 def _records_table(report: dict[str, Any]) -> None:
@@ -95,15 +70,15 @@ def _records_table(report: dict[str, Any]) -> None:
         f"signed by key id {report['key_id']}" if report["signed"] else "not signed",
     ]
     for line in (", ".join(head[:2]), head[2], head[3]):
-        console.print(_safe(line))
-    table = Table(box=None, header_style="bold")
+        console.print(safe_text(line))
+    rows = table()
     for col in ("tag", "slot", "encoding", "size"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("subject", overflow="fold", ratio=1, min_width=12)
-    table.add_column("issuer", overflow="fold", ratio=1, min_width=12)
-    table.add_column("expires", no_wrap=True)
+        rows.add_column(col, no_wrap=True)
+    rows.add_column("subject", overflow="fold", ratio=1, min_width=12)
+    rows.add_column("issuer", overflow="fold", ratio=1, min_width=12)
+    rows.add_column("expires", no_wrap=True)
     # The full digests are in --json; 12 hex digits tell items apart on a terminal.
-    table.add_column("sha256", no_wrap=True)
+    rows.add_column("sha256", no_wrap=True)
     for r in report["records"]:
         subject = issuer = expires = ""
         certs = r.get("certificates") or []
@@ -119,17 +94,17 @@ def _records_table(report: dict[str, Any]) -> None:
         elif "value" in r:
             subject = r["value"]
         encoding = r["encoding"] + ("+enc" if r["flags"] else "")
-        table.add_row(
+        rows.add_row(
             str(r["sec_tag"]),
             r["slot"],
             encoding,
             str(r["size"]),
-            _safe(subject),
-            _safe(issuer),
+            safe_text(subject),
+            safe_text(issuer),
             expires,
             r["sha256"][:12] + "…" if r["sha256"] else "(not shown)",
         )
-    console.print(table)
+    console.print(rows)
 
 
 @app.command()
@@ -198,8 +173,8 @@ def pack(
     psk_identity = _one(psk_identity_, "--psk-identity", "psk_identity")
     if encoding is not None and encoding not in ENCODINGS:
         raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
-    key_pw = _secret(key_password_file, key_password_env, "--key-password", hex_=False)
-    psk = _secret(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
+    psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
     if spec is not None:
         given = [
             tag is not None,
@@ -212,14 +187,7 @@ def pack(
         ]
         if any(given):
             raise InputError(f"--spec cannot be combined with {', '.join(_ITEM_OPTIONS)}")
-        sources = load_spec(spec)
-        if device_id is not None or encoding is not None:
-            sources = type(sources)(
-                sources.tags,
-                device_id=device_id if device_id is not None else sources.device_id,
-                encoding=encoding or sources.encoding,
-                origin=sources.origin,
-            )
+        sources = bundle_io.override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
     else:
         sources = bundle_io.sources_from_options(
             sec_tag=tag,
@@ -236,8 +204,8 @@ def pack(
     if sign_key is not None:
         signer = bundle_io.SignerSource(
             sign_key,
-            _secret(
-                sign_key_password_file, sign_key_password_env, "--sign-key-password", hex_=False
+            bundle_io.secret_from_options(
+                sign_key_password_file, sign_key_password_env, "--sign-key-password"
             ),
         )
     # Without a terminal a prompt would hang a line script: the library then names the
@@ -265,7 +233,7 @@ def pack(
         return
     signed = f", signed by key id {result.key_id.hex()}" if result.key_id else ""
     console.print(
-        _safe(
+        safe_text(
             f"packed {len(result.credentials)} items into {result.path} "
             f"({result.size} bytes, sha256 {result.digest.hex()}{signed})"
         )
@@ -322,7 +290,9 @@ def verify(
             }
         )
     else:
-        console.print(_safe(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)"))
+        console.print(
+            safe_text(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)")
+        )
         console.print(f"signature: {result.signature}")
         _findings_table(result.findings)
         if not result.findings:
@@ -348,4 +318,4 @@ def unpack(
         print_json({"files": [str(p) for p in paths]})
         return
     for p in paths:
-        console.print(_safe(p))
+        console.print(safe_text(p))

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
 import provision.device as device_mod
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
-from provision.cli.common import console, err_console, print_json, resolve_password
+from provision.cli.common import (
+    console,
+    dialect_choices,
+    err_console,
+    print_json,
+    resolve_password,
+    safe_text,
+    table,
+)
 from provision.errors import CheckFailed, InputError, ProvisionError
 
 app = typer.Typer(no_args_is_help=True)
@@ -29,21 +34,22 @@ PORT = typer.Option(..., "--port", "-p", help="Serial port, pyserial URL or sim:
 BAUD = typer.Option(None, "--baud", help="Line rate (default 115200).")
 TIMEOUT = typer.Option(2.0, "--timeout", help="Seconds to wait for each answer.")
 RETRIES = typer.Option(5, "--retries", help="Tries before a request or transfer gives up.")
-DIALECT = typer.Option(
-    "auto", "--dialect", help="native, at-cmng, zephyr-shell or auto (probe the port)."
-)
+DIALECT = typer.Option("auto", "--dialect", help=f"{dialect_choices(auto=True)}.")
 JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
+# The credential set `write` and `verify` take: a bundle file, a spec or item options.
+SPEC = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`.")
+TAG = typer.Option(None, "--tag", help="sec_tag for the item options.")
+ROOT_CA = typer.Option([], "--root-ca", metavar="FILE", help="Root CA file.")
+CLIENT_CERT = typer.Option(None, "--client-cert", metavar="FILE")
+CLIENT_KEY = typer.Option(None, "--client-key", metavar="FILE")
+KEY_PASSWORD_FILE = typer.Option(None, "--key-password-file")
+KEY_PASSWORD_ENV = typer.Option(None, "--key-password-env")
 TRACE = typer.Option(
     False,
     "--trace",
     help="Print every frame or line on stderr, timestamped and decoded (keys, PSKs and "
     "passwords redacted). Same as PROVISION_TRACE=1.",
 )
-
-
-def _safe(value: object) -> Text:
-    text = str(value)
-    return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
 
 
 def _open(
@@ -85,13 +91,13 @@ def info(
     if json_out:
         print_json(data)
         return
-    table = Table(show_header=False, box=None)
+    rows = table("field", "value", show_header=False)
     for key in ("port", "dialect", "device_id", "firmware"):
-        table.add_row(key, _safe(data[key]))
+        rows.add_row(key, safe_text(data[key]))
     for key, value in i.details.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        table.add_row(key, _safe(shown))
-    console.print(table)
+        rows.add_row(key, safe_text(shown))
+    console.print(rows)
 
 
 def _describe_cert(data: bytes) -> dict[str, Any]:
@@ -134,29 +140,17 @@ def list_(
     if not rows:
         console.print("no credentials stored")
         return
-    table = Table("sec_tag", "slot", "size", "sha256", "subject", "expires")
+    slots = table("sec_tag", "slot", "size", "sha256", "subject", "expires")
     for r in rows:
-        table.add_row(
+        slots.add_row(
             str(r["sec_tag"]),
             r["slot"],
             "" if r["size"] is None else str(r["size"]),
             (r["sha256"] or "")[:16],
-            _safe(r.get("subject") or ""),
+            safe_text(r.get("subject") or ""),
             (r.get("not_after") or "")[:10],
         )
-    console.print(table)
-
-
-def _secret_source(file: Path | None, env: str | None, option: str, *, hex_: bool = False):
-    from provision.bundle.spec import SecretSource
-
-    if file is not None and env is not None:
-        raise InputError(f"give either {option}-file or {option}-env, not both")
-    if file is not None:
-        return SecretSource(file=file, hex=hex_)
-    if env is not None:
-        return SecretSource(env=env, hex=hex_)
-    return None
+    console.print(slots)
 
 
 def _load_input(
@@ -168,9 +162,10 @@ def _load_input(
     client_key: Path | None,
     key_password_file: Path | None,
     key_password_env: str | None,
-    sign_key: Path | None,
-    sign_key_password_file: Path | None,
-    sign_key_password_env: str | None,
+    *,
+    sign_key: Path | None = None,
+    sign_key_password_file: Path | None = None,
+    sign_key_password_env: str | None = None,
     psk_hex_file: Path | None = None,
     psk_hex_env: str | None = None,
     psk_identity: str | None = None,
@@ -181,7 +176,7 @@ def _load_input(
     from provision.bundle import io as bundle_io
     from provision.bundle.spec import DEFAULT_ENCODING, load_spec
 
-    psk = _secret_source(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
     items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
     given = [bundle is not None, spec is not None, any(items)]
     if sum(map(bool, given)) != 1:
@@ -192,20 +187,16 @@ def _load_input(
         bundle_io.read_bundle(bundle)  # names the file in any error
         return bundle.read_bytes()
     if spec is not None:
-        sources = load_spec(spec)
-        if device_id is not None or encoding is not None:
-            sources = replace(
-                sources,
-                device_id=device_id if device_id is not None else sources.device_id,
-                encoding=encoding or sources.encoding,
-            )
+        sources = bundle_io.override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
     else:
         sources = bundle_io.sources_from_options(
             sec_tag=tag,
             root_ca=root_ca,
             client_cert=client_cert,
             client_key=client_key,
-            key_password=_secret_source(key_password_file, key_password_env, "--key-password"),
+            key_password=bundle_io.secret_from_options(
+                key_password_file, key_password_env, "--key-password"
+            ),
             psk=psk,
             psk_identity=psk_identity,
             device_id=device_id,
@@ -216,9 +207,11 @@ def _load_input(
     if sign_key is not None:
         signer = bundle_io.SignerSource(
             sign_key,
-            _secret_source(sign_key_password_file, sign_key_password_env, "--sign-key-password"),
+            bundle_io.secret_from_options(
+                sign_key_password_file, sign_key_password_env, "--sign-key-password"
+            ),
         )
-        signing_key = bundle_io._load_signer(signer, None)
+        signing_key = bundle_io.load_signer(signer)
     data, _ = bundle_io.pack_bytes(credentials, signing_key=signing_key)
     return data
 
@@ -241,13 +234,13 @@ def _preflight(credentials: CredentialSet, target: str, force: bool) -> list[Any
 def write(
     bundle: Path | None = typer.Argument(None, help="A bundle file (from `bundle pack`)."),
     port: str = PORT,
-    spec: Path | None = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`."),
-    tag: int | None = typer.Option(None, "--tag", help="sec_tag for the item options."),
-    root_ca: list[Path] = typer.Option([], "--root-ca", metavar="FILE", help="Root CA file."),
-    client_cert: Path | None = typer.Option(None, "--client-cert", metavar="FILE"),
-    client_key: Path | None = typer.Option(None, "--client-key", metavar="FILE"),
-    key_password_file: Path | None = typer.Option(None, "--key-password-file"),
-    key_password_env: str | None = typer.Option(None, "--key-password-env"),
+    spec: Path | None = SPEC,
+    tag: int | None = TAG,
+    root_ca: list[Path] = ROOT_CA,
+    client_cert: Path | None = CLIENT_CERT,
+    client_key: Path | None = CLIENT_KEY,
+    key_password_file: Path | None = KEY_PASSWORD_FILE,
+    key_password_env: str | None = KEY_PASSWORD_ENV,
     sign_key: Path | None = typer.Option(None, "--sign-key", help="Sign the bundle (P-256)."),
     sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
     sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
@@ -281,14 +274,14 @@ def write(
         client_key,
         key_password_file,
         key_password_env,
-        sign_key,
-        sign_key_password_file,
-        sign_key_password_env,
-        psk_hex_file,
-        psk_hex_env,
-        psk_identity,
-        device_id,
-        encoding,
+        sign_key=sign_key,
+        sign_key_password_file=sign_key_password_file,
+        sign_key_password_env=sign_key_password_env,
+        psk_hex_file=psk_hex_file,
+        psk_hex_env=psk_hex_env,
+        psk_identity=psk_identity,
+        device_id=device_id,
+        encoding=encoding,
     )
     credentials = bundle_format.decode(data).credentials
     findings = _preflight(credentials, target, force)
@@ -339,13 +332,13 @@ def write(
 def verify(
     bundle: Path | None = typer.Argument(None, help="A bundle file."),
     port: str = PORT,
-    spec: Path | None = typer.Option(None, "--spec"),
-    tag: int | None = typer.Option(None, "--tag"),
-    root_ca: list[Path] = typer.Option([], "--root-ca", metavar="FILE"),
-    client_cert: Path | None = typer.Option(None, "--client-cert", metavar="FILE"),
-    client_key: Path | None = typer.Option(None, "--client-key", metavar="FILE"),
-    key_password_file: Path | None = typer.Option(None, "--key-password-file"),
-    key_password_env: str | None = typer.Option(None, "--key-password-env"),
+    spec: Path | None = SPEC,
+    tag: int | None = TAG,
+    root_ca: list[Path] = ROOT_CA,
+    client_cert: Path | None = CLIENT_CERT,
+    client_key: Path | None = CLIENT_KEY,
+    key_password_file: Path | None = KEY_PASSWORD_FILE,
+    key_password_env: str | None = KEY_PASSWORD_ENV,
     baud: int | None = BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
@@ -363,9 +356,6 @@ def verify(
         client_key,
         key_password_file,
         key_password_env,
-        None,
-        None,
-        None,
     )
     credentials = bundle_format.decode(data).credentials
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
@@ -377,7 +367,7 @@ def verify(
     if not report.ok:
         if not json_out:
             for line in report.mismatches:
-                err_console.print(_safe(line))
+                err_console.print(safe_text(line))
         raise CheckFailed(
             f"device differs from the set ({len(report.mismatches)} slots)",
             code="device.verify_failed",
@@ -505,10 +495,10 @@ def ports(json_out: bool = JSON) -> None:
     if not found:
         console.print("no serial ports found (a simulated device: --port sim://native)")
         return
-    table = Table("port", "description", "hwid")
+    listing = table("port", "description", "hwid")
     for p in found:
-        table.add_row(_safe(p["port"]), _safe(p["description"]), _safe(p["hwid"]))
-    console.print(table)
+        listing.add_row(safe_text(p["port"]), safe_text(p["description"]), safe_text(p["hwid"]))
+    console.print(listing)
 
 
 # Implemented in cli/tls_check.py (issue 7); registered here so it sits with the device commands.
