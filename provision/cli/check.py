@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from provision.check import Severity, check_files, exit_code_for
+from provision.check import Finding, Severity, check_files, exit_code_for
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
     console,
     print_json,
     resolve_password,
+    safe_text,
+    table,
 )
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted
@@ -29,6 +33,21 @@ def _can_prompt() -> bool:
 
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def findings_table(findings: Sequence[Finding], title: str | None = None) -> Table:
+    """Findings as `check` and `bundle pack|verify` print them (messages quote certificate
+    fields, so every cell is plain text, never markup)."""
+    rows = table("severity", "code", "sec_tag", "slot", "message", title=title)
+    for f in findings:
+        rows.add_row(
+            Text(f.severity.value, style=_STYLE[f.severity]),
+            safe_text(f.code),
+            "" if f.sec_tag is None else str(f.sec_tag),
+            safe_text(f.slot or ""),
+            safe_text(f.message),
+        )
+    return rows
 
 
 @app.command("check")
@@ -96,18 +115,7 @@ def check(
     elif not report.findings:
         console.print(f"ok: no findings (target {report.target})")
     else:
-        table = Table(box=None, header_style="bold")
-        for col in ("severity", "code", "sec_tag", "slot", "message"):
-            table.add_column(col)
-        for f in report.findings:
-            table.add_row(
-                f"[{_STYLE[f.severity]}]{f.severity.value}[/]",
-                f.code,
-                "" if f.sec_tag is None else str(f.sec_tag),
-                f.slot or "",
-                f.message,
-            )
-        console.print(table)
+        console.print(findings_table(report.findings))
         console.print(
             f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) "
             f"(target {report.target})"

@@ -13,7 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from provision.cli.common import console, err_console, print_json
+from provision.cli.common import console, dialect_choices, err_console, print_json, table
 from provision.errors import ExitCode, InputError
 from provision.line import Line, load_config
 from provision.line.config import default_operator, dialect_names
@@ -31,15 +31,22 @@ def _emit(outcome: Outcome) -> None:
 
 
 def _status_table(line: Line) -> Table:
-    table = Table(title=f"station {line.cfg.station}", expand=False)
-    for col in ("port", "state", "device", "ok", "skipped", "failed", "last error"):
-        table.add_column(col)
+    rows = table(
+        "port",
+        "state",
+        "device",
+        "ok",
+        "skipped",
+        "failed",
+        "last error",
+        title=f"station {line.cfg.station}",
+    )
     now = time.monotonic()
     for state in line.states.values():
         step = state.step.value
         if state.step not in (Step.WAITING, Step.STOPPED):
             step = f"{step} {now - state.since:4.1f}s"
-        table.add_row(
+        rows.add_row(
             state.port,
             step,
             state.device_id or "-",
@@ -48,21 +55,20 @@ def _status_table(line: Line) -> Table:
             str(state.counts.get("failed", 0) + state.counts.get("rolled_back", 0)),
             state.last_error or "",
         )
-    return table
+    return rows
 
 
 def _summary_table(summary: Summary) -> Table:
-    table = Table(title="line summary", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
+    rows = table("what", title="line summary", show_header=False)
+    rows.add_column("value", justify="right")
     for status in ("ok", "skipped", "failed", "rolled_back", "busy"):
-        table.add_row(status, str(summary.counts.get(status, 0)))
-    table.add_row("ports", str(summary.ports))
-    table.add_row("seconds", f"{summary.seconds:.1f}")
-    table.add_row("devices/hour", f"{summary.devices_per_hour:.0f}")
+        rows.add_row(status, str(summary.counts.get(status, 0)))
+    rows.add_row("ports", str(summary.ports))
+    rows.add_row("seconds", f"{summary.seconds:.1f}")
+    rows.add_row("devices/hour", f"{summary.devices_per_hour:.0f}")
     for code, n in sorted(summary.failures.items(), key=lambda kv: -kv[1]):
-        table.add_row(f"failed: {code}", str(n))
-    return table
+        rows.add_row(f"failed: {code}", str(n))
+    return rows
 
 
 @app.command()
@@ -155,7 +161,7 @@ def run(
 @app.command()
 def simulate(
     count: int = typer.Argument(..., help="How many simulated ports (jigs)."),
-    kind: str = typer.Option("native", "--kind", help="native, at-cmng, zephyr-shell or at-shell."),
+    kind: str = typer.Option("native", "--kind", help=f"{dialect_choices(auto=False)}."),
     baud: int = typer.Option(115200, "--baud", help="Emulated line speed (0: unpaced)."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long."),
     json_out: bool = typer.Option(False, "--json", help="Print the ports as one JSON line."),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
@@ -13,6 +12,7 @@ from provision.cli.common import (
     console,
     print_json,
     resolve_password,
+    table,
 )
 from provision.pki import flows
 from provision.pki.authority import Authority
@@ -75,20 +75,18 @@ def _render(result: flows.FlowResult, json_out: bool) -> None:
     if json_out:
         print_json(result.to_json())
         return
-    table = Table(show_header=True, header_style="bold", box=None)
-    for col in ("file", "kind", "subject", "expires", "sha256"):
-        table.add_column(col)
+    rows = table("file", "kind", "subject", "expires", "sha256")
     for w in result.written:
         s = w.summary
         kind = w.kind + (" (encrypted)" if w.encrypted else "")
-        table.add_row(
+        rows.add_row(
             str(w.path),
             kind,
             s.subject if s else "",
             f"{s.not_after:%Y-%m-%d}" if s else "",
             s.sha256_fingerprint[:16] if s and w.kind == "certificate" else "",
         )
-    console.print(table)
+    console.print(rows)
     for note in result.notes:
         console.print(f"note: {note}")
 

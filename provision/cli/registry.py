@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from provision.cli.common import console, err_console, print_json
+from provision.cli.common import console, err_console, print_json, table
 from provision.errors import CheckFailed, RegistryError
 from provision.registry import open_registry
 from provision.registry.export import FORMATS, export_to
@@ -46,11 +45,18 @@ def show(
     if json_out:
         print_json({"device_id": device_id, "records": [r.public_dict() for r in history]})
         return
-    table = Table(title=f"device {device_id}")
-    for col in ("row", "result", "finished (UTC)", "station", "operator", "serial", "sec_tags"):
-        table.add_column(col)
+    rows = table(
+        "row",
+        "result",
+        "finished (UTC)",
+        "station",
+        "operator",
+        "serial",
+        "sec_tags",
+        title=f"device {device_id}",
+    )
     for r in history:
-        table.add_row(
+        rows.add_row(
             str(r.seq),
             r.result.value + (f" ({r.error_code})" if r.error_code else ""),
             r.finished_at,
@@ -59,7 +65,7 @@ def show(
             r.cert_serial or "-",
             " ".join(str(t) for t in r.sec_tags) or "-",
         )
-    console.print(table)
+    console.print(rows)
     last = history[-1]
     if last.cert_sha256:
         console.print(f"certificate sha256 {last.cert_sha256}")

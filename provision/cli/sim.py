@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import console, err_console
+from provision.cli.common import console, dialect_choices, err_console
 from provision.errors import InputError
 
 app = typer.Typer(no_args_is_help=True)
@@ -17,7 +17,7 @@ def sim(
     pty: bool = typer.Option(False, "--pty", help="Serve on a new pseudo-terminal (prints it)."),
     tcp: int | None = typer.Option(None, "--tcp", help="Serve on 127.0.0.1:PORT (0: any)."),
     dialect: str = typer.Option(
-        "native", "--dialect", help="Device kind: native, at-cmng, zephyr-shell."
+        "native", "--dialect", help=f"Device kind: {dialect_choices(auto=False)}."
     ),
     flash: Path | None = typer.Option(
         None, "--flash", help="Flash file: state survives restarts (default: in memory)."

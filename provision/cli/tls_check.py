@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from provision.cli.common import console, print_json
+from provision.cli.common import console, dialect_choices, print_json, table
 from provision.errors import TLSCheckError
 from provision.tls.client import DEFAULT_TIMEOUT
 from provision.tls.device_check import run_check
@@ -30,7 +29,7 @@ def tls_check(
     port: str | None = typer.Option(
         None, "--port", "-p", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."
     ),
-    dialect: str = typer.Option("auto", "--dialect", help="native, at-cmng, zephyr-shell, auto."),
+    dialect: str = typer.Option("auto", "--dialect", help=f"{dialect_choices(auto=True)}."),
     baud: int | None = typer.Option(None, "--baud", help="Serial speed."),
     tls: str | None = typer.Option(None, "--tls", help="Only this TLS version: 1.2 or 1.3."),
     timeout: float = typer.Option(
@@ -67,24 +66,24 @@ def render(report: HandshakeReport, where: str, json_out: bool) -> None:
     if json_out:
         print_json({**report.to_dict(), "where": where})
         return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("server", report.server)
-    table.add_row("sec_tag", str(report.sec_tag))
-    table.add_row("handshake by", where)
-    table.add_row("TLS version", report.version or "-")
-    table.add_row("cipher", report.cipher or "-")
+    rows = table(show_header=False)
+    rows.add_column(style="bold")
+    rows.add_column(overflow="fold")
+    rows.add_row("server", report.server)
+    rows.add_row("sec_tag", str(report.sec_tag))
+    rows.add_row("handshake by", where)
+    rows.add_row("TLS version", report.version or "-")
+    rows.add_row("cipher", report.cipher or "-")
     chain = " <- ".join(report.server_chain) if report.server_chain else "-"
-    table.add_row("server chain verified", f"{_yes_no(report.server_verified)}: {chain}")
+    rows.add_row("server chain verified", f"{_yes_no(report.server_verified)}: {chain}")
     accepted = _yes_no(report.client_accepted)
     if report.accepted_as:
         accepted += f", as {report.accepted_as}"
     if report.evidence:
         accepted += f" ({report.evidence})"
-    table.add_row("server accepted our cert", accepted)
+    rows.add_row("server accepted our cert", accepted)
     if not report.ok:
-        table.add_row("failure", f"{report.failure.label}: {report.detail}")
-    console.print(table, markup=False, highlight=False)
+        rows.add_row("failure", f"{report.failure.label}: {report.detail}")
+    console.print(rows, markup=False, highlight=False)
     if report.ok:
         console.print("mutual TLS handshake accepted", markup=False, style="bold green")
