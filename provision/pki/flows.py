@@ -225,6 +225,14 @@ def open_ca(files: CAFiles, password: bytes | None) -> Authority:
     )
 
 
+def _chain_out(out: _Outputs, path: Path, ca: Authority, cert: x509.Certificate) -> None:
+    """What a TLS peer must send, the leaf and every CA below the root: only when there is
+    an intermediate (a root-signed leaf needs no chain file)."""
+    intermediates = [c for c in ca.chain if c.issuer != c.subject]
+    if intermediates:
+        out.chain(path, [cert, *intermediates])
+
+
 def _leaf_outputs(
     ca: Authority,
     out: _Outputs,
@@ -237,10 +245,7 @@ def _leaf_outputs(
     if key is not None:
         out.key(out_dir / f"{name}.key{sfx}", key)
     out.cert(out_dir / f"{name}.crt{sfx}", cert)
-    intermediates = [c for c in ca.chain if c.issuer != c.subject]
-    if intermediates:
-        # What a TLS peer must send: the leaf and every CA below the root.
-        out.chain(out_dir / f"{name}.chain.pem", [cert, *intermediates])
+    _chain_out(out, out_dir / f"{name}.chain.pem", ca, cert)
 
 
 def issue_server(
@@ -355,12 +360,10 @@ def sign_csr(
     )
     out = _Outputs(fmt, None)
     out.cert(out_path, cert)
-    intermediates = [c for c in ca.chain if c.issuer != c.subject]
-    if intermediates:
-        base = out_path.name
-        for ext in (".der", ".crt", ".cer", ".pem"):
-            base = base.removesuffix(ext)
-        out.chain(out_path.with_name(base + ".chain.pem"), [cert, *intermediates])
+    base = out_path.name
+    for ext in (".der", ".crt", ".cer", ".pem"):
+        base = base.removesuffix(ext)
+    _chain_out(out, out_path.with_name(base + ".chain.pem"), ca, cert)
     notes = []
     if loaded.repaired_null_parameters:
         notes.append(
