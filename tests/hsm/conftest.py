@@ -12,19 +12,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from service_scripts import skip_or_fail, start_service, stop_service
 
-REPO = Path(__file__).resolve().parents[2]
-HSM_SCRIPT = REPO / ".ci" / "services" / "softhsm.sh"
 _VARS = ("SOFTHSM2_CONF", "PROVISION_PKCS11_MODULE", "PROVISION_TEST_HSM_URI")
-
-
-def skip_or_fail(reason: str) -> None:
-    if os.environ.get("PROVISION_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"PROVISION_REQUIRE_SERVICES=1 but {reason}")
-    pytest.skip(reason)
 
 
 def start_token() -> tuple[dict[str, str] | None, str]:
@@ -39,23 +31,7 @@ def start_token() -> tuple[dict[str, str] | None, str]:
         return None, "python-pkcs11 is not installed (pip install 'provision[hsm]')"
     env = {k: v for k, v in os.environ.items() if k != "PROVISION_TEST_HSM_DIR"}
     env["PYTHON"] = sys.executable
-    try:
-        out = subprocess.run(
-            ["bash", str(HSM_SCRIPT), "start"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
-    except (subprocess.SubprocessError, OSError) as err:
-        stderr = getattr(err, "stderr", "") or ""
-        return None, f"could not create a SoftHSM2 token: {err} {stderr.strip()[-300:]}"
-    values = {}
-    for line in out.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        values[name] = value.strip("'")
-    return values, ""
+    return start_service("softhsm.sh", "create a SoftHSM2 token", env)
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +56,7 @@ def hsm_token() -> Iterator[tuple[dict[str, str] | None, str]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        subprocess.run(
-            ["bash", str(HSM_SCRIPT), "stop", values["PROVISION_TEST_HSM_DIR"]],
-            capture_output=True,
-            check=False,
-        )
+        stop_service("softhsm.sh", values["PROVISION_TEST_HSM_DIR"])
 
 
 @pytest.fixture

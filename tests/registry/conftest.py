@@ -12,21 +12,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-PG_SCRIPT = REPO / ".ci" / "services" / "postgres.sh"
-
-
-def skip_or_fail(reason: str) -> None:
-    if os.environ.get("PROVISION_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"PROVISION_REQUIRE_SERVICES=1 but {reason}")
-    pytest.skip(reason)
+from service_scripts import skip_or_fail, start_service, stop_service
 
 
 def _have_postgres_binaries() -> bool:
@@ -45,31 +36,15 @@ def pg_server() -> Iterator[tuple[str | None, str]]:
     if not _have_postgres_binaries():
         yield None, "PostgreSQL is not installed (apt-get install postgresql)"
         return
-    try:
-        out = subprocess.run(
-            ["bash", str(PG_SCRIPT), "start"],
-            env={k: v for k, v in os.environ.items() if k != "PROVISION_TEST_PG_DIR"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
-    except (subprocess.SubprocessError, OSError) as err:
-        stderr = getattr(err, "stderr", "") or ""
-        yield None, f"could not start PostgreSQL: {err} {stderr.strip()[-300:]}"
+    env = {k: v for k, v in os.environ.items() if k != "PROVISION_TEST_PG_DIR"}
+    values, reason = start_service("postgres.sh", "start PostgreSQL", env)
+    if values is None:
+        yield None, reason
         return
-    env = dict(
-        line.removeprefix("export ").split("=", 1) for line in out.splitlines() if "=" in line
-    )
     try:
-        yield env["PROVISION_TEST_PG_URL"], ""
+        yield values["PROVISION_TEST_PG_URL"], ""
     finally:
-        subprocess.run(
-            ["bash", str(PG_SCRIPT), "stop", env["PROVISION_TEST_PG_DIR"]],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        stop_service("postgres.sh", values["PROVISION_TEST_PG_DIR"])
 
 
 @pytest.fixture
