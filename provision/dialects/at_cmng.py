@@ -509,7 +509,12 @@ class AtCmngSession:
         if trace is None and env_enabled():
             trace = TraceLog(lambda: now(transport))
         self._trace = trace
+        self._sync()
         self._exchange(command("AT+CMEE=1"), "AT+CMEE=1", prefix=None, retry=True)
+
+    def _sync(self) -> None:
+        """Align with the device before the first command: nothing to do on a plain AT
+        interface (a subclass behind a shell waits for its prompt here)."""
 
     # -- probing --------------------------------------------------------------------------
     @classmethod

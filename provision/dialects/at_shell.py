@@ -129,14 +129,9 @@ class AtShellSession(AtCmngSession):
         cmd_buff_size: int | None = None,
         **kwargs: object,
     ) -> None:
-        self._transport = transport
-        self._timeout = timeout
-        self._retries = max(0, retries)
         self._cmd_buff_size = cmd_buff_size
         self._fits = 0  # longest line the shell is known to hold
-        self.bytes_sent = 0
-        self._sync()
-        super().__init__(transport, timeout=timeout, retries=retries, **kwargs)  # AT+CMEE=1
+        super().__init__(transport, timeout=timeout, retries=retries, **kwargs)
 
     def _sync(self) -> None:
         """Align with the shell like zephyr-shell: an empty line, then read until quiet."""
