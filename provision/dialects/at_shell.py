@@ -32,7 +32,7 @@ from provision.dialects.at_cmng import (
     encode_write,
     plan_write,
 )
-from provision.dialects.lines import EOL, PROMPT, ShellReader, drain, now, read_until, shell_text
+from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
 from provision.errors import DeviceError, LinkError, PolicyError
 from provision.transport.base import Transport
 
@@ -41,6 +41,7 @@ NAME = "at-shell"
 DEFAULT_CMD_BUFF_SIZE = 256
 _KEEP = frozenset(range(0x20, 0x7F)) - {ord("'"), ord("\\")}
 _E2BIG = "Sending AT command failed with error code -7"
+_OK_LINE = re.compile(r"(?:^|\n)OK\n")
 _FAILED = re.compile(r"Sending AT command failed with error code (-?\d+)")
 
 
@@ -142,21 +143,7 @@ class AtShellSession(AtCmngSession):
     def probe(cls, transport: Transport, timeout: float) -> bool:
         """A shell whose `at AT` gets the modem's OK. An AT interpreter without a shell
         answers the line with ERROR; a shell without `at` says "command not found"."""
-        drain(transport)
-        transport.write(EOL + b"at AT" + EOL)
-        buf = bytearray()
-        deadline = now(transport) + timeout
-        while (remaining := deadline - now(transport)) > 0:
-            buf += transport.read(4096, remaining)
-            text = shell_text(bytes(buf))
-            if not PROMPT.search(text):
-                continue
-            if re.search(r"(?:^|\n)OK\n", text):
-                drain(transport, min(0.1, timeout))
-                return True
-            if "command not found" in text:
-                return False
-        return False
+        return probe_shell(transport, b"at AT" + EOL, timeout, _OK_LINE)
 
     # -- the one place that talks to the transport -------------------------------------------
     def _shell_output(self, line: bytes, what: str, *, retry: bool, timeout: float | None = None):

@@ -61,6 +61,29 @@ def shell_text(data: bytes) -> str:
     return ANSI.sub(b"", data).decode("latin-1").replace("\r", "")
 
 
+def probe_shell(transport: Transport, line: bytes, timeout: float, yes: re.Pattern[str]) -> bool:
+    """Send `line` after a line end that flushes noise. True when the shell's output, once a
+    prompt follows it, matches `yes`; False when the shell says "command not found" or nothing
+    conclusive arrives within `timeout` s."""
+    drain(transport)
+    transport.write(EOL + line)
+    buf = bytearray()
+
+    def answer(chunk: bytes) -> bool | None:
+        buf.extend(chunk)
+        text = shell_text(bytes(buf))
+        if not PROMPT.search(text):
+            return None
+        if yes.search(text):
+            return True
+        return False if "command not found" in text else None
+
+    if read_until(transport, answer, timeout):
+        drain(transport, min(0.1, timeout))
+        return True
+    return False
+
+
 class ShellReader:
     """Collect the output of one command line, fed in any split, until the next prompt.
 

@@ -22,12 +22,11 @@ from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.dialects.at_cmng import slot_pem
 from provision.dialects.lines import (
     EOL,
-    PROMPT,
     ShellReader,
     drain,
     now,
+    probe_shell,
     read_until,
-    shell_text,
 )
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.tls.report import HandshakeReport
@@ -62,6 +61,7 @@ COMPACT_TYPE: dict[str, SlotType] = {
 
 _LIST_LINE = re.compile(r"^(\d+),([A-Z_]+),([A-Za-z0-9+/=]+|ERROR|N/A),(-?\d+)$")
 _FOUND = re.compile(r"^(\d+) credentials found\.$")
+_CREDENTIALS_FOUND = re.compile(r"\d+ credentials found\.")
 _STORED = re.compile(r"^Stored (\d+) bytes\.$")
 _ADDED = re.compile(r"^Added TLS credential of type (\w+), sectag (\d+), and length (\d+) bytes\.$")
 # The human-readable names `cred add` answers with.
@@ -320,23 +320,7 @@ class ZephyrShellSession:
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
         """Is there a Zephyr shell with `cred`? `cred list` is harmless and says so."""
-        drain(transport)
-        data = b"\r\n" + line("cred list")
-        transport.write(data)
-        buf = bytearray()
-        deadline = now(transport) + timeout
-        while (remaining := deadline - now(transport)) > 0:
-            chunk = transport.read(4096, remaining)
-            buf += chunk
-            text = shell_text(bytes(buf))
-            if not PROMPT.search(text):
-                continue
-            if re.search(r"\d+ credentials found\.", text):
-                drain(transport, min(0.1, timeout))
-                return True
-            if "command not found" in text:
-                return False
-        return False
+        return probe_shell(transport, line("cred list"), timeout, _CREDENTIALS_FOUND)
 
     def _run(
         self, data: bytes, what: str, *, retry: bool = False, secret: bool = False
