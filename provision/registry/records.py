@@ -101,23 +101,11 @@ def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:
     Canonical JSON (sorted keys, no spaces, sec_tags as a list) is the same whatever the
     backend returned, so a SQLite file and a PostgreSQL table hash identically.
     """
-    values = {
-        "seq": seq,
-        "device_id": entry.device_id,
-        "result": Result(entry.result).value,
-        "station": entry.station,
-        "operator": entry.operator,
-        "started_at": entry.started_at,
-        "finished_at": entry.finished_at,
-        "cert_serial": entry.cert_serial,
-        "cert_sha256": entry.cert_sha256,
-        "root_sha256": entry.root_sha256,
-        "sec_tags": list(entry.sec_tags),
-        "error_code": entry.error_code,
-        "cert_pem": entry.cert_pem,
-    }
-    if entry.proof is not None:
-        values["proof"] = entry.proof
+    values = {name: getattr(entry, name) for name in HASHED_FIELDS if name != "seq"}
+    values.update(seq=seq, result=Result(entry.result).value, sec_tags=list(entry.sec_tags))
+    for name in OPTIONAL_HASHED_FIELDS:
+        if getattr(entry, name) is not None:
+            values[name] = getattr(entry, name)
     body = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
 
