@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +14,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from pki import Pki, make_pki
+from tls_helpers import OPENSSL, free_port, wait_for_line
 
 from provision.tls.material import TLSMaterial
 from provision.tls.server import TestServer
 
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl binary not installed")
 STARTUP_TIMEOUT = 15.0
 
 
@@ -35,12 +30,6 @@ def pki() -> Pki:
 @pytest.fixture(scope="session")
 def pki_files(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return pki.write(tmp_path_factory.mktemp("pki"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -60,32 +49,13 @@ def test_server(pki: Pki):
         server.close()
 
 
-def _wait_for_line(proc: subprocess.Popen, marker: bytes, timeout: float) -> bytes:
-    """Read proc's stdout until a line contains `marker`; fail with what was seen."""
-    assert proc.stdout is not None
-    seen = b""
-    deadline = time.monotonic() + timeout
-    fd = proc.stdout.fileno()
-    while marker not in seen:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or proc.poll() is not None:
-            raise AssertionError(f"peer did not start: {seen.decode(errors='replace')[-500:]}")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                continue
-            seen += chunk
-    return seen
-
-
 @contextlib.contextmanager
 def _running(args: list[str], marker: bytes) -> Iterator[tuple[subprocess.Popen, bytes]]:
     proc = subprocess.Popen(
         args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        yield proc, _wait_for_line(proc, marker, STARTUP_TIMEOUT)
+        yield proc, wait_for_line(proc, marker, STARTUP_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.terminate()

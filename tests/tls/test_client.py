@@ -125,7 +125,7 @@ def test_ip_address_in_san_is_accepted(pki, test_server):
 
 
 def test_connection_refused():
-    from conftest import free_port
+    from tls_helpers import free_port
 
     report = handshake("127.0.0.1", free_port(), TLSMaterial((b"x",), b"x", b"x"))
     # Bad material is found first: the device checks what it holds before dialling.
@@ -133,7 +133,7 @@ def test_connection_refused():
 
 
 def test_connection_refused_with_good_material(pki):
-    from conftest import free_port
+    from tls_helpers import free_port
 
     report = handshake("127.0.0.1", free_port(), good(pki))
     assert report.failure is Failure.CONNECTION_REFUSED
@@ -206,7 +206,7 @@ def test_secrets_stay_out_of_repr_and_reports(pki):
     material = TLSMaterial((pki.root,), pki.client.cert, pki.client_encrypted.key, PASSWORD)
     assert PASSWORD.decode() not in repr(material)
     assert "PRIVATE KEY" not in repr(material)
-    from conftest import free_port
+    from tls_helpers import free_port
 
     report = handshake("127.0.0.1", free_port(), TLSMaterial((pki.root,), pki.client.cert, None))
     assert "PRIVATE" not in str(report.to_dict())

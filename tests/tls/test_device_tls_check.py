@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import needs_openssl
 from pki import PASSWORD
+from tls_helpers import needs_openssl
 
 import provision.device
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType

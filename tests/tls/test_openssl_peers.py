@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import OPENSSL, needs_openssl
+from tls_helpers import OPENSSL, needs_openssl
 
 from provision.tls.client import handshake
 from provision.tls.material import TLSMaterial

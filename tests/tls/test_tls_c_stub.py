@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import _wait_for_line
+from tls_helpers import wait_for_line
 
 import provision.device
 from provision.tls.device_check import TLSCheckUnsupported, check_on_device
@@ -30,7 +30,7 @@ def stub_url(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        seen = _wait_for_line(proc, b"socket://", 10)
+        seen = wait_for_line(proc, b"socket://", 10)
         url = "socket://" + seen.split(b"socket://", 1)[1].split()[0].decode()
         yield url
     finally:

@@ -168,7 +168,7 @@ def test_testserver_json_lines(pki, pki_files):
     import sys
     from pathlib import Path
 
-    from conftest import _wait_for_line
+    from tls_helpers import wait_for_line
 
     from provision.tls.client import handshake
     from provision.tls.material import TLSMaterial
@@ -178,7 +178,7 @@ def test_testserver_json_lines(pki, pki_files):
     args += ["--cert", str(pki_files["server_cert"]), "--key", str(pki_files["server_key"])]
     proc = subprocess.Popen([*args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        first = json.loads(_wait_for_line(proc, b"\n", 15).splitlines()[0])
+        first = json.loads(wait_for_line(proc, b"\n", 15).splitlines()[0])
         assert first["event"] == "listening" and first["address"].startswith("127.0.0.1:")
         port = int(first["address"].rsplit(":", 1)[1])
         material = TLSMaterial((pki.root,), pki.client.cert, pki.client.key)
