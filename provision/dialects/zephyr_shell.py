@@ -134,10 +134,6 @@ def plan_write(credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF
     return plans
 
 
-def b64_digest(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
 # ---------------------------------------------------------------------------------------------
 # Command lines
 

@@ -9,7 +9,6 @@ TLSCheckUnsupported, whose message offers the host-side equivalent with the bund
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 from provision.bundle.format import decode
 from provision.bundle.model import SlotType
@@ -35,12 +34,6 @@ class TLSCheckUnsupported(DeviceError):
             code="tls.unsupported",
         )
         self.why = why
-
-
-class TLSCapable(Protocol):
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport: ...
 
 
 def check_on_device(

@@ -32,7 +32,7 @@ MAX_CHAIN = 8
 
 _TLS_CODES = {None: 0, "1.2": 12, "1.3": 13}
 _TLS_NAMES = {v: k for k, v in _TLS_CODES.items()}
-_HOST = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
+_HOST = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_HOST}}}$")
 
 
 def tls_code(tls_version: str | None) -> int:
