@@ -80,7 +80,7 @@ def run(dialect: str, baud: int, credentials: CredentialSet) -> dict[str, float]
 
     url = f"sim://{dialect}?baud={baud}{URL_OPTIONS.get(dialect, '')}"
     transport = Counting(open_transport(url))
-    cls = provision.device._session_class(dialect)
+    cls = provision.device.session_class(dialect)
     session = cls(transport, timeout=2.0, retries=3)
     device = provision.device.Device(session, f"sim://{dialect}")
     t0, sent0, recv0 = transport.clock(), transport.sent, transport.received

@@ -98,7 +98,8 @@ DIALECTS: dict[str, str] = {
 AUTO_ORDER = ("native", "at-cmng", "zephyr-shell", "at-shell")
 
 
-def _session_class(name: str) -> type:
+def session_class(name: str) -> type:
+    """The DialectSession class registered for dialect `name` (imported on first use)."""
     try:
         target = DIALECTS[name]
     except KeyError:
@@ -209,7 +210,7 @@ def open(
     try:
         names = AUTO_ORDER if dialect == "auto" else (dialect,)
         for name in names:
-            cls = _session_class(name)
+            cls = session_class(name)
             if dialect == "auto" and not cls.probe(transport, timeout):
                 continue
             extra: dict[str, object] = {}
