@@ -463,11 +463,11 @@ def keygen(
             cert = authority.sign_request(
                 loaded.csr, profile=Profile.CLIENT, days=days, source="CSR from the device"
             )
-            der = cert_der(cert)
-            dev.write(CredentialSet.of([Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, der)]))
-            report = dev.verify(
-                CredentialSet.of([Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, der)])
+            installed = CredentialSet.of(
+                [Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, cert_der(cert))]
             )
+            dev.write(installed)
+            report = dev.verify(installed)
             if not report.ok:
                 raise CheckFailed(f"verify after install failed: {report.mismatches[0]}")
             result["installed"] = "client_cert"
