@@ -1,0 +1,57 @@
+"""Guards on the dependency rules of docs/architecture: one owner per third-party library, and
+no module reaching into another's private names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "provision"
+
+# library → where it may be imported (paths relative to provision/; a folder covers its files)
+OWNERS = {
+    "cryptography": ("pki/", "check.py"),
+    "construct": ("bundle/format.py", "link/messages.py"),
+    "serial": ("transport/serial.py",),
+    "ssl": ("tls/",),
+}
+
+
+def _modules() -> list[tuple[str, ast.Module]]:
+    return [
+        (p.relative_to(PACKAGE).as_posix(), ast.parse(p.read_text(), str(p)))
+        for p in sorted(PACKAGE.rglob("*.py"))
+    ]
+
+
+def _imports(tree: ast.Module) -> list[tuple[int, str, list[str]]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module, [a.name for a in node.names]))
+    return found
+
+
+def test_each_library_is_imported_only_by_its_owner() -> None:
+    stray = [
+        f"{path}:{line} imports {module}"
+        for path, tree in _modules()
+        for line, module, _ in _imports(tree)
+        for library, owners in OWNERS.items()
+        if module.split(".")[0] == library and not path.startswith(owners)
+    ]
+    assert stray == []
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    stray = [
+        f"{path}:{line} imports {name} from {module}"
+        for path, tree in _modules()
+        for line, module, names in _imports(tree)
+        if module.startswith("provision")
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
+    assert stray == []
