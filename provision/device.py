@@ -111,8 +111,11 @@ def session_class(name: str) -> type:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    ok: bool
     mismatches: tuple[str, ...]  # one line each: "sec_tag 42 client_cert: digest differs"
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
 
 
 class Device:
@@ -175,7 +178,7 @@ class Device:
                 mismatches.append(f"{where}: missing on device")
             elif found.sha256 is not None and found.sha256 != expected:
                 mismatches.append(f"{where}: digest differs")
-        return VerifyReport(not mismatches, tuple(mismatches))
+        return VerifyReport(tuple(mismatches))
 
     def close(self) -> None:
         self.session.close()
