@@ -61,9 +61,12 @@ class Claim:
 
 @dataclass(frozen=True)
 class ChainReport:
-    ok: bool
     rows: int
     problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -395,7 +398,7 @@ class Registry:
                 )
             else:
                 problems.append(f"chain head (row {head_seq}) does not match the last row")
-        return ChainReport(not problems, rows, tuple(problems))
+        return ChainReport(rows, tuple(problems))
 
     def close(self) -> None:
         with self._open_lock:
