@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     REGISTRY = 9  # registry inconsistent or unreachable
     TLS = 10  # the mutual-TLS handshake failed
     HSM = 11  # the PKCS#11 token could not be used
+    INTERNAL = 70  # a bug (EX_SOFTWARE): rerun with PROVISION_DEBUG=1 and report it
     INTERRUPTED = 130
 
 
