@@ -11,17 +11,17 @@ from typer.core import TyperGroup
 from provision import __version__
 from provision.errors import ExitCode, ProvisionError
 
-# (module under provision.cli, command name, help). Each module exposes `app: typer.Typer`.
-GROUPS: tuple[tuple[str, str, str], ...] = (
-    ("pki", "pki", "Create CAs, issue server and device certificates, CSRs."),
-    ("check", "check", "Pre-flight check of a credential set."),
-    ("bundle", "bundle", "Pack, inspect, verify and unpack credential bundles."),
-    ("device", "device", "Talk to a device: info, list, write, verify, delete, keygen."),
-    ("sim", "sim", "Run a simulated device."),
-    ("line", "line", "Factory line: provision many devices on many ports."),
-    ("registry", "registry", "The device registry: show, export, verify."),
-    ("testserver", "testserver", "A mutual-TLS test server on 127.0.0.1."),
-)
+# command name → help; provision.cli.<name> exposes `app: typer.Typer`.
+GROUPS: dict[str, str] = {
+    "pki": "Create CAs, issue server and device certificates, CSRs.",
+    "check": "Pre-flight check of a credential set.",
+    "bundle": "Pack, inspect, verify and unpack credential bundles.",
+    "device": "Talk to a device: info, list, write, verify, delete, keygen.",
+    "sim": "Run a simulated device.",
+    "line": "Factory line: provision many devices on many ports.",
+    "registry": "The device registry: show, export, verify.",
+    "testserver": "A mutual-TLS test server on 127.0.0.1.",
+}
 
 
 def _is_cli_control(err: BaseException) -> bool:
@@ -55,7 +55,7 @@ class ProvisionGroup(TyperGroup):
                 "and report it",
                 err=True,
             )
-            raise typer.Exit(70) from None
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 app = typer.Typer(
@@ -80,9 +80,8 @@ def _root(
     """Get X.509 credentials onto embedded devices."""
 
 
-for _module, _name, _help in GROUPS:
-    _mod = importlib.import_module(f"provision.cli.{_module}")
-    _sub = _mod.app
+for _name, _help in GROUPS.items():
+    _sub = importlib.import_module(f"provision.cli.{_name}").app
     if isinstance(_sub, typer.Typer):
         if (
             _sub.registered_callback is None
