@@ -1,4 +1,4 @@
-"""`provision device info|list|write|verify|delete|keygen|ports` — talk to one device.
+"""`provision device info|list|write|verify|delete|keygen|tls-check|ports` — talk to one device.
 
 `--port` takes any pyserial URL or device path (/dev/ttyUSB0, COM3, socket://host:port,
 rfc2217://, loop://) or a simulated device (sim://native?flash=dev.flash).

@@ -16,7 +16,7 @@ GROUPS: dict[str, str] = {
     "pki": "Create CAs, issue server and device certificates, CSRs.",
     "check": "Pre-flight check of a credential set.",
     "bundle": "Pack, inspect, verify and unpack credential bundles.",
-    "device": "Talk to a device: info, list, write, verify, delete, keygen.",
+    "device": "Talk to a device: info, list, write, verify, delete, keygen, tls-check; ports.",
     "sim": "Run a simulated device.",
     "line": "Factory line: provision many devices on many ports.",
     "registry": "The device registry: show, export, verify.",
