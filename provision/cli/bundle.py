@@ -18,7 +18,7 @@ import typer
 from provision.bundle import io as bundle_io
 from provision.bundle.spec import DEFAULT_ENCODING, ENCODINGS, load_spec
 from provision.check import Finding, exit_code_for
-from provision.cli.check import findings_table
+from provision.cli.check import TARGET_HELP, findings_table
 from provision.cli.common import (
     console,
     err_console,
@@ -155,9 +155,7 @@ def pack(
     ),
     sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
     sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
-    target: str = typer.Option(
-        "default", "--target", help="Check against: default, nrf91, zephyr."
-    ),
+    target: str = typer.Option("default", "--target", help=TARGET_HELP),
     force: bool = typer.Option(
         False, "--force", help="Pack despite check errors; replace an existing output file."
     ),
@@ -263,9 +261,7 @@ def verify(
     signer_cert: Path | None = typer.Option(
         None, "--signer-cert", help="Certificate of the key the bundle must be signed with."
     ),
-    target: str = typer.Option(
-        "default", "--target", help="Check against: default, nrf91, zephyr."
-    ),
+    target: str = typer.Option("default", "--target", help=TARGET_HELP),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:

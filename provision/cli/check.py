@@ -32,6 +32,8 @@ def _can_prompt() -> bool:
     return sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"
 
 
+# Every command that checks a set (check, bundle pack|verify, device write) takes --target.
+TARGET_HELP = f"Device profile to check against: {', '.join(TARGETS)}."
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
@@ -62,9 +64,7 @@ def check(
     password_env: str | None = typer.Option(
         None, "--password-env", help="Key password: " + PASSWORD_ENV_HELP
     ),
-    target: str = typer.Option(
-        "default", "--target", help=f"Device profile: {', '.join(TARGETS)}."
-    ),
+    target: str = typer.Option("default", "--target", help=TARGET_HELP),
     expiry_days: int = typer.Option(
         30, "--expiry-days", min=0, help="Warn when a certificate expires within this many days."
     ),

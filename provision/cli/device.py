@@ -17,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 import provision.device as device_mod
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     console,
     dialect_choices,
@@ -253,9 +254,7 @@ def write(
         "--encoding",
         help="compact (default: DER wherever lossless), der, pem, or keep (as each file is).",
     ),
-    target: str = typer.Option(
-        "default", "--target", help="Check against: default, nrf91, zephyr."
-    ),
+    target: str = typer.Option("default", "--target", help=TARGET_HELP),
     force: bool = typer.Option(False, "--force", help="Write despite pre-flight check errors."),
     baud: int | None = BAUD,
     timeout: float = TIMEOUT,
