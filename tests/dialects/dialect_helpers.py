@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 
-class LoopTransport:
+class AnswerQueue:
+    """The read side of the test transports: what the device answered waits in `pending`
+    and read() hands it out at once (no timeouts in back-to-back tests)."""
+
+    pending: bytearray
+    closed = False
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        out = bytes(self.pending[:max_bytes])
+        del self.pending[:max_bytes]
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class LoopTransport(AnswerQueue):
     """Transport whose far end is a sans-IO device object: write() runs the device, read()
     returns what it answered. `mute_after` bytes written, the device stops answering."""
 
@@ -12,7 +28,6 @@ class LoopTransport:
         self.pending = bytearray(device.boot())
         self.sent = bytearray()
         self.mute_after = mute_after
-        self.closed = False
         self.inject = b""  # bytes to prepend to the next reply (noise on the line)
 
     def write(self, data: bytes) -> None:
@@ -23,11 +38,3 @@ class LoopTransport:
         if reply and self.inject:
             reply, self.inject = self.inject + reply, b""
         self.pending += reply
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        out = bytes(self.pending[:max_bytes])
-        del self.pending[:max_bytes]
-        return out
-
-    def close(self) -> None:
-        self.closed = True

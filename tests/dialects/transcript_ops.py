@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dialect_helpers import AnswerQueue
+
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.dialects.at_cmng import AtCmngSession
 from provision.dialects.at_shell import AtShellSession
@@ -112,7 +114,7 @@ def run_ops(session, ops: list[list]) -> list[object]:
     return results
 
 
-class RecordingTransport:
+class RecordingTransport(AnswerQueue):
     """Back-to-back with a sans-IO device; remembers every write and its answer."""
 
     def __init__(self, device) -> None:
@@ -126,16 +128,8 @@ class RecordingTransport:
         self.exchanges.append((bytes(data), reply))
         self.pending += reply
 
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        out = bytes(self.pending[:max_bytes])
-        del self.pending[:max_bytes]
-        return out
 
-    def close(self) -> None:
-        pass
-
-
-class ScriptedTransport:
+class ScriptedTransport(AnswerQueue):
     """Plays the device side of a transcript: each write must be the recorded one."""
 
     def __init__(self, boot: bytes, exchanges: list[tuple[bytes, bytes]]) -> None:
@@ -149,14 +143,6 @@ class ScriptedTransport:
         assert data == sent, f"exchange {self.position}: sent {data[:60]!r}, recorded {sent[:60]!r}"
         self.position += 1
         self.pending += reply
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        out = bytes(self.pending[:max_bytes])
-        del self.pending[:max_bytes]
-        return out
-
-    def close(self) -> None:
-        pass
 
 
 def load(path: Path) -> tuple[dict, bytes, list[tuple[bytes, bytes]]]:
