@@ -28,7 +28,7 @@ from cryptography.x509.verification import (
 )
 
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.errors import InputError
+from provision.errors import CheckFailed, InputError
 from provision.pki.certs import is_ca, load_certificates
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted, load_private_key, public_key_der
@@ -578,6 +578,18 @@ def exit_code_for(findings: Sequence[Finding], *, strict: bool) -> int:
     if sev is Severity.WARNING and strict:
         return 1
     return 0
+
+
+def refuse_errors(findings: Sequence[Finding], override: str) -> None:
+    """CheckFailed naming the first error finding (and how many more), if there is one;
+    `override` tells how to go ahead anyway ("--force writes anyway")."""
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise CheckFailed(
+            f"check failed: {errors[0].message}{more}; nothing written ({override})",
+            code=errors[0].code,
+        )
 
 
 def _encoding_of(data: bytes) -> Encoding:

@@ -19,8 +19,8 @@ from typing import Any
 from provision.bundle import format as fmt
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.bundle.spec import PackSources, SecretSource, TagSources, dump_spec
-from provision.check import Finding, Severity, check_credential_set
-from provision.errors import BundleError, CheckFailed, InputError, OverwriteError, PolicyError
+from provision.check import Finding, check_credential_set, refuse_errors
+from provision.errors import BundleError, InputError, OverwriteError, PolicyError
 from provision.pki.authority import validate_device_id
 from provision.pki.certs import cert_der, cert_pem, load_certificates, summarize
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, read_input, write_outputs
@@ -345,13 +345,8 @@ def pack(
         raise OverwriteError(f"{out}: file exists; use --force to overwrite")
     credentials = read_credentials(sources, ask_password=ask_password)
     findings = tuple(check_credential_set(credentials, target=target, now=now))
-    errors = [f for f in findings if f.severity is Severity.ERROR]
-    if errors and not force:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise CheckFailed(
-            f"check failed: {errors[0].message}{more}; nothing written (--force packs anyway)",
-            code=errors[0].code,
-        )
+    if not force:
+        refuse_errors(findings, "--force packs anyway")
     signing_key = load_signer(signer, ask_password) if signer is not None else None
     data, kid = pack_bytes(credentials, signing_key=signing_key)
     write_bundle(out, data, secret=_has_secret(credentials), force=force)

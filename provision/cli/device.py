@@ -218,16 +218,11 @@ def _load_input(
 
 
 def _preflight(credentials: CredentialSet, target: str, force: bool) -> list[Any]:
-    from provision.check import Severity, check_credential_set
+    from provision.check import check_credential_set, refuse_errors
 
     findings = check_credential_set(credentials, target=target)
-    errors = [f for f in findings if f.severity is Severity.ERROR]
-    if errors and not force:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise CheckFailed(
-            f"check failed: {errors[0].message}{more}; nothing written (--force writes anyway)",
-            code=errors[0].code,
-        )
+    if not force:
+        refuse_errors(findings, "--force writes anyway")
     return findings
 
 
