@@ -323,36 +323,31 @@ class Registry:
 
     def iter_records(self, *, batch: int = 500) -> Iterator[Record]:
         """Every record in chain order, fetched in batches so memory stays flat."""
-        last = 0
-        while True:
-            with self._db.errors():
-                rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield _record(row)
-            last = int(rows[-1][0])
+        sql = f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
+        return self._pages(sql, 0, 0, batch)
 
     def iter_provisioned(self, *, batch: int = 500) -> Iterator[Record]:
         """The latest successful record of each device, by device id (for export)."""
-        last = ""
+        sql = (
+            f"SELECT {_COLUMNS} FROM records r WHERE r.result = 'ok' AND r.device_id > ? "
+            "AND r.seq = (SELECT MAX(seq) FROM records x "
+            "WHERE x.device_id = r.device_id AND x.result = 'ok') "
+            "ORDER BY r.device_id LIMIT ?"
+        )
+        return self._pages(sql, "", 1, batch)
+
+    def _pages(self, sql: str, start: object, key: int, batch: int) -> Iterator[Record]:
+        """The records of `sql` (parameters: the last key seen, the page size) page by page,
+        keyed by result column `key`, which the query orders by."""
+        last = start
         while True:
             with self._db.errors():
-                rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM records r WHERE r.result = 'ok' AND r.device_id > ? "
-                    "AND r.seq = (SELECT MAX(seq) FROM records x "
-                    "WHERE x.device_id = r.device_id AND x.result = 'ok') "
-                    "ORDER BY r.device_id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
+                rows = self._db.execute(sql, (last, batch)).fetchall()
             if not rows:
                 return
             for row in rows:
                 yield _record(row)
-            last = rows[-1][1]
+            last = rows[-1][key]
 
     def verify(self) -> ChainReport:
         """Walk the chain: an edited row breaks its hash, a deleted row leaves a gap or a
