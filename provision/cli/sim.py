@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import console, dialect_choices, err_console
+from provision.cli.common import console, dialect_choices, err_console, print_json
 from provision.errors import InputError
 
 app = typer.Typer(no_args_is_help=True)
@@ -41,6 +41,9 @@ def sim(
     ),
     uid: str | None = typer.Option(None, "--uid", help="Device id (hex)."),
     once: bool = typer.Option(False, "--once", help="TCP: exit after the first client."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the port as one JSON line when it is ready."
+    ),
 ) -> None:
     """Run a simulated device until interrupted."""
     from provision.sim.serve import build_runner, serve_pty, serve_tcp
@@ -76,7 +79,10 @@ def sim(
         return SimRunner(dialect, runner.ctx, baud=runner.baud, faults=runner.faults)
 
     def ready(where: str) -> None:
-        console.print(where)
+        if json_out:
+            print_json({"event": "ready", "port": where, "dialect": dialect})
+        else:
+            console.print(where)
         err_console.print(
             f"simulated {dialect} device on {where} (flash: {flash or 'in memory'}); Ctrl-C stops"
         )

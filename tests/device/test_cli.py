@@ -209,6 +209,19 @@ def test_sim_serves_over_tcp_and_pty(cli, creds, tmp_path, mode) -> None:
         proc.wait(10)
 
 
+def test_sim_json_names_the_port(cli, creds, tmp_path) -> None:
+    proc, line = _start(["sim", "--tcp", "0", "--json", "--dialect", "at-cmng"])
+    try:
+        ready = json.loads(line)
+        assert ready["event"] == "ready" and ready["dialect"] == "at-cmng"
+        r = cli(["device", "info", "--port", ready["port"], "--dialect", "at-cmng", "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["dialect"] == "at-cmng"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_write_psk_items_like_bundle_pack(cli, port, tmp_path) -> None:
     psk = tmp_path / "psk.hex"
     psk.write_text("00112233445566778899aabbccddeeff\n")
