@@ -63,14 +63,14 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
             raise InputError(f"{source}: truncated PEM (a BEGIN line has no matching END line)")
         try:
             certs = x509.load_pem_x509_certificates(data)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise InputError(
                 f"{source}: damaged PEM certificate (bad base64 or DER inside)"
             ) from None
         return certs
     try:
         return [x509.load_der_x509_certificate(data)]
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise InputError(f"{source}: not a PEM or DER certificate") from None
 
 

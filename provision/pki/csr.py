@@ -127,13 +127,13 @@ def load_csr(data: bytes, source: str) -> LoadedCSR:
         if is_pem:
             return LoadedCSR(x509.load_pem_x509_csr(data))
         return LoadedCSR(x509.load_der_x509_csr(data))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
         pass
     repaired = _drop_null_parameters(data, source)
     if repaired is not None:
         try:
             return LoadedCSR(x509.load_der_x509_csr(repaired), repaired_null_parameters=True)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise InputError(
                 f"{source}: CSR has NULL parameters in its ECDSA algorithm identifier "
                 "(older modem firmware) and is malformed beyond that"

@@ -16,6 +16,12 @@ from provision.pki.keys import generate_key, serialize_private_key
 PW = "check-cli-password"
 
 
+def _with_version(der: bytes, version: int) -> bytes:
+    """The certificate with its explicit version field ([0] INTEGER 2) set to `version`."""
+    at = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02]))
+    return der[: at + 4] + bytes([version]) + der[at + 5 :]
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, pki, device) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("check")
@@ -44,6 +50,8 @@ def files(tmp_path_factory, pki, device) -> dict[str, Path]:
         "garbage.der": b"\x30\x82\x02\x00" + bytes(range(200)),
         "truncated.crt": cert_pem(pki.root.cert)[:250],
         "big-root.crt": cert_pem(pki.root.cert) * 8,
+        # X.509 version 10 (v1..v3 are 0..2): cryptography's InvalidVersion is no ValueError
+        "bad-version.der": _with_version(cert_der(pki.root.cert), 9),
     }
     for name, data in content.items():
         (d / name).write_bytes(data)
@@ -186,6 +194,7 @@ def test_server_cert_option(cli, files, pki, tmp_path) -> None:
         ("text.crt", "not a PEM or DER"),
         ("truncated.crt", "truncated PEM"),
         ("garbage.der", "not a PEM or DER"),
+        ("bad-version.der", "not a PEM or DER"),
     ],
 )
 def test_bad_input_files(cli, files, name: str, expect: str) -> None:
