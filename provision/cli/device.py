@@ -178,10 +178,14 @@ def _load_input(
     from provision.bundle.spec import DEFAULT_ENCODING, load_spec
 
     psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
     items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
     given = [bundle is not None, spec is not None, any(items)]
     if sum(map(bool, given)) != 1:
         raise InputError("give one of: a bundle file, --spec, or --tag with item options")
+    if key_pw is not None and not any(items):
+        # A bundle or spec names its own key password; ignoring this one would surprise.
+        raise InputError("--key-password-file/-env go with item options, not a bundle or --spec")
     if bundle is not None:
         if sign_key is not None:
             raise InputError("--sign-key signs new bundles; a bundle file is sent as it is")
@@ -195,9 +199,7 @@ def _load_input(
             root_ca=root_ca,
             client_cert=client_cert,
             client_key=client_key,
-            key_password=bundle_io.secret_from_options(
-                key_password_file, key_password_env, "--key-password"
-            ),
+            key_password=key_pw,
             psk=psk,
             psk_identity=psk_identity,
             device_id=device_id,

@@ -93,6 +93,14 @@ def test_write_a_bundle_file(cli, port, creds, tmp_path) -> None:
     assert "device digests verified" in r.stdout
     r = cli(["device", "verify", str(bundle), "--port", port, "--json"])
     assert json.loads(r.stdout)["ok"] is True
+    # A key password beside a bundle file would be ignored: refused instead.
+    pw = tmp_path / "pw"
+    pw.write_text("secret\n")
+    r = cli(["device", "write", str(bundle), "--port", port, "--key-password-file", pw])
+    assert r.exit_code == ExitCode.INPUT
+    assert r.output.strip() == (
+        "error: --key-password-file/-env go with item options, not a bundle or --spec"
+    )
 
 
 def test_preflight_errors_refuse_unless_force(cli, port, creds) -> None:
