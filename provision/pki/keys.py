@@ -95,7 +95,7 @@ def _der_first_inner_tag(data: bytes) -> int | None:
 def key_is_encrypted(data: bytes) -> bool:
     """True for PKCS#8 EncryptedPrivateKeyInfo (PEM or DER) and legacy encrypted PEM."""
     if _is_pem(data):
-        return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
+        return b"BEGIN ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
     # EncryptedPrivateKeyInfo starts with an AlgorithmIdentifier SEQUENCE; every plain key
     # form (PKCS#8, SEC1, PKCS#1) starts with an INTEGER version.
     return _der_first_inner_tag(data) == 0x30
