@@ -19,6 +19,8 @@ from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
+    PASSWORD_ENV_HELP,
+    PASSWORD_FILE_HELP,
     console,
     dialect_choices,
     err_console,
@@ -27,7 +29,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.errors import CheckFailed, InputError, ProvisionError
+from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -412,8 +414,19 @@ def keygen(
         None, "--ca", help="Sign the CSR: a CA folder from `pki init-ca`, or a CA certificate…"
     ),
     ca_key: Path | None = typer.Option(None, "--ca-key", help="…with this CA key file."),
-    ca_key_password_file: Path | None = typer.Option(None, "--ca-key-password-file"),
-    ca_key_password_env: str | None = typer.Option(None, "--ca-key-password-env"),
+    # --ca-password-* as in `pki issue`/`pki sign-csr`; --ca-key-password-* kept as aliases.
+    ca_key_password_file: Path | None = typer.Option(
+        None,
+        "--ca-password-file",
+        "--ca-key-password-file",
+        help="CA key password: " + PASSWORD_FILE_HELP,
+    ),
+    ca_key_password_env: str | None = typer.Option(
+        None,
+        "--ca-password-env",
+        "--ca-key-password-env",
+        help="CA key password: " + PASSWORD_ENV_HELP,
+    ),
     cert_out: Path | None = typer.Option(None, "--cert-out", help="Also save the certificate."),
     days: int = typer.Option(365, "--days", help="Validity of the signed certificate."),
     force: bool = typer.Option(False, "--force", help="Replace existing output files."),
@@ -431,8 +444,11 @@ def keygen(
 
     if ca_key is not None and ca is None:
         raise InputError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
-    if out.exists() and not force:
-        raise InputError(f"{out}: file exists; use --force to overwrite")
+    # Refused before the device makes a key: afterwards the key would be in the device and
+    # its CSR (or certificate) nowhere.
+    for path in (out, cert_out):
+        if path is not None and path.exists() and not force:
+            raise OverwriteError(f"{path}: file exists; use --force to overwrite")
     authority = None
     if ca is not None:
         from provision.pki.flows import locate_ca, open_ca

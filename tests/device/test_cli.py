@@ -145,9 +145,9 @@ def test_keygen_writes_csr_and_installs_signed_cert(cli, port, creds, tmp_path) 
     slots = json.loads(cli(["device", "list", "--port", port, "--json"]).stdout)["slots"]
     assert [(s["sec_tag"], s["slot"]) for s in slots] == [(9, "client_cert"), (9, "client_key")]
     assert slots[0]["subject"] == "CN=dev-9"
-    # The CSR file is not overwritten without --force.
+    # The CSR file is not overwritten without --force (exit 5, as everywhere).
     r = cli(["device", "keygen", "--port", port, "--tag", "9", "--out", csr_path])
-    assert r.exit_code == ExitCode.INPUT
+    assert r.exit_code == ExitCode.EXISTS and "use --force" in r.output
 
 
 def test_keygen_signs_with_a_ca_folder_from_init_ca(cli, port, tmp_path) -> None:
