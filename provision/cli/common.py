@@ -60,14 +60,18 @@ def resolve_password(
     password_env: str | None,
     prompt: str | None = None,
     confirm: bool = False,
+    options: tuple[str, str] = ("--password-file", "--password-env"),
 ) -> bytes | None:
     """Return a password from a file, an environment variable or an interactive prompt.
 
     A password is never taken as a plain command-line argument: it would end up in shell
     history and in `ps` output. Returns None when no source was named and `prompt` is None.
+    `options` names the command's file and environment options in messages (a CA key's are
+    not the new key's).
     """
+    file_option, env_option = options
     if password_file is not None and password_env is not None:
-        raise InputError("give either --password-file or --password-env, not both")
+        raise InputError(f"give either {file_option} or {env_option}, not both")
     if password_file is not None:
         try:
             text = password_file.read_text(encoding="utf-8")
@@ -89,8 +93,8 @@ def resolve_password(
     if not sys.stdin.isatty() and os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") != "1":
         # A prompt with no terminal would hang a factory script or CI job.
         raise InputError(
-            "a password is needed but there is no terminal to prompt on: "
-            "use --password-file or --password-env"
+            f"{prompt} needed, but there is no terminal to prompt on: "
+            f"use {file_option} or {env_option}"
         )
     value = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return value.encode()

@@ -461,6 +461,7 @@ def keygen(
                 password_file=ca_key_password_file,
                 password_env=ca_key_password_env,
                 prompt="CA key password",
+                options=("--ca-password-file", "--ca-password-env"),
             )
         authority = open_ca(files, password)
     with _open(port, baud, timeout, retries, dialect, trace) as dev:

@@ -67,6 +67,7 @@ def _open_ca(
         password_file=ca_password_file,
         password_env=ca_password_env,
         prompt="CA key password" if files.key_encrypted else None,
+        options=("--ca-password-file", "--ca-password-env"),
     )
     return flows.open_ca(files, password)
 
