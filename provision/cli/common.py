@@ -41,7 +41,9 @@ def table(*columns: str, title: str | None = None, show_header: bool = True) -> 
         title_justify="left",
     )
     for column in columns:
-        result.add_column(column)
+        # Fold, never cut: a file name, serial or time ending in "…" is useless (two
+        # "ca/intermediate.…" rows could not be told apart in an 80-column log).
+        result.add_column(column, overflow="fold")
     return result
 
 
