@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
-from provision.errors import ExitCode
+from provision.errors import ExitCode, InputError
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted
 from provision.tls.material import TLS_VERSIONS, TLSMaterial
@@ -17,10 +17,22 @@ from provision.tls.server import ClientEvent, TestServer
 app = typer.Typer(no_args_is_help=True)
 
 
+def _root_file(path: Path) -> Path:
+    """--ca names a folder in `pki` and `device keygen`; here its root certificate is meant."""
+    if not path.is_dir():
+        return path
+    if not (path / "ca.crt").is_file():
+        raise InputError(f"{path}: a folder without ca.crt; give the root CA certificate file")
+    return path / "ca.crt"
+
+
 @app.command("testserver")
 def testserver(
     ca: list[Path] = typer.Option(
-        ..., "--ca", help="Root CA(s) a client certificate must chain to (PEM or DER; repeat)."
+        ...,
+        "--ca",
+        help="Root CA(s) a client certificate must chain to (PEM or DER; repeat), "
+        "or a CA folder from `pki init-ca` (its ca.crt).",
     ),
     cert: Path = typer.Option(..., "--cert", help="Server certificate (PEM, chain allowed)."),
     key: Path = typer.Option(..., "--key", help="Server private key (PEM or DER)."),
@@ -37,7 +49,7 @@ def testserver(
     each client's subject and answers accepted clients with `ACCEPTED <subject>`."""
     if tls is not None and tls not in TLS_VERSIONS:
         raise typer.BadParameter(f"{tls!r} (valid: {', '.join(TLS_VERSIONS)})", param_hint="--tls")
-    roots = tuple(read_input(path, "root CA") for path in ca)
+    roots = tuple(read_input(_root_file(path), "root CA") for path in ca)
     key_data = read_input(key, "server key")
     password = resolve_password(
         password_file=password_file,
