@@ -10,7 +10,7 @@ import typer
 from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
 from provision.errors import ExitCode, InputError
 from provision.pki.files import read_input
-from provision.pki.keys import key_is_encrypted
+from provision.pki.keys import key_is_encrypted, load_private_key
 from provision.tls.material import TLS_VERSIONS, TLSMaterial
 from provision.tls.server import ClientEvent, TestServer
 
@@ -56,6 +56,9 @@ def testserver(
         password_env=password_env,
         prompt="Server key password" if key_is_encrypted(key_data) else None,
     )
+    # The operator's own key file: a wrong password or a damaged key is bad input (exit 3),
+    # not a failed handshake.
+    load_private_key(key_data, password, str(key))
     material = TLSMaterial(roots, read_input(cert, "server certificate"), key_data, password)
     failures = 0
 

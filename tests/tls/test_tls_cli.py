@@ -147,8 +147,10 @@ def test_testserver_encrypted_key_needs_a_password_source(cli, pki_files, tmp_pa
     wrong = tmp_path / "wrong"
     wrong.write_text("nope\n")
     result = cli([*args, "--key", key, "--port", "0", "--password-file", wrong])
-    assert result.exit_code == ExitCode.TLS
+    # The operator's own key and password: bad input, as in the README's exit code table.
+    assert result.exit_code == ExitCode.INPUT
     assert "wrong password" in result.output and "nope" not in result.output
+    assert str(key) in result.output
 
 
 def test_testserver_with_encrypted_key_serves(pki, pki_files, tmp_path, testserver_cli):
