@@ -304,7 +304,10 @@ def verify(
 @app.command()
 def unpack(
     bundle: Path = typer.Argument(..., help="The bundle file."),
-    out_dir: Path = typer.Option(..., "--dir", "-d", help="Directory to write the items to."),
+    # --out-dir/-o as in the pki commands; --dir/-d kept.
+    out_dir: Path = typer.Option(
+        ..., "--out-dir", "-o", "--dir", "-d", help="Directory to write the items to."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace existing files."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a list."),
 ) -> None:
