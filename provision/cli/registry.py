@@ -115,7 +115,10 @@ class _ChainBroken(CheckFailed):
 @app.command()
 def export(
     fmt: str = typer.Option("json", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+    # --out as in bundle pack and device keygen; --output kept.
+    output: Path | None = typer.Option(
+        None, "--out", "--output", "-o", help="File (default: stdout)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     registry: str = _registry_option(),
 ) -> None:
