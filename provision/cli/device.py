@@ -191,6 +191,12 @@ def _load_input(
     if bundle is not None:
         if sign_key is not None:
             raise InputError("--sign-key signs new bundles; a bundle file is sent as it is")
+        if device_id is not None or encoding is not None:
+            # Ignoring them would write something other than what the user asked for.
+            raise InputError(
+                "--device-id/--encoding shape new bundles; a bundle file is sent as it is "
+                "(repack it with `bundle pack`)"
+            )
         bundle_io.read_bundle(bundle)  # names the file in any error
         return bundle.read_bytes()
     if spec is not None:
