@@ -13,7 +13,14 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from provision.cli.common import console, dialect_choices, err_console, print_json, table
+from provision.cli.common import (
+    console,
+    dialect_choices,
+    err_console,
+    print_json,
+    safe_text,
+    table,
+)
 from provision.errors import ExitCode, InputError
 from provision.line import Line, load_config
 from provision.line.config import default_operator, dialect_names
@@ -69,6 +76,21 @@ def _summary_table(summary: Summary) -> Table:
     for code, n in sorted(summary.failures.items(), key=lambda kv: -kv[1]):
         rows.add_row(f"failed: {code}", str(n))
     return rows
+
+
+def _tell_no_device(line: Line, told: dict[str, str | None]) -> None:
+    """Without the live table, say once per port and reason why it has no device yet: a
+    wrong dialect or a dead port would otherwise be a silent wait."""
+    for state in line.states.values():
+        reason = state.no_device
+        if reason is not None and told.get(state.port) != reason:
+            err_console.print(
+                safe_text(
+                    f"{state.port}: no device to work on yet ({reason}); still waiting "
+                    f"— check the board, the port and the dialect ({line.cfg.dialect})"
+                )
+            )
+        told[state.port] = reason
 
 
 @app.command()
@@ -131,12 +153,15 @@ def run(
             if show_live
             else contextlib.nullcontext()
         )
+        told: dict[str, str | None] = {}
         with display as shown:
             while line.alive():
                 try:
                     time.sleep(0.25)
                     if shown is not None:
                         shown.update(_status_table(line))
+                    else:
+                        _tell_no_device(line, told)
                 except KeyboardInterrupt:
                     interrupted.append(True)
                     if len(interrupted) == 1:

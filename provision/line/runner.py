@@ -41,6 +41,9 @@ class PortState:
     counts: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
     since: float = field(default_factory=time.monotonic)
+    # Why the last look at the port found no device to work on ("code: message"): a wrong
+    # dialect or a dead port otherwise looks like an empty jig forever.
+    no_device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,11 +231,13 @@ class Line:
                 )
                 self._on_step(port, Step.IDENTIFY, None)
                 info = dev.info()
+                self.states[port].no_device = None
                 if info.device_id != last_id:
                     return dev, info
                 # Still the device we just did: wait until the operator swaps it.
             except Exception as err:
                 self.states[port].last_error = error_code(err)
+                self.states[port].no_device = f"{error_code(err)}: {err}"
             if dev is not None:
                 dev.close()
             self._on_step(port, Step.WAITING, None)
