@@ -73,6 +73,9 @@ def export_to(records: Iterable[Record], fmt: str, path: Path | None, *, force: 
     if path is None or str(path) == "-":
         return write_export(records, fmt, sys.stdout)
     path = Path(path)
+    if path.is_dir():
+        # os.replace onto a folder fails only after the export was written.
+        raise InputError(f"{path}: is a directory; give the export file's name")
     if path.exists() and not force:
         raise OverwriteError(f"{path}: file exists; use --force to overwrite")
     if not path.parent.is_dir():
