@@ -340,6 +340,8 @@ def pack(
     Error findings of the pre-flight check refuse the pack (CheckFailed) unless `force`;
     `force` also allows replacing an existing output file.
     """
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory; give the bundle file's name")
     if out.exists() and not force:
         # Fail before asking for passwords or reading anything.
         raise OverwriteError(f"{out}: file exists; use --force to overwrite")
