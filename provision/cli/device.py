@@ -453,6 +453,8 @@ def keygen(
     # Refused before the device makes a key: afterwards the key would be in the device and
     # its CSR (or certificate) nowhere.
     for path in (out, cert_out):
+        if path is not None and path.is_dir():
+            raise InputError(f"{path}: is a directory; give a file name")
         if path is not None and path.exists() and not force:
             raise OverwriteError(f"{path}: file exists; use --force to overwrite")
     authority = None

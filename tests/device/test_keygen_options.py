@@ -45,3 +45,14 @@ def test_ca_password_options_match_pki_and_keep_the_old_names(cli, tmp_path) -> 
     r = cli(args, env={"KEYGEN_CA_PW": "ca-pass"})
     assert r.exit_code == 0, r.output
     assert {s["sec_tag"] for s in _slots(cli, port)} == {5, 6, 7}
+
+
+def test_folder_as_output_is_refused_before_the_device_makes_a_key(cli, tmp_path) -> None:
+    port = f"sim://native?flash={tmp_path / 'dev.flash'}"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for args in (["-o", folder], ["-o", tmp_path / "d.csr", "--cert-out", folder]):
+        r = cli(["device", "keygen", "--port", port, "--tag", "9", *args, "--force"])
+        assert r.exit_code == ExitCode.INPUT, r.output
+        assert r.output.strip() == f"error: {folder}: is a directory; give a file name"
+    assert _slots(cli, port) == []
