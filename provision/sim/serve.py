@@ -480,7 +480,14 @@ def serve_tcp(
     """Serve on 127.0.0.1:port (socket://127.0.0.1:port); one client at a time.
 
     Each connection gets the runner from `runner_factory` (the flash file carries state)."""
-    with socket.create_server(("127.0.0.1", port)) as server:
+    try:
+        server = socket.create_server(("127.0.0.1", port))
+    except OSError as err:
+        why = os.strerror(err.errno) if err.errno else str(err)
+        raise InputError(
+            f"127.0.0.1:{port}: cannot listen: {why} (choose another port, 0 for any)"
+        ) from None
+    with server:
         on_ready(f"socket://127.0.0.1:{server.getsockname()[1]}")
         while True:
             conn, _ = server.accept()

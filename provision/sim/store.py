@@ -81,17 +81,20 @@ class Flash:
         self.programmed = 0
         self._busy = 0.0
         self._cut_after: int | None = None
-        if self.path is not None and self.path.exists():
-            data = self.path.read_bytes()
-            if len(data) != size:
-                raise InputError(
-                    f"{self.path}: flash file is {len(data)} bytes, the profile needs {size}"
-                )
-            self._mem = bytearray(data)
-        else:
-            self._mem = bytearray(b"\xff" * size)
-            if self.path is not None:
-                self._persist(0, len(self._mem))
+        try:
+            if self.path is not None and self.path.exists():
+                data = self.path.read_bytes()
+                if len(data) != size:
+                    raise InputError(
+                        f"{self.path}: flash file is {len(data)} bytes, the profile needs {size}"
+                    )
+                self._mem = bytearray(data)
+            else:
+                self._mem = bytearray(b"\xff" * size)
+                if self.path is not None:
+                    self._persist(0, len(self._mem))
+        except OSError as err:  # a folder, a missing parent folder, no permission
+            raise InputError(f"{self.path}: cannot use as flash file: {err.strerror}") from None
 
     def cut_power_after(self, n: int | None) -> None:
         """Arm (n programmed bytes from now) or disarm (None) a power cut."""
