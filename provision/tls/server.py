@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from provision.errors import InputError
 from provision.pki.certs import describe_certificate
 from provision.tls.client import GREETING_PREFIX
 from provision.tls.material import TLSMaterial, server_context
@@ -89,6 +90,11 @@ class TestServer:
             sock.bind((HOST, port))
             sock.listen(16)
             sock.settimeout(_POLL)
+        except OSError as err:
+            sock.close()
+            raise InputError(
+                f"{HOST}:{port}: cannot listen: {err.strerror} (choose another port, 0 for any)"
+            ) from None
         except BaseException:
             sock.close()
             raise
