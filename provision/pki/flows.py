@@ -192,6 +192,11 @@ def locate_ca(
         return CAFiles(ca_cert, ca_key)
     if ca_dir is None:
         raise InputError("name the CA: --ca DIR (from init-ca) or --ca-cert and --ca-key")
+    if ca_dir.is_file():
+        raise InputError(
+            f"{ca_dir}: --ca takes the folder from `pki init-ca`; "
+            "for certificate and key files give --ca-cert and --ca-key"
+        )
     if not ca_dir.is_dir():
         raise InputError(f"{ca_dir}: CA directory not found")
     for sfx in ("", ".der"):
