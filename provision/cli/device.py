@@ -450,6 +450,10 @@ def keygen(
 
     if ca_key is not None and ca is None:
         raise InputError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
+    if ca is not None and ca.is_file() and ca_key is None:
+        raise InputError(
+            f"{ca}: a CA certificate file needs --ca-key (or give --ca a folder from `pki init-ca`)"
+        )
     # Refused before the device makes a key: afterwards the key would be in the device and
     # its CSR (or certificate) nowhere.
     for path in (out, cert_out):

@@ -56,3 +56,17 @@ def test_folder_as_output_is_refused_before_the_device_makes_a_key(cli, tmp_path
         assert r.exit_code == ExitCode.INPUT, r.output
         assert r.output.strip() == f"error: {folder}: is a directory; give a file name"
     assert _slots(cli, port) == []
+
+
+def test_ca_certificate_file_without_ca_key_names_the_keygen_option(cli, tmp_path) -> None:
+    port = f"sim://native?flash={tmp_path / 'dev.flash'}"
+    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    cert = tmp_path / "ca" / "ca.crt"
+    r = cli(["device", "keygen", "--port", port, "--tag", "9", "-o", tmp_path / "d.csr",
+             "--ca", cert])  # fmt: skip
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert r.output.strip() == (
+        f"error: {cert}: a CA certificate file needs --ca-key "
+        "(or give --ca a folder from `pki init-ca`)"
+    )
+    assert _slots(cli, port) == []
