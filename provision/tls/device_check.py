@@ -112,10 +112,17 @@ def run_check(
     else:
         where = f"host, with the slots of {bundle}"
     assert bundle is not None
+    creds = decode(read_input(bundle, "bundle")).credentials
+    tags = {s.sec_tag for s in creds if s.type is SlotType.CLIENT_CERT}
     if sec_tag is None:
-        creds = decode(read_input(bundle, "bundle")).credentials
-        tags = {s.sec_tag for s in creds if s.type is SlotType.CLIENT_CERT}
         sec_tag = _only_tag(tags, str(bundle))
+    elif all(s.sec_tag != sec_tag for s in creds):
+        # The user's own file and option disagree: bad input, not a failed handshake.
+        listed = ", ".join(str(t) for t in sorted(tags)) or "none"
+        raise InputError(
+            f"{bundle} holds nothing in sec_tag {sec_tag} (client certificates in sec_tags: "
+            f"{listed}): give one of those as --tag"
+        )
     report = check_with_bundle(
         bundle, host, port, sec_tag, tls_version=tls_version, timeout=timeout
     )
