@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from provision.bundle.model import CredentialSet, Slot, SlotType
-from provision.errors import DeviceError, InputError
+from provision.errors import InputError, LinkError
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, open_transport, transport_clock
 
@@ -226,4 +226,9 @@ def open(
         transport.close()
         raise
     transport.close()
-    raise DeviceError(f"{url}: no known dialect answered (tried {', '.join(names)})")
+    # Nothing recognisable came back: a link failure (exit 8, "no answer"), not a device's
+    # error reply.
+    raise LinkError(
+        f"{url}: no known dialect answered (tried {', '.join(names)}): is a device on this "
+        "port, powered, at this --baud? If it is, name its --dialect"
+    )
