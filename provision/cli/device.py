@@ -236,6 +236,10 @@ def _preflight(credentials: CredentialSet, target: str, force: bool) -> list[Any
     return findings
 
 
+# The pre-flight profile of each dialect's devices (provision.targets).
+DIALECT_TARGETS = {"at-cmng": "nrf91", "at-shell": "nrf91", "zephyr-shell": "zephyr"}
+
+
 @app.command()
 def write(
     bundle: Path | None = typer.Argument(None, help="A bundle file (from `bundle pack`)."),
@@ -259,7 +263,12 @@ def write(
         "--encoding",
         help="compact (default: DER wherever lossless), der, pem, or keep (as each file is).",
     ),
-    target: str = typer.Option("default", "--target", help=TARGET_HELP),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help=TARGET_HELP + " Default: the device's own (at-cmng, at-shell: nrf91; "
+        "zephyr-shell: zephyr; native: default).",
+    ),
     force: bool = typer.Option(False, "--force", help="Write despite pre-flight check errors."),
     baud: int | None = BAUD,
     timeout: float = TIMEOUT,
@@ -288,8 +297,13 @@ def write(
         encoding=encoding,
     )
     credentials = bundle_format.decode(data).credentials
-    findings = _preflight(credentials, target, force)
+    if target is not None:
+        findings = _preflight(credentials, target, force)
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
+        if target is None:
+            # A CRLF PEM or an oversized item passes the default profile and then fails
+            # (or is silently cut) on the modem or shell: check against the device's own.
+            findings = _preflight(credentials, DIALECT_TARGETS.get(dev.dialect, "default"), force)
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
             with Progress(
