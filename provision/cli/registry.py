@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from provision.cli.common import console, err_console, print_json, table
-from provision.errors import CheckFailed, RegistryError
+from provision.errors import CheckFailed, InputError, RegistryError
 from provision.registry import open_registry
+from provision.registry.backends import redact_url
 from provision.registry.export import FORMATS, export_to
 
 app = typer.Typer(no_args_is_help=True, help="The device registry: show, export, verify.")
@@ -41,7 +42,11 @@ def show(
     with open_registry(registry, create=False) as reg:
         history = reg.history(device_id)
     if not history:
-        raise RegistryError(f"device {device_id}: no records", code="registry.unknown_device")
+        # Exit 3, not 9: a script must tell "never provisioned" from "registry unreachable".
+        raise InputError(
+            f"device {device_id}: no records in {redact_url(registry)}",
+            code="registry.unknown_device",
+        )
     if json_out:
         print_json({"device_id": device_id, "records": [r.public_dict() for r in history]})
         return

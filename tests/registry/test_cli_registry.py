@@ -10,6 +10,7 @@ from registry_helpers import entry, raw_sql
 
 from provision.errors import ExitCode
 from provision.registry import Result, open_registry
+from provision.registry.backends import redact_url
 
 
 @pytest.fixture
@@ -33,9 +34,10 @@ def test_show_table_and_unknown_device(cli, filled: str) -> None:
     result = cli(["registry", "show", "uid-2", "--registry", filled])
     assert result.exit_code == 0
     assert "uid-2" in result.stdout and "certificate sha256" in result.stdout
+    # Not 9 (registry unreachable): a script must tell the two apart.
     result = cli(["registry", "show", "nobody", "--registry", filled])
-    assert result.exit_code == ExitCode.REGISTRY
-    assert result.stderr.strip() == "error: device nobody: no records"
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.strip() == f"error: device nobody: no records in {redact_url(filled)}"
 
 
 def test_verify_ok_then_broken(cli, filled: str) -> None:
