@@ -186,7 +186,10 @@ def run(
 @app.command()
 def simulate(
     count: int = typer.Argument(..., help="How many simulated ports (jigs)."),
-    kind: str = typer.Option("native", "--kind", help=f"{dialect_choices(auto=False)}."),
+    # --dialect as in `provision sim` and `line run`; --kind (the jig:// query word) kept.
+    kind: str = typer.Option(
+        "native", "--dialect", "--kind", help=f"{dialect_choices(auto=False)}."
+    ),
     baud: int = typer.Option(115200, "--baud", help="Emulated line speed (0: unpaced)."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long."),
     json_out: bool = typer.Option(False, "--json", help="Print the ports as one JSON line."),
