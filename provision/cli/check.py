@@ -54,15 +54,22 @@ def findings_table(findings: Sequence[Finding], title: str | None = None) -> Tab
 
 @app.command("check")
 def check(
-    root: list[Path] = typer.Option([], "--root", help="Root CA certificate (repeat)."),
-    cert: Path | None = typer.Option(None, "--cert", help="Client certificate (+ chain, PEM)."),
+    # The second names are those `bundle pack` and `device write` use for the same items.
+    root: list[Path] = typer.Option(
+        [], "--root", "--root-ca", help="Root CA certificate (repeat)."
+    ),
+    cert: Path | None = typer.Option(
+        None, "--cert", "--client-cert", help="Client certificate (+ chain, PEM)."
+    ),
     chain: Path | None = typer.Option(None, "--chain", help="Intermediate CA certificate(s)."),
-    key: Path | None = typer.Option(None, "--key", help="Client private key (PEM or DER)."),
+    key: Path | None = typer.Option(
+        None, "--key", "--client-key", help="Client private key (PEM or DER)."
+    ),
     password_file: Path | None = typer.Option(
-        None, "--password-file", help="Key password: " + PASSWORD_FILE_HELP
+        None, "--password-file", "--key-password-file", help="Key password: " + PASSWORD_FILE_HELP
     ),
     password_env: str | None = typer.Option(
-        None, "--password-env", help="Key password: " + PASSWORD_ENV_HELP
+        None, "--password-env", "--key-password-env", help="Key password: " + PASSWORD_ENV_HELP
     ),
     target: str = typer.Option("default", "--target", help=TARGET_HELP),
     expiry_days: int = typer.Option(
