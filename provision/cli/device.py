@@ -16,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 import provision.device as device_mod
 from provision.bundle import format as bundle_format
-from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotType
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
@@ -41,7 +41,8 @@ DIALECT = typer.Option("auto", "--dialect", help=f"{dialect_choices(auto=True)}.
 JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
 # The credential set `write` and `verify` take: a bundle file, a spec or item options.
 SPEC = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`.")
-TAG = typer.Option(None, "--tag", help="sec_tag for the item options.")
+# Range-checked here: a sec_tag the wire format cannot carry was a construct error (exit 8).
+TAG = typer.Option(None, "--tag", min=0, max=MAX_SEC_TAG, help="sec_tag for the item options.")
 ROOT_CA = typer.Option([], "--root-ca", metavar="FILE", help="Root CA file.")
 CLIENT_CERT = typer.Option(None, "--client-cert", metavar="FILE")
 CLIENT_KEY = typer.Option(None, "--client-key", metavar="FILE")
@@ -395,7 +396,9 @@ def verify(
 @app.command()
 def delete(
     port: str = PORT,
-    tag: int | None = typer.Option(None, "--tag", help="The sec_tag to delete from."),
+    tag: int | None = typer.Option(
+        None, "--tag", min=0, max=MAX_SEC_TAG, help="The sec_tag to delete from."
+    ),
     slot: str | None = typer.Option(None, "--slot", help="One slot (root_ca, client_key, …)."),
     all_: bool = typer.Option(False, "--all", help="Delete every credential on the device."),
     yes: bool = typer.Option(False, "--yes", help="Confirm --all."),
@@ -427,7 +430,9 @@ def delete(
 @app.command()
 def keygen(
     port: str = PORT,
-    tag: int = typer.Option(..., "--tag", help="sec_tag for the new client_key."),
+    tag: int = typer.Option(
+        ..., "--tag", min=0, max=MAX_SEC_TAG, help="sec_tag for the new client_key."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Write the CSR here (PEM)."),
     subject: str | None = typer.Option(None, "--subject", help="CN (default: device id)."),
     ca: Path | None = typer.Option(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from provision.bundle.model import MAX_SEC_TAG
 from provision.cli.common import console, dialect_choices, print_json, table
 from provision.errors import TLSCheckError
 from provision.tls.client import DEFAULT_TIMEOUT
@@ -18,7 +19,11 @@ from provision.tls.wire import parse_server
 def tls_check(
     server: str = typer.Option(..., "--server", help="The TLS server, HOST:PORT."),
     tag: int | None = typer.Option(
-        None, "--tag", min=0, help="sec_tag to use (default: the only one with a client_cert)."
+        None,
+        "--tag",
+        min=0,
+        max=MAX_SEC_TAG,
+        help="sec_tag to use (default: the only one with a client_cert).",
     ),
     bundle: Path | None = typer.Option(
         None,
