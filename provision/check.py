@@ -175,7 +175,10 @@ def _validity_overlap(certs: Sequence[x509.Certificate]) -> datetime | None:
 def _reason(err: Exception) -> str:
     text = str(err).split("\n")[0]
     if "candidates exhausted" in text and "no interior errors" in text:
-        return "no path to a trusted root (wrong root or missing intermediate)"
+        return (
+            "no path to a trusted root (wrong root, or a missing intermediate: put it after "
+            "the leaf in the client_cert file, as NAME.chain.pem from `pki issue`)"
+        )
     return text.removeprefix("validation failed: ")
 
 
