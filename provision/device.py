@@ -221,7 +221,16 @@ def open(
                 log = TraceLog(transport_clock(transport))
                 log.note("--", f"{url}: dialect {name}")
                 extra["trace"] = log
-            return Device(cls(transport, timeout=timeout, retries=retries, **extra), url)
+            try:
+                session = cls(transport, timeout=timeout, retries=retries, **extra)
+            except LinkError as err:
+                if dialect == "auto":
+                    raise
+                # The commonest cause of silence from a named dialect is the wrong name.
+                raise LinkError(
+                    f"{err} (not a {name} device? --dialect auto probes)", code=err.code
+                ) from None
+            return Device(session, url)
     except BaseException:
         transport.close()
         raise
