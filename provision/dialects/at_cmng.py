@@ -519,19 +519,24 @@ class AtCmngSession:
     # -- probing --------------------------------------------------------------------------
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
-        """Does an AT interpreter answer `AT` with OK? A leading line end flushes noise."""
+        """Does an AT interpreter answer `AT` with OK? A leading line end flushes noise.
+
+        at_host ignores line ends inside double quotes, so noise with an odd number of `"`
+        (another dialect's probe: a native HELLO frame's sequence number or CRC can be 0x22)
+        swallows the first attempt; the second closes the quote first."""
         drain(transport)
-        transport.write(b"\r\n" + command("AT"))
-        reader = ReplyReader(command("AT"), prefix=None)
-        deadline = now(transport) + timeout
-        while (remaining := deadline - now(transport)) > 0:
-            reply = reader.feed(transport.read(4096, remaining))
-            while reply is not None:
-                if reply.ok:
-                    drain(transport, 0.02)
-                    return True
-                # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
-                reply = reader.feed(b"")
+        for flush in (b"\r\n", b'"\r\n'):
+            transport.write(flush + command("AT"))
+            reader = ReplyReader(command("AT"), prefix=None)
+            deadline = now(transport) + timeout / 2
+            while (remaining := deadline - now(transport)) > 0:
+                reply = reader.feed(transport.read(4096, remaining))
+                while reply is not None:
+                    if reply.ok:
+                        drain(transport, 0.02)
+                        return True
+                    # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
+                    reply = reader.feed(b"")
         return False
 
     # -- the one place that talks to the transport -------------------------------------------
