@@ -79,9 +79,10 @@ PIDS+=("$!")
 URL=$(wait_for sim.out "socket://" "${PIDS[-1]}")
 echo "device on $URL"
 
-step "6/7 Bundle written to the device and verified"
+step "6/7 Bundle written to the device, verified and listed"
 run "$PROVISION" device write --port "$URL" "$DEVICE_ID.prvb"
 run "$PROVISION" device verify --port "$URL" "$DEVICE_ID.prvb"
+run "$PROVISION" device list --port "$URL"
 
 step "7/7 Mutual-TLS handshake: the device proves its credentials"
 show "$PROVISION" testserver --ca ca/ca.crt --cert server/server.crt --key server/server.key \

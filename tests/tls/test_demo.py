@@ -24,6 +24,9 @@ def test_demo_script_runs_clean_and_ends_with_the_handshake(tmp_path):
     steps = re.findall(r"==> (\d)/7", out)
     assert steps == [str(i) for i in range(1, 8)]
     assert "device matches" in out
+    # The `device list` step: one row per slot of sec_tag 42, with sizes.
+    for slot in ("root_ca", "client_cert", "client_key"):
+        assert re.search(rf"\b42\s+{slot}\s+\d+\s", out), slot
     assert "mutual TLS handshake accepted" in out
     assert "test server: accepted 127.0.0.1:" in out and "CN=device-0001" in out
     assert "PRIVATE KEY" not in out
