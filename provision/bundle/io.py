@@ -18,7 +18,14 @@ from typing import Any
 
 from provision.bundle import format as fmt
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.bundle.spec import PackSources, SecretSource, TagSources, dump_spec
+from provision.bundle.spec import (
+    DEFAULT_ENCODING,
+    PackSources,
+    SecretSource,
+    TagSources,
+    dump_spec,
+    load_spec,
+)
 from provision.check import Finding, check_credential_set, refuse_errors
 from provision.errors import BundleError, InputError, OverwriteError, PolicyError
 from provision.pki.authority import validate_device_id
@@ -534,6 +541,64 @@ def sources_from_options(
         psk_identity=psk_identity.encode() if psk_identity else None,
     )
     return PackSources((tag,), device_id=device_id, encoding=encoding)
+
+
+# The command-line options that name items one by one (what --spec replaces).
+ITEM_OPTIONS = (
+    "--tag",
+    "--root-ca",
+    "--client-cert",
+    "--client-key",
+    "--key-password-file",
+    "--key-password-env",
+    "--psk-hex-file",
+    "--psk-hex-env",
+    "--psk-identity",
+)
+
+
+def sources_from_cli(
+    *,
+    spec: Path | None,
+    sec_tag: int | None,
+    root_ca: Sequence[Path],
+    client_cert: Path | None,
+    client_key: Path | None,
+    key_password: SecretSource | None,
+    psk: SecretSource | None,
+    psk_identity: str | None,
+    device_id: str | None,
+    encoding: str | None,
+) -> PackSources:
+    """What `bundle pack` and `device write` were given: a spec file or item options, not both.
+    --device-id and --encoding apply to either."""
+    if spec is not None:
+        items = [sec_tag is not None, root_ca, client_cert, client_key, key_password, psk,
+                 psk_identity]  # fmt: skip
+        if any(items):
+            raise InputError(f"--spec cannot be combined with {', '.join(ITEM_OPTIONS)}")
+        return override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
+    return sources_from_options(
+        sec_tag=sec_tag,
+        root_ca=root_ca,
+        client_cert=client_cert,
+        client_key=client_key,
+        key_password=key_password,
+        psk=psk,
+        psk_identity=psk_identity,
+        device_id=device_id,
+        encoding=encoding or DEFAULT_ENCODING,
+    )
+
+
+def signer_from_options(
+    sign_key: Path | None, password_file: Path | None, password_env: str | None
+) -> SignerSource | None:
+    """The bundle signing key `--sign-key` and its password options name, if any."""
+    if sign_key is None:
+        return None
+    password = secret_from_options(password_file, password_env, "--sign-key-password")
+    return SignerSource(sign_key, password)
 
 
 def secret_from_options(

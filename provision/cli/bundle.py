@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from provision.bundle import io as bundle_io
-from provision.bundle.spec import DEFAULT_ENCODING, ENCODINGS, load_spec
+from provision.bundle.spec import ENCODINGS
 from provision.check import Finding, exit_code_for
 from provision.cli.check import TARGET_HELP, findings_table
 from provision.cli.common import (
@@ -30,18 +30,6 @@ from provision.cli.common import (
 from provision.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Pack, inspect, verify and unpack bundles.")
-
-_ITEM_OPTIONS = (
-    "--tag",
-    "--root-ca",
-    "--client-cert",
-    "--client-key",
-    "--key-password-file",
-    "--key-password-env",
-    "--psk-hex-file",
-    "--psk-hex-env",
-    "--psk-identity",
-)
 
 
 def _ask_password(prompt: str) -> bytes:
@@ -173,39 +161,19 @@ def pack(
         raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
     key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
     psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
-    if spec is not None:
-        given = [
-            tag is not None,
-            bool(root_ca),
-            client_cert,
-            client_key,
-            key_pw,
-            psk,
-            psk_identity,
-        ]
-        if any(given):
-            raise InputError(f"--spec cannot be combined with {', '.join(_ITEM_OPTIONS)}")
-        sources = bundle_io.override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
-    else:
-        sources = bundle_io.sources_from_options(
-            sec_tag=tag,
-            root_ca=root_ca,
-            client_cert=client_cert,
-            client_key=client_key,
-            key_password=key_pw,
-            psk=psk,
-            psk_identity=psk_identity,
-            device_id=device_id,
-            encoding=encoding or DEFAULT_ENCODING,
-        )
-    signer = None
-    if sign_key is not None:
-        signer = bundle_io.SignerSource(
-            sign_key,
-            bundle_io.secret_from_options(
-                sign_key_password_file, sign_key_password_env, "--sign-key-password"
-            ),
-        )
+    sources = bundle_io.sources_from_cli(
+        spec=spec,
+        sec_tag=tag,
+        root_ca=root_ca,
+        client_cert=client_cert,
+        client_key=client_key,
+        key_password=key_pw,
+        psk=psk,
+        psk_identity=psk_identity,
+        device_id=device_id,
+        encoding=encoding,
+    )
+    signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
     # Without a terminal a prompt would hang a line script: the library then names the
     # password options in its error instead.
     interactive = sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"

@@ -178,7 +178,6 @@ def _load_input(
 ) -> bytes:
     """Bundle bytes from a bundle file, a spec, or item options (as `bundle pack` takes)."""
     from provision.bundle import io as bundle_io
-    from provision.bundle.spec import DEFAULT_ENCODING, load_spec
 
     psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
     key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
@@ -200,30 +199,21 @@ def _load_input(
             )
         bundle_io.read_bundle(bundle)  # names the file in any error
         return bundle.read_bytes()
-    if spec is not None:
-        sources = bundle_io.override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
-    else:
-        sources = bundle_io.sources_from_options(
-            sec_tag=tag,
-            root_ca=root_ca,
-            client_cert=client_cert,
-            client_key=client_key,
-            key_password=key_pw,
-            psk=psk,
-            psk_identity=psk_identity,
-            device_id=device_id,
-            encoding=encoding or DEFAULT_ENCODING,
-        )
+    sources = bundle_io.sources_from_cli(
+        spec=spec,
+        sec_tag=tag,
+        root_ca=root_ca,
+        client_cert=client_cert,
+        client_key=client_key,
+        key_password=key_pw,
+        psk=psk,
+        psk_identity=psk_identity,
+        device_id=device_id,
+        encoding=encoding,
+    )
     credentials = bundle_io.read_credentials(sources)
-    signing_key = None
-    if sign_key is not None:
-        signer = bundle_io.SignerSource(
-            sign_key,
-            bundle_io.secret_from_options(
-                sign_key_password_file, sign_key_password_env, "--sign-key-password"
-            ),
-        )
-        signing_key = bundle_io.load_signer(signer)
+    signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
+    signing_key = bundle_io.load_signer(signer) if signer is not None else None
     data, _ = bundle_io.pack_bytes(credentials, signing_key=signing_key)
     return data
 
