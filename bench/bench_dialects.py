@@ -76,11 +76,11 @@ class Counting:
 
 
 def run(dialect: str, baud: int, credentials: CredentialSet) -> dict[str, float]:
-    from provision.transport.base import open_transport
+    from provision.urls import open_url as open_transport
 
     url = f"sim://{dialect}?baud={baud}{URL_OPTIONS.get(dialect, '')}"
     transport = Counting(open_transport(url))
-    cls = provision.device.session_class(dialect)
+    cls = provision.dialects.session_class(dialect)
     session = cls(transport, timeout=2.0, retries=3)
     device = provision.device.Device(session, f"sim://{dialect}")
     t0, sent0, recv0 = transport.clock(), transport.sent, transport.received

@@ -21,9 +21,9 @@ from provision.cli.common import (
     safe_text,
     table,
 )
+from provision.dialects import target_names
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted
-from provision.targets import TARGETS
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -33,7 +33,7 @@ def _can_prompt() -> bool:
 
 
 # Every command that checks a set (check, bundle pack|verify, device write) takes --target.
-TARGET_HELP = f"Device profile to check against: {', '.join(TARGETS)}."
+TARGET_HELP = f"Device profile to check against: {', '.join(target_names())}."
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from provision.device import DIALECTS
+from provision.dialects import DIALECTS
 from provision.errors import InputError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -24,7 +24,7 @@ PASSWORD_ENV_HELP = "Read the password from this environment variable."
 
 
 def dialect_choices(*, auto: bool) -> str:
-    """The dialects a --dialect option takes, for its help: provision.device.DIALECTS, and
+    """The dialects a --dialect option takes, for its help: provision.dialects.DIALECTS, and
     `auto` (probe the port) where the command can probe."""
     names = [*DIALECTS, "auto (probe the port)"] if auto else list(DIALECTS)
     return ", ".join(names[:-1]) + " or " + names[-1]

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 import provision.device as device_mod
 from provision.bundle import format as bundle_format
-from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotType
+from provision.bundle.model import MAX_SEC_TAG, SlotType
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
@@ -29,7 +29,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionError
+from provision.errors import InputError, ProvisionError, VerifyFailed
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -218,19 +218,6 @@ def _load_input(
     return data
 
 
-def _preflight(credentials: CredentialSet, target: str, force: bool) -> list[Any]:
-    from provision.check import check_credential_set, refuse_errors
-
-    findings = check_credential_set(credentials, target=target)
-    if not force:
-        refuse_errors(findings, "--force writes anyway")
-    return findings
-
-
-# The pre-flight profile of each dialect's devices (provision.targets).
-DIALECT_TARGETS = {"at-cmng": "nrf91", "at-shell": "nrf91", "zephyr-shell": "zephyr"}
-
-
 @app.command()
 def write(
     bundle: Path | None = typer.Argument(None, help="A bundle file (from `bundle pack`)."),
@@ -288,13 +275,7 @@ def write(
         encoding=encoding,
     )
     credentials = bundle_format.decode(data).credentials
-    if target is not None:
-        findings = _preflight(credentials, target, force)
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
-        if target is None:
-            # A CRLF PEM or an oversized item passes the default profile and then fails
-            # (or is silently cut) on the modem or shell: check against the device's own.
-            findings = _preflight(credentials, DIALECT_TARGETS.get(dev.dialect, "default"), force)
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
             with Progress(
@@ -306,17 +287,17 @@ def write(
                 transient=True,
             ) as bar:
                 task = bar.add_task("writing", total=len(data))
-                result = dev.write_bundle(
-                    data, lambda done, total: bar.update(task, completed=done, total=total)
+                result = dev.provision(
+                    credentials,
+                    bundle=data,
+                    target=target,
+                    force=force,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
         else:
-            result = dev.write_bundle(data)
-        report = dev.verify(credentials)
+            result = dev.provision(credentials, bundle=data, target=target, force=force)
+        findings = result.findings
         dialect_name = dev.dialect
-    if not report.ok:
-        raise CheckFailed(
-            f"verify after write failed: {report.mismatches[0]}", code="device.verify_failed"
-        )
     out = {
         "ok": True,
         "port": port,
@@ -377,10 +358,7 @@ def verify(
         if not json_out:
             for line in report.mismatches:
                 err_console.print(safe_text(line))
-        raise CheckFailed(
-            f"device differs from the set ({len(report.mismatches)} slots)",
-            code="device.verify_failed",
-        )
+        raise VerifyFailed(f"device differs from the set ({len(report.mismatches)} slots)")
 
 
 @app.command()
@@ -455,7 +433,7 @@ def keygen(
     """Make the device generate a P-256 key in --tag and return a CSR; with --ca, sign it
     and install the certificate in the same tag."""
     from provision.pki.csr import csr_bytes, load_csr
-    from provision.pki.files import OutputFile, write_outputs
+    from provision.pki.files import OutputFile, check_outputs, write_outputs
 
     if ca_key is not None and ca is None:
         raise InputError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
@@ -463,13 +441,16 @@ def keygen(
         raise InputError(
             f"{ca}: a CA certificate file needs --ca-key (or give --ca a folder from `pki init-ca`)"
         )
-    # Refused before the device makes a key: afterwards the key would be in the device and
-    # its CSR (or certificate) nowhere.
-    for path in (out, cert_out):
-        if path is not None and path.is_dir():
-            raise InputError(f"{path}: is a directory; give a file name")
-        if path is not None and path.exists() and not force:
-            raise OverwriteError(f"{path}: file exists; use --force to overwrite")
+    # Everything is validated before the device makes a key: afterwards the key would be in
+    # the device and its CSR (or certificate) nowhere.
+    planned = [OutputFile(out, b"")]
+    if cert_out is not None:
+        planned.append(OutputFile(cert_out, b""))
+    check_outputs(planned, force=force)
+    if cert_out is not None and ca is None:
+        raise InputError("--cert-out saves the signed certificate: it needs --ca")
+    if ca is not None and days < 1:
+        raise InputError(f"--days must be 1 or more (got {days})")
     authority = None
     if ca is not None:
         from provision.pki.flows import locate_ca, open_ca
@@ -485,29 +466,32 @@ def keygen(
                 options=("--ca-password-file", "--ca-password-env"),
             )
         authority = open_ca(files, password)
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
-        csr_der = dev.keygen(tag, subject)
-        loaded = load_csr(csr_der, "CSR from the device")
-        outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
-        result: dict[str, Any] = {"ok": True, "port": port, "sec_tag": tag, "csr": str(out)}
-        if authority is not None:
-            from provision.pki.certs import cert_der, cert_pem
-            from provision.pki.profiles import Profile
+    signed: list[bytes] = []
 
-            cert = authority.sign_request(
-                loaded.csr, profile=Profile.CLIENT, days=days, source="CSR from the device"
-            )
-            installed = CredentialSet.of(
-                [Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, cert_der(cert))]
-            )
-            dev.write(installed)
-            report = dev.verify(installed)
-            if not report.ok:
-                raise CheckFailed(f"verify after install failed: {report.mismatches[0]}")
-            result["installed"] = "client_cert"
-            if cert_out is not None:
-                outputs.append(OutputFile(cert_out, cert_pem(cert)))
-                result["certificate"] = str(cert_out)
+    def sign(csr_der: bytes) -> bytes:
+        from provision.pki.certs import cert_der
+        from provision.pki.profiles import Profile
+
+        assert authority is not None
+        loaded = load_csr(csr_der, "CSR from the device")
+        cert = authority.sign_request(
+            loaded.csr, profile=Profile.CLIENT, days=days, source="CSR from the device"
+        )
+        signed.append(cert_der(cert))
+        return signed[-1]
+
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+        report = dev.keygen_install(tag, subject, signer=sign if authority is not None else None)
+    loaded = load_csr(report.csr_der, "CSR from the device")
+    outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
+    result: dict[str, Any] = {"ok": True, "port": port, "sec_tag": tag, "csr": str(out)}
+    if report.installed is not None:
+        result["installed"] = "client_cert"
+        if cert_out is not None:
+            from provision.pki.certs import to_pem
+
+            outputs.append(OutputFile(cert_out, to_pem(signed[-1], "certificate")))
+            result["certificate"] = str(cert_out)
     write_outputs(outputs, force=force)
     if json_out:
         print_json(result)

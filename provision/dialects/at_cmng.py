@@ -18,12 +18,26 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import ClassVar
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.dialects.base import (
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    Progress,
+    Refusal,
+    SlotInfo,
+    WriteResult,
+)
 from provision.dialects.lines import drain, now, read_until
-from provision.errors import DeviceError, InputError, LinkError, PolicyError
-from provision.tls.report import HandshakeReport
+from provision.errors import (
+    DeviceError,
+    LinkError,
+    PolicyError,
+    ProvisionError,
+    VerifyFailed,
+)
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
@@ -150,25 +164,38 @@ class PlannedWrite:
         return f"sec_tag {self.sec_tag} {self.slot_type.label}"
 
 
-def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
-    """The %CMNG writes for a set, or PolicyError before anything is sent.
+def plan_entries(credentials: CredentialSet) -> tuple[list[PlannedWrite], list[Refusal]]:
+    """The %CMNG writes for a set, and what the modem would refuse or lose of them.
 
     Several root_ca slots in one tag become one type-0 entry holding the PEM certificates one
     after another (the modem keeps one entry per (sec_tag, type); its TLS stack reads a chain).
     A key_password slot is no entry of its own: it is the <passwd> of the tag's client_key.
+    Line ends are normalised to LF (slot_pem), so a CRLF PEM is no refusal.
     """
     plans: list[PlannedWrite] = []
+    refusals: list[Refusal] = []
     for sec_tag in credentials.sec_tags:
         slots = credentials.in_tag(sec_tag)
         password = next((s for s in slots if s.type is SlotType.KEY_PASSWORD), None)
         key = next((s for s in slots if s.type is SlotType.CLIENT_KEY), None)
         if password is not None and (key is None or not key.flags & SlotFlags.ENCRYPTED):
-            raise PolicyError(
-                f"sec_tag {sec_tag}: key_password given but no encrypted client_key in the tag"
+            refusals.append(
+                Refusal(
+                    "key.password_unused",
+                    f"sec_tag {sec_tag}: key_password given but no encrypted client_key in the tag",
+                    sec_tag,
+                    SlotType.KEY_PASSWORD,
+                )
             )
         if key is not None and key.flags & SlotFlags.ENCRYPTED and password is None:
-            raise PolicyError(
-                f"sec_tag {sec_tag}: the client_key is encrypted and the tag has no key_password"
+            refusals.append(
+                Refusal(
+                    "key.password_missing",
+                    f"sec_tag {sec_tag}: the client_key is encrypted and the tag has no "
+                    "key_password",
+                    sec_tag,
+                    SlotType.CLIENT_KEY,
+                )
             )
         roots = [s for s in slots if s.type is SlotType.ROOT_CA]
         if roots:
@@ -180,34 +207,87 @@ def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
             passwd = password.data if slot.type is SlotType.CLIENT_KEY and password else None
             plans.append(PlannedWrite(sec_tag, SLOT_TO_NRF[slot.type], slot_content(slot), passwd))
     for plan in plans:
-        _check_plan(plan)
+        refusals.extend(_plan_refusals(plan))
+    return plans, refusals
+
+
+def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
+    """The %CMNG writes for a set, or PolicyError before anything is sent."""
+    plans, refusals = plan_entries(credentials)
+    if refusals:
+        raise PolicyError(refusals[0].message, code=refusals[0].code)
     return plans
 
 
-def _check_plan(plan: PlannedWrite) -> None:
+def _plan_refusals(plan: PlannedWrite) -> list[Refusal]:
+    out: list[Refusal] = []
+
+    def refuse(code: str, message: str) -> None:
+        out.append(Refusal(code, message, plan.sec_tag, plan.slot_type))
+
     if not plan.content:
-        raise PolicyError(f"{plan.where}: empty content")
+        refuse("content.empty", f"{plan.where}: empty content")
     if b'"' in plan.content:
-        raise PolicyError(
-            f"{plan.where}: content contains a double quote, which %CMNG cannot carry"
+        refuse(
+            "content.unsupported",
+            f"{plan.where}: content contains a double quote, which %CMNG cannot carry",
         )
     if not plan.content.isascii():
-        raise PolicyError(f"{plan.where}: content is not ASCII text, which %CMNG cannot carry")
+        refuse(
+            "content.unsupported",
+            f"{plan.where}: content is not ASCII text, which %CMNG cannot carry",
+        )
     if plan.passwd is not None:
         if len(plan.passwd) > MAX_PASSWD_CHARS:
-            raise PolicyError(
-                f"sec_tag {plan.sec_tag}: key_password longer than {MAX_PASSWD_CHARS} characters"
+            refuse(
+                "key.password_too_long",
+                f"sec_tag {plan.sec_tag}: key_password is {len(plan.passwd)} characters; the "
+                f"modem takes at most {MAX_PASSWD_CHARS}",
             )
         if b'"' in plan.passwd or not plan.passwd.isascii() or b"\n" in plan.passwd:
-            raise PolicyError(
-                f"sec_tag {plan.sec_tag}: key_password must be ASCII without quotes or newlines"
+            refuse(
+                "key.password_unsupported",
+                f"sec_tag {plan.sec_tag}: key_password must be ASCII without quotes or newlines",
             )
-    size = len(encode_write(plan)) - len(TERMINATOR)
+    size = command_size(plan)
     if size > MAX_COMMAND_CHARS:
-        raise PolicyError(
+        refuse(
+            "size.too_large",
             f"{plan.where}: the AT%CMNG command would be {size} bytes; the modem's AT buffer "
-            f"takes {MAX_COMMAND_CHARS} and silently drops the rest"
+            f"takes {MAX_COMMAND_CHARS} and silently drops the rest",
         )
+    return out
+
+
+def command_size(plan: PlannedWrite) -> int:
+    """Characters of the AT%CMNG=0 command for `plan`, without its terminator: what has to
+    fit the modem's AT buffer."""
+    return len(encode_write(plan)) - len(TERMINATOR)
+
+
+def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    try:
+        return plan_entries(credentials)[1]
+    except ProvisionError:
+        return []  # unreadable content: the check reports it where it parses the item
+
+
+def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+    return {(p.sec_tag, p.slot_type): p.content for p in plan_entries(credentials)[0]}
+
+
+PROFILE = DialectProfile(
+    dialect=NAME,
+    target="nrf91",
+    description="nRF91 modem via AT%CMNG (one AT command per item, LF-only PEM)",
+    slot_types=frozenset(SlotType),
+    capabilities=frozenset({Capability.KEYGEN, Capability.READ_BACK, Capability.ENCRYPTED_KEYS}),
+    refusals=_refusals,
+    stored_forms=_stored_forms,
+    encodings="PEM with LF line ends (DER items converted); PSK as hex text",
+    # A server certificate chain above 4 kB crashed the modem (field report).
+    server_chain_limit=4096,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +572,8 @@ def parse_imei(lines: tuple[str, ...]) -> str:
 class AtCmngSession:
     """A conversation with an nRF91 modem over its AT interface."""
 
-    name = NAME
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -663,15 +744,22 @@ class AtCmngSession:
             raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: the modem returned no content")
         return parse_read(reply.lines[0])[1]
 
-    def stored_form(self, slot: Slot) -> bytes:
-        if slot.type is SlotType.KEY_PASSWORD:
-            # Not stored as an entry; the modem never reports a digest for it.
-            return slot.data
-        return slot_content(slot)
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.profile.capabilities
 
-    def stored_forms(self, credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
-        """(sec_tag, slot type) → stored bytes for the whole set (roots of a tag are one)."""
-        return {(p.sec_tag, p.slot_type): p.content for p in plan_write(credentials)}
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        from provision.bundle.format import decode
+
+        return self.write(decode(bundle).credentials, progress)
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
+        data = encode_keygen(sec_tag, subject)
+        if len(data) - len(TERMINATOR) > MAX_COMMAND_CHARS:
+            raise PolicyError(
+                f"the AT%KEYGEN command would be {len(data) - len(TERMINATOR)} bytes; the "
+                f"modem's AT buffer takes {MAX_COMMAND_CHARS}: use a shorter --subject"
+            )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
@@ -775,32 +863,18 @@ class AtCmngSession:
             raise DeviceError("%KEYGEN answered OK without a CSR")
         return parse_keygen(reply.lines[0])
 
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport:
-        """Simulated modems only (`AT#XTLSCHECK`, docs/tls-check.md): the modem does a mutual-TLS
-        handshake with its own entries of `sec_tag`. A real modem answers ERROR."""
-        from provision.tls import wire
-        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
-
-        text = wire.encode_at(sec_tag, host, port, tls_version)
-        reply = self._exchange(
-            command(text), wire.AT_COMMAND, prefix=wire.AT_PREFIX, timeout=timeout + LINK_MARGIN
-        )
-        if not reply.ok or not reply.lines:
-            why = "it answers ERROR to AT#XTLSCHECK, a simulator-only command"
-            raise TLSCheckUnsupported("this modem", why, sec_tag, f"{host}:{port}")
-        try:
-            return wire.parse_report_line(reply.lines[0], wire.AT_PREFIX)
-        except InputError as err:
-            raise DeviceError(f"AT#XTLSCHECK: {err.message}") from None
+    def command_reply(self, text: str, prefix: str, timeout: float) -> Reply:
+        """One command of the caller's (a simulator's test command, for instance), sent once
+        and answered within `timeout` s; its reply as the modem gave it."""
+        return self._exchange(command(text), text.split("=", 1)[0], prefix=prefix, timeout=timeout)
 
     def close(self) -> None:
         self._transport.close()
 
 
-class DigestMismatch(DeviceError):
-    """The modem stored something else than was sent (a corrupted line); a rewrite may fix it."""
+class DigestMismatch(VerifyFailed):
+    """The modem stored something else than was sent (a corrupted line) and rewrites did
+    not fix it."""
 
 
 def _reply_error(what: str, reply: Reply) -> DeviceError:
@@ -809,3 +883,6 @@ def _reply_error(what: str, reply: Reply) -> DeviceError:
     return DeviceError(
         f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})", code=f"at.cme.{reply.cme}"
     )
+
+
+SESSION = AtCmngSession

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, SlotType
-from provision.device import DeviceInfo, Progress, WriteResult
+from provision.dialects import at_cmng
 from provision.dialects.at_cmng import (
     AtCmngSession,
     Reply,
@@ -32,6 +33,7 @@ from provision.dialects.at_cmng import (
     encode_write,
     plan_write,
 )
+from provision.dialects.base import DeviceInfo, DialectProfile, Progress, WriteResult
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
 from provision.errors import DeviceError, LinkError, PolicyError
 from provision.transport.base import Transport
@@ -43,6 +45,15 @@ _KEEP = frozenset(range(0x20, 0x7F)) - {ord("'"), ord("\\")}
 _E2BIG = "Sending AT command failed with error code -7"
 _OK_LINE = re.compile(r"(?:^|\n)OK\n")
 _FAILED = re.compile(r"Sending AT command failed with error code (-?\d+)")
+
+# The modem's limits are at-cmng's; the shell's command buffer is a setting of each device,
+# checked by the session before it writes (see _check_fits).
+PROFILE = dataclasses.replace(
+    at_cmng.PROFILE,
+    dialect=NAME,
+    description="nRF91 modem through an NCS shell's `at` command (one shell line per AT%CMNG)",
+    encodings=at_cmng.PROFILE.encodings + r"; line feeds as \x0a inside the shell line",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +130,8 @@ class AtShellSession(AtCmngSession):
     carried by one shell line. `cmd_buff_size` is the device's CONFIG_SHELL_CMD_BUFF_SIZE
     when known; otherwise the driver asks the shell before a write (one padded line)."""
 
-    name = NAME
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -273,3 +285,6 @@ def _shell_error(what: str, problem: str | None, chars: int) -> Exception:
             code="at-shell.failed",
         )
     return LinkError(f"{what}: the shell printed no AT result (OK, ERROR or +CME ERROR)")
+
+
+SESSION = AtShellSession

@@ -10,17 +10,26 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
+from typing import ClassVar
 
 from provision.bundle import format as bundle_format
-from provision.bundle.model import CredentialSet, Slot, SlotType
-from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.bundle.model import CredentialSet, SlotType
+from provision.dialects.base import (
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    Progress,
+    Refusal,
+    SlotInfo,
+    WriteResult,
+)
 from provision.errors import DeviceError, InputError, LinkError, PolicyError, ProvisionError
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, TransferSender, device_error
-from provision.tls.report import HandshakeReport
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
 
+NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
 
 
@@ -53,8 +62,50 @@ def frame_trace(log: TraceLog) -> Trace:
     return trace
 
 
+def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    seen: set[tuple[int, SlotType]] = set()
+    out = []
+    for slot in credentials:
+        if slot.key in seen:
+            out.append(
+                Refusal(
+                    "slot.duplicate",
+                    f"sec_tag {slot.sec_tag}: a native device holds one {slot.type.label} per "
+                    "sec_tag: put extra roots in other tags",
+                    slot.sec_tag,
+                    slot.type,
+                )
+            )
+        seen.add(slot.key)
+    return out
+
+
+def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+    # The native device stores the bundle's bytes as they are.
+    return {slot.key: slot.data for slot in credentials}
+
+
+PROFILE = DialectProfile(
+    dialect=NAME,
+    target="native",
+    description="our link protocol: windowed, CRC-checked, atomic commit (firmware_stub/)",
+    slot_types=frozenset(SlotType),
+    capabilities=frozenset(Capability) - {Capability.ATTESTATION},
+    refusals=_refusals,
+    stored_forms=_stored_forms,
+    encodings="the bundle as packed (DER or PEM per item); limits announced in HELLO",
+)
+# What a device must announce in HELLO for the capability to hold.
+_FEATURE_CAPABILITY = {
+    m.Feature.KEYGEN: Capability.KEYGEN,
+    m.Feature.READ: Capability.READ_BACK,
+    m.Feature.TLS_CHECK: Capability.DEVICE_TLS,
+}
+
+
 class NativeSession:
-    name = "native"
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -204,9 +255,31 @@ class NativeSession:
             req = m.Delete(m.DeleteScope.SLOT, sec_tag, int(slot_type), 0)
         self._request(req, m.Ok)
 
-    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        features = self.hello.features
+        return frozenset(
+            c
+            for c in self.profile.capabilities
+            if all(features & f for f, needs in _FEATURE_CAPABILITY.items() if needs is c)
+        )
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         if not self.hello.features & m.Feature.KEYGEN:
             raise PolicyError("this device cannot generate keys (no KEYGEN feature)")
+        room = min(self.hello.max_payload, HOST_MAX_PAYLOAD)
+        try:
+            size = len(m.encode(m.Keygen(sec_tag, 0, subject or ""), 0))
+        except ProvisionError:
+            size = room + 1
+        if size > room:
+            raise PolicyError(
+                f"--subject is too long for one KEYGEN request ({len(subject or '')} "
+                f"characters; the device takes frames of {room} bytes)"
+            )
+
+    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        self.check_keygen(sec_tag, subject)
         csr = bytearray()
         while True:
             reply = self._request(m.Keygen(sec_tag, len(csr), subject or ""), m.Csr)
@@ -215,30 +288,17 @@ class NativeSession:
             if len(csr) >= reply.total or not reply.data:
                 return bytes(csr[: reply.total])
 
-    def stored_form(self, slot: Slot) -> bytes:
-        return slot.data  # the native device stores the bundle's bytes as they are
-
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport:
-        """TLS_CHECK: the device handshakes with its own slots (feature 0x0010: simulators)."""
-        from provision.tls import wire
-        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
-
-        server = f"{host}:{port}"
-        if not self.hello.features & m.Feature.TLS_CHECK:
-            why = f"{self.hello.firmware!r} does not announce the TLS_CHECK feature"
-            raise TLSCheckUnsupported("this device", why, sec_tag, server)
-        request = m.TlsCheck(
-            sec_tag, port, wire.tls_code(tls_version), min(int(timeout * 1000), 0xFFFF), host
-        )
-        # The device answers only when its handshake is over: wait longer than it may take.
-        saved, self.timeout = self.timeout, timeout + LINK_MARGIN
+    def request(
+        self, msg: m.Message, expect: type[m.Message], *, timeout: float | None = None
+    ) -> m.Message:
+        """One request of the caller's, retried like every other; `timeout` s per try."""
+        saved = self.timeout
+        if timeout is not None:
+            self.timeout = timeout
         try:
-            reply = self._request(request, m.TlsResult)
+            return self._request(msg, expect)
         finally:
             self.timeout = saved
-        return wire.report_from_result(server, reply)
 
     def close(self) -> None:
         self.transport.close()
@@ -247,11 +307,9 @@ class NativeSession:
     def preflight(self, credentials: CredentialSet) -> None:
         """Refuse, before any byte is sent, what this device cannot hold."""
         h = self.hello
-        keys = [s.key for s in credentials]
-        if len(set(keys)) != len(keys):
-            raise PolicyError(
-                "a native device holds one root_ca per sec_tag: put extra roots in other tags"
-            )
+        refusals = _refusals(credentials)
+        if refusals:
+            raise PolicyError(refusals[0].message, code=refusals[0].code)
         for s in credentials:
             if len(s.data) > h.max_slot_size:
                 raise PolicyError(
@@ -388,3 +446,6 @@ class NativeSession:
         epoch.add(seq)
         self._send(sender.begin(sha), seq)
         return seq
+
+
+SESSION = NativeSession

@@ -16,10 +16,19 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
-from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.dialects.at_cmng import slot_pem
+from provision.dialects.base import (
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    Progress,
+    Refusal,
+    SlotInfo,
+    WriteResult,
+)
 from provision.dialects.lines import (
     EOL,
     ShellReader,
@@ -28,8 +37,7 @@ from provision.dialects.lines import (
     probe_shell,
     read_until,
 )
-from provision.errors import DeviceError, InputError, LinkError, PolicyError
-from provision.tls.report import HandshakeReport
+from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
@@ -81,11 +89,6 @@ ADDED_TYPE: dict[str, SlotType] = {
 def stored_bytes(slot: Slot) -> tuple[bytes, str]:
     """One slot's payload as sent and the `cred add` format: PEM with `bint` (the shell adds
     the NUL mbedTLS needs to parse PEM), PSK and identity as raw bytes with `bin`."""
-    if slot.type is SlotType.KEY_PASSWORD or slot.flags & SlotFlags.ENCRYPTED:
-        raise PolicyError(
-            f"sec_tag {slot.sec_tag}: Zephyr's TLS credentials shell has no password-encrypted "
-            "client_key; provide the key unencrypted (or use the at-cmng dialect)"
-        )
     if slot.type in (SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY):
         return slot_pem(slot), "bint"
     return slot.data, "bin"
@@ -108,30 +111,94 @@ class PlannedAdd:
         return f"sec_tag {self.sec_tag} {self.slot_type.label}"
 
 
-def plan_write(credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE):
-    """The `cred add`s for a set, or PolicyError before anything is sent. Several root_ca in
+def plan_adds(
+    credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE
+) -> tuple[list[PlannedAdd], list[Refusal]]:
+    """The `cred add`s for a set, and what the shell would refuse of them. Several root_ca in
     one tag become one CA_CERT credential: the PEM certificates one after another, one NUL."""
     plans: list[PlannedAdd] = []
+    refusals: list[Refusal] = []
     for sec_tag in credentials.sec_tags:
         slots = credentials.in_tag(sec_tag)
-        roots = [s for s in slots if s.type is SlotType.ROOT_CA]
+        for slot in slots:
+            if slot.type is SlotType.KEY_PASSWORD or slot.flags & SlotFlags.ENCRYPTED:
+                refusals.append(
+                    Refusal(
+                        "key.encrypted_unsupported",
+                        f"sec_tag {slot.sec_tag}: Zephyr's TLS credentials shell has no "
+                        "password-encrypted client_key; provide the key unencrypted (or use "
+                        "the at-cmng dialect)",
+                        slot.sec_tag,
+                        slot.type,
+                    )
+                )
+        kept = [
+            s
+            for s in slots
+            if s.type is not SlotType.KEY_PASSWORD and not s.flags & SlotFlags.ENCRYPTED
+        ]
+        roots = [s for s in kept if s.type is SlotType.ROOT_CA]
         if roots:
             chain = b"".join(stored_bytes(s)[0] for s in roots)
             plans.append(PlannedAdd(sec_tag, SlotType.ROOT_CA, chain, "bint"))
-        for slot in slots:
+        for slot in kept:
             if slot.type is not SlotType.ROOT_CA:
                 payload, fmt = stored_bytes(slot)
                 plans.append(PlannedAdd(sec_tag, slot.type, payload, fmt))
     for plan in plans:
         if not plan.payload:
-            raise PolicyError(f"{plan.where}: empty content")
+            refusals.append(
+                Refusal(
+                    "content.empty", f"{plan.where}: empty content", plan.sec_tag, plan.slot_type
+                )
+            )
         size = len(base64.b64encode(plan.payload))
         if size >= cred_buf_size:
-            raise PolicyError(
-                f"{plan.where}: {size} base64 characters do not fit the shell's credential "
-                f"buffer ({cred_buf_size} bytes, CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE)"
+            refusals.append(
+                Refusal(
+                    "size.too_large",
+                    f"{plan.where}: {size} base64 characters do not fit the shell's credential "
+                    f"buffer ({cred_buf_size} bytes, CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE)",
+                    plan.sec_tag,
+                    plan.slot_type,
+                )
             )
+    return plans, refusals
+
+
+def plan_write(
+    credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE
+) -> list[PlannedAdd]:
+    """The `cred add`s for a set, or PolicyError before anything is sent."""
+    plans, refusals = plan_adds(credentials, cred_buf_size)
+    if refusals:
+        raise PolicyError(refusals[0].message, code=refusals[0].code)
     return plans
+
+
+def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    try:
+        return plan_adds(credentials)[1]
+    except ProvisionError:
+        return []  # unreadable content: the check reports it where it parses the item
+
+
+def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+    return {(p.sec_tag, p.slot_type): p.stored for p in plan_adds(credentials)[0]}
+
+
+PROFILE = DialectProfile(
+    dialect=NAME,
+    target="zephyr",
+    description="Zephyr TLS credentials shell (base64 into a 1024-byte cred buffer)",
+    slot_types=frozenset(TYPE_KEYWORD),
+    capabilities=frozenset({Capability.READ_BACK}),
+    refusals=_refusals,
+    stored_forms=_stored_forms,
+    encodings="PEM (bint, NUL-terminated) for certificates and keys; raw bytes for PSKs",
+    # CONFIG_TLS_MAX_CREDENTIALS_NUMBER defaults to 4 (volatile backend).
+    max_items=4,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +351,8 @@ class Garbled(Exception):
 class ZephyrShellSession:
     """A conversation with a Zephyr shell that has the `cred` command."""
 
-    name = NAME
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -400,14 +468,17 @@ class ZephyrShellSession:
             raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not stored as PEM text")
         return parse_get(out)
 
-    def stored_form(self, slot: Slot) -> bytes:
-        payload, fmt = stored_bytes(slot)
-        return payload + b"\x00" if fmt == "bint" else payload
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.profile.capabilities
 
-    def stored_forms(self, credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
-        return {
-            (p.sec_tag, p.slot_type): p.stored for p in plan_write(credentials, self._cred_buf_size)
-        }
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        from provision.bundle.format import decode
+
+        return self.write(decode(bundle).credentials, progress)
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
+        self.keygen(sec_tag, subject)  # refuses every request: the shell has no keygen
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials, self._cred_buf_size)  # PolicyError: nothing sent yet
@@ -548,31 +619,17 @@ class ZephyrShellSession:
             "(provision pki) or use a dialect with on-device keygen (native, at-cmng)"
         )
 
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport:
-        """Simulated shells only (`cred tlscheck`, docs/tls-check.md): the device does a
-        mutual-TLS handshake with its own credentials of `sec_tag`. Zephyr's real `cred`
-        command has no such subcommand."""
-        from provision.tls import wire
-        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
-
-        text = wire.encode_shell(sec_tag, host, port, tls_version)
-        saved, self._timeout = self._timeout, timeout + LINK_MARGIN
+    def command_output(self, text: str, timeout: float) -> list[str]:
+        """One command line of the caller's (a simulator's test command, for instance), sent
+        once; its output lines up to the next prompt."""
+        saved, self._timeout = self._timeout, timeout
         try:
-            out = self._run(line(text), "cred tlscheck")
+            return self._run(line(text), text.split(" ", 2)[0])
         finally:
             self._timeout = saved
-        for text_line in out:
-            if wire.is_report_line(text_line, wire.SHELL_PREFIX):
-                try:
-                    return wire.parse_report_line(text_line, wire.SHELL_PREFIX)
-                except InputError as err:
-                    raise DeviceError(f"cred tlscheck: {err.message}") from None
-        why = (
-            f"its shell answers `{device_message(out)}` to cred tlscheck, a simulator-only command"
-        )
-        raise TLSCheckUnsupported("this Zephyr device", why, sec_tag, f"{host}:{port}")
 
     def close(self) -> None:
         self._transport.close()
+
+
+SESSION = ZephyrShellSession

@@ -140,6 +140,18 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     bytes_sent = 0
     touched = False
     try:
+        # Allocated with the claim: the registry's counter keeps serials unique across every
+        # station sharing it, at no extra commit.
+        serial = claim.serial
+        subject = cfg.subject.format(device_id=device_id)
+        checked = None
+        # Validated before anything on the device changes (the clean-up included).
+        if cfg.flow == "host-key":
+            step(Step.ISSUE)
+            issued = ctx.issuer.issue_with_key(device_id, serial)
+            checked = dev.preflight(issued.credentials)
+        else:
+            dev.check_keygen(cfg.client_tag, subject)
         step(Step.CLEAN)
         # Leftovers of an earlier, interrupted attempt (or an old provisioning) go first.
         tags = {t.sec_tag for t in cfg.layout}
@@ -147,29 +159,19 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             touched = True
             for tag in sorted(tags):
                 dev.delete(tag)
-        # Allocated with the claim: the registry's counter keeps serials unique across every
-        # station sharing it, at no extra commit.
-        serial = claim.serial
-        if cfg.flow == "host-key":
-            step(Step.ISSUE)
-            issued = ctx.issuer.issue_with_key(device_id, serial)
+        if issued is not None:
             to_write = issued.credentials
         else:
             step(Step.KEYGEN)
             touched = True
-            csr = dev.keygen(cfg.client_tag, cfg.subject.format(device_id=device_id))
+            csr = dev.keygen(cfg.client_tag, subject)
             step(Step.ISSUE)
             issued = ctx.issuer.issue_for_csr(device_id, csr, serial)
             to_write = issued.public
         step(Step.WRITE)
         touched = True
-        bytes_sent = dev.write(to_write).bytes_sent
-        step(Step.VERIFY)
-        report = dev.verify(to_write)
-        if not report.ok:
-            raise DeviceError(
-                f"verify after write: {'; '.join(report.mismatches)}", code="device.verify"
-            )
+        # Written and verified (a failed verify is VerifyFailed, as from `device write`).
+        bytes_sent = dev.provision(to_write, checked=checked).bytes_sent
         # Host keys were part of the verified set; a device-made key must still be there.
         if cfg.flow != "host-key" and not _key_present(dev, cfg.client_tag):
             raise DeviceError(

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from provision.cli.common import safe_text, table
-from provision.device import DIALECTS
+from provision.dialects import DIALECTS
 
 BOX_CHARS = set("┏┓┗┛┃━│─┡┩╇┼")
 

@@ -35,10 +35,10 @@ def test_write_list_verify_read_delete(device_set):
         (42, SlotType.CLIENT_CERT),
         (42, SlotType.CLIENT_KEY),
     ]
-    # The modem's digest covers exactly the bytes stored; the driver's stored_form agrees.
+    # The modem's digest covers exactly the bytes stored; the profile's stored forms agree.
     stored = modem.store.entries()
     for slot in device_set:
-        form = session.stored_form(slot)
+        form = session.profile.stored_forms(device_set)[slot.key]
         assert stored[(42, int(at_cmng.SLOT_TO_NRF[slot.type]))] == form
     assert Device(session, "loop").verify(device_set).ok
     assert session.read(42, SlotType.CLIENT_CERT) == device_set.get(42, SlotType.CLIENT_CERT).data
@@ -180,7 +180,7 @@ def test_policy_errors_before_any_byte(pki_material, device_set):
         + [Slot(9, SlotType.CLIENT_CERT, Encoding.PEM, m["cert_pem"] * 8)]
     )
     for bad, message in [
-        (long_pw, "longer than 32"),
+        (long_pw, "at most 32"),
         (no_pw, "no key_password"),
         (quoted, "double quote"),
         (huge, "silently drops"),

@@ -45,7 +45,7 @@ def test_write_list_verify_read_delete_keygen(device_set):
     # PEM (the shell decoded \x0a itself), so at-cmng's stored forms and digests hold.
     stored = device.modem.store.entries()
     for slot in device_set:
-        form = session.stored_form(slot)
+        form = session.profile.stored_forms(device_set)[slot.key]
         assert b"\r" not in form
         assert stored[(42, int(at_cmng.SLOT_TO_NRF[slot.type]))] == form
     assert Device(session, "loop").verify(device_set).ok

@@ -35,7 +35,7 @@ def test_write_list_verify_read_delete(device_set):
     cert = device_set.get(42, SlotType.CLIENT_CERT)
     # bint: the device keeps the PEM plus a NUL, and its digest is base64(SHA-256) of that.
     assert stored[(42, 2)] == cert.data + b"\x00"
-    assert session.stored_form(cert) == stored[(42, 2)]
+    assert session.profile.stored_forms(device_set)[cert.key] == stored[(42, 2)]
     assert listed[1].sha256 == hashlib.sha256(cert.data + b"\x00").digest()
     assert Device(session, "loop").verify(device_set).ok
     assert session.read(42, SlotType.CLIENT_CERT) == cert.data
