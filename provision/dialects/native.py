@@ -23,9 +23,10 @@ from provision.dialects.base import (
     SlotInfo,
     WriteResult,
 )
-from provision.errors import DeviceError, InputError, LinkError, PolicyError, ProvisionError
+from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
-from provision.link.host import HOST_MAX_PAYLOAD, HostLink, TransferSender, device_error
+from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
+from provision.link.transfer import HostTransfer, Limits
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
 
@@ -336,10 +337,9 @@ class NativeSession:
         result = self._transfer(bundle, progress)
         expected = m.set_digest([(s.sec_tag, int(s.type), s.data) for s in credentials])
         if result.set_digest != expected or result.slot_count != len(credentials):
-            raise DeviceError(
+            raise VerifyFailed(
                 "the device's digests after COMMIT differ from the bundle: run `provision "
-                "device verify` to see which slot",
-                code="device.verify_failed",
+                "device verify` to see which slot"
             )
         written = tuple(
             SlotInfo(s.sec_tag, s.type, len(s.data), hashlib.sha256(s.data).digest())
@@ -348,104 +348,39 @@ class NativeSession:
         return WriteResult(written, self.bytes_sent - sent_before, self.clock() - start)
 
     def _transfer(self, bundle: bytes, progress: Progress | None) -> m.Committed:
+        """The drive loop of one transfer: the state machine (provision.link.transfer) says
+        what to send and when to wake up; this moves the bytes and keeps the time."""
         h = self.hello
-        sha = hashlib.sha256(bundle).digest()
         chunk = min(h.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
-        rto = min(self.timeout, 0.25 + 4 * (chunk + 20) * self.byte_time)
-        sender = TransferSender(
-            random.randint(1, 0xFFFF), bundle, chunk, h.window, rto=rto, rto_max=self.timeout
+        chunks = -(-len(bundle) // chunk)
+        frame_bytes = len(bundle) + (chunks + 2) * 32
+        limits = Limits(
+            retries=self.retries,
+            timeout=self.timeout,
+            budget=2 * (self.retries + 1) * self.timeout + 4 * frame_bytes * self.byte_time + 1.0,
         )
-        frame_bytes = len(bundle) + (len(sender.chunks) + 2) * 32
-        budget = 2 * (self.retries + 1) * self.timeout + 4 * frame_bytes * self.byte_time + 1.0
-        deadline = self.clock() + budget
-        restarts = 0
-        epoch: set[int] = set()  # seqs sent since the latest BEGIN
-        begin_seq = self._begin(sender, sha, epoch)
-        commit_seq: int | None = None
-        commit_deadline = 0.0
-        commit_tries = 0
-        wait_complete = False  # after INCOMPLETE: COMMIT again only once all is held
+        transfer = HostTransfer(
+            self.link,
+            random.randint(1, 0xFFFF),
+            bundle,
+            chunk_size=chunk,
+            window=h.window,
+            rto=min(self.timeout, 0.25 + 4 * (chunk + 20) * self.byte_time),
+            limits=limits,
+            now=self.clock(),
+        )
         reported = -1
-        while True:
-            now = self.clock()
-            if now >= deadline:
-                raise LinkError(
-                    f"transfer did not finish within {budget:.1f} s "
-                    f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
-                    code="link.timeout",
-                )
-            timeouts_before = sender.timeouts
-            for data in sender.due(now):
-                seq = self.link.next_seq()
-                epoch.add(seq)
-                sender.sent(data.offset, self._send(data, seq))
-            if sender.timeouts > timeouts_before:
-                if sender.timeouts > self.retries:
-                    raise LinkError(
-                        f"the device stopped answering during the transfer "
-                        f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
-                        code="link.timeout",
-                    )
-                # Maybe the device restarted or the link dropped: BEGIN again resumes or
-                # restarts, as the device's answer will tell.
-                begin_seq = self._begin(sender, sha, epoch)
-            ready = sender.complete if wait_complete else sender.all_sent
-            if ready and commit_seq is None:
-                commit_seq = self.link.next_seq()
-                commit_deadline = self._send(m.Commit(sender.transfer_id), commit_seq) + (
-                    sender.rto
-                )
-            elif commit_seq is not None and now >= commit_deadline:
-                commit_tries += 1
-                if commit_tries > self.retries:
-                    raise LinkError("no answer to COMMIT", code="link.timeout")
-                commit_deadline = self._send(m.Commit(sender.transfer_id), commit_seq) + (
-                    self.timeout
-                )
-            waits = [t for t in (sender.next_deadline(), deadline) if t is not None]
-            if commit_seq is not None:
-                waits.append(commit_deadline)
-            for frame in self._receive(min(waits) - self.clock()):
-                msg = frame.message
-                if isinstance(msg, m.Ack):
-                    sender.on_ack(msg, self.clock(), authoritative=frame.seq == begin_seq)
-                elif isinstance(msg, m.Nak):
-                    sender.on_nak(msg, self.clock())
-                elif isinstance(msg, m.Committed) and frame.seq == commit_seq:
-                    if progress:
-                        progress(sender.total, sender.total)
-                    return msg
-                elif isinstance(msg, m.Error):
-                    code = msg.code
-                    if frame.seq == commit_seq and code == m.ErrorCode.INCOMPLETE:
-                        commit_seq = None  # send COMMIT again once everything is held
-                        wait_complete = True
-                        continue
-                    restart = code == m.ErrorCode.NO_TRANSFER and (
-                        frame.seq in epoch or frame.seq == commit_seq
-                    )
-                    if restart:
-                        restarts += 1
-                        if restarts > self.retries:
-                            raise LinkError(
-                                "the device keeps losing the transfer (restarting?)",
-                                code="link.restarts",
-                            )
-                        sender.restart()
-                        commit_seq = None
-                        begin_seq = self._begin(sender, sha, epoch)
-                    elif frame.seq in epoch or frame.seq in (begin_seq, commit_seq):
-                        raise device_error(msg)
-            if progress and sender.acked_bytes != reported:
-                reported = sender.acked_bytes
-                progress(reported, sender.total)
-
-    def _begin(self, sender: TransferSender, sha: bytes, epoch: set[int]) -> int:
-        epoch.clear()
-        seq = self.link.next_seq()
-        epoch.add(seq)
-        self._send(sender.begin(sha), seq)
-        return seq
+        while transfer.committed is None:
+            for msg, seq in transfer.poll(self.clock()):
+                transfer.sent(msg, seq, self._send(msg, seq))
+            for frame in self._receive(transfer.wakeup() - self.clock()):
+                transfer.receive(frame, self.clock())
+                if transfer.committed is not None:
+                    break
+            if progress and transfer.acked_bytes != reported:
+                reported = transfer.acked_bytes
+                progress(reported, transfer.total)
+        return transfer.committed
 
 
 SESSION = NativeSession
