@@ -15,10 +15,10 @@ import base64
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, TypeVar, cast
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.dialects.base import (
@@ -42,11 +42,16 @@ from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_r
 from provision.transport.base import Transport
 
 NAME = "at-cmng"
+T = TypeVar("T")
 # at_host keeps the command in a 4096-byte buffer with room for the NUL and, in CR+LF
 # termination mode, the CR: longer commands lose their tail silently (no reply at all).
 MAX_COMMAND_CHARS = 4094
 MAX_PASSWD_CHARS = 32
 TERMINATOR = b"\r\n"
+# Closes a double quote left open by a cut command, and ends that line.
+RESYNC = b'"' + TERMINATOR
+# The longest reply line read: a %CMNG read of a full-size entry (the modem's AT buffer).
+MAX_REPLY_LINE = 2 * 4096
 # +CFUN modes in which the modem refuses %CMNG write/delete and %KEYGEN with 518.
 ACTIVE_CFUN_MODES = frozenset({1, 2, 21})
 OFFLINE_CFUN_MODE = 4
@@ -455,12 +460,16 @@ class ReplyReader:
     carries PEM with line breaks inside quotes, so line ends inside quotes do not end it.
     """
 
-    def __init__(self, sent: bytes, prefix: str | None) -> None:
+    def __init__(self, sent: bytes, prefix: str | None, max_line: int = MAX_REPLY_LINE) -> None:
         self._echo = sent.rstrip(b"\r\n").decode("latin-1")
         self._prefix = prefix
+        self._max_line = max_line
         self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already looked at for a line end
+        self._in_quotes = False
         self._lines: list[str] = []
         self.ignored = 0
+        self.overflows = 0  # lines longer than max_line, dropped
 
     def feed(self, data: bytes) -> Reply | None:
         """Add bytes; return the reply once its final line is in. Bytes after it stay
@@ -476,16 +485,25 @@ class ReplyReader:
                 return reply
 
     def _next_line(self) -> str | None:
+        """The next complete line, scanning each byte once; a line longer than max_line is
+        dropped as it grows (noise, or a device that never ends its line)."""
         buf = self._buf
         quoted_reply = buf.lstrip(b"\r\n").startswith((b"%CMNG:", b"%KEYGEN:"))
-        in_quotes = False
-        for i, byte in enumerate(buf):
+        for i in range(self._scanned, len(buf)):
+            byte = buf[i]
             if byte == 0x22 and quoted_reply:
-                in_quotes = not in_quotes
-            elif byte in (0x0D, 0x0A) and not in_quotes:
+                self._in_quotes = not self._in_quotes
+            elif byte in (0x0D, 0x0A) and not self._in_quotes:
                 line = bytes(buf[:i]).decode("latin-1")
                 del buf[: i + 1]
+                self._scanned = 0
                 return line
+        self._scanned = len(buf)
+        if len(buf) > self._max_line:
+            self.overflows += 1
+            buf.clear()
+            self._scanned = 0
+            self._in_quotes = False
         return None
 
     def _take(self, line: str) -> Reply | None:
@@ -565,6 +583,27 @@ def parse_imei(lines: tuple[str, ...]) -> str:
     raise DeviceError("the modem did not report an IMEI")
 
 
+def sync_line(transport: Transport, timeout: float, flush: bytes = b"") -> bool:
+    """Bring the modem's line state to "between commands": True once `AT` gets OK.
+
+    at_host ignores line ends inside double quotes, so noise or the rest of a cut command
+    with an odd number of `"` swallows a plain `AT`; the second try closes the quote first.
+    A `"` is sent only then: to a modem outside quotes it would open one."""
+    for lead in (flush, RESYNC):
+        transport.write(lead + command("AT"))
+        reader = ReplyReader(command("AT"), prefix=None)
+        deadline = now(transport) + timeout
+        while (remaining := deadline - now(transport)) > 0:
+            reply = reader.feed(transport.read(4096, remaining))
+            while reply is not None:
+                if reply.ok:
+                    drain(transport, 0.02)
+                    return True
+                # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
+                reply = reader.feed(b"")
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # The drive loop
 
@@ -587,15 +626,17 @@ class AtCmngSession:
         self._timeout = timeout
         self._retries = max(0, retries)
         self.bytes_sent = 0
+        self._sends = 0  # commands sent, retries included
         if trace is None and env_enabled():
             trace = TraceLog(lambda: now(transport))
         self._trace = trace
         self._sync()
-        self._exchange(command("AT+CMEE=1"), "AT+CMEE=1", prefix=None, retry=True)
+        self._request(command("AT+CMEE=1"), "AT+CMEE=1")
 
     def _sync(self) -> None:
         """Align with the device before the first command: nothing to do on a plain AT
-        interface (a subclass behind a shell waits for its prompt here)."""
+        interface, whose first command resynchronises the line if it gets no answer (a
+        subclass behind a shell waits for its prompt here)."""
 
     # -- probing --------------------------------------------------------------------------
     @classmethod
@@ -606,45 +647,89 @@ class AtCmngSession:
         (another dialect's probe: a native HELLO frame's sequence number or CRC can be 0x22)
         swallows the first attempt; the second closes the quote first."""
         drain(transport)
-        for flush in (b"\r\n", b'"\r\n'):
-            transport.write(flush + command("AT"))
-            reader = ReplyReader(command("AT"), prefix=None)
-            deadline = now(transport) + timeout / 2
-            while (remaining := deadline - now(transport)) > 0:
-                reply = reader.feed(transport.read(4096, remaining))
-                while reply is not None:
-                    if reply.ok:
-                        drain(transport, 0.02)
-                        return True
-                    # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
-                    reply = reader.feed(b"")
-        return False
+        return sync_line(transport, timeout / 2, flush=b"\r\n")
 
     # -- the one place that talks to the transport -------------------------------------------
-    def _exchange(
+    def _attempt(
+        self, data: bytes, what: str, prefix: str | None, wait: float
+    ) -> Reply | ProvisionError | None:
+        """Send one command once: its reply; None when nothing came back within `wait` s;
+        an error (returned, not raised) when what came back was garbled — both are worth
+        another try, and the error is what to say if it was the last."""
+        reader = ReplyReader(data, prefix)
+        seen = self._trace_sent(data)
+        self._transport.write(data)
+        self.bytes_sent += len(data)
+        self._sends += 1
+        reply = read_until(self._transport, reader.feed, wait, seen)
+        if reply is None and seen is not None and self._trace is not None:
+            self._trace.note("rx", f"no reply within {wait:g} s")
+        return reply
+
+    def _resync(self) -> None:
+        """Put the modem's line state back to "between commands" before a command is sent
+        again: the rest of a cut `AT%CMNG=0,…,"…` (a power cut, a garbled line) leaves an
+        odd number of `"`, and at_host then takes every line end as inside quotes."""
+        before = len(RESYNC) + 2 * len(command("AT"))
+        sync_line(self._transport, min(self._timeout, 1.0))
+        self.bytes_sent += before  # at most what sync_line sends
+
+    def _request(
         self,
         data: bytes,
         what: str,
         *,
-        prefix: str | None,
-        retry: bool = False,
+        prefix: str | None = None,
+        retry: bool = True,
         timeout: float | None = None,
-    ) -> Reply:
-        """Send one command, return its reply; `what` names it in errors (never key bytes)."""
+        parse: Callable[[Reply], T] | None = None,
+        attempts: int | None = None,
+    ) -> T | Reply:
+        """The one retry loop: send `data`, return its OK reply (or `parse(reply)`).
+
+        A lost reply, a reply `parse` cannot read, or an error that to a command we built
+        and checked can only mean the line garbled it (CORRUPTION_HINTS) is a remote
+        protocol error: the line is resynchronised and the command sent again. Any other
+        error reply is the modem's answer and is raised at once. At most 1 + retries sends.
+        `what` names the command in errors (never key bytes)."""
         wait = self._timeout if timeout is None else timeout
-        attempts = 1 + (self._retries if retry else 0)
-        for _ in range(attempts):
-            reader = ReplyReader(data, prefix)
-            seen = self._trace_sent(data)
-            self._transport.write(data)
-            self.bytes_sent += len(data)
-            reply = read_until(self._transport, reader.feed, wait, seen)
-            if reply is not None:
+        if attempts is None:
+            attempts = 1 + (self._retries if retry else 0)
+        failure: ProvisionError = self._no_answer(what, wait, attempts)
+        for attempt in range(attempts):
+            if attempt:
+                self._resync()
+            reply = self._attempt(data, what, prefix, wait)
+            if reply is None:
+                continue
+            if isinstance(reply, ProvisionError):
+                failure = reply
+                continue
+            if not reply.ok:
+                failure = _reply_error(what, reply)
+                if reply.cme in CORRUPTION_HINTS:
+                    continue
+                raise failure
+            if parse is None:
                 return reply
-            if seen is not None:
-                self._trace.note("rx", f"no reply within {wait:g} s")  # type: ignore[union-attr]
-            drain(self._transport, 0.02)
-        raise LinkError(f"at-cmng: no reply to {what} within {wait:g} s ({attempts} attempt(s))")
+            try:
+                return parse(reply)
+            except DeviceError as err:
+                failure = err  # a garbled information line: ask again
+        raise failure
+
+    def _no_answer(self, what: str, wait: float, attempts: int) -> LinkError:
+        return LinkError(
+            f"{self.name}: no reply to {what} within {wait:g} s ({attempts} attempt(s))",
+            code="link.timeout",
+        )
+
+    def _ok(
+        self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False
+    ) -> Reply:
+        reply = self._request(data, what, prefix=prefix, retry=retry)
+        assert isinstance(reply, Reply)
+        return reply
 
     def _trace_sent(self, data: bytes) -> LineSplitter | None:
         """Trace a command (redacted) and return what traces its reply lines."""
@@ -662,31 +747,16 @@ class AtCmngSession:
 
         return LineSplitter(received)
 
-    def _ok(
-        self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False
-    ) -> Reply:
-        for attempt in range(1 + (self._retries if retry else 0)):
-            reply = self._exchange(data, what, prefix=prefix, retry=retry)
-            if reply.ok:
-                return reply
-            # Our commands are well-formed: "incorrect parameters", "invalid content" or a
-            # bare ERROR to one of them means the line garbled it; send it again.
-            if not retry or reply.cme not in CORRUPTION_HINTS or attempt == self._retries:
-                break
-        raise _reply_error(what, reply)
-
     # -- modem state ------------------------------------------------------------------------
     def _cfun(self) -> int:
-        for attempt in range(1 + self._retries):
-            reply = self._ok(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", retry=True)
-            try:
-                if not reply.lines:
-                    raise DeviceError("the modem did not report its functional mode (+CFUN)")
-                return parse_cfun(reply.lines[0])
-            except DeviceError:
-                if attempt == self._retries:
-                    raise
-        raise AssertionError("unreachable")
+        def mode(reply: Reply) -> int:
+            if not reply.lines:
+                raise DeviceError("the modem did not report its functional mode (+CFUN)")
+            return parse_cfun(reply.lines[0])
+
+        return cast(
+            int, self._request(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", parse=mode)
+        )
 
     @contextlib.contextmanager
     def _offline(self) -> Iterator[None]:
@@ -715,15 +785,13 @@ class AtCmngSession:
         return DeviceInfo(NAME, imei, fw[0].strip() if fw else "", details)
 
     def _entries(self, sec_tag: int | None = None, nrf_type: int | None = None) -> list[CmngEntry]:
-        what = "AT%CMNG=1"
-        for attempt in range(1 + self._retries):
-            reply = self._ok(encode_list(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
-            try:
-                return [parse_list_line(line) for line in reply.lines]
-            except DeviceError:
-                if attempt == self._retries:
-                    raise
-        raise AssertionError("unreachable")
+        def entries(reply: Reply) -> list[CmngEntry]:
+            return [parse_list_line(line) for line in reply.lines]
+
+        found = self._request(
+            encode_list(sec_tag, nrf_type), "AT%CMNG=1", prefix="%CMNG:", parse=entries
+        )
+        return cast("list[CmngEntry]", found)
 
     def list(self) -> list[SlotInfo]:
         found = []
@@ -768,13 +836,18 @@ class AtCmngSession:
         start_bytes, start = self.bytes_sent, now(self._transport)
         written: dict[tuple[int, int], SlotInfo] = {}
         done = 0
+        # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
+        sends_left = {key: 1 + self._retries for key in encoded}
         with self._offline():
             pending = list(encoded)
-            for attempt in range(1 + self._retries):
+            first = True
+            while True:
                 for key in pending:
                     plan, data = encoded[key]
-                    self._write_entry(plan, data)
-                    if attempt == 0:
+                    before = self._sends
+                    self._write_entry(plan, data, sends_left[key])
+                    sends_left[key] -= self._sends - before
+                    if first:
                         done += len(data)
                         if progress is not None:
                             progress(done, total)
@@ -791,17 +864,20 @@ class AtCmngSession:
                             written[key] = SlotInfo(
                                 plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
                             )
-                    if attempt == 0:
+                    if first:
                         self._drop_stale(found.values(), encoded)
+                first = False
                 if not mismatched:
                     break
+                spent = [k for k in mismatched if sends_left[k] <= 0]
+                if spent:
+                    plan = encoded[spent[0]][0]
+                    raise DigestMismatch(
+                        f"{plan.where}: the modem's SHA-256 differs from the digest of what "
+                        "was sent"
+                    )
                 # A write overwrites an existing entry, so sending it again is safe.
                 pending = mismatched
-            else:
-                plan = encoded[pending[0]][0]
-                raise DigestMismatch(
-                    f"{plan.where}: the modem's SHA-256 differs from the digest of what was sent"
-                )
         return WriteResult(
             tuple(written[k] for k in encoded),
             self.bytes_sent - start_bytes,
@@ -820,17 +896,17 @@ class AtCmngSession:
                 continue
             self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
 
-    def _write_entry(self, plan: PlannedWrite, data: bytes) -> None:
+    def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:
         what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
         try:
-            self._ok(data, what, retry=True)
+            self._request(data, what, attempts=attempts)
         except DeviceError as err:
             if err.code != "at.cme.519":
                 raise
             # Firmware that refuses to overwrite ("already exists"): delete, then write.
             nrf_type = int(plan.nrf_type)
             self._ok(encode_delete(plan.sec_tag, nrf_type), f"AT%CMNG=3,{plan.sec_tag},{nrf_type}")
-            self._ok(data, what, retry=True)
+            self._request(data, what, attempts=attempts)
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
@@ -854,9 +930,13 @@ class AtCmngSession:
         data = encode_keygen(sec_tag, subject)
         with self._offline():
             # Key generation takes the modem a moment; give it more than one line's time.
-            reply = self._exchange(
-                data, f"AT%KEYGEN={sec_tag},2,0", prefix="%KEYGEN:", timeout=self._timeout * 5
-            )
+            # Sent once: a second AT%KEYGEN would replace the key of the first.
+            reply = self._attempt(data, f"AT%KEYGEN={sec_tag},2,0", "%KEYGEN:", self._timeout * 5)
+            if reply is None:
+                raise LinkError(
+                    f"at-cmng: no reply to AT%KEYGEN={sec_tag} within {self._timeout * 5:g} s",
+                    code="link.timeout",
+                )
             if not reply.ok:
                 raise _reply_error(f"AT%KEYGEN={sec_tag}", reply)
         if not reply.lines:
@@ -866,7 +946,12 @@ class AtCmngSession:
     def command_reply(self, text: str, prefix: str, timeout: float) -> Reply:
         """One command of the caller's (a simulator's test command, for instance), sent once
         and answered within `timeout` s; its reply as the modem gave it."""
-        return self._exchange(command(text), text.split("=", 1)[0], prefix=prefix, timeout=timeout)
+        reply = self._attempt(command(text), text.split("=", 1)[0], prefix, timeout)
+        if isinstance(reply, ProvisionError):
+            raise reply
+        if reply is None:
+            raise LinkError(f"no reply to {text.split('=', 1)[0]} within {timeout:g} s")
+        return reply
 
     def close(self) -> None:
         self._transport.close()

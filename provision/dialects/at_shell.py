@@ -35,7 +35,7 @@ from provision.dialects.at_cmng import (
 )
 from provision.dialects.base import DeviceInfo, DialectProfile, Progress, WriteResult
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
 from provision.transport.base import Transport
 
 NAME = "at-shell"
@@ -174,28 +174,38 @@ class AtShellSession(AtCmngSession):
             f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))"
         )
 
-    def _exchange(
-        self,
-        data: bytes,
-        what: str,
-        *,
-        prefix: str | None,
-        retry: bool = False,
-        timeout: float | None = None,
-    ) -> Reply:
+    def _attempt(
+        self, data: bytes, what: str, prefix: str | None, wait: float
+    ) -> Reply | ProvisionError | None:
+        """One AT command as one shell line, once. A line the shell cut or could not split
+        (it lost its closing quote on the way) is worth another try; the shell's own other
+        answers are the same every time and are raised."""
         line = shell_line(data)
-        attempts = 1 + (self._retries if retry else 0)
-        answer = ShellAnswer(None)
-        for _ in range(attempts):
-            lines = self._shell_output(line, what, retry=retry, timeout=timeout)
-            answer = parse_answer(lines, data, prefix)
-            if answer.reply is not None:
-                return answer.reply
-            if answer.problem not in (None, "truncated", "usage"):
-                break  # the shell's own answer, the same each time
-            # No modem reply (a garbled line, one that lost its closing quote or its quoted
-            # argument): again; the same answer every time is the shell's configuration.
-        raise _shell_error(what, answer.problem, line_chars(line))
+        reader = ShellReader(b"")
+        self._transport.write(line)
+        self.bytes_sent += len(line)
+        self._sends += 1
+        lines = read_until(self._transport, reader.feed, wait)
+        if lines is None:
+            return None
+        answer = parse_answer(strip_echo(lines, line.removesuffix(EOL)), data, prefix)
+        if answer.reply is not None:
+            return answer.reply
+        error = _shell_error(what, answer.problem, line_chars(line))
+        if answer.problem not in (None, "truncated", "usage"):
+            raise error
+        return error
+
+    def _no_answer(self, what: str, wait: float, attempts: int) -> LinkError:
+        return LinkError(
+            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))",
+            code="link.timeout",
+        )
+
+    def _resync(self) -> None:
+        """The modem behind the shell gets whole commands; what needs aligning is the shell:
+        read away what is still coming (a late prompt) before the next line."""
+        drain(self._transport, min(0.1, self._timeout))
 
     # -- fitting the shell's command buffer ---------------------------------------------------
     def _check_fits(self, chars: int, where: str) -> None:

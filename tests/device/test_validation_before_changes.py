@@ -118,7 +118,7 @@ def _write_cases(p: dict[str, Path]) -> list[tuple[str, list, int]]:
                 p["key"],
             ],
             ExitCode.ERRORS,
-        ),  # fmt: skip
+        ),
         (
             "too large for the device",
             [
@@ -133,7 +133,7 @@ def _write_cases(p: dict[str, Path]) -> list[tuple[str, list, int]]:
                 "--force",
             ],
             ExitCode.POLICY,
-        ),  # fmt: skip
+        ),
     ]
 
 

@@ -325,3 +325,62 @@ def test_a_written_tag_holds_what_the_set_gives_it(device_set, pki_material):
     # The client_cert went with the rewrite of tag 42; the client_key stays (it may come
     # from keygen); the root is the new one.
     assert [s.type for s in session.list()] == [SlotType.ROOT_CA, SlotType.CLIENT_KEY]
+
+
+def test_a_modem_left_inside_quotes_by_a_cut_command_is_resynchronised(device_set):
+    modem = AtCmngModem()
+    transport = LoopTransport(modem)  # the modem boots
+    # The rest of a write cut by a power cut reaches the rebooted modem: an odd number of
+    # `"`, so it now takes every line end as inside quotes.
+    modem.receive_data(b'MIIB\n-----END CERTIFICATE-----\n"\r\n')
+    session = AtCmngSession(transport, timeout=0.05, retries=1)
+    session.write(device_set)
+    assert Device(session, "loop").verify(device_set).ok
+    assert b'"\r\nAT\r\n' in transport.sent  # the quote was closed before the retry
+
+
+class Answering:
+    """A modem whose every %CMNG=1 list is answered by `reply`; OK to anything else."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+
+    def boot(self) -> bytes:
+        return b""
+
+    def receive_data(self, data: bytes) -> bytes:
+        out = b""
+        for line in data.split(b"\r\n")[:-1]:
+            out += self.reply if line.startswith(b"AT%CMNG=1") else b"\r\nOK\r\n"
+        return out
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"\r\n+CME ERROR: 527\r\n", b"\r\n%CMNG: garbled\r\nOK\r\n", b"\r\nERROR\r\n"],
+    ids=["corruption-hint", "unparsable-line", "bare-error"],
+)
+def test_one_request_is_sent_at_most_retries_plus_one_times(reply):
+    transport = LoopTransport(Answering(reply))
+    session = AtCmngSession(transport, timeout=0.05, retries=3)
+    with pytest.raises(DeviceError):
+        session.list()
+    assert transport.sent.count(b"AT%CMNG=1\r\n") == 4
+
+
+def test_a_modem_error_reply_is_not_retried():
+    transport = LoopTransport(Answering(b"\r\n+CME ERROR: 513\r\n"))
+    session = AtCmngSession(transport, timeout=0.05, retries=3)
+    with pytest.raises(DeviceError, match="513"):
+        session.list()
+    assert transport.sent.count(b"AT%CMNG=1\r\n") == 1
+
+
+def test_reply_reader_memory_is_bounded_by_its_longest_line():
+    reader = ReplyReader(b"AT%CMNG=1\r\n", "%CMNG:")
+    for _ in range(200):
+        assert reader.feed(b"x" * 1000) is None
+        assert len(reader._buf) <= at_cmng.MAX_REPLY_LINE
+    assert reader.overflows >= 1
+    reply = reader.feed(b"\r\n%CMNG: 1,0\r\nOK\r\n")
+    assert reply is not None and reply.ok and reply.lines == ("%CMNG: 1,0",)
