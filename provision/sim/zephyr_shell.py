@@ -368,9 +368,22 @@ class ZephyrShellDevice:
         return out
 
 
+def _options() -> dict[str, str]:
+    from provision.sim.at_cmng import describe_options
+
+    table = describe_options(ZephyrShellOptions)
+    table["device_id"] = "device id (default: derived from uid or seed)"
+    return {**table, "uid": "device id (the same as device_id)"}
+
+
+OPTIONS = _options()
+
+
 def create(ctx) -> ZephyrShellDevice:  # ctx: provision.sim.serve.SimContext
     """Factory for `sim://zephyr-shell?...` and `provision sim --dialect zephyr-shell`."""
     values = dict(ctx.options)
+    if "uid" in values:
+        values.setdefault("device_id", values.pop("uid"))
     if "device_id" not in values:
         values["device_id"] = hashlib.sha256(f"zephyr-{ctx.seed}".encode()).hexdigest()[:16]
     options = options_from_strings(values, ZephyrShellOptions)
