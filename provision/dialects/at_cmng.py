@@ -21,6 +21,7 @@ from enum import IntEnum
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.dialects import nrf_attestation
 from provision.dialects.lines import drain, now, read_until
 from provision.errors import DeviceError, InputError, LinkError, PolicyError
 from provision.tls.report import HandshakeReport
@@ -493,6 +494,9 @@ class AtCmngSession:
     """A conversation with an nRF91 modem over its AT interface."""
 
     name = NAME
+    # The signed attestation of the last %KEYGEN (device UUID, CSR digest), checked against
+    # its CSR; None before one or when the modem sent none.
+    last_attestation: nrf_attestation.KeygenAttestation | None = None
 
     def __init__(
         self,
@@ -773,7 +777,17 @@ class AtCmngSession:
                 raise _reply_error(f"AT%KEYGEN={sec_tag}", reply)
         if not reply.lines:
             raise DeviceError("%KEYGEN answered OK without a CSR")
-        return parse_keygen(reply.lines[0])
+        csr = parse_keygen(reply.lines[0])
+        self.last_attestation = nrf_attestation.check_keygen_reply(reply.lines[0], csr, sec_tag)
+        return csr
+
+    def attestation_token(self) -> nrf_attestation.IdentityToken | None:
+        """The modem's signed identity (%ATTESTTOKEN); None where the firmware lacks it."""
+        what = "AT%ATTESTTOKEN"
+        reply = self._exchange(command(what), what, prefix="%ATTESTTOKEN:", retry=True)
+        if not reply.ok or not reply.lines:
+            return None
+        return nrf_attestation.parse_attest_token(reply.lines[0].split(":", 1)[1])
 
     def tls_check(
         self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float

@@ -301,3 +301,35 @@ def device_type_for(model: str) -> int:
         if name.lower() == wanted:
             return number
     return 0
+
+
+# --- host checks -----------------------------------------------------------------------------
+
+
+def check_keygen_reply(line: str, body_der: bytes, sec_tag: int) -> KeygenAttestation | None:
+    """The attestation of a `%KEYGEN: "<body>.<cose>"` line, checked against the body it came
+    with; None when the modem sent no attestation payload. A digest or sec_tag that does not
+    match means the reply was corrupted or is not this key's: DeviceError."""
+    quoted = line.split('"')
+    _, cose_text = split_token(quoted[1] if len(quoted) > 1 else line, "%KEYGEN")
+    if not cose_text:
+        return None
+    attestation = parse_keygen_attestation(cose_text)
+    if attestation is None:
+        return None
+    if not attestation.matches(body_der):
+        raise DeviceError(
+            "%KEYGEN: the signed attestation's SHA-256 does not match the CSR it came with",
+            code="at.keygen_attestation",
+        )
+    if attestation.sec_tag != sec_tag:
+        raise DeviceError(
+            f"%KEYGEN: the signed attestation names sec_tag {attestation.sec_tag}, not {sec_tag}",
+            code="at.keygen_attestation",
+        )
+    return attestation
+
+
+# What a host can say about the signature: the device identity public key that verifies it
+# is Nordic's (nRF Cloud's identity service checks it), not something the modem hands out.
+SIGNATURE_NOT_CHECKED = "not checked here: nRF Cloud's identity service holds the device key"
