@@ -126,7 +126,7 @@ def plan_write(credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF
         if not plan.payload:
             raise PolicyError(f"{plan.where}: empty content")
         size = len(base64.b64encode(plan.payload))
-        if size >= cred_buf_size:
+        if size >= cred_buf_size - 1:  # cred_buf_write keeps the last byte free
             raise PolicyError(
                 f"{plan.where}: {size} base64 characters do not fit the shell's credential "
                 f"buffer ({cred_buf_size} bytes, CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE)"

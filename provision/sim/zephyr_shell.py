@@ -210,7 +210,9 @@ class ZephyrShellDevice:
 
     def _write_buf(self, chunk: str, out: list[str]) -> bool:
         data = chunk.encode("latin-1")
-        if len(self._credbuf) + len(data) >= self.options.cred_buf_size:
+        # cred_buf_write: refused when writehead + len >= cred_buf + sizeof(cred_buf) - 1 (one
+        # byte is kept for the NUL of `bint`), so a credential may hold size - 2 characters.
+        if len(self._credbuf) + len(data) >= self.options.cred_buf_size - 1:
             out.append(
                 self._err(
                     "Not enough room in credential buffer for provided data. "
