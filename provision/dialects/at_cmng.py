@@ -99,7 +99,8 @@ def cme_message(code: int) -> str:
 
 
 def pem_lf(data: bytes) -> bytes:
-    """PEM with LF line endings and one final LF: CRLF gives +CME ERROR: 527 (mfw 2.0.2)."""
+    """PEM with LF line endings and one final LF: accepted by every firmware (one mfw 2.0.2
+    report refused CR LF with 527, which production modems store as sent)."""
     text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
     return text + b"\n"
 
