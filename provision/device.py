@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from provision.bundle.model import CredentialSet, SlotType
 from provision.dialects import AUTO_ORDER, profile_for_target, session_class
 from provision.dialects.base import (
+    Attestation,
+    AttestingSession,
     Capability,
     DeviceInfo,
     DialectProfile,
@@ -79,6 +81,7 @@ class ProvisionReport:
 class KeygenReport:
     csr_der: bytes
     installed: ProvisionReport | None  # the certificate's install, when a signer was given
+    attestation: Attestation | None = None  # the device's signed statement about the key
 
 
 # A signer turns the device's CSR (DER) into the certificate to install (DER).
@@ -203,11 +206,24 @@ class Device:
         from provision.bundle.model import Encoding, Slot
 
         csr_der = self.keygen(sec_tag, subject)
+        attestation = self.keygen_attestation()
         if signer is None:
-            return KeygenReport(csr_der, None)
+            return KeygenReport(csr_der, None, attestation)
         cert_der = signer(csr_der)
         installed = CredentialSet.of([Slot(sec_tag, SlotType.CLIENT_CERT, Encoding.DER, cert_der)])
-        return KeygenReport(csr_der, self.provision(installed))
+        return KeygenReport(csr_der, self.provision(installed), attestation)
+
+    def keygen_attestation(self) -> Attestation | None:
+        """The signed attestation the last keygen came with, on a device that gives one."""
+        if Capability.ATTESTATION not in self.capabilities:
+            return None
+        return cast("AttestingSession", self.session).last_attestation
+
+    def attestation_token(self) -> Attestation | None:
+        """The device's signed identity token, on a device that has one."""
+        if Capability.ATTESTATION not in self.capabilities:
+            return None
+        return cast("AttestingSession", self.session).attestation_token()
 
     # -- lower-level operations, for scripts that need them -----------------------------------
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:

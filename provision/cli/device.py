@@ -29,6 +29,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
+from provision.dialects.nrf_attestation import KeygenAttestation
 from provision.errors import InputError, ProvisionError, VerifyFailed
 
 app = typer.Typer(no_args_is_help=True)
@@ -90,8 +91,12 @@ def info(
     """Show the device's identity, firmware, dialect and limits."""
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
         i = dev.info()
+        token = _attestation_token(dev)
     data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
     data["details"] = i.details
+    if token is not None:
+        data["uuid"] = token["device_uuid"]
+        data["attestation"] = token
     if json_out:
         print_json(data)
         return
@@ -101,7 +106,21 @@ def info(
     for key, value in i.details.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         rows.add_row(key, safe_text(shown))
+    if token is not None:
+        rows.add_row("uuid", safe_text(token["device_uuid"]))
+        for key, value in token.items():
+            rows.add_row(f"attestation {key}", safe_text(value))
     console.print(rows)
+
+
+def _attestation_token(dev: device_mod.Device) -> dict[str, Any] | None:
+    """The decoded identity token of a dialect that has one (nRF91 %ATTESTTOKEN)."""
+    from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED
+
+    token = dev.attestation_token()
+    if token is None:
+        return None
+    return {**token.to_json(), "signature": SIGNATURE_NOT_CHECKED}
 
 
 def _describe_cert(data: bytes) -> dict[str, Any]:
@@ -485,6 +504,7 @@ def keygen(
     loaded = load_csr(report.csr_der, "CSR from the device")
     outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
     result: dict[str, Any] = {"ok": True, "port": port, "sec_tag": tag, "csr": str(out)}
+    result.update(_keygen_attestation(report.attestation))
     if report.installed is not None:
         result["installed"] = "client_cert"
         if cert_out is not None:
@@ -497,8 +517,25 @@ def keygen(
         print_json(result)
         return
     console.print(f"CSR for the key generated in sec_tag {tag} written to {out}")
+    if "attestation" in result:
+        console.print(
+            f"device UUID {result['device_uuid']}: its signed attestation's CSR digest matches "
+            f"(signature {result['attestation']['signature']})",
+            markup=False,
+        )
     if "installed" in result:
         console.print(f"signed and installed the client_cert in sec_tag {tag}")
+
+
+def _keygen_attestation(found: KeygenAttestation | None) -> dict[str, Any]:
+    """The device's signed statement about the key it made (nRF91 %KEYGEN), already checked
+    against the CSR by the dialect (a mismatch is a DeviceError there)."""
+    from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED
+
+    if found is None:
+        return {}
+    attestation = {**found.to_json(), "csr_digest": "matches", "signature": SIGNATURE_NOT_CHECKED}
+    return {"device_uuid": found.device_uuid, "attestation": attestation}
 
 
 @app.command()

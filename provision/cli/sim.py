@@ -39,15 +39,35 @@ def sim(
     signer: Path | None = typer.Option(
         None, "--signer", help="Provisioning public key: apply signed bundles only."
     ),
-    uid: str | None = typer.Option(None, "--uid", help="Device id (hex)."),
+    uid: str | None = typer.Option(
+        None, "--uid", help="Device id (native: hex); nRF91 IMEI and UUID derive from it."
+    ),
+    opt: list[str] = typer.Option(
+        [],
+        "--opt",
+        "-o",
+        help="Device option NAME=VALUE, as in sim:// URLs (repeatable; --list-options).",
+    ),
+    list_options: bool = typer.Option(
+        False, "--list-options", help="Print the options of --dialect and exit."
+    ),
     once: bool = typer.Option(False, "--once", help="TCP: exit after the first client."),
     json_out: bool = typer.Option(
         False, "--json", help="Print the port as one JSON line when it is ready."
     ),
 ) -> None:
     """Run a simulated device until interrupted."""
-    from provision.sim.serve import build_runner, serve_pty, serve_tcp
+    from provision.sim.serve import RUNNER_OPTIONS, build_runner, kind_options, serve_pty, serve_tcp
 
+    if list_options:
+        own = kind_options(dialect) or {}
+        table = {**RUNNER_OPTIONS, **own}
+        if json_out:
+            print_json({"dialect": dialect, "options": table})
+        else:
+            for name, text in table.items():
+                console.print(f"{name:20} {text}", markup=False, highlight=False)
+        return
     if pty == (tcp is not None):
         raise InputError("choose one of --pty or --tcp PORT")
     options = {
@@ -69,6 +89,11 @@ def sim(
     ):
         if value is not None:
             options[key] = str(value)
+    for item in opt:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--opt {item!r}: expected NAME=VALUE")
+        options[name.strip()] = value
 
     from provision.sim.serve import SimRunner
 

@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import ClassVar, TypeVar, cast
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.dialects import nrf_attestation
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -117,7 +118,8 @@ def cme_message(code: int) -> str:
 
 
 def pem_lf(data: bytes) -> bytes:
-    """PEM with LF line endings and one final LF: CRLF gives +CME ERROR: 527 (mfw 2.0.2)."""
+    """PEM with LF line endings and one final LF: accepted by every firmware (one mfw 2.0.2
+    report refused CR LF with 527, which production modems store as sent)."""
     text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
     return text + b"\n"
 
@@ -286,7 +288,9 @@ PROFILE = DialectProfile(
     target="nrf91",
     description="nRF91 modem via AT%CMNG (one AT command per item, LF-only PEM)",
     slot_types=frozenset(SlotType),
-    capabilities=frozenset({Capability.KEYGEN, Capability.READ_BACK, Capability.ENCRYPTED_KEYS}),
+    capabilities=frozenset(
+        {Capability.KEYGEN, Capability.READ_BACK, Capability.ENCRYPTED_KEYS, Capability.ATTESTATION}
+    ),
     refusals=_refusals,
     stored_forms=_stored_forms,
     encodings="PEM with LF line ends (DER items converted); PSK as hex text",
@@ -613,6 +617,9 @@ class AtCmngSession:
 
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
+    # The signed attestation of the last %KEYGEN (device UUID, CSR digest), checked against
+    # its CSR; None before one or when the modem sent none.
+    last_attestation: nrf_attestation.KeygenAttestation | None = None
 
     def __init__(
         self,
@@ -941,7 +948,20 @@ class AtCmngSession:
                 raise _reply_error(f"AT%KEYGEN={sec_tag}", reply)
         if not reply.lines:
             raise DeviceError("%KEYGEN answered OK without a CSR")
-        return parse_keygen(reply.lines[0])
+        csr = parse_keygen(reply.lines[0])
+        self.last_attestation = nrf_attestation.check_keygen_reply(reply.lines[0], csr, sec_tag)
+        return csr
+
+    def attestation_token(self) -> nrf_attestation.IdentityToken | None:
+        """The modem's signed identity (%ATTESTTOKEN); None where the firmware lacks it."""
+        what = "AT%ATTESTTOKEN"
+        try:
+            reply = self._ok(command(what), what, prefix="%ATTESTTOKEN:", retry=True)
+        except DeviceError:
+            return None  # firmware without %ATTESTTOKEN
+        if not reply.lines:
+            return None
+        return nrf_attestation.parse_attest_token(reply.lines[0].split(":", 1)[1])
 
     def command_reply(self, text: str, prefix: str, timeout: float) -> Reply:
         """One command of the caller's (a simulator's test command, for instance), sent once

@@ -177,6 +177,25 @@ class DialectSession(Protocol):
     def close(self) -> None: ...
 
 
+class Attestation(Protocol):
+    """A device-signed statement (decoded by its dialect), as shown to users."""
+
+    @property
+    def device_uuid(self) -> str: ...
+
+    def to_json(self) -> dict[str, object]: ...
+
+
+class AttestingSession(Protocol):
+    """What a session whose profile has Capability.ATTESTATION offers besides the contract:
+    the attestation its last keygen came with (already checked against the CSR by the
+    dialect), and the device's identity token on request."""
+
+    last_attestation: Attestation | None
+
+    def attestation_token(self) -> Attestation | None: ...
+
+
 class SessionFactory(Protocol):
     """A session class: `probe` asks whether the transport's device speaks the dialect;
     the constructor opens a session (raises LinkError when nothing answers)."""

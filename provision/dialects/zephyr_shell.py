@@ -153,7 +153,7 @@ def plan_adds(
                 )
             )
         size = len(base64.b64encode(plan.payload))
-        if size >= cred_buf_size:
+        if size >= cred_buf_size - 1:  # cred_buf_write keeps the last byte free
             refusals.append(
                 Refusal(
                     "size.too_large",

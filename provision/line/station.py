@@ -139,6 +139,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     proof: ProofResult | None = None
     bytes_sent = 0
     touched = False
+    device_uuid: str | None = None
     try:
         # Allocated with the claim: the registry's counter keeps serials unique across every
         # station sharing it, at no extra commit.
@@ -165,6 +166,10 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             step(Step.KEYGEN)
             touched = True
             csr = dev.keygen(cfg.client_tag, subject)
+            # A dialect with signed keygen (nRF91) has checked the CSR digest; its UUID is
+            # the device's name in nRF Cloud.
+            attestation = dev.keygen_attestation()
+            device_uuid = attestation.device_uuid if attestation is not None else None
             step(Step.ISSUE)
             issued = ctx.issuer.issue_for_csr(device_id, csr, serial)
             to_write = issued.public
@@ -188,7 +193,10 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
                 note = f"proof skipped: the device cannot run a TLS handshake ({proof.detail})"
         step(Step.RECORD)
         ctx.registry.record(
-            registry_entry(ctx, issued, device_id, started, Result.OK, proof=proof), claim=claim
+            registry_entry(
+                ctx, issued, device_id, started, Result.OK, proof=proof, device_uuid=device_uuid
+            ),
+            claim=claim,
         )
         return outcome(
             Status.OK,
@@ -228,6 +236,7 @@ def registry_entry(
     result: Result,
     code: str | None = None,
     proof: ProofResult | None = None,
+    device_uuid: str | None = None,
 ) -> Entry:
     return Entry(
         device_id=device_id,
@@ -244,6 +253,7 @@ def registry_entry(
         error_code=code,
         cert_pem=issued.cert_pem if issued else None,
         proof=proof.text() if proof else None,
+        device_uuid=device_uuid,
     )
 
 

@@ -376,6 +376,45 @@ def parse_sim_url(url: str) -> tuple[str, dict[str, str]]:
     return kind, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
+# The options every simulated device takes (the runner's); each kind adds its own (OPTIONS in
+# its module). `sim://kind?name=value` and `provision sim --dialect kind -o name=value` read
+# this one table, so a typo is refused the same way in both.
+RUNNER_OPTIONS: dict[str, str] = {
+    "profile": "device limits: default, small",
+    "flash": "flash file: state survives restarts (default: in memory)",
+    "baud": "emulated line rate, 0: no pacing",
+    "seed": "seed for faults and the derived device identity",
+    "flip": "bit-flip probability per byte",
+    "drop": "drop probability per byte",
+    "dup": "duplicate probability per byte",
+    "stall": "stall probability per byte",
+    "stall_s": "seconds a stall lasts",
+    "cut_at": "power cut after this many received bytes",
+    "flash_cut": "power cut after this many flash bytes programmed",
+    "silent_after": "stop answering after this many received bytes",
+}
+
+
+def kind_options(kind: str) -> dict[str, str] | None:
+    """name → description of `kind`'s own options; None if the kind does not declare them."""
+    device_factory(kind)  # InputError for an unknown kind
+    module = importlib.import_module(SIM_KINDS[kind].split(":")[0])
+    declared = getattr(module, "OPTIONS", None)
+    return dict(declared) if declared is not None else None
+
+
+def check_options(kind: str, options: Mapping[str, str]) -> None:
+    """Refuse an option neither the runner nor `kind` knows, naming the valid ones."""
+    own = kind_options(kind)
+    if own is None:
+        return
+    valid = {**RUNNER_OPTIONS, **own}
+    for name in options:
+        if name not in valid:
+            names = ", ".join(sorted(valid))
+            raise InputError(f"unknown {kind} sim option {name!r} (valid: {names})")
+
+
 def build_runner(
     kind: str,
     options: Mapping[str, str],
@@ -384,14 +423,18 @@ def build_runner(
     clock_baud_default: int | None = DEFAULT_BAUD,
 ) -> SimRunner:
     """A SimRunner for `kind` from string options (URL query or CLI)."""
+    check_options(kind, options)
     opts = dict(options)
     prof = profile(opts.pop("profile", "default"))
     flash = opts.pop("flash", None) or None
     if "baud" in opts:
+        raw = opts.pop("baud")
         try:
-            baud = int(opts.pop("baud"))
+            baud = int(raw)
         except ValueError:
-            raise InputError("sim baud must be a number") from None
+            raise InputError(f"sim option baud={raw!r} is not a number") from None
+        if baud < 0:
+            raise InputError(f"sim option baud={raw!r} must be 0 (no pacing) or more")
     elif baud is None:
         baud = clock_baud_default
     faults = FaultPlan.from_options(opts)

@@ -14,6 +14,7 @@ OWNERS = {
     "construct": ("bundle/format.py", "link/messages.py"),
     "serial": ("transport/serial.py",),
     "ssl": ("tls/",),
+    "cbor2": ("dialects/nrf_attestation.py",),
 }
 
 

@@ -92,8 +92,19 @@ def test_plain_error_without_cmee():
     assert modem.execute("AT%CMNG=2,5,0") == ([], "+CME ERROR: 513")
 
 
-def test_crlf_pem_refused_by_modem_and_normalized_by_driver(device_set):
+def test_crlf_pem_stored_and_digested_as_sent():
+    """Nordic's production installer sends CR LF PEM and checks the SHA-256 over it."""
     modem = AtCmngModem()
+    modem.execute("AT+CMEE=1")
+    pem = "-----BEGIN CERTIFICATE-----\r\nAAAA\r\n-----END CERTIFICATE-----\r\n"
+    assert modem.execute(f'AT%CMNG=0,3,0,"{pem}"') == ([], "OK")
+    assert modem.store.entries()[(3, 0)] == pem.encode()
+    digest = hashlib.sha256(pem.encode()).hexdigest().upper()
+    assert modem.execute("AT%CMNG=1,3,0") == ([f'%CMNG: 3,0,"{digest}"'], "OK")
+
+
+def test_crlf_pem_refused_by_the_mfw_2_0_2_quirk_and_normalized_by_driver(device_set):
+    modem = AtCmngModem(options=AtCmngOptions(crlf_invalid=True))
     modem.execute("AT+CMEE=1")
     crlf = '"-----BEGIN CERTIFICATE-----\r\nAAAA\r\n-----END CERTIFICATE-----\r\n"'
     assert modem.execute(f"AT%CMNG=0,3,0,{crlf}") == ([], "+CME ERROR: 527")

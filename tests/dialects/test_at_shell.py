@@ -248,7 +248,7 @@ def test_sim_cli_options_build_a_runner():
     assert device.options.cmd_buff_size == 1024 and device.modem.cfun == 1
     from provision.errors import InputError
 
-    with pytest.raises(InputError, match="unknown at-shell option 'bogus'"):
+    with pytest.raises(InputError, match="unknown at-shell sim option 'bogus'"):
         build_runner("at-shell", {"bogus": "1"})
 
 
