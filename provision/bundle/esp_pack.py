@@ -1,0 +1,271 @@
+"""A credential set as an esp_secure_cert image: mapping, pre-flight check, describe, pack.
+
+One sec_tag maps to the partition: its root_ca items become CA_CERT entries (subtypes 0, 1,
+... in the set's canonical order), client_cert the DEV_CERT entry, client_key the PRIV_KEY
+entry (subtype 0). The partition has no place for a PSK. Entry order and serializations are
+those of Espressif's configure_esp_secure_cert.py (CA, device cert, key, integrity), so an
+image we pack equals the one their tool generates for the same files (tests/esp32).
+
+A password-encrypted client_key is decrypted here, on the host: esp_secure_cert_mgr reads
+keys in the clear (or through eFuse HMAC/DS peripherals, which we do not drive), so such a
+partition is only as secret as the flash, i.e. it relies on flash encryption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from provision.bundle import esp_secure_cert as esc
+from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.check import Finding, Severity, check_credential_set, refuse_errors
+from provision.errors import InputError, OverwriteError
+from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, write_outputs
+from provision.pki.keys import load_private_key
+
+# ECDSA curves mbedTLS as configured by ESP-IDF (and the chips' ECDSA peripheral, P-256)
+# handles for TLS client authentication; others parse but rarely work end to end.
+_GOOD_CURVES = ("secp256r1", "secp384r1")
+
+
+@dataclass(frozen=True)
+class EspPackResult:
+    path: Path
+    size: int
+    image: bytes
+    entries: tuple[esc.Entry, ...]
+    findings: tuple[Finding, ...]
+
+
+def _finding(code: str, severity: Severity, message: str, slot: Slot | None = None) -> Finding:
+    return Finding(
+        f"esp_secure_cert.{code}",
+        severity,
+        message,
+        slot.sec_tag if slot else None,
+        slot.type.label if slot else None,
+    )
+
+
+def _password(credentials: CredentialSet, sec_tag: int) -> bytes | None:
+    slot = credentials.get(sec_tag, SlotType.KEY_PASSWORD)
+    return slot.data if slot else None
+
+
+def _cert_bytes(slot: Slot) -> bytes:
+    pem = slot.encoding is Encoding.PEM
+    cert = (x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate)(slot.data)
+    out = cert.public_bytes(serialization.Encoding.PEM if pem else serialization.Encoding.DER)
+    return esc.item_bytes(out, pem)
+
+
+def _key(slot: Slot, password: bytes | None) -> Any:
+    return load_private_key(slot.data, password if slot.flags & SlotFlags.ENCRYPTED else None, "")
+
+
+def _key_bytes(slot: Slot, password: bytes | None) -> bytes:
+    pem = slot.encoding is Encoding.PEM
+    out = _key(slot, password).private_bytes(
+        serialization.Encoding.PEM if pem else serialization.Encoding.DER,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return esc.item_bytes(out, pem)
+
+
+def the_tag(credentials: CredentialSet) -> int:
+    tags = credentials.sec_tags
+    if len(tags) != 1:
+        raise InputError(
+            f"an esp_secure_cert partition holds one sec_tag; the set has {len(tags)} "
+            f"({', '.join(map(str, tags))})"
+        )
+    return tags[0]
+
+
+def entries_for(credentials: CredentialSet) -> list[esc.Entry]:
+    """The TLV entries for a set that passed `preflight` (no PSK, one sec_tag)."""
+    tag = the_tag(credentials)
+    entries = [
+        esc.Entry(esc.TlvType.CA_CERT, i, _cert_bytes(s))
+        for i, s in enumerate(credentials.roots(tag))
+    ]
+    cert = credentials.get(tag, SlotType.CLIENT_CERT)
+    if cert is not None:
+        entries.append(esc.Entry(esc.TlvType.DEV_CERT, 0, _cert_bytes(cert)))
+    key = credentials.get(tag, SlotType.CLIENT_KEY)
+    if key is not None:
+        entries.append(
+            esc.Entry(esc.TlvType.PRIV_KEY, 0, _key_bytes(key, _password(credentials, tag)))
+        )
+    return entries
+
+
+def preflight(credentials: CredentialSet, partition_size: int = esc.DEFAULT_SIZE) -> list[Finding]:
+    """What esp_secure_cert_mgr cannot hold or use, and the size against the partition."""
+    out: list[Finding] = []
+    tags = credentials.sec_tags
+    if len(tags) > 1:
+        out.append(
+            _finding(
+                "one_tag",
+                Severity.ERROR,
+                f"an esp_secure_cert partition holds one sec_tag; the set has {len(tags)} "
+                f"({', '.join(map(str, tags))})",
+            )
+        )
+        return out
+    for slot in credentials:
+        if slot.type in (SlotType.PSK, SlotType.PSK_IDENTITY):
+            out.append(
+                _finding(
+                    "no_psk",
+                    Severity.ERROR,
+                    f"esp_secure_cert has no entry for {slot.type.label} (certificates and "
+                    "keys only)",
+                    slot,
+                )
+            )
+        if slot.type is not SlotType.CLIENT_KEY:
+            continue
+        password = _password(credentials, slot.sec_tag)
+        key = _key(slot, password)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            if key.curve.name not in _GOOD_CURVES:
+                out.append(
+                    _finding(
+                        "curve",
+                        Severity.WARNING,
+                        f"client_key is on {key.curve.name}: ESP-IDF's mbedTLS and the ECDSA "
+                        "peripheral expect secp256r1 (or secp384r1)",
+                        slot,
+                    )
+                )
+        elif not isinstance(key, rsa.RSAPrivateKey):
+            out.append(
+                _finding(
+                    "key_type",
+                    Severity.ERROR,
+                    f"client_key is {type(key).__name__.removeprefix('_')}: esp_secure_cert_mgr "
+                    "holds RSA or ECDSA keys only",
+                    slot,
+                )
+            )
+        if slot.flags & SlotFlags.ENCRYPTED:
+            out.append(
+                _finding(
+                    "key_decrypted",
+                    Severity.WARNING,
+                    "client_key is password-encrypted: it is decrypted on the host and stored "
+                    "in the clear, so the partition then relies on flash encryption (mark it "
+                    "'encrypted' in partitions.csv)",
+                    slot,
+                )
+            )
+    if any(f.severity is Severity.ERROR for f in out):
+        return out
+    size = len(esc.encode(entries_for(credentials)))
+    if size > partition_size:
+        out.append(
+            _finding(
+                "too_big",
+                Severity.ERROR,
+                f"the esp_secure_cert image is {size} bytes; the partition holds "
+                f"{partition_size} (0x{partition_size:x})",
+            )
+        )
+    return out
+
+
+def build(
+    credentials: CredentialSet, *, partition_size: int = esc.DEFAULT_SIZE
+) -> tuple[bytes, tuple[esc.Entry, ...], list[Finding]]:
+    """(image, entries, findings); refuses (CheckFailed) on error findings."""
+    findings = preflight(credentials, partition_size)
+    refuse_errors(findings, "fix the inputs")
+    entries = tuple(entries_for(credentials))
+    return esc.encode(entries), entries, findings
+
+
+def pack(
+    credentials: CredentialSet,
+    out: Path,
+    *,
+    target: str = "default",
+    force: bool = False,
+    partition_size: int = esc.DEFAULT_SIZE,
+    now: datetime | None = None,
+) -> EspPackResult:
+    """Check (the target's checks and the partition's), encode, write all-or-nothing."""
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory; give the image file's name")
+    if out.exists() and not force:
+        raise OverwriteError(f"{out}: file exists; use --force to overwrite")
+    general = tuple(check_credential_set(credentials, target=target, now=now))
+    if not force:
+        refuse_errors(general, "--force packs anyway")
+    image, entries, own = build(credentials, partition_size=partition_size)
+    secret = any(e.type == esc.TlvType.PRIV_KEY for e in entries)
+    write_outputs(
+        [OutputFile(out, image, KEY_MODE if secret else PUBLIC_MODE, is_key=secret)], force=force
+    )
+    return EspPackResult(out, len(image), image, entries, general + tuple(own))
+
+
+def _cert_row(data: bytes) -> dict[str, Any]:
+    body, pem = esc.strip_item(data)
+    try:
+        cert = (x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate)(body)
+    except ValueError as err:
+        return {"certificate_error": str(err).splitlines()[0][:120]}
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+def describe_entries(
+    entries: Sequence[esc.Entry], offsets: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """One row per entry; key entries show a digest only, never their bytes."""
+    rows = []
+    for i, e in enumerate(entries):
+        _, pem = esc.strip_item(e.data)
+        row: dict[str, Any] = {
+            "type": esc.TlvType.label_of(e.type),
+            "type_id": e.type,
+            "subtype": e.subtype,
+            "flags": e.flags,
+            "size": len(e.data),
+            "encoding": "pem" if pem else ("der" if e.type <= esc.TlvType.PRIV_KEY else "raw"),
+            "sha256": hashlib.sha256(e.data).hexdigest(),
+        }
+        if offsets is not None:
+            row["offset"] = offsets[i]
+        if e.type in (esc.TlvType.CA_CERT, esc.TlvType.DEV_CERT):
+            row.update(_cert_row(e.data))
+        elif e.type == esc.TlvType.PRIV_KEY:
+            row["storage"] = esc.key_storage(e.flags)
+        rows.append(row)
+    return rows
+
+
+def describe(data: bytes, path: Path | None = None) -> dict[str, Any]:
+    decoded = esc.decode(data)
+    return {
+        "file": str(path) if path else None,
+        "format": "esp-secure-cert",
+        "size": len(data),
+        "used": decoded.used,
+        "integrity": {None: "absent", True: "ok", False: "mismatch"}[decoded.integrity],
+        "entries": describe_entries(decoded.entries, decoded.offsets),
+    }
