@@ -92,6 +92,7 @@ DIALECTS: dict[str, str] = {
     "at-cmng": "provision.dialects.at_cmng:AtCmngSession",
     "zephyr-shell": "provision.dialects.zephyr_shell:ZephyrShellSession",
     "at-shell": "provision.dialects.at_shell:AtShellSession",
+    "esp32": "provision.dialects.esp32:Esp32Session",
 }
 # The order `auto` tries them in: the native HELLO is harmless to a line-based shell.
 # at-shell last: its `at AT` line reaches only a device that none of the others claimed.

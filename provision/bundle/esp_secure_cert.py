@@ -197,29 +197,31 @@ def looks_like_image(data: bytes) -> bool:
     return data[:4] == MAGIC_BYTES
 
 
-def decode(data: bytes) -> Decoded:
-    """Entries from an image or a whole partition read back from flash.
-
-    Stops, like the device's reader, at the first word that is not the magic. A CRC mismatch
-    or an entry cut short raises BundleError (the device would refuse that entry too).
-    """
+def walk(data: bytes) -> tuple[Decoded, BundleError | None]:
+    """Entries from an image or a whole partition read back from flash, as the device's
+    reader walks them: up to the first word that is not the magic, or the first damaged
+    entry (CRC mismatch, cut short), which is returned as the error next to the entries
+    before it (what a write cut short leaves)."""
     entries: list[Entry] = []
     offsets: list[int] = []
     integrity: bool | None = None
     offset = 0
+    error: BundleError | None = None
     while data[offset : offset + 4] == MAGIC_BYTES:
         try:
             parsed = TlvEntry.parse(data[offset:])
         except ChecksumError:
-            raise BundleError(
+            error = BundleError(
                 f"esp_secure_cert entry at offset 0x{offset:x}: CRC32 mismatch",
                 code="esp_secure_cert.bad_crc",
-            ) from None
+            )
+            break
         except ConstructError:
-            raise BundleError(
+            error = BundleError(
                 f"esp_secure_cert entry at offset 0x{offset:x} is cut short",
                 code="esp_secure_cert.truncated",
-            ) from None
+            )
+            break
         body = parsed.body.value
         entry = Entry(body.type, body.subtype, bytes(body.data), body.flags)
         if entry.type == TlvType.INTEGRITY:
@@ -227,12 +229,20 @@ def decode(data: bytes) -> Decoded:
         entries.append(entry)
         offsets.append(offset)
         offset += len(parsed.body.data) + FOOTER_SIZE
-    if not entries:
+    return Decoded(tuple(entries), tuple(offsets), offset, integrity), error
+
+
+def decode(data: bytes) -> Decoded:
+    """Like `walk`, but a damaged entry or an image without entries raises BundleError."""
+    decoded, error = walk(data)
+    if error is not None:
+        raise error
+    if not decoded.entries:
         raise BundleError(
             "not an esp_secure_cert image (no TLV entry at its start)",
             code="esp_secure_cert.no_entries",
         )
-    return Decoded(tuple(entries), tuple(offsets), offset, integrity)
+    return decoded
 
 
 def item_bytes(data: bytes, pem: bool) -> bytes:

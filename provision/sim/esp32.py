@@ -17,7 +17,8 @@ Facts from esptool 5 (esptool/loader.py, esptool/targets/esp32*.py, docs "Serial
   0x60007044). esptool reads the flash id and SFDP through the SPI peripheral's USR command
   registers (READ_REG / WRITE_REG).
 - The flasher stub is uploaded with MEM_BEGIN / MEM_DATA / MEM_END(entry); it greets with the
-  SLIP packet "OHAI". It writes 0x4000-byte blocks, compressed (FLASH_DEFL_*), hashes with
+  SLIP packet "OHAI". It writes 0x4000-byte blocks, compressed (FLASH_DEFL_*, which the
+  ROMs of the ESP32 family take too, in 0x400-byte blocks), hashes with
   SPI_FLASH_MD5 (16 raw bytes; the ROM sends 32 hex characters), streams READ_FLASH in
   sector-sized packets the host acknowledges (total so far, u32), ending with the MD5.
   The ROM of the classic ESP32 reads flash 64 bytes at a time (READ_FLASH_SLOW).
@@ -70,7 +71,6 @@ class Chip:
     spi_w0: int  # offset of the W0 data register
     efuse_mac: tuple[int, int]  # (address of mac[2..5] word, address of mac[0..1] word)
     uart_clkdiv: int
-    rom_deflate: bool  # ROM loader takes FLASH_DEFL_* (classic ESP32 only)
     rom_read_flash: bool  # ROM loader answers READ_FLASH_SLOW
     extra_regs: tuple[tuple[int, int], ...] = ()
 
@@ -84,7 +84,6 @@ CHIPS: dict[str, Chip] = {
         spi_w0=0x80,
         efuse_mac=(0x3FF5A004, 0x3FF5A008),
         uart_clkdiv=0x3FF40014,
-        rom_deflate=True,
         rom_read_flash=True,
         extra_regs=(
             # EFUSE_RD word 3: package D0WD, revision bits; word 5 and APB_CTL_DATE: v3.0.
@@ -104,7 +103,6 @@ CHIPS: dict[str, Chip] = {
         spi_w0=0x58,
         efuse_mac=(0x60008844, 0x60008848),
         uart_clkdiv=0x60000014,
-        rom_deflate=False,
         rom_read_flash=False,
     ),
     "esp32s3": Chip(
@@ -115,7 +113,6 @@ CHIPS: dict[str, Chip] = {
         spi_w0=0x58,
         efuse_mac=(0x60007044, 0x60007048),
         uart_clkdiv=0x60000014,
-        rom_deflate=False,
         rom_read_flash=True,
     ),
 }
@@ -412,18 +409,12 @@ class Esp32Loader:
         return self._finish(op, data)
 
     def _op_10(self, op: int, data: bytes, chk: int) -> bytes:
-        if not (self.stub or self.chip.rom_deflate):
-            return self._fail(op, ROM_INVALID)
         return self._begin(op, data, compressed=True)
 
     def _op_11(self, op: int, data: bytes, chk: int) -> bytes:
-        if not (self.stub or self.chip.rom_deflate):
-            return self._fail(op, ROM_INVALID)
         return self._block(op, data, chk, compressed=True)
 
     def _op_12(self, op: int, data: bytes, chk: int) -> bytes:
-        if not (self.stub or self.chip.rom_deflate):
-            return self._fail(op, ROM_INVALID)
         return self._finish(op, data)
 
     def _reboot(self) -> None:
