@@ -90,6 +90,7 @@ class Esp32Session:
         trace: Any = None,
         sec_tag: int | None = None,
         stub: bool = True,
+        baud: int | None = None,
     ) -> None:
         from provision.transport.esptool_link import EspLink
 
@@ -100,7 +101,14 @@ class Esp32Session:
         url = getattr(transport, "url", None) or f"{type(transport).__name__}"
         if trace is not None:
             trace.note("--", "esp32: esptool drives the link (frames are not traced)")
-        self.link = EspLink(transport, name=url, stub=stub, connect_attempts=max(1, retries))
+        # The ROM talks at 115200; on a real port the rate it was opened with is the one to
+        # switch to (esptool's --baud), elsewhere `baud` if given.
+        port = getattr(transport, "port", None)
+        if baud is None and port is not None and "://" not in url:
+            baud = getattr(port, "baudrate", None)
+        self.link = EspLink(
+            transport, name=url, stub=stub, baud=baud, connect_attempts=max(1, retries)
+        )
         table = ptab.decode(self.link.read_flash(ptab.TABLE_OFFSET, ptab.TABLE_MAX))
         part = ptab.find(table, esc.PARTITION_LABEL)
         if part is None:
