@@ -122,15 +122,15 @@ class Esp32Session:
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
         """A ROM loader or stub answers SYNC with a response to command 0x08."""
-        from provision.sim.esp32 import SYNC, SYNC_DATA, slip
+        from provision.transport.esptool_link import SYNC_REPLY_START, sync_packet
 
-        transport.write(slip(bytes([0, SYNC, len(SYNC_DATA), 0, 0, 0, 0, 0]) + SYNC_DATA))
+        transport.write(sync_packet())
         seen = bytearray()
         clock = transport_clock(transport)
         end = clock() + min(timeout, 1.0)
         while clock() < end:
             seen += transport.read(4096, 0.1)
-            if b"\xc0\x01\x08" in seen:
+            if SYNC_REPLY_START in seen:
                 return True
         return False
 

@@ -36,6 +36,16 @@ except ImportError:  # pragma: no cover - the [esp] extra is not installed
 
 Progress = Callable[[int, int], None]
 
+# esptool's SYNC request (command 0x08, 07 07 12 20 and 32 x 0x55) in SLIP, and how every
+# answer to it starts (SLIP start, direction 0x01, command 0x08): for a probe without esptool.
+_SYNC_DATA = b"\x07\x07\x12\x20" + b"\x55" * 32
+SYNC_REPLY_START = b"\xc0\x01\x08"
+
+
+def sync_packet() -> bytes:
+    body = bytes([0x00, 0x08, len(_SYNC_DATA), 0, 0, 0, 0, 0]) + _SYNC_DATA
+    return b"\xc0" + body + b"\xc0"  # nothing in it needs SLIP escaping
+
 
 def require_esptool() -> None:
     if esptool is None:

@@ -122,3 +122,11 @@ def test_cli_device_write_to_esp32_reports_verified_slots(cli) -> None:
     out = json.loads(r.output)
     assert out["dialect"] == "esp32" and out["verified"] is True
     assert len(out["slots"]) == 3
+
+
+def test_probe_tells_an_esp_bootloader_from_another_device() -> None:
+    from provision.dialects.esp32 import Esp32Session
+    from provision.sim.serve import open_sim_transport
+
+    assert Esp32Session.probe(open_sim_transport("sim://esp32"), 1.0)
+    assert not Esp32Session.probe(open_sim_transport("sim://native"), 1.0)
