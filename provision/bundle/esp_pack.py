@@ -61,10 +61,13 @@ def _password(credentials: CredentialSet, sec_tag: int) -> bytes | None:
 
 
 def _cert_bytes(slot: Slot) -> bytes:
-    pem = slot.encoding is Encoding.PEM
-    cert = (x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate)(slot.data)
-    out = cert.public_bytes(serialization.Encoding.PEM if pem else serialization.Encoding.DER)
-    return esc.item_bytes(out, pem)
+    """Re-serialized by `cryptography`, as Espressif's tool does; a PEM client_cert chain
+    keeps every certificate (their tool keeps the first only; mbedTLS parses them all)."""
+    if slot.encoding is Encoding.PEM:
+        certs = x509.load_pem_x509_certificates(slot.data)
+        out = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+        return esc.item_bytes(out, True)
+    return x509.load_der_x509_certificate(slot.data).public_bytes(serialization.Encoding.DER)
 
 
 def _key(slot: Slot, password: bytes | None) -> Any:

@@ -288,3 +288,16 @@ def test_preflight_refuses_an_ed25519_key(cli, tmp_path) -> None:
     assert r.exit_code == 2, r.output
     assert "RSA or ECDSA keys only" in r.output
     assert not out.exists()
+
+
+def test_a_client_cert_chain_keeps_every_certificate(cli, tmp_path) -> None:
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(
+        (FIXTURES / "device.pem").read_bytes() + (FIXTURES / "root-ca.pem").read_bytes()
+    )
+    out = tmp_path / "x.bin"
+    r = cli(["bundle", "pack", "--format", "esp-secure-cert", "--tag", "1",
+             "--client-cert", chain, "-o", out])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    dev_cert = esc.decode(out.read_bytes()).entries[0]
+    assert dev_cert.data.count(b"BEGIN CERTIFICATE") == 2 and dev_cert.data.endswith(b"\0")
