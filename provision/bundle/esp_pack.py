@@ -20,20 +20,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
 from provision.check import Finding, Severity, check_credential_set, refuse_errors
 from provision.errors import InputError, OverwriteError
+from provision.pki.certs import describe_certificate, to_der, to_pem
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, write_outputs
-from provision.pki.keys import load_private_key
+from provision.pki.keys import describe_key, load_private_key, serialize_private_key
 
-# ECDSA curves mbedTLS as configured by ESP-IDF (and the chips' ECDSA peripheral, P-256)
-# handles for TLS client authentication; others parse but rarely work end to end.
-_GOOD_CURVES = ("secp256r1", "secp384r1")
+# Key types (provision.pki.keys.describe_key) ESP-IDF's mbedTLS and the chips' peripherals
+# use for TLS client authentication; other ECDSA curves parse but rarely work end to end.
+_GOOD_KEYS = ("p256", "p384")
 
 
 @dataclass(frozen=True)
@@ -64,10 +61,8 @@ def _cert_bytes(slot: Slot) -> bytes:
     """Re-serialized by `cryptography`, as Espressif's tool does; a PEM client_cert chain
     keeps every certificate (their tool keeps the first only; mbedTLS parses them all)."""
     if slot.encoding is Encoding.PEM:
-        certs = x509.load_pem_x509_certificates(slot.data)
-        out = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-        return esc.item_bytes(out, True)
-    return x509.load_der_x509_certificate(slot.data).public_bytes(serialization.Encoding.DER)
+        return esc.item_bytes(to_pem(slot.data, slot.type.label), True)
+    return to_der(slot.data, slot.type.label)
 
 
 def _key(slot: Slot, password: bytes | None) -> Any:
@@ -76,10 +71,8 @@ def _key(slot: Slot, password: bytes | None) -> Any:
 
 def _key_bytes(slot: Slot, password: bytes | None) -> bytes:
     pem = slot.encoding is Encoding.PEM
-    out = _key(slot, password).private_bytes(
-        serialization.Encoding.PEM if pem else serialization.Encoding.DER,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
+    out = serialize_private_key(
+        _key(slot, password), encoding="pem" if pem else "der", traditional=True
     )
     return esc.item_bytes(out, pem)
 
@@ -140,25 +133,23 @@ def preflight(credentials: CredentialSet, partition_size: int = esc.DEFAULT_SIZE
         if slot.type is not SlotType.CLIENT_KEY:
             continue
         password = _password(credentials, slot.sec_tag)
-        key = _key(slot, password)
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            if key.curve.name not in _GOOD_CURVES:
-                out.append(
-                    _finding(
-                        "curve",
-                        Severity.WARNING,
-                        f"client_key is on {key.curve.name}: ESP-IDF's mbedTLS and the ECDSA "
-                        "peripheral expect secp256r1 (or secp384r1)",
-                        slot,
-                    )
+        kind = describe_key(_key(slot, password))
+        if kind.startswith("ec-"):
+            out.append(
+                _finding(
+                    "curve",
+                    Severity.WARNING,
+                    f"client_key is {kind}: ESP-IDF's mbedTLS and the ECDSA peripheral expect "
+                    "P-256 (or P-384)",
+                    slot,
                 )
-        elif not isinstance(key, rsa.RSAPrivateKey):
+            )
+        elif kind not in _GOOD_KEYS and not kind.startswith("rsa"):
             out.append(
                 _finding(
                     "key_type",
                     Severity.ERROR,
-                    f"client_key is {type(key).__name__.removeprefix('_')}: esp_secure_cert_mgr "
-                    "holds RSA or ECDSA keys only",
+                    f"client_key is {kind}: esp_secure_cert_mgr holds RSA or ECDSA keys only",
                     slot,
                 )
             )
@@ -224,15 +215,15 @@ def pack(
 
 
 def _cert_row(data: bytes) -> dict[str, Any]:
-    body, pem = esc.strip_item(data)
+    body, _ = esc.strip_item(data)
     try:
-        cert = (x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate)(body)
-    except ValueError as err:
-        return {"certificate_error": str(err).splitlines()[0][:120]}
+        cert = describe_certificate(body, "esp_secure_cert entry")
+    except InputError as err:
+        return {"certificate_error": err.message}
     return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "not_after": cert.not_after.isoformat(),
     }
 
 
