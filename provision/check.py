@@ -357,7 +357,8 @@ def _check_profile(out: _Collector, credentials: CredentialSet, profile: Dialect
             "by default",
         )
     for refusal in profile.refusals(credentials):
-        out.add(refusal.code, Severity.ERROR, refusal.message, refusal.sec_tag, refusal.slot)
+        severity = Severity.WARNING if refusal.warning else Severity.ERROR
+        out.add(refusal.code, severity, refusal.message, refusal.sec_tag, refusal.slot)
 
 
 def _check_server(

@@ -135,7 +135,7 @@ class Device:
         profile = profile_for_target(name)  # an unknown target: bad input before anything
         # What the device cannot hold is a policy refusal (exit 6), whatever --force says:
         # its driver would refuse it anyway. Everything else is a check finding (exit 2).
-        refusals = self.profile.refusals(credentials)
+        refusals = [r for r in self.profile.refusals(credentials) if not r.warning]
         if refusals:
             first = refusals[0]
             more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""

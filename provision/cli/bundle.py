@@ -18,6 +18,7 @@ import typer
 from provision.bundle import io as bundle_io
 from provision.bundle.spec import ENCODINGS
 from provision.check import Finding, exit_code_for
+from provision.cli import bundle_esp
 from provision.cli.check import TARGET_HELP, findings_table
 from provision.cli.common import (
     console,
@@ -148,8 +149,16 @@ def pack(
         False, "--force", help="Pack despite check errors; replace an existing output file."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    format_: str = typer.Option(
+        "bundle", "--format", help="bundle, or esp-secure-cert (an ESP32 partition image)."
+    ),
+    partition_size: str = typer.Option(
+        "0x2000", "--partition-size", help="esp-secure-cert: the partition's size."
+    ),
 ) -> None:
     """Pack credential files into a bundle (checked first; written all-or-nothing)."""
+    if format_ not in ("bundle", "esp-secure-cert"):
+        raise InputError(f"--format {format_!r}: use bundle or esp-secure-cert")
     client_cert = _one(client_cert_, "--client-cert", "client_cert")
     client_key = _one(client_key_, "--client-key", "client_key")
     key_password_file = _one(key_password_file_, "--key-password-file", "key_password")
@@ -173,6 +182,12 @@ def pack(
         device_id=device_id,
         encoding=encoding,
     )
+    if format_ == "esp-secure-cert":
+        # Espressif's tool and esp-tls expect PEM; --encoding der for DER (e.g. Matter).
+        esp_encoding = encoding or ("pem" if sources.encoding == "compact" else sources.encoding)
+        sources = bundle_io.override_spec(sources, device_id=None, encoding=esp_encoding)
+        bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key)
+        return
     signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
     # Without a terminal a prompt would hang a line script: the library then names the
     # password options in its error instead.
@@ -212,7 +227,9 @@ def inspect(
     bundle: Path = typer.Argument(..., help="The bundle file."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show what a bundle holds (secrets as size only)."""
+    """Show what a bundle or an esp_secure_cert image holds (secrets as size only)."""
+    if bundle_esp.inspect(bundle, json_out):
+        return
     report = bundle_io.describe(bundle_io.read_bundle(bundle), bundle)
     if json_out:
         print_json(report)

@@ -22,7 +22,12 @@ def sim(
     flash: Path | None = typer.Option(
         None, "--flash", help="Flash file: state survives restarts (default: in memory)."
     ),
-    profile: str = typer.Option("default", "--profile", help="Device limits: default, small."),
+    profile: str | None = typer.Option(
+        None, "--profile", help="Device limits: default, small, esp32 (the kind's own if unset)."
+    ),
+    chip: str | None = typer.Option(
+        None, "--chip", help="esp32: the chip, esp32 (default), esp32s3 or esp32c3."
+    ),
     baud: int = typer.Option(115200, "--baud", help="Emulated line rate (0: no pacing)."),
     flip: float = typer.Option(0.0, "--flip", help="Bit-flip probability per byte."),
     drop: float = typer.Option(0.0, "--drop", help="Drop probability per byte."),
@@ -40,7 +45,9 @@ def sim(
         None, "--signer", help="Provisioning public key: apply signed bundles only."
     ),
     uid: str | None = typer.Option(
-        None, "--uid", help="Device id (native: hex); nRF91 IMEI and UUID derive from it."
+        None,
+        "--uid",
+        help="Device id (native: hex; esp32: the MAC); nRF91 IMEI and UUID derive from it.",
     ),
     opt: list[str] = typer.Option(
         [],
@@ -71,7 +78,6 @@ def sim(
     if pty == (tcp is not None):
         raise InputError("choose one of --pty or --tcp PORT")
     options = {
-        "profile": profile,
         "baud": str(baud),
         "flip": str(flip),
         "drop": str(drop),
@@ -86,6 +92,8 @@ def sim(
         ("flash_cut", flash_cut),
         ("signer", signer),
         ("uid", uid),
+        ("profile", profile),
+        ("chip", chip),
     ):
         if value is not None:
             options[key] = str(value)

@@ -6,7 +6,8 @@ drive.py hold what the line-based ones share.
 
 Adding a dialect (docs/dialects.md): a driver module here exporting `PROFILE` and `SESSION`,
 a simulator module in provision.sim of the same name exporting `create`, and ONE line in
-DIALECTS below. Nothing else names a dialect.
+DIALECTS below (and one in AUTO_ORDER if its probe is harmless to every other device).
+Nothing else names a dialect.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ DIALECTS: dict[str, str] = {
     "at-cmng": "at_cmng",
     "zephyr-shell": "zephyr_shell",
     "at-shell": "at_shell",
+    "esp32": "esp32",
 }
-AUTO_ORDER = tuple(DIALECTS)
+# What `auto` probes: a dialect whose probe is harmless to every other device. The ESP32's
+# ROM loader is reached only after a reset into it, so it is named, never probed.
+AUTO_ORDER = ("native", "at-cmng", "zephyr-shell", "at-shell")
 
 
 def _module(name: str) -> object:

@@ -49,6 +49,9 @@ class Refusal:
     message: str
     sec_tag: int | None = None
     slot: SlotType | None = None
+    # Advice, not a refusal: the device holds it, but the user should know (the check shows
+    # it as a warning; nothing is refused for it).
+    warning: bool = False
 
 
 @dataclass(frozen=True)

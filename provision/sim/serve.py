@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from provision.dialects import DIALECTS
 from provision.errors import InputError
 from provision.sim.faults import FAULT_KEYS, FaultPlan, LineFaults
 from provision.sim.profile import DeviceProfile, profile
@@ -72,12 +73,13 @@ class SimContext:
     boots: int = 0  # how many times the device has been powered on (1 at first boot)
 
 
+# Every registered dialect's simulator: provision.sim.<its module>:create (the dialect's one
+# registration line in provision.dialects names both); register_kind adds others.
 SIM_KINDS: dict[str, str] = {
-    "native": "provision.sim.native:create",
-    "at-cmng": "provision.sim.at_cmng:create",
-    "zephyr-shell": "provision.sim.zephyr_shell:create",
-    "at-shell": "provision.sim.at_shell:create",
+    name: f"provision.sim.{module}:create" for name, module in DIALECTS.items()
 }
+# Kinds whose flash is not the default profile's (the esp32 needs 4 MB of flat flash).
+DEFAULT_PROFILES: dict[str, str] = {"esp32": "esp32"}
 
 
 def register_kind(name: str, target: str) -> None:
@@ -315,8 +317,21 @@ class SimRunner:
         out = self._guarded(lambda: self.device.receive_data(data), start)
         if self.power_cuts == cuts_before and out is not None:
             self._emit(out, start)
+            self._follow_baud_change()
         if cut:
             self._power_cut(t_arrived)
+
+    def _follow_baud_change(self) -> None:
+        """A device that switched its UART (esp32 CHANGE_BAUDRATE) asks for a new line rate;
+        bytes already queued are then timed at the new rate too (a simplification of one reply)."""
+        baud = getattr(self.device, "baud_request", None)
+        if not baud or not self.baud:
+            return
+        self.device.baud_request = None
+        self.baud = baud
+        self.byte_time = 10.0 / baud
+        for line in (self.h2d, self.d2h):
+            line.byte_time = self.byte_time
 
     def next_event_time(self, *, whole_units: bool = False) -> float | None:
         """When the device next handles input or a byte reaches the host; with whole_units,
@@ -425,7 +440,7 @@ def build_runner(
     """A SimRunner for `kind` from string options (URL query or CLI)."""
     check_options(kind, options)
     opts = dict(options)
-    prof = profile(opts.pop("profile", "default"))
+    prof = profile(opts.pop("profile", DEFAULT_PROFILES.get(kind, "default")))
     flash = opts.pop("flash", None) or None
     if "baud" in opts:
         raw = opts.pop("baud")

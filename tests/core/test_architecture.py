@@ -11,7 +11,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "provision"
 # library → where it may be imported (paths relative to provision/; a folder covers its files)
 OWNERS = {
     "cryptography": ("pki/", "check.py"),
-    "construct": ("bundle/format.py", "link/messages.py"),
+    "construct": (
+        "bundle/format.py",
+        "bundle/esp_secure_cert.py",
+        "bundle/esp_partitions.py",
+        "link/messages.py",
+    ),
     "serial": ("transport/serial.py",),
     "ssl": ("tls/",),
     "cbor2": ("dialects/nrf_attestation.py",),
