@@ -7,6 +7,9 @@
  *   2  bundle bytes into bundle_check, and when valid, store_apply then a remount
  *   3  bundle bytes sent as a whole transfer (HELLO, BEGIN, DATA..., COMMIT, LIST, READ)
  *
+ * Bits 2-3 of that byte pick the flash's write block (1, 4, 8 or 16 bytes), so the padded
+ * store layout and the staging area's partly received blocks are fuzzed too.
+ *
  * Invariants beyond the sanitizers: everything the device sends decodes as good frames;
  * a store that mounts after an apply holds at most STORE_MAX_SLOTS slots. */
 #include <stdint.h>
@@ -124,7 +127,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
+    static const uint32_t blocks[4] = {1, 4, 8, 16};
     uint8_t mode = data[0] & 3u;
+    ram_flash_write_block = blocks[(data[0] >> 2) & 3u];
     data++;
     size--;
     memset(ram_flash, 0xFF, RAM_FLASH_SIZE);

@@ -9,6 +9,8 @@
 #include "sha256.h"
 #include "store.h"
 
+_Static_assert(STORE_SEAMS >= 2u * PROTO_WINDOW + 1u, "staging cannot hold a window's seams");
+
 #define SMALL_PAYLOAD (3u + MSG_MAX_TEXT) /* the longest ACK/NAK/ERROR for DATA */
 
 typedef struct {
@@ -71,7 +73,7 @@ static uint16_t limit(void) { return P.host_max < FRAME_MAX_PAYLOAD ? P.host_max
 
 static uint32_t max_slot_size(void)
 {
-    uint32_t cap = store_bank_capacity() - 44u; /* one record head */
+    uint32_t cap = store_max_slot_size();
     return cap < PROTO_MAX_SLOT_SIZE ? cap : PROTO_MAX_SLOT_SIZE;
 }
 

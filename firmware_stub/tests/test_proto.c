@@ -7,6 +7,8 @@
 #include "frame.h"
 #include "messages.h"
 #include "proto.h"
+#include "sha256.h"
+#include "store.h"
 #include "test_support.h"
 
 static const struct {
@@ -291,11 +293,59 @@ static void expect(const char *name, int ok)
         fail("proto", name, "unexpected answer");
 }
 
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, v);
+    put16(p + 2, v >> 16);
+}
+
+/* A whole transfer in 7-byte chunks (so chunk edges fall inside write blocks), each window
+ * sent back to front with one chunk twice: the staged bundle must still commit. */
+static void test_transfer(frame *a)
+{
+    static uint8_t d[DATA_OVERHEAD + 7];
+    uint8_t p[40];
+    const uint32_t chunk = 7, total = store_new_len;
+    const uint32_t chunks = (total + chunk - 1) / chunk;
+    int acked = 1;
+    put16(p, 9);
+    put32(p + 2, total);
+    put16(p + 6, chunk);
+    sha256(store_new, total, p + 8);
+    request(MSG_BEGIN, p, 40);
+    expect("begin", answers(a, 8) == 1 && a[0].type == MSG_ACK);
+    for (uint32_t first = 0; first < chunks; first += PROTO_WINDOW) {
+        uint32_t last = first + PROTO_WINDOW < chunks ? first + PROTO_WINDOW : chunks;
+        for (uint32_t k = last; k-- > first;) {
+            for (int again = 0; again < (k == first + 1 ? 2 : 1); again++) {
+                uint32_t off = k * chunk, n = total - off < chunk ? total - off : chunk;
+                put16(d, 9);
+                put32(d + 2, off);
+                memcpy(d + DATA_OVERHEAD, store_new + off, n);
+                request(MSG_DATA, d, (uint16_t)(DATA_OVERHEAD + n));
+                acked &= answers(a, 8) == 1 && a[0].type == MSG_ACK;
+            }
+        }
+    }
+    expect("data acked", acked);
+    put16(p, 9);
+    request(MSG_COMMIT, p, 2);
+    expect("commit unaligned chunks", answers(a, 8) == 1 && a[0].type == MSG_COMMITTED);
+    expect("committed set", store_count() == 2);
+}
+
 void test_proto(void)
 {
     frame a[8];
     uint8_t p[64];
     memset(ram_flash, 0xFF, RAM_FLASH_SIZE);
+    resets = 0;
     proto_init(&PORT);
 
     p[0] = 1;
@@ -351,6 +401,8 @@ void test_proto(void)
     seq--;
     request(MSG_DELETE, p, 10);
     expect("retry", answers(a, 8) == 1 && a[0].payload[0] == ERR_NOT_FOUND);
+
+    test_transfer(a);
 
     /* RESET answers OK and then restarts the device. */
     request(MSG_RESET, p, 0);

@@ -34,9 +34,14 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(PROVISION), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_cli_writes_lists_and_verifies_over_a_pty(stub: Path, tmp_path: Path) -> None:
+# 16: flash that programs whole 16-byte blocks only (STM32H7-like); the host's DATA chunks
+# do not fall on block boundaries, so the stub's staging has to assemble blocks.
+@pytest.mark.parametrize("write_block", ["1", "16"])
+def test_cli_writes_lists_and_verifies_over_a_pty(
+    stub: Path, tmp_path: Path, write_block: str
+) -> None:
     proc = subprocess.Popen(
-        [str(stub), "--pty", "--flash", str(tmp_path / "dev.flash")],
+        [str(stub), "--pty", "--flash", str(tmp_path / "dev.flash"), "--write-block", write_block],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,13 +1,16 @@
 /* provision-stub for POSIX: the firmware stub as a host program, for tests, fuzzing and as a
  * fast stand-in for a board.
  *
- *   provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--pty | --tcp PORT]
+ *   provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--write-block N]
+ *                  [--pty | --tcp PORT]
  *
  * Speaks the native link protocol on stdin/stdout (default), on a new pseudo-terminal whose
  * path it prints (--pty), or on TCP 127.0.0.1:PORT (--tcp; 0 picks a port; it prints
  * socket://127.0.0.1:N). The flash lives in FILE and survives restarts. --cut-after N
  * simulates a power cut after N flash bytes (erased or programmed): the process exits with
- * status 75 at once, leaving the file as the flash would be. */
+ * status 75 at once, leaving the file as the flash would be. --write-block N (1, 2, 4, 8 or
+ * 16; default 1) makes the file flash take programs in whole N-byte blocks only, as an
+ * nRF5 (4), STM32L4 (8) or STM32H7 (16) does; the store lays itself out to match. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -133,7 +136,8 @@ static void serve_tcp(int port)
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--pty | --tcp PORT]\n");
+            "usage: provision-stub [--flash FILE] [--uid HEX] [--cut-after N] "
+            "[--write-block N] [--pty | --tcp PORT]\n");
     return 2;
 }
 
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
     const char *flash_path = "provision-stub-flash.bin";
     const char *uid_hex = NULL;
     long cut_after = -1;
+    long write_block = 1;
     int use_pty = 0, tcp_port = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--flash") && i + 1 < argc)
@@ -150,6 +155,8 @@ int main(int argc, char **argv)
             uid_hex = argv[++i];
         else if (!strcmp(argv[i], "--cut-after") && i + 1 < argc)
             cut_after = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--write-block") && i + 1 < argc)
+            write_block = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--pty"))
             use_pty = 1;
         else if (!strcmp(argv[i], "--tcp") && i + 1 < argc)
@@ -157,7 +164,13 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (flash_file_open(flash_path, STUB_FLASH_SIZE, cut_after) != 0) {
+    if (write_block < 1 || write_block > (long)FLASH_MAX_WRITE_BLOCK ||
+        (write_block & (write_block - 1))) {
+        fprintf(stderr, "provision-stub: --write-block must be a power of two, 1 to %u\n",
+                (unsigned)FLASH_MAX_WRITE_BLOCK);
+        return 2;
+    }
+    if (flash_file_open(flash_path, STUB_FLASH_SIZE, cut_after, (uint32_t)write_block) != 0) {
         fprintf(stderr, "provision-stub: cannot open flash file %s: %s\n", flash_path,
                 strerror(errno));
         return 1;
