@@ -1,4 +1,4 @@
-"""The hil conformance suite against the simulator, the posix stub and the QEMU board.
+"""The hil conformance suite against the simulator, the posix stub and the QEMU boards.
 
 Each runs `pytest hil --port NAME` in a child process (the suite has its own options and
 session fixtures). The QEMU tier uses the quick power-cut search to stay short; the full
@@ -56,3 +56,16 @@ def test_hil_suite_on_the_qemu_board() -> None:
     assert code == 0, out[-4000:]
     assert counts(out).get("skipped", 0) == 0
     assert re.search(r"qemu: commit completes between flash bytes \d+ and \d+", out)
+
+
+@pytest.mark.qemu
+def test_hil_suite_on_the_nrf51_microbit_under_qemu() -> None:
+    """The nRF5 port: UART0 by interrupt, the store in the chip's flash through the NVMC,
+    that flash saved and restored around every boot (restart and power-cut tests)."""
+    require("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    code, out = run_hil(
+        "microbit", "-s", PROVISION_REQUIRE_TOOLCHAIN="1", PROVISION_HIL_CUT="quick"
+    )
+    assert code == 0, out[-4000:]
+    assert counts(out).get("skipped", 0) == 0
+    assert re.search(r"microbit: commit completes between flash bytes \d+ and \d+", out)
