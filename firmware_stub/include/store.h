@@ -73,6 +73,10 @@ int store_replaced_by(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merg
  * other reader) as one atomic change. */
 store_err store_apply(bundle_view *bundle, store_merge how);
 
+/* Put one slot from RAM (replacing the same (sec_tag, slot)), atomically: a key made on the
+ * device goes in this way. */
+store_err store_put(const store_slot *meta, const uint8_t *data);
+
 /* Delete one slot (slot < 0xFF), one tag (slot == 0xFF) or everything (all != 0), atomically.
  * Sets *found to the number of slots removed. */
 store_err store_delete(uint32_t sec_tag, uint8_t slot, int all, uint16_t *found);

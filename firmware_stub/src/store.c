@@ -504,6 +504,43 @@ store_err store_apply(bundle_view *b, store_merge how)
     return writer_commit(&w);
 }
 
+static int read_mem(void *ctx, uint32_t off, void *buf, uint32_t n)
+{
+    memcpy(buf, (const uint8_t *)ctx + off, n);
+    return 0;
+}
+
+store_err store_put(const store_slot *meta, const uint8_t *data)
+{
+    writer w;
+    store_err e;
+    int placed = 0;
+    if ((e = writer_begin(&w)) != STORE_OK)
+        return e;
+    for (uint16_t i = 0; i <= st.count; i++) {
+        store_slot s;
+        if (i < st.count && store_get(i, &s))
+            return STORE_E_FLASH;
+        if (i < st.count && s.sec_tag == meta->sec_tag && s.slot == meta->slot)
+            continue;
+        if (!placed &&
+            (i == st.count || key_before(meta->sec_tag, meta->slot, s.sec_tag, s.slot))) {
+            uint32_t dst = bank_base(w.bank) + w.off;
+            if ((e = writer_room(&w, meta->length)) != STORE_OK ||
+                (e = writer_payload(dst + st.rec_head, read_mem, (void *)(uintptr_t)data, 0,
+                                    meta->length)) != STORE_OK ||
+                (e = writer_head(dst, meta)) != STORE_OK)
+                return e;
+            w.off += st.rec_head + pad(meta->length);
+            w.count++;
+            placed = 1;
+        }
+        if (i < st.count && (e = writer_add(&w, &s, s.data_addr)) != STORE_OK)
+            return e;
+    }
+    return writer_commit(&w);
+}
+
 store_err store_delete(uint32_t sec_tag, uint8_t slot, int all, uint16_t *found)
 {
     writer w;

@@ -24,6 +24,7 @@ static const struct {
     {"NAK", MSG_NAK},             {"COMMITTED", MSG_COMMITTED},
     {"LIST_PAGE", MSG_LIST_PAGE}, {"READ_DATA", MSG_READ_DATA},
     {"CSR", MSG_CSR},             {"ERROR", MSG_ERROR},
+    {"TLS_CHECK", MSG_TLS_CHECK}, {"TLS_RESULT", MSG_TLS_RESULT},
 };
 
 typedef struct {
@@ -97,6 +98,11 @@ static int request_matches(const msg_request *r)
         return r->u.keygen.sec_tag == ufield("sec_tag") &&
                r->u.keygen.offset == ufield("offset") && n == r->u.keygen.subject_len &&
                memcmp(b, r->u.keygen.subject, (size_t)n) == 0;
+    case MSG_TLS_CHECK:
+        n = hfield("host", b, sizeof b);
+        return r->u.tls.sec_tag == ufield("sec_tag") && r->u.tls.port == ufield("port") &&
+               r->u.tls.tls == ufield("tls") && r->u.tls.timeout_ms == ufield("timeout_ms") &&
+               n == r->u.tls.host_len && memcmp(b, r->u.tls.host, (size_t)n) == 0;
     case MSG_RESET:
         return 1;
     }
@@ -165,6 +171,33 @@ static long build_response(uint8_t type, uint8_t *p)
         n = msg_build_csr(p, (uint32_t)ufield("sec_tag"), (uint16_t)ufield("total"),
                           (uint16_t)ufield("offset"));
         return n + hfield("data", p + n, 4096);
+    case MSG_TLS_RESULT: {
+        static char texts[5][256], chain[TLS_RESULT_MAX_CHAIN][256];
+        static const char *const names[5] = {"version", "cipher", "accepted_as", "evidence",
+                                             "detail"};
+        msg_tls_result r = {(uint32_t)ufield("sec_tag"), (uint8_t)ufield("failure"),
+                            (uint8_t)ufield("server_verified"), (uint8_t)ufield("client_accepted"),
+                            texts[0], texts[1], texts[2], texts[3], texts[4], {0}, 0};
+        for (int i = 0; i < 5; i++) {
+            n = hfield(names[i], (uint8_t *)texts[i], sizeof texts[i] - 1);
+            if (n < 0)
+                return -1;
+            texts[i][n] = 0;
+        }
+        const char *e = field("chain");
+        while (e && *e && *e != '-' && r.chain_count < TLS_RESULT_MAX_CHAIN) {
+            char hex[512];
+            size_t k = strcspn(e, ",");
+            memcpy(hex, e, k < sizeof hex - 1 ? k : sizeof hex - 1);
+            hex[k < sizeof hex - 1 ? k : sizeof hex - 1] = 0;
+            n = unhex(hex, (uint8_t *)chain[r.chain_count], 255);
+            chain[r.chain_count][n < 0 ? 0 : n] = 0;
+            r.chain[r.chain_count] = chain[r.chain_count];
+            r.chain_count++;
+            e += k + (e[k] == ',');
+        }
+        return msg_build_tls_result(p, 4096, &r);
+    }
     case MSG_ERROR:
         n = hfield("detail", b, sizeof b);
         if (n < 0)
@@ -255,7 +288,7 @@ static void on_reset(void *ctx)
     resets++;
 }
 static const uint8_t UID[] = {1, 2, 3, 4};
-static const proto_port PORT = {cap_put, NULL, on_reset, &out, UID, 4, "provision-stub test"};
+static const proto_port PORT = {cap_put, NULL, on_reset, &out, UID, 4, "provision-stub test", NULL};
 
 static uint16_t seq;
 

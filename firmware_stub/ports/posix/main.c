@@ -2,7 +2,7 @@
  * fast stand-in for a board.
  *
  *   provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--write-block N]
- *                  [--pty | --tcp PORT]
+ *                  [--signer PUBKEY] [--pty | --tcp PORT]
  *
  * Speaks the native link protocol on stdin/stdout (default), on a new pseudo-terminal whose
  * path it prints (--pty), or on TCP 127.0.0.1:PORT (--tcp; 0 picks a port; it prints
@@ -10,7 +10,12 @@
  * simulates a power cut after N flash bytes (erased or programmed): the process exits with
  * status 75 at once, leaving the file as the flash would be. --write-block N (1, 2, 4, 8 or
  * 16; default 1) makes the file flash take programs in whole N-byte blocks only, as an
- * nRF5 (4), STM32L4 (8) or STM32H7 (16) does; the store lays itself out to match. */
+ * nRF5 (4), STM32L4 (8) or STM32H7 (16) does; the store lays itself out to match.
+ *
+ * Built with mbedTLS (STUB_MBEDTLS, when libmbedtls-dev is installed) the stub also makes
+ * keys (KEYGEN: the key stays in its flash, a CSR goes out) and runs TLS_CHECK itself;
+ * --signer PUBKEY (an ECDSA P-256 public key or certificate, PEM or DER) makes it a
+ * SIGNED_ONLY device. HELLO's feature bits say which of these this build has. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +33,9 @@
 #include "flash_file.h"
 #include "proto.h"
 #include "sha256.h"
+#if STUB_MBEDTLS
+#include "crypto_mbedtls.h"
+#endif
 
 #define STUB_FLASH_SIZE (3u * 8u * FLASH_PAGE_SIZE) /* two 32 KB banks + 32 KB staging */
 #define FIRMWARE "provision-stub 0.1 posix"
@@ -60,7 +68,8 @@ static void put(void *ctx, uint8_t b)
 
 static uint8_t uid[8];
 static void on_reset(void *ctx);
-static const proto_port PORT = {put, flush_out, on_reset, NULL, uid, sizeof uid, FIRMWARE};
+static proto_crypto crypto;
+static proto_port PORT = {put, flush_out, on_reset, NULL, uid, sizeof uid, FIRMWARE, NULL};
 
 static void on_reset(void *ctx)
 {
@@ -137,7 +146,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: provision-stub [--flash FILE] [--uid HEX] [--cut-after N] "
-            "[--write-block N] [--pty | --tcp PORT]\n");
+            "[--write-block N] [--signer PUBKEY] [--pty | --tcp PORT]\n");
     return 2;
 }
 
@@ -147,6 +156,7 @@ int main(int argc, char **argv)
     const char *uid_hex = NULL;
     long cut_after = -1;
     long write_block = 1;
+    const char *signer = NULL;
     int use_pty = 0, tcp_port = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--flash") && i + 1 < argc)
@@ -155,6 +165,8 @@ int main(int argc, char **argv)
             uid_hex = argv[++i];
         else if (!strcmp(argv[i], "--cut-after") && i + 1 < argc)
             cut_after = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--signer") && i + 1 < argc)
+            signer = argv[++i];
         else if (!strcmp(argv[i], "--write-block") && i + 1 < argc)
             write_block = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--pty"))
@@ -190,6 +202,17 @@ int main(int argc, char **argv)
         sha256(flash_path, strlen(flash_path), d);
         memcpy(uid, d, sizeof uid);
     }
+#if STUB_MBEDTLS
+    if (crypto_mbedtls_init(&crypto, signer) != 0)
+        return 2;
+    PORT.crypto = &crypto;
+#else
+    (void)crypto;
+    if (signer) {
+        fprintf(stderr, "provision-stub: --signer needs a build with mbedTLS (libmbedtls-dev)\n");
+        return 2;
+    }
+#endif
     signal(SIGPIPE, SIG_IGN);
     proto_init(&PORT);
     if (tcp_port >= 0) {
