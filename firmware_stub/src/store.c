@@ -302,6 +302,8 @@ typedef struct {
 
 static store_err writer_begin(writer *w)
 {
+    if (st.bank_size == 0)
+        return STORE_E_FLASH; /* not mounted, or a write block this build cannot pad to */
     w->bank = st.active == 0 ? 1 : 0;
     w->off = st.hdr_size;
     w->count = 0;
