@@ -117,3 +117,20 @@ def test_dialects_do_not_import_tls_check_or_the_cli() -> None:
         if _layer(module) in {"tls", "check", "cli", "line", "sim", "device", "registry"}
     ]
     assert stray == []
+
+
+def test_every_error_a_dialect_raises_has_a_stable_code() -> None:
+    """--json and factory scripts branch on `code`; a dialect error without one is a bare
+    message a script can only pattern-match."""
+    errors = {"DeviceError", "LinkError", "PolicyError", "InputError", "BundleError"}
+    stray = [
+        f"{path}:{node.lineno} {node.func.id}(...) without code="
+        for path, tree in _modules()
+        if _layer(path) == "dialects"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in errors
+        and not any(k.arg == "code" for k in node.keywords)
+    ]
+    assert stray == []

@@ -18,6 +18,7 @@ from tls_helpers import needs_openssl
 
 import provision.device
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.dialects import mbedtls
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB = ROOT / "firmware_stub" / "build" / "posix" / "provision-stub"
@@ -225,3 +226,6 @@ def test_what_mbedtls_accepts_of_what_the_pki_makes(
     finally:
         server.close()
     assert refused == MBEDTLS_REFUSES
+    # ...and the pre-flight check of mbedTLS-based targets warns about exactly those.
+    warned = {name for name, slots in kinds.items() if mbedtls.advice(CredentialSet.of(slots))}
+    assert warned == refused
