@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.pki.files import open_private
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -158,7 +160,9 @@ class Target:
     def _start_qemu(self, instance: str, cut_after: int | None) -> str:
         flash = self.flash_path(instance)
         if not flash.exists():  # erased flash; the firmware could fill it, but slowly
-            flash.write_bytes(b"\xff" * QEMU_FLASH_SIZE)
+            # It will hold plaintext keys, like the board's flash: 0600 whatever the umask.
+            with os.fdopen(open_private(flash, os.O_WRONLY), "wb") as fh:
+                fh.write(b"\xff" * QEMU_FLASH_SIZE)
         port = _free_port()
         args = ["arg=fw", f"arg=flash={self.flash_path(instance)}"]
         if cut_after is not None:
