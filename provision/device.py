@@ -20,7 +20,12 @@ from typing import Protocol
 from provision.bundle.model import CredentialSet, Slot, SlotType
 from provision.errors import InputError, LinkError
 from provision.trace import TraceLog, env_enabled
-from provision.transport.base import Transport, open_transport, transport_clock
+from provision.transport.base import (
+    InterruptibleTransport,
+    Transport,
+    open_transport,
+    transport_clock,
+)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -204,18 +209,25 @@ def open(
     timeout: float = 2.0,
     retries: int = 5,
     trace: bool = False,
+    interrupt: Callable[[], bool] | None = None,
 ) -> Device:
     """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing.
 
     `trace` (or PROVISION_TRACE=1): every frame or line of the session on stderr, secrets
-    redacted (provision.trace); the probing of `auto` is not traced."""
+    redacted (provision.trace); the probing of `auto` is not traced. `interrupt`: while it
+    returns True, every read and write raises transport.base.Interrupted (`line run`'s
+    signals cut a step short)."""
     transport: Transport = open_transport(url, baud)
+    if interrupt is not None:
+        transport = InterruptibleTransport(transport, interrupt)
     try:
         names = AUTO_ORDER if dialect == "auto" else (dialect,)
         for name in names:
             cls = session_class(name)
             if dialect == "auto" and not cls.probe(transport, timeout):
                 continue
+            if isinstance(transport, InterruptibleTransport):
+                transport.resync = getattr(cls, "CUT_RESYNC", None)
             extra: dict[str, object] = {}
             if trace or env_enabled():
                 log = TraceLog(transport_clock(transport))

@@ -21,6 +21,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
+from provision.cli.signals import stop_signals
 from provision.errors import ExitCode, InputError
 from provision.line import Line, load_config
 from provision.line.config import default_operator, dialect_names
@@ -119,7 +120,8 @@ def run(
 ) -> None:
     """Provision devices on every port until Ctrl-C (or --count): one JSON line per device.
 
-    First Ctrl-C: finish the devices in flight, then stop. Second: roll them back.
+    First Ctrl-C or SIGTERM: finish the devices in flight, then stop. Second: roll them back
+    now. Either way no claim is left behind (exit 130).
     """
     cfg = load_config(config).with_overrides(
         ports=port or None,
@@ -137,8 +139,23 @@ def run(
         per_port=per_port,
         emit=_emit,
     )
-    interrupted = []
+    if line.reclaimed:
+        err_console.print(
+            safe_text(
+                f"released {len(line.reclaimed)} claim(s) station {cfg.station} still held "
+                f"from a run that did not end cleanly: {', '.join(line.reclaimed)}"
+            )
+        )
+    interrupted: list[int] = []  # signals received
     show_live = live and err_console.is_terminal
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Only flags here: the port threads and the wait loop below do the work.
+        interrupted.append(signum)
+        if len(interrupted) == 1:
+            line.stop()
+        else:
+            line.abort()
 
     def wait(line: Line) -> None:
         display = (
@@ -154,26 +171,24 @@ def run(
             else contextlib.nullcontext()
         )
         told: dict[str, str | None] = {}
+        said = 0
         with display as shown:
             while line.alive():
-                try:
-                    time.sleep(0.25)
-                    if shown is not None:
-                        shown.update(_status_table(line))
-                    else:
-                        _tell_no_device(line, told)
-                except KeyboardInterrupt:
-                    interrupted.append(True)
-                    if len(interrupted) == 1:
-                        line.stop()
-                        err_console.print(
-                            "stopping: finishing devices in flight (Ctrl-C again rolls them back)"
-                        )
-                    else:
-                        line.abort()
-                        err_console.print("aborting: rolling back devices in flight")
+                time.sleep(0.25)
+                if shown is not None:
+                    shown.update(_status_table(line))
+                else:
+                    _tell_no_device(line, told)
+                if len(interrupted) > said:
+                    said = len(interrupted)
+                    err_console.print(
+                        "stopping: finishing devices in flight (Ctrl-C again rolls them back)"
+                        if said == 1
+                        else "aborting: rolling back devices in flight"
+                    )
 
-    summary = line.run(wait=wait)
+    with stop_signals(on_signal):
+        summary = line.run(wait=wait)
     err_console.print(_summary_table(summary))
     if json_out:
         print_json(summary.to_json())

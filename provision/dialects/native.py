@@ -55,6 +55,9 @@ def frame_trace(log: TraceLog) -> Trace:
 
 class NativeSession:
     name = "native"
+    # A frame cut anywhere is dropped by the device (COBS, CRC) once a delimiter ends it:
+    # queued bytes may be discarded on interrupt (transport.base.InterruptibleTransport).
+    CUT_RESYNC = b"\x00"
 
     def __init__(
         self,

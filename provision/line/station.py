@@ -23,6 +23,7 @@ from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
 from provision.line.proof import ProofFailed, ProofResult, prove
 from provision.registry import Entry, Registry, Result
+from provision.transport.base import Interrupted
 
 
 class Step(str, Enum):
@@ -38,6 +39,10 @@ class Step(str, Enum):
     RECORD = "record"
     ROLLBACK = "rollback"
     STOPPED = "stopped"
+
+
+# Before the claim there is nothing to finish or roll back: a first signal cuts these short.
+UNCLAIMED_STEPS = frozenset({Step.WAITING, Step.IDENTIFY, Step.CHECK})
 
 
 class Status(str, Enum):
@@ -73,10 +78,6 @@ class Outcome:
             "bytes_sent": self.bytes_sent,
             "proof": self.proof.to_json() if self.proof else None,
         }
-
-
-class Interrupted(Exception):
-    """The operator asked to abort devices in flight (second Ctrl-C)."""
 
 
 def error_code(err: BaseException) -> str:
@@ -196,9 +197,18 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             message=note,
         )
     except Interrupted:
-        _rollback(dev, cfg, touched)
-        _record_failure(ctx, claim, issued, device_id, started, Result.ROLLED_BACK, "interrupted")
-        return outcome(Status.ROLLED_BACK, error_code="interrupted", message="aborted by operator")
+        # The rollback gets a reply timeout of its own (the runner's interrupt rule).
+        ctx.on_step(port, Step.ROLLBACK, device_id)
+        if _rollback(dev, cfg, touched):
+            code, message = "interrupted", "aborted by operator"
+        else:
+            code = "interrupted.not_cleaned"
+            message = (
+                "aborted by operator; the device did not confirm the rollback and may hold "
+                "part of this set (the next attempt on it cleans its tags first)"
+            )
+        _record_failure(ctx, claim, issued, device_id, started, Result.ROLLED_BACK, code)
+        return outcome(Status.ROLLED_BACK, error_code=code, message=message)
     except Exception as err:
         code = error_code(err)
         message = err.message if isinstance(err, ProvisionError) else type(err).__name__
@@ -206,6 +216,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             proof = err.result
         # After a link failure the board is likely gone or hung: trying to clean it would
         # stall the port for timeout x retries per tag. The next attempt cleans first anyway.
+        ctx.on_step(port, Step.ROLLBACK, device_id)
         _rollback(dev, cfg, touched and not isinstance(err, LinkError))
         _record_failure(ctx, claim, issued, device_id, started, Result.FAILED, code, proof)
         return outcome(
@@ -257,13 +268,15 @@ def _record_failure(ctx, claim, issued, device_id, started, result, code, proof=
             ctx.registry.release(claim)
 
 
-def _rollback(dev: Device, cfg: StationConfig, touched: bool) -> None:
-    """Best effort: leave none of this attempt's slots on the device."""
+def _rollback(dev: Device, cfg: StationConfig, touched: bool) -> bool:
+    """Best effort: leave none of this attempt's slots on the device. True when the device
+    confirmed it (or was never touched)."""
     if not touched:
-        return
+        return True
     for tag in sorted({t.sec_tag for t in cfg.layout}):
         try:
             dev.delete(tag)
         except Exception:
             # The device may be gone (that may be why we are here); the next attempt cleans.
-            return
+            return False
+    return True

@@ -233,6 +233,24 @@ class Registry:
             )
         )
 
+    def release_station_claims(self, station: str) -> list[str]:
+        """Drop every claim `station` holds; return the device ids. For a station starting
+        up: a claim under its name is what a killed run of it left behind."""
+        with self._db.errors():
+            held = self._db.execute(
+                "SELECT 1 FROM claims WHERE station = ? LIMIT 1", (station,)
+            ).fetchone()
+        if held is None:
+            return []  # the usual case costs no write transaction
+
+        def drop() -> list[str]:
+            rows = self._db.execute(
+                "DELETE FROM claims WHERE station = ? RETURNING device_id", (station,)
+            ).fetchall()
+            return sorted(r[0] for r in rows)
+
+        return self._write(drop)
+
     def claims(self) -> list[tuple[str, str]]:
         """(device_id, station) of every live claim: devices in flight somewhere."""
         with self._db.errors():
