@@ -36,6 +36,13 @@ _print_lock = threading.Lock()
 def _emit(outcome: Outcome) -> None:
     with _print_lock:
         print_json(outcome.to_json())
+        if outcome.represented is not None:
+            # A second certificate for one board is worth a human's look, not only a field.
+            err_console.print(
+                safe_text(
+                    f"{outcome.port}: device {outcome.device_id} was {outcome.represented.text()}"
+                )
+            )
 
 
 def _status_table(line: Line) -> Table:

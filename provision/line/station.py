@@ -9,6 +9,7 @@ that failed midway is provisioned from a clean state the next time it is present
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +65,9 @@ class Outcome:
     message: str | None = None
     bytes_sent: int = 0
     proof: ProofResult | None = None
+    # Set when the registry already had a valid certificate for this device (a re-presented
+    # board): what the station did about it.
+    represented: Represented | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -77,7 +81,32 @@ class Outcome:
             "message": self.message,
             "bytes_sent": self.bytes_sent,
             "proof": self.proof.to_json() if self.proof else None,
+            "represented": self.represented.to_json() if self.represented else None,
         }
+
+
+@dataclass(frozen=True)
+class Represented:
+    """A board the registry already holds a valid certificate for, presented again."""
+
+    policy: str  # the station's `represented` setting: allow | refuse | supersede
+    previous_serials: tuple[str, ...]  # its certificates still in service, oldest first
+
+    @property
+    def action(self) -> str:
+        return {"allow": "issued", "refuse": "refused", "supersede": "superseded"}[self.policy]
+
+    def to_json(self) -> dict[str, object]:
+        return {"action": self.action, "previous_serials": list(self.previous_serials)}
+
+    def text(self) -> str:
+        serials = ", ".join(self.previous_serials)
+        return {
+            "issued": f"provisioned before (certificate {serials} still valid): issued another",
+            "refused": f"provisioned before (certificate {serials}): refused by the station's "
+            'represented = "refuse"',
+            "superseded": f"provisioned before: certificate {serials} marked superseded",
+        }[self.action]
 
 
 def error_code(err: BaseException) -> str:
@@ -140,7 +169,23 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     proof: ProofResult | None = None
     bytes_sent = 0
     touched = False
+    represented: Represented | None = None
     try:
+        in_service = ctx.registry.certificates_in_service(device_id)
+        if in_service:
+            serials = tuple(str(r.cert_serial) for r in in_service)
+            represented = Represented(cfg.represented, serials)
+            if cfg.represented == "refuse":
+                # Before the device is touched: a board seen before goes to rework as it is.
+                _record_failure(
+                    ctx, claim, None, device_id, started, Result.FAILED, "line.represented"
+                )
+                return outcome(
+                    Status.FAILED,
+                    error_code="line.represented",
+                    message=f"device {device_id} was {represented.text()}",
+                    represented=represented,
+                )
         step(Step.CLEAN)
         # Leftovers of an earlier, interrupted attempt (or an old provisioning) go first.
         tags = {t.sec_tag for t in cfg.layout}
@@ -186,15 +231,17 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             if not proof.ok:
                 note = f"proof skipped: the device cannot run a TLS handshake ({proof.detail})"
         step(Step.RECORD)
-        ctx.registry.record(
-            registry_entry(ctx, issued, device_id, started, Result.OK, proof=proof), claim=claim
-        )
+        entry = registry_entry(ctx, issued, device_id, started, Result.OK, proof=proof)
+        if represented is not None and represented.policy == "supersede":
+            entry = dataclasses.replace(entry, supersedes=represented.previous_serials)
+        ctx.registry.record(entry, claim=claim)
         return outcome(
             Status.OK,
             cert_serial=issued.cert_serial,
             bytes_sent=bytes_sent,
             proof=proof,
             message=note,
+            represented=represented,
         )
     except Interrupted:
         # The rollback gets a reply timeout of its own (the runner's interrupt rule).
