@@ -17,6 +17,7 @@ from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
 from provision.errors import DeviceError, InputError, LinkError, PolicyError, ProvisionError
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, TransferSender, device_error
+from provision.slot_view import digest_is_secret
 from provision.tls.report import HandshakeReport
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
@@ -30,14 +31,36 @@ def _meaning(frame: m.Frame) -> str:
     for key in ("chunk", "data"):
         if key in fields:
             fields[key] = f"<{len(getattr(msg, key))} bytes>"
+    if isinstance(msg, m.ListPage):
+        for shown, entry in zip(fields["entries"], msg.entries, strict=True):
+            if digest_is_secret(entry.slot):
+                shown["sha256"] = "<secret: not shown>"  # provision.slot_view
     return f"seq={frame.seq} {msg.TYPE.name} {fields}"
+
+
+_ENTRY_SIZE = m.ListEntry.sizeof()
+_DIGEST_AT = _ENTRY_SIZE - m.DIGEST_SIZE  # sha256 is a ListEntry's last field
+
+
+def _secret_digest_spans(msg: m.Message, body: bytes) -> list[tuple[int, int]]:
+    """Where a LIST_PAGE body holds the digests of secret slots (entries end the body)."""
+    if not isinstance(msg, m.ListPage):
+        return []
+    first = len(body) - len(msg.entries) * _ENTRY_SIZE
+    return [
+        (at, at + m.DIGEST_SIZE)
+        for i, entry in enumerate(msg.entries)
+        if digest_is_secret(entry.slot)
+        for at in [first + i * _ENTRY_SIZE + _DIGEST_AT]
+    ]
 
 
 def frame_trace(log: TraceLog) -> Trace:
     """`--trace` for the native link: each frame body (header + payload, before COBS and
     CRC) as a hex dump under its decoded fields. A DATA chunk is a slice of the bundle, so
     it may hold key bytes: it shows as its length only (its CRC is not shown either: a CRC
-    over mostly known bytes gives away the few unknown ones)."""
+    over mostly known bytes gives away the few unknown ones). A LIST_PAGE shows no secret
+    slot's digest, decoded or in the dump (provision.slot_view)."""
 
     def trace(direction: str, frame: m.Frame) -> None:
         try:
@@ -48,7 +71,8 @@ def frame_trace(log: TraceLog) -> Trace:
         redact = None
         if isinstance(frame.message, m.Data):
             redact = max(0, len(body) - len(frame.message.chunk))
-        log.frame(direction, body, _meaning(frame), redact_from=redact)
+        hide = _secret_digest_spans(frame.message, body)
+        log.frame(direction, body, _meaning(frame), redact_from=redact, hide=hide)
 
     return trace
 
