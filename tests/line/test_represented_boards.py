@@ -14,7 +14,6 @@ import provision.device
 from provision.errors import ExitCode
 from provision.line import Line
 from provision.registry import Result, open_registry
-from provision.registry.export import export_to
 
 
 def _run(cfg, **kw):  # type: ignore[no-untyped-def]
