@@ -35,7 +35,14 @@ def _meaning(frame: m.Frame) -> str:
         for shown, entry in zip(fields["entries"], msg.entries, strict=True):
             if digest_is_secret(entry.slot):
                 shown["sha256"] = "<secret: not shown>"  # provision.slot_view
+    for key in _SET_DIGESTS.get(type(msg), ()):
+        # Over the whole set: with every other slot public, as good as a PSK's own digest.
+        fields[key] = "<covers the set's secrets: not shown>"
     return f"seq={frame.seq} {msg.TYPE.name} {fields}"
+
+
+# Digests over a whole bundle or set (each message's last field, before Terminated).
+_SET_DIGESTS: dict[type, tuple[str, ...]] = {m.Begin: ("sha256",), m.Committed: ("set_digest",)}
 
 
 _ENTRY_SIZE = m.ListEntry.sizeof()
@@ -43,7 +50,10 @@ _DIGEST_AT = _ENTRY_SIZE - m.DIGEST_SIZE  # sha256 is a ListEntry's last field
 
 
 def _secret_digest_spans(msg: m.Message, body: bytes) -> list[tuple[int, int]]:
-    """Where a LIST_PAGE body holds the digests of secret slots (entries end the body)."""
+    """Where a LIST_PAGE body holds the digests of secret slots (entries end the body), or
+    a BEGIN or COMMITTED its digest over the set."""
+    if type(msg) in _SET_DIGESTS:
+        return [(len(body) - m.DIGEST_SIZE, len(body))]
     if not isinstance(msg, m.ListPage):
         return []
     first = len(body) - len(msg.entries) * _ENTRY_SIZE
@@ -60,7 +70,8 @@ def frame_trace(log: TraceLog) -> Trace:
     CRC) as a hex dump under its decoded fields. A DATA chunk is a slice of the bundle, so
     it may hold key bytes: it shows as its length only (its CRC is not shown either: a CRC
     over mostly known bytes gives away the few unknown ones). A LIST_PAGE shows no secret
-    slot's digest, decoded or in the dump (provision.slot_view)."""
+    slot's digest, decoded or in the dump (provision.slot_view), BEGIN and COMMITTED not
+    their digests over the set."""
 
     def trace(direction: str, frame: m.Frame) -> None:
         try:
