@@ -261,6 +261,8 @@ class Line:
                 if info.device_id != last_id:
                     return dev, info
                 # Still the device we just did: wait until the operator swaps it.
+            except Interrupted:
+                pass  # stopping: the loop ends below; not a reason the port has no device
             except Exception as err:
                 self.states[port].last_error = error_code(err)
                 self.states[port].no_device = f"{error_code(err)}: {err}"

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ExitCode
+from provision.line import Line
 from provision.line.simulate import PtyJig, start_jigs
 from provision.registry import Result, open_registry
 
@@ -221,3 +222,31 @@ def test_ctrl_c_at_the_terminal_stops_a_run_started_with_sigint_ignored(
     assert "stopping: finishing devices in flight" in text
     assert text.count('"status": "ok"') == 1
     _registry_is_clean(ca_dir)
+
+
+def test_stop_cuts_a_look_at_an_empty_port_short(station) -> None:
+    """A port whose board does not answer (here an at-cmng jig; the station speaks native)
+    spends tries x timeout per look: a stop does not wait for the look to end, and the port's
+    reason for having no device stays the link's, not the interruption."""
+    (jig,) = start_jigs(1, kind="at-cmng", baud=115200, prefix=f"empty{os.getpid()}-")
+    try:
+        cfg = station([jig.path], device_timeout=1.0, retries=2)  # a look: 3 s
+        line = Line(cfg, operator="tester")
+        stopped: list[float] = []
+
+        def wait(line: Line) -> None:
+            state = line.states[jig.path]
+            deadline = time.monotonic() + 30
+            while state.no_device is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.5)  # into the next look
+            line.stop()
+            stopped.append(time.monotonic())
+
+        line.run(wait=wait)
+        ended = time.monotonic()
+    finally:
+        jig.stop.set()
+    assert ended - stopped[0] < 1.0
+    reason = line.states[jig.path].no_device
+    assert reason is not None and reason.startswith("link.timeout"), reason
