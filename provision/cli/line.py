@@ -189,7 +189,8 @@ def run(
                 if len(interrupted) > said:
                     said = len(interrupted)
                     err_console.print(
-                        "stopping: finishing devices in flight (Ctrl-C again rolls them back)"
+                        "stopping: finishing devices in flight "
+                        "(a second Ctrl-C or SIGTERM rolls them back)"
                         if said == 1
                         else "aborting: rolling back devices in flight"
                     )
