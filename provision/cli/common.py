@@ -16,8 +16,29 @@ from rich.text import Text
 from provision.device import DIALECTS
 from provision.errors import InputError
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class PlainConsole(Console):
+    """A console that prints strings literally: no rich markup, no emoji codes, no terminal
+    control characters (newlines and tabs kept).
+
+    Device ids, subjects, device replies, registry values and file names reach nearly every
+    line a command prints; a `[/red]` in any of them made rich raise MarkupError (exit 70).
+    Styled output is a `Text` built by the caller (e.g. `Text("✗", style="red")`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, emoji=False, highlight=False, soft_wrap=True, **kwargs)
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        kwargs.pop("markup", None)  # never markup, whatever a caller asks
+        kwargs.pop("emoji", None)
+        super().print(
+            *(safe_text(o, keep_newlines=True) if isinstance(o, str) else o for o in objects),
+            **kwargs,
+        )
+
+
+console = PlainConsole()
+err_console = PlainConsole(stderr=True)
 
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
@@ -30,14 +51,22 @@ def dialect_choices(*, auto: bool) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
+class PlainTable(Table):
+    """A rich Table whose string cells are plain text (see `safe_text`): callers pass values
+    as they are and cannot forget to escape one."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().add_row(*(safe_text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
+
+
 def table(*columns: str, title: str | None = None, show_header: bool = True) -> Table:
     """A table in the one style every command prints: borderless, bold header, title on the
-    left. More columns (with their own options) can be added to it."""
-    result = Table(
+    left. More columns (with their own options) can be added to it. Cells are plain text."""
+    result = PlainTable(
         box=None,
         header_style="bold",
         show_header=show_header,
-        title=title,
+        title=safe_text(title) if title is not None else None,
         title_justify="left",
     )
     for column in columns:
@@ -47,13 +76,16 @@ def table(*columns: str, title: str | None = None, show_header: bool = True) -> 
     return result
 
 
-def safe_text(value: object) -> Text:
+def safe_text(value: object, *, keep_newlines: bool = False) -> Text:
     """Plain text for a table cell or a line: no rich markup, no terminal control characters.
 
     Subjects, identities, port names and error texts come from files and devices, i.e. from
-    anyone."""
+    anyone. A Text passes through unchanged (it is already literal)."""
+    if isinstance(value, Text):
+        return value
+    keep = "\n\t" if keep_newlines else ""
     text = str(value)
-    return Text("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
+    return Text("".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text))
 
 
 def resolve_password(

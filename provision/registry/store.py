@@ -107,7 +107,10 @@ class Registry:
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if self._db.name == "sqlite" else contextlib.nullcontext()
         )
-        self._init_schema()
+        if self._db.read_only:
+            self._check_schema()
+        else:
+            self._init_schema()
 
     @property
     def _db(self) -> Backend:
@@ -163,6 +166,22 @@ class Registry:
                 )
 
         self._write(create)
+
+    def _check_schema(self) -> None:
+        """A read-only open: the file must already be a registry of this tool's schema."""
+        try:
+            with self._db.errors():
+                row = self._db.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+                self._db.execute("SELECT seq FROM chain_head WHERE id = 1").fetchone()
+        except RegistryError:
+            raise RegistryError(f"{self.target}: not a provision registry") from None
+        if row is None:
+            raise RegistryError(f"{self.target}: not a provision registry")
+        if int(row[0]) != SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.target}: registry schema version {row[0]}, this tool knows "
+                f"{SCHEMA_VERSION} (a command that writes, e.g. `line run`, migrates it)"
+            )
 
     # -- serials and claims ---------------------------------------------------------
 
@@ -409,14 +428,15 @@ class Registry:
         self.close()
 
 
-def open_registry(url: str, *, create: bool = True) -> Registry:
+def open_registry(url: str, *, read_only: bool = False) -> Registry:
     """Open the registry at a path, `sqlite:///path` or `postgresql://…`; a SQLite file is
-    created when missing unless `create` is False."""
-    first = open_backend(url, create=create)
+    created (and an older schema migrated) unless `read_only`, which opens the database
+    read-only and requires an existing registry of this schema."""
+    first = open_backend(url, read_only=read_only)
     pending = [first]
 
     def opener() -> Backend:
         # The connection made here (and checked) serves the opening thread.
-        return pending.pop() if pending else open_backend(url)
+        return pending.pop() if pending else open_backend(url, read_only=read_only)
 
     return Registry(opener)
