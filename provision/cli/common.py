@@ -15,6 +15,7 @@ from rich.text import Text
 
 from provision.device import DIALECTS
 from provision.errors import InputError
+from provision.inputs import read_first_line
 
 
 class PlainConsole(Console):
@@ -107,16 +108,7 @@ def resolve_password(
     if password_file is not None and password_env is not None:
         raise InputError(f"give either {file_option} or {env_option}, not both")
     if password_file is not None:
-        try:
-            text = password_file.read_text(encoding="utf-8")
-        except OSError as err:
-            raise InputError(
-                f"{password_file}: cannot read password file: {err.strerror}"
-            ) from None
-        lines = text.splitlines()
-        if not lines or not lines[0]:
-            raise InputError(f"{password_file}: password file is empty")
-        return lines[0].encode()
+        return read_first_line(password_file, "password").encode()
     if password_env is not None:
         value = os.environ.get(password_env)
         if not value:

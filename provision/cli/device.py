@@ -30,6 +30,7 @@ from provision.cli.common import (
     table,
 )
 from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionError
+from provision.inputs import read_input
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -198,7 +199,7 @@ def _load_input(
                 "(repack it with `bundle pack`)"
             )
         bundle_io.read_bundle(bundle)  # names the file in any error
-        return bundle.read_bytes()
+        return read_input(bundle, "bundle")
     sources = bundle_io.sources_from_cli(
         spec=spec,
         sec_tag=tag,

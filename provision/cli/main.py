@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from provision import __version__
-from provision.errors import ExitCode, ProvisionError
+from provision.errors import ExitCode, ProvisionError, clip, one_line
 
 # command name → help; provision.cli.<name> exposes `app: typer.Typer`.
 GROUPS: dict[str, str] = {
@@ -31,6 +31,12 @@ def _is_cli_control(err: BaseException) -> bool:
     )
 
 
+def _os_error_text(err: OSError) -> str:
+    reason = err.strerror or type(err).__name__
+    name = err.filename if err.filename is not None else None
+    return f"{clip(name)}: {reason}" if name is not None else reason
+
+
 class ProvisionGroup(TyperGroup):
     """Turns every ProvisionError into `error: …` on stderr and its exit code."""
 
@@ -38,8 +44,18 @@ class ProvisionGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ProvisionError as err:
-            typer.echo(f"error: {err.message}", err=True)
+            typer.echo(f"error: {one_line(err.message)}", err=True)
             raise typer.Exit(int(err.exit_code)) from None
+        except OSError as err:
+            if isinstance(err, BrokenPipeError):
+                raise
+            # The operating system refused a file, a port or a socket the user named (a name
+            # too long, no permission, not found): bad input, not a bug in this tool.
+            typer.echo(f"error: {one_line(_os_error_text(err))}", err=True)
+            raise typer.Exit(int(ExitCode.INPUT)) from None
+        except UnicodeError as err:
+            typer.echo(f"error: input is not valid text ({type(err).__name__})", err=True)
+            raise typer.Exit(int(ExitCode.INPUT)) from None
         except BrokenPipeError:
             # The reader went away (`provision … | head`): typer stops quietly with exit 1.
             raise

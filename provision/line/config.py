@@ -42,6 +42,7 @@ from typing import Any
 from provision.bundle.model import MAX_SEC_TAG
 from provision.device import DIALECTS
 from provision.errors import InputError
+from provision.inputs import read_text
 from provision.line.proof import ProofConfig, proof_from_dict
 from provision.pki.authority import SubjectTemplate
 
@@ -145,12 +146,8 @@ def _path(base: Path, value: Any, what: str) -> Path:
 def load_config(path: Path) -> StationConfig:
     """Read and check a station config; InputError names the problem."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: station config not found") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read station config: {err.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        data = tomllib.loads(read_text(path, "station config"))
+    except tomllib.TOMLDecodeError as err:
         raise InputError(f"{path}: not valid TOML: {err}") from None
     return config_from_dict(data, Path(path).resolve().parent, source=str(path))
 

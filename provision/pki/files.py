@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.errors import InputError, OverwriteError
+from provision.inputs import read_input
+
+__all__ = ["KEY_MODE", "PUBLIC_MODE", "OutputFile", "read_input", "write_outputs"]
 
 KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -27,18 +30,6 @@ class OutputFile:
     # Keys: never replaced without --force. Certificates follow the same rule so that a
     # certificate is never silently separated from the key it was issued for.
     is_key: bool = False
-
-
-def read_input(path: Path, what: str) -> bytes:
-    """Read an input file; a missing or unreadable file is a one-line InputError."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a {what} file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read {what} file: {err.strerror}") from None
 
 
 def _check_destination(out: OutputFile, force: bool) -> None:
