@@ -30,20 +30,24 @@ class ExitCode(IntEnum):
 
 
 # Longest user-supplied value echoed in a message: a 10,000-character --device-id or file
-# name is shown as its start, an ellipsis and its length.
-CLIP_CHARS = 80
+# name is shown as its start, an ellipsis, its end (a file's name) and its length.
+CLIP_CHARS = 160
 
 
 def clip(value: object, limit: int = CLIP_CHARS) -> str:
-    """A user-supplied value as it may appear in a message: at most `limit` characters, on
-    one line (line ends and control characters escaped)."""
+    """A user-supplied value as it may appear in a message: at most about `limit`
+    characters, on one line (line ends and control characters escaped)."""
     text = str(value)
-    shown = text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) > limit:
+        head = limit * 2 // 3
+        shown = f"{text[:head]}…{text[-(limit - head - 1) :]}"
+    else:
+        shown = text
     shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in shown)
     return shown if len(text) <= limit else f"{shown} ({len(text)} characters)"
 
 
-def one_line(message: str, limit: int = 12 * CLIP_CHARS) -> str:
+def one_line(message: str, limit: int = 8 * CLIP_CHARS) -> str:
     """An error message as the CLI prints it: one line, at most about `limit` characters.
     The last guard: values are clipped where they are put into messages (`clip`)."""
     text = " ".join(message.split("\n"))

@@ -41,9 +41,10 @@ from typing import Any
 
 from provision.bundle.model import MAX_SEC_TAG
 from provision.device import DIALECTS
-from provision.errors import InputError
+from provision.errors import InputError, clip
 from provision.inputs import read_text
 from provision.line.proof import ProofConfig, proof_from_dict
+from provision.line.schema import check_station_file
 from provision.pki.authority import SubjectTemplate
 
 try:
@@ -149,7 +150,13 @@ def load_config(path: Path) -> StationConfig:
         data = tomllib.loads(read_text(path, "station config"))
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{path}: not valid TOML: {err}") from None
-    return config_from_dict(data, Path(path).resolve().parent, source=str(path))
+    source = clip(str(path))
+    try:
+        return config_from_dict(data, Path(path).resolve().parent, source=source)
+    except InputError as err:
+        if err.message.startswith(source):
+            raise
+        raise InputError(f"{source}: {err.message}", code=err.code) from None
 
 
 def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -> StationConfig:
@@ -173,13 +180,16 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
     if unknown:
         raise InputError(f"{source}: unknown setting(s): {', '.join(unknown)}")
     ca = data.get("ca") or {}
-    if "cert" not in ca or "key" not in ca:
-        raise InputError(f"{source}: [ca] needs cert and key")
-    if "password" in ca or "pin" in ca:
+    if isinstance(ca, dict) and ("password" in ca or "pin" in ca):
         raise InputError(
             f"{source}: secrets do not belong in the config: use [ca] key_password_env, "
             "or pin-source / PROVISION_PKCS11_PIN for a token"
         )
+    if isinstance(ca, dict) and ("cert" not in ca or "key" not in ca):
+        raise InputError(f"{source}: [ca] needs cert and key")
+    # Every table and field has the type it must have (one line naming the field otherwise);
+    # the values are read from `data` below as before.
+    check_station_file(data, source)
     key = ca["key"]
     ca_key = key if str(key).startswith("pkcs11:") else str(_path(base, key, "[ca] key"))
     profile = data.get("profile") or {}
