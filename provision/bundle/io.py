@@ -27,7 +27,7 @@ from provision.bundle.spec import (
     load_spec,
 )
 from provision.check import Finding, check_credential_set, refuse_errors
-from provision.errors import BundleError, InputError, OverwriteError, PolicyError
+from provision.errors import BundleError, InputError, OverwriteError, PolicyError, UsageError
 from provision.pki.authority import validate_device_id
 from provision.pki.certs import cert_der, cert_pem, load_certificates, summarize
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, read_input, write_outputs
@@ -524,7 +524,7 @@ def sources_from_options(
 ) -> PackSources:
     """The one-tag PackSources the command-line options describe."""
     if sec_tag is None:
-        raise InputError("--tag is required with item options (or use --spec)")
+        raise UsageError("--tag is required with item options (or use --spec)")
     tag = TagSources(
         sec_tag=sec_tag,
         root_ca=tuple(root_ca),

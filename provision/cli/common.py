@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from provision.device import DIALECTS
-from provision.errors import InputError
+from provision.errors import InputError, UsageError, clip
 from provision.inputs import read_first_line
 
 
@@ -50,6 +50,30 @@ def dialect_choices(*, auto: bool) -> str:
     `auto` (probe the port) where the command can probe."""
     names = [*DIALECTS, "auto (probe the port)"] if auto else list(DIALECTS)
     return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _check_dialect(auto: bool) -> Any:
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        valid = [*DIALECTS, "auto"] if auto else list(DIALECTS)
+        if value not in valid:
+            # A bad command line (exit 2), caught before any port is opened.
+            raise typer.BadParameter(f"{clip(value)!r} is not one of: {', '.join(valid)}")
+        return value
+
+    return check
+
+
+def dialect_option(default: str | None, *names: str, auto: bool, help: str | None = None) -> Any:
+    """The --dialect option of every command that takes one: checked by the option parser
+    (exit 2 naming the valid dialects), its help listing them."""
+    return typer.Option(
+        default,
+        *(names or ("--dialect",)),
+        callback=_check_dialect(auto),
+        help=help or f"{dialect_choices(auto=auto)}.",
+    )
 
 
 class PlainTable(Table):
@@ -106,7 +130,7 @@ def resolve_password(
     """
     file_option, env_option = options
     if password_file is not None and password_env is not None:
-        raise InputError(f"give either {file_option} or {env_option}, not both")
+        raise UsageError(f"give either {file_option} or {env_option}, not both")
     if password_file is not None:
         return read_first_line(password_file, "password").encode()
     if password_env is not None:

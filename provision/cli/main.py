@@ -31,6 +31,10 @@ def _is_cli_control(err: BaseException) -> bool:
     )
 
 
+# typer's (vendored) click UsageError, the base of BadParameter, MissingParameter, NoSuchOption.
+_CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+
+
 def _os_error_text(err: OSError) -> str:
     reason = err.strerror or type(err).__name__
     name = err.filename if err.filename is not None else None
@@ -62,6 +66,12 @@ class ProvisionGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except _CLICK_USAGE_ERROR as err:
+            # One line, like every other error (typer would draw a box over several lines);
+            # exit 2, typer's code for a bad command line.
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            typer.echo(f"error: {one_line(err.format_message())}{hint}", err=True)
+            raise typer.Exit(int(ExitCode.USAGE)) from None
         except Exception as err:
             # typer/click use exceptions for --help, usage errors and exits: let them through.
             if _is_cli_control(err) or os.environ.get("PROVISION_DEBUG") == "1":

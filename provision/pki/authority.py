@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from provision.errors import InputError, PolicyError
+from provision.errors import InputError, PolicyError, clip
 from provision.pki.certs import cert_der, cert_pem, common_name, is_ca, load_certificates
 from provision.pki.keys import (
     DEFAULT_KEY_TYPE,
@@ -64,9 +64,15 @@ _CURVES: dict[KeyType, ec.EllipticCurve] = {
 
 
 def validate_device_id(device_id: str) -> str:
+    """A device id as pack and issue accept it. Too long is refused by policy (exit 6, as
+    docs/bundle-format.md says); other characters are bad input (exit 3)."""
+    if isinstance(device_id, str) and len(device_id) > MAX_DEVICE_ID:
+        raise PolicyError(
+            f"device id {clip(device_id, 40)!r} is too long: at most {MAX_DEVICE_ID} characters"
+        )
     if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
         raise InputError(
-            f"device id {device_id!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
+            f"device id {clip(device_id, 40)!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
             "letters, digits and . _ : @ -, starting with a letter or digit"
         )
     return device_id
