@@ -46,6 +46,7 @@ from provision.inputs import read_text
 from provision.line.proof import ProofConfig, proof_from_dict
 from provision.line.schema import check_station_file
 from provision.pki.authority import SubjectTemplate
+from provision.transport.serial import port_problem
 
 try:
     import tomllib
@@ -244,11 +245,18 @@ def expand_ports(patterns: tuple[str, ...]) -> list[str]:
     ports: list[str] = []
     for pattern in patterns:
         if "://" in pattern or not glob.has_magic(pattern):
+            # A named port that exists must look like a serial device (a line never probes
+            # a shell's terminal or a file); one not plugged in yet is waited for.
+            problem = port_problem(pattern) if os.path.exists(pattern) else None
+            if problem is not None:
+                raise InputError(f"{clip(pattern)}: {problem}")
             found = [pattern]
         else:
-            found = sorted(glob.glob(pattern))
+            # Only the matches that look like serial devices: /dev/tty* also matches the
+            # consoles and every open terminal.
+            found = [p for p in sorted(glob.glob(pattern)) if port_problem(p) is None]
             if not found:
-                raise InputError(f"no port matches {pattern!r}")
+                raise InputError(f"no serial port matches {clip(pattern)!r}")
         for p in found:
             if p not in ports:
                 ports.append(p)
