@@ -570,7 +570,7 @@ def sources_from_cli(
         items = [sec_tag is not None, root_ca, client_cert, client_key, key_password, psk,
                  psk_identity]  # fmt: skip
         if any(items):
-            raise InputError(f"--spec cannot be combined with {', '.join(ITEM_OPTIONS)}")
+            raise UsageError(f"--spec cannot be combined with {', '.join(ITEM_OPTIONS)}")
         return override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
     return sources_from_options(
         sec_tag=sec_tag,
