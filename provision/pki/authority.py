@@ -84,11 +84,22 @@ def _naive_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=None)
 
 
+def name_attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute:
+    """One subject attribute from user text; a value X.509 cannot hold (RFC 5280 upper
+    bounds: a common name or organization at most 64 characters, none empty) is refused by
+    policy (exit 6) with the value clipped, not a ValueError from cryptography (exit 70)."""
+    try:
+        return x509.NameAttribute(oid, value)
+    except ValueError as err:
+        label = getattr(oid, "_name", None) or oid.dotted_string
+        raise PolicyError(f"subject {label} {clip(value, 40)!r}: {err}") from None
+
+
 def _name(cn: str, organization: str | None = None) -> x509.Name:
     attrs = []
     if organization:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+        attrs.append(name_attribute(NameOID.ORGANIZATION_NAME, organization))
+    attrs.append(name_attribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
 
 
@@ -185,7 +196,7 @@ def _subject_shape(
     if subject is not None:
         return subject.shape()
     if organization:
-        o = x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)
+        o = name_attribute(NameOID.ORGANIZATION_NAME, organization)
         return ((x509.RelativeDistinguishedName([o]),), ())
     return ((), ())
 
