@@ -13,6 +13,7 @@ one registry.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from provision.errors import RegistryError
+from provision.errors import ProvisionError, RegistryError, clip
 from provision.registry.backends import (
     MIGRATIONS,
     SCHEMA,
@@ -70,6 +71,21 @@ class ChainReport:
 
 
 def _record(row: tuple[Any, ...]) -> Record:
+    """A stored row as a Record. Anyone with the file can write a row: one that does not
+    parse (sec_tags or proof not the JSON we write, an unknown result) is a RegistryError
+    naming the row, not a crash in `registry show` or `export`."""
+    try:
+        record = _parse_row(row)
+        if record.proof:
+            json.loads(record.proof)
+        return record
+    except (ValueError, TypeError, ProvisionError) as err:
+        raise RegistryError(
+            f"registry row {clip(row[0], 20)}: malformed ({type(err).__name__})"
+        ) from None
+
+
+def _parse_row(row: tuple[Any, ...]) -> Record:
     (seq, device_id, result, station, operator, started, finished, serial) = row[:8]
     (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash, proof) = row[8:]
     return Record(
