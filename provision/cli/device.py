@@ -456,7 +456,7 @@ def keygen(
     """Make the device generate a P-256 key in --tag and return a CSR; with --ca, sign it
     and install the certificate in the same tag."""
     from provision.pki.csr import csr_bytes, load_csr
-    from provision.pki.files import OutputFile, write_outputs
+    from provision.pki.files import OutputFile, check_destinations, write_outputs
 
     if ca_key is not None and ca is None:
         raise UsageError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
@@ -471,6 +471,7 @@ def keygen(
             raise InputError(f"{path}: is a directory; give a file name")
         if path is not None and path.exists() and not force:
             raise OverwriteError(f"{path}: file exists; use --force to overwrite")
+    check_destinations([out, cert_out], force=force)
     authority = None
     if ca is not None:
         from provision.pki.flows import locate_ca, open_ca

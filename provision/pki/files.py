@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.errors import InputError, OverwriteError
+from provision.errors import InputError, OverwriteError, clip
 from provision.inputs import read_input
 
 __all__ = ["KEY_MODE", "PUBLIC_MODE", "OutputFile", "read_input", "write_outputs"]
@@ -44,11 +44,30 @@ def _check_destination(out: OutputFile, force: bool) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"{existing}: not a directory")
+    # A name the file system cannot hold fails only when written: after a device made a key,
+    # that key's CSR would be lost. Checked here, before anything happens.
+    try:
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return
+    for part in path.relative_to(existing).parts:
+        if len(os.fsencode(part)) > longest:
+            raise InputError(f"{clip(path)}: file name too long (at most {longest} bytes)")
 
 
-def _make_parents(outputs: list[OutputFile]) -> list[Path]:
-    """Create missing output folders (0700: they will hold keys); return them, deepest first."""
-    created: list[Path] = []
+def check_destinations(paths: list[Path | None], *, force: bool) -> None:
+    """Refuse, before any work, an output that write_outputs would refuse or fail to write
+    (a directory, an existing file without force, a missing parent that is a file, a name
+    too long)."""
+    for path in paths:
+        if path is not None:
+            _check_destination(OutputFile(Path(path), b""), force)
+
+
+def _make_parents(outputs: list[OutputFile], created: list[Path]) -> None:
+    """Create missing output folders (0700: they will hold keys), each recorded in `created`
+    (deepest first) as soon as it exists: a failure half-way (a name too long for the file
+    system) must still remove the folders made before it."""
     for out in outputs:
         missing: list[Path] = []
         parent = out.path.parent
@@ -57,8 +76,7 @@ def _make_parents(outputs: list[OutputFile]) -> list[Path]:
             parent = parent.parent
         for folder in reversed(missing):
             folder.mkdir(mode=0o700)
-            created.append(folder)
-    return created[::-1]
+            created.insert(0, folder)
 
 
 def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
@@ -72,7 +90,7 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
     placed: list[Path] = []
     created: list[Path] = []
     try:
-        created = _make_parents(outputs)
+        _make_parents(outputs, created)
         for out in outputs:
             fd, tmp = tempfile.mkstemp(prefix=f".{out.path.name}.", dir=out.path.parent)
             staged.append((tmp, out))
@@ -95,7 +113,7 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
             placed.append(out.path)
     except OSError as err:
         _undo(staged, placed, created)
-        raise InputError(f"cannot write {err.filename or 'output'}: {err.strerror}") from None
+        raise InputError(f"cannot write {clip(err.filename or 'output')}: {err.strerror}") from None
     except BaseException:
         _undo(staged, placed, created)
         raise

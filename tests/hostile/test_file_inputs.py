@@ -107,3 +107,39 @@ def test_non_regular_input_file_is_refused_in_one_line(run, world, cmd, param) -
         name = bad[kind] if kind != "name-too-long" else "nnnnnnnnnn"
         assert_clean_failure(result, world, ExitCode.INPUT, name)
         assert world.tree() == before, f"{kind}: the world changed"
+
+
+def _output_cases() -> list[tuple[Command, Param]]:
+    # `sim --flash` is an output of a command that serves until stopped: not run here.
+    return [
+        (cmd, p)
+        for cmd in commands()
+        for p in cmd.params
+        if p.is_path and not p.is_input_file and cmd.id != "sim"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "param"), _output_cases(), ids=[f"{c.id}:{p.key}" for c, p in _output_cases()]
+)
+def test_output_name_too_long_is_bad_input_and_leaves_nothing(run, world, cmd, param) -> None:
+    before = world.tree()
+    too_long = str(world.dir / "out" / ("o" * 300))
+    chosen = [
+        arg
+        for q in cmd.params
+        if q.required and q is not param
+        for arg in ([q.flag] if q.flag else [])
+        + [valid_value(world, cmd, q) or str(world / f"new-{q.key}")]
+    ]
+    needs_items = cmd.param("tag") is not None and cmd.param("root_ca") is not None
+    items = ["--tag", "42", "--root-ca", str(world / "root-ca.pem")] if needs_items else []
+    # The input an output is made from, where the command takes it from an option.
+    for name in ("ca", "registry"):
+        q = cmd.param(name)
+        if q is not None and not q.required:
+            items += [q.flag, valid_value(world, cmd, q)]
+    result = run(*cmd.path, *chosen, *items, param.flag, too_long)
+    line = assert_clean_failure(result, world, ExitCode.INPUT)
+    assert "ooooo" in line or str(world / "out") in line, line
+    assert world.tree() == before
