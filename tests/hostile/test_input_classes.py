@@ -290,3 +290,23 @@ def test_silence_still_asks_whether_a_device_is_there() -> None:
     assert link.no_answer_hint() == "is a device on this port?"
     link.receive_data(b"\x13\x37garbage\x00" * 4)
     assert "--baud" in link.no_answer_hint()
+
+
+# --- 6. the exit code says which side failed ----------------------------------------------
+
+
+def test_testserver_with_unusable_own_credentials_is_bad_input_not_a_handshake(run, world) -> None:
+    junk = world / "junk.pem"
+    if not junk.exists():
+        junk.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    good = {"--ca": world / "root-ca.pem", "--cert": world / "device.pem"}
+    for changed, needle in (
+        ({"--ca": junk}, "junk.pem"),
+        ({"--cert": junk}, "junk.pem"),
+        ({"--key": world / "signer.key"}, "does not belong"),
+    ):
+        options = {**good, "--key": world / "device.key", **changed}
+        args = [a for pair in options.items() for a in pair]
+        result = run("testserver", *args, "--port", "0", "--once")
+        line = assert_clean_failure(result, world, ExitCode.INPUT)
+        assert needle in line or "server credentials" in line, line
