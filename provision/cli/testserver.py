@@ -7,7 +7,13 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
+from provision.cli.common import (
+    PASSWORD_ENV_HELP,
+    PASSWORD_FILE_HELP,
+    console,
+    print_json,
+    resolve_password,
+)
 from provision.errors import ExitCode, InputError
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted, load_private_key
@@ -68,9 +74,12 @@ def testserver(
         if json_out:
             print_json({"event": "client", **event.to_dict()})
         elif event.accepted:
-            typer.echo(f"accepted {event.peer}: {event.subject} ({event.version}, {event.cipher})")
+            # A client's subject is anyone's text: printed literally (PlainConsole).
+            console.print(
+                f"accepted {event.peer}: {event.subject} ({event.version}, {event.cipher})"
+            )
         else:
-            typer.echo(f"rejected {event.peer}: {event.reason}")
+            console.print(f"rejected {event.peer}: {event.reason}")
 
     try:
         server = TestServer(material, port=port, tls_version=tls)
