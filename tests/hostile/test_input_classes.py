@@ -310,3 +310,13 @@ def test_testserver_with_unusable_own_credentials_is_bad_input_not_a_handshake(r
         result = run("testserver", *args, "--port", "0", "--once")
         line = assert_clean_failure(result, world, ExitCode.INPUT)
         assert needle in line or "server credentials" in line, line
+
+
+@pytest.mark.parametrize("option", ["flash", "signer"])
+def test_simulator_files_named_in_a_port_url_are_read_by_the_one_reader(run, world, option) -> None:
+    from hostile_world import hostile_files
+
+    bad = hostile_files(world.dir / "hostile-url")
+    for kind in ("char-device", "fifo", "directory"):
+        result = run("device", "list", "--port", f"sim://native?{option}={bad[kind]}")
+        assert_clean_failure(result, world, ExitCode.INPUT, bad[kind])
