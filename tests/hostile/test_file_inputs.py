@@ -143,3 +143,31 @@ def test_output_name_too_long_is_bad_input_and_leaves_nothing(run, world, cmd, p
     line = assert_clean_failure(result, world, ExitCode.INPUT)
     assert "ooooo" in line or str(world / "out") in line, line
     assert world.tree() == before
+
+
+# Reads that are not of a file a user named: the kernel's process table, and the simulated
+# flash rewriting its own file (read first through the one reader).
+OTHER_READS = {("provision/transport/serial.py", "read_text"), ("provision/sim/store.py", "open")}
+
+
+def test_every_file_read_goes_through_the_one_reader() -> None:
+    """A new `Path.read_bytes()` or `open()` would bring back the FIFO hang and /dev/zero."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for path in sorted((root / "provision").rglob("*.py")):
+        rel = str(path.relative_to(root))
+        if rel == "provision/inputs.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            path_read = isinstance(func, ast.Attribute) and func.attr in ("read_bytes", "read_text")
+            builtin_open = isinstance(func, ast.Name) and func.id == "open"
+            name = func.attr if path_read else "open"  # type: ignore[union-attr]
+            if (path_read or builtin_open) and (rel, name) not in OTHER_READS:
+                found.append(f"{rel}:{node.lineno} {name}()")
+    assert found == [], f"read through provision.inputs instead: {found}"
