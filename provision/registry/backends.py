@@ -112,8 +112,11 @@ class SQLiteBackend(Backend):
         self.target = str(path)
         self.read_only = read_only
         try:
-            if read_only and not path.is_file():
+            if read_only and not path.exists():
                 raise RegistryError(f"{path}: no registry here")
+            if path.exists() and not path.is_file():
+                # A FIFO or device would be opened and read as a database.
+                raise RegistryError(f"{path}: not a registry file (not a regular file)")
             if not path.parent.is_dir():
                 raise RegistryError(f"{path.parent}: registry directory does not exist")
         except OSError as err:  # e.g. a name too long for the file system

@@ -320,3 +320,12 @@ def test_simulator_files_named_in_a_port_url_are_read_by_the_one_reader(run, wor
     for kind in ("char-device", "fifo", "directory"):
         result = run("device", "list", "--port", f"sim://native?{option}={bad[kind]}")
         assert_clean_failure(result, world, ExitCode.INPUT, bad[kind])
+
+
+def test_a_line_never_opens_a_fifo_or_device_as_its_registry(run, world) -> None:
+    from hostile_world import hostile_files
+
+    bad = hostile_files(world.dir / "hostile-reg")
+    for kind in ("char-device", "fifo", "directory"):
+        result = run("line", "run", world / "station.toml", "-n", "1", "--registry", bad[kind])
+        assert_clean_failure(result, world, ExitCode.REGISTRY, bad[kind])
