@@ -41,8 +41,28 @@ def _os_error_text(err: OSError) -> str:
     return f"{clip(name)}: {reason}" if name is not None else reason
 
 
+def _usage_error(err: Exception) -> None:
+    """One line, like every other error (typer would draw a box over several lines); exit 2,
+    typer's code for a bad command line."""
+    message = err.format_message()  # type: ignore[attr-defined]
+    if not message.strip():
+        # No arguments at all: typer has shown the help (no_args_is_help), nothing to add.
+        raise err
+    ctx = getattr(err, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    typer.echo(f"error: {one_line(message)}{hint}", err=True)
+    raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
 class ProvisionGroup(TyperGroup):
     """Turns every ProvisionError into `error: …` on stderr and its exit code."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # The root's own options (`provision --bogus`) are parsed here, before invoke.
+        try:
+            return super().make_context(*args, **kwargs)
+        except _CLICK_USAGE_ERROR as err:
+            _usage_error(err)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -67,11 +87,7 @@ class ProvisionGroup(TyperGroup):
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except _CLICK_USAGE_ERROR as err:
-            # One line, like every other error (typer would draw a box over several lines);
-            # exit 2, typer's code for a bad command line.
-            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
-            typer.echo(f"error: {one_line(err.format_message())}{hint}", err=True)
-            raise typer.Exit(int(ExitCode.USAGE)) from None
+            _usage_error(err)
         except Exception as err:
             # typer/click use exceptions for --help, usage errors and exits: let them through.
             if _is_cli_control(err) or os.environ.get("PROVISION_DEBUG") == "1":

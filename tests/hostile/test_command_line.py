@@ -90,3 +90,10 @@ def test_huge_text_value_is_never_echoed_in_full(run, world, cmd, param) -> None
         assert secret not in result.output
     if result.exit_code != 0:
         assert world.tree() == before, "a refused command changed the world"
+
+
+def test_unknown_root_option_is_one_line_too(run) -> None:
+    # Parsed before any command runs (the root's own context): no box over several lines.
+    assert_clean_failure(run("--no-such-option"), None, ExitCode.USAGE, "--no-such-option")
+    result = run()  # no arguments: the help, as before
+    assert "Usage: provision" in result.output or "Usage:" in result.output
