@@ -33,10 +33,8 @@ class HostLink:
     def no_answer_hint(self) -> str:
         """What a "no answer" error should suggest: noise without a frame points at --baud."""
         if self.undecoded_bytes:
-            return (
-                f"{self.undecoded_bytes} byte(s) arrived but no frame decoded: "
-                "is the line speed right (--baud)?"
-            )
+            # No count in the text: `line run` repeats a notice only when its reason changes.
+            return "bytes arrived but no frame decoded: is the line speed right (--baud)?"
         return "is a device on this port?"
 
     def next_seq(self) -> int:
