@@ -41,6 +41,9 @@ class DeviceOps(Protocol):
 
     def reset(self) -> None: ...
 
+    # Optional: `stage(transfer_id, prefix)` is told each time the bundle's contiguous prefix
+    # grows, so a device can program it while the rest arrives (provision.sim.native).
+
 
 @dataclass
 class _Transfer:
@@ -230,8 +233,12 @@ class DeviceProtocol:
         if index >= t.cumulative_chunks and not t.held[index]:
             t.buffer[msg.offset : msg.offset + len(msg.chunk)] = msg.chunk
             t.held[index] = 1
+            before = t.cumulative_chunks
             while t.cumulative_chunks < t.chunks and t.held[t.cumulative_chunks]:
                 t.cumulative_chunks += 1
+            stage = getattr(self.ops, "stage", None)
+            if stage is not None and t.cumulative_chunks > before:
+                stage(t.transfer_id, memoryview(t.buffer)[: t.cumulative])
         return m.Ack(t.transfer_id, t.cumulative, t.sack())
 
     def _commit(self, msg: m.Commit) -> m.Message:

@@ -45,6 +45,9 @@ class NativeDevice:
         # `tls=0`: a device without the TLS check, like the C stub or a real board.
         self.tls_enabled = _flag(opts, "tls")
         self._work = 0.0
+        self._stage_id: int | None = None
+        self._staged_to = 0  # bundle bytes programmed into the spare bank
+        self._stage_at: dict[int, int | None] = {}  # record index -> flash offset of its data
         self._reset_requested = False
         self.protocol = self._new_protocol()
 
@@ -98,6 +101,22 @@ class NativeDevice:
             uid=self.uid,
             firmware=FIRMWARE,
         )
+
+    def stage(self, transfer_id: int, prefix: memoryview) -> None:
+        """Program the bundle's records into the spare bank as they arrive (the flash keeps
+        pace with the line), so COMMIT programs only the entries kept and the bank header."""
+        if transfer_id != self._stage_id:
+            self._stage_id, self._staged_to, self._stage_at = transfer_id, 0, {}
+            self.store.stage_start()
+        for i, span in enumerate(bundle_format.record_spans(prefix)):
+            if i not in self._stage_at:
+                self._stage_at[i] = self.store.stage_entry((span.sec_tag, span.slot), span.length)
+            at = self._stage_at[i]
+            lo = max(span.start, self._staged_to)
+            hi = min(span.start + span.length, len(prefix))
+            if at is not None and lo < hi:
+                self.store.stage_data(at + lo - span.start, bytes(prefix[lo:hi]))
+        self._staged_to = len(prefix)
 
     def list_entries(self) -> list[m.Entry]:
         return [

@@ -229,6 +229,10 @@ class SimRunner:
         self._waiting: deque[tuple[float, int]] = deque()  # (start of handling, bytes)
         self.busy_until = 0.0
         self.boot_until = 0.0
+        # A bank erase started while idle runs in the flash (a NOR chip's own erase, or the
+        # flash controller's): the CPU keeps handling frames and only the next flash
+        # operation waits for it.
+        self.flash_free_at = 0.0
         if self.faults.flash_cut is not None:
             ctx.store.flash.cut_power_after(self.faults.flash_cut)
         self._cut_at = self.faults.cut_at
@@ -249,16 +253,27 @@ class SimRunner:
         self.ctx.store.mount()
         boot_at = t + self.ctx.profile.boot_ms / 1e3
         self.busy_until = self.boot_until = boot_at
+        self.flash_free_at = min(self.flash_free_at, t)  # a cut stops an erase
         self._power_on(boot_at)
 
-    def _guarded(self, call: Callable[[], bytes | None], t: float) -> bytes | None:
+    def _guarded(
+        self, call: Callable[[], bytes | None], t: float, *, background: bool = False
+    ) -> bytes | None:
+        flash = self.ctx.store.flash
+        ops = flash.operations
         try:
             out = call()
         except PowerCut:
             self._power_cut(max(t, self.busy_until))
             return None
         work = self._work()
-        self.busy_until = max(self.busy_until, t) + work
+        if background:
+            self.flash_free_at = max(self.flash_free_at, t) + work
+        elif flash.operations > ops:
+            # This call used the flash: it starts once a background erase is over.
+            self.busy_until = max(self.busy_until, t, self.flash_free_at) + work
+        else:
+            self.busy_until = max(self.busy_until, t) + work
         return out
 
     def _work(self) -> float:
@@ -281,7 +296,7 @@ class SimRunner:
             self._handle(*unit)
         idle = getattr(self.device, "idle", None)
         if idle is not None and self.busy_until <= now and not self._waiting:
-            self._guarded(idle, now)
+            self._guarded(idle, now, background=True)
         return self.d2h.deliver(now)
 
     def _handle(self, t_arrived: float, data: bytes) -> None:
