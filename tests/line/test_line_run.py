@@ -402,3 +402,31 @@ def test_issuer_paths_give_a_matching_key_and_certificate(station, jig, ca_dir, 
     assert issued.cert_serial == f"{cert.serial_number:x}"
     if serial is not None:
         assert cert.serial_number == serial
+
+
+def test_fast_baud_switches_each_device_that_offers_rates(station, jig, monkeypatch) -> None:
+    from provision.dialects.native import NativeSession
+
+    switched: list[int | None] = []
+    real = NativeSession.switch_baud
+
+    def spy(self, rate):  # type: ignore[no-untyped-def]
+        switched.append(real(self, rate))
+        return switched[-1]
+
+    monkeypatch.setattr(NativeSession, "switch_baud", spy)
+    fast, plain = jig(), jig("native", rates="")
+    cfg = station([fast, plain], fast_baud="auto")
+    summary, _ = _run(cfg, per_port=2)
+    assert summary.counts == {"ok": 4}
+    # Devices without rates are never asked (no LINE_RATE capability, no switch_baud call).
+    assert switched and set(switched) == {921600}
+    with open_registry(cfg.registry) as reg:
+        assert reg.count() == 4 and reg.verify().ok
+
+
+def test_fast_baud_setting_is_checked(station, jig) -> None:
+    from provision.errors import InputError
+
+    with pytest.raises(InputError, match="fast_baud 'quick'"):
+        station([jig()], fast_baud="quick")
