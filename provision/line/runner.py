@@ -251,6 +251,9 @@ class Line:
                     port,
                     dialect=cfg.dialect,
                     baud=cfg.baud,
+                    fast_baud=int(cfg.fast_baud)
+                    if (cfg.fast_baud or "a").isdigit()
+                    else cfg.fast_baud,
                     timeout=cfg.device_timeout,
                     retries=cfg.retries,
                     interrupt=self._interrupt(port),

@@ -127,7 +127,7 @@ class PtyJig:
                     raise
                 if talked:
                     return  # the host let go: next board
-                time.sleep(0.02)  # nobody has the port open yet
+                time.sleep(0.002)  # nobody has the port open yet (the next board waits)
                 continue
             if data:
                 talked = True

@@ -51,6 +51,16 @@ class SerialTransport:
         # A socket:// or loop:// URL has no line rate worth timing by.
         return None if "://" in self.url else self.port.baudrate
 
+    @baudrate.setter
+    def baudrate(self, baud: int) -> None:
+        """Switch the port's rate (termios); a socket:// or loop:// URL has none to switch."""
+        if "://" in self.url:
+            return
+        try:
+            self.port.baudrate = baud
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise LinkError(f"{self.url}: cannot switch to {baud} baud: {err}") from None
+
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
