@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, SlotType
@@ -32,6 +32,7 @@ from provision.transport.base import Transport, transport_clock
 
 NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
+_Reply = TypeVar("_Reply", bound=m.Message)
 
 
 def _meaning(frame: m.Frame) -> str:
@@ -171,7 +172,7 @@ class NativeSession:
             self._log.note("rx", f"{self.link.bad_frames - bad} damaged frame(s) dropped")
         return frames
 
-    def _request(self, msg: m.Message, expect: type[m.Message]) -> m.Message:
+    def _request(self, msg: m.Message, expect: type[_Reply]) -> _Reply:
         """One request, retried with the same seq (the device answers a repeat from its cache)."""
         seq = self.link.next_seq()
         for _attempt in range(self.retries + 1):
@@ -200,7 +201,7 @@ class NativeSession:
     # -- DialectSession
     def info(self) -> DeviceInfo:
         h = self.hello
-        features = [f.name.lower() for f in m.Feature if f and h.features & f]  # type: ignore[union-attr]
+        features = [f.name.lower() for f in m.Feature if f and h.features & f and f.name]
         return DeviceInfo(
             dialect=self.name,
             device_id=h.uid.hex(),
@@ -290,8 +291,8 @@ class NativeSession:
                 return bytes(csr[: reply.total])
 
     def request(
-        self, msg: m.Message, expect: type[m.Message], *, timeout: float | None = None
-    ) -> m.Message:
+        self, msg: m.Message, expect: type[_Reply], *, timeout: float | None = None
+    ) -> _Reply:
         """One request of the caller's, retried like every other; `timeout` s per try."""
         saved = self.timeout
         if timeout is not None:
