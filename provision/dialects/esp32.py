@@ -260,7 +260,7 @@ class Esp32Session:
             keep = [
                 e
                 for e in self._entries()
-                if e.type != esc.TlvType.INTEGRITY and _SLOT_FOR_TYPE.get(e.type) is not slot_type  # type: ignore[call-overload]
+                if e.type != esc.TlvType.INTEGRITY and _SLOT_FOR_TYPE.get(e.type) is not slot_type
             ]
         image = esc.encode(keep) if keep else b""
         self._write_image(image, None)
