@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 ENV = "PROVISION_TRACE"
@@ -63,7 +63,7 @@ class TraceLog:
                 text = text.replace(s, f"<{len(s)} chars redacted>")
         return text
 
-    def _emit(self, direction: str, first: str, more: list[str] = ()) -> None:  # type: ignore[assignment]
+    def _emit(self, direction: str, first: str, more: Sequence[str] = ()) -> None:
         stamp = f"{self.clock() - self.start:9.4f}"
         out = [f"{stamp} {direction} {self._scrub(first)}"]
         out += [_INDENT + self._scrub(m) for m in more]
@@ -71,7 +71,9 @@ class TraceLog:
         stream.write("\n".join(out) + "\n")
         stream.flush()
 
-    def frame(self, direction: str, body: bytes, meaning: str, *, redact_from: int | None = None):
+    def frame(
+        self, direction: str, body: bytes, meaning: str, *, redact_from: int | None = None
+    ) -> None:
         """A binary frame as a hex dump under its decoded meaning; bytes from `redact_from`
         on (a chunk that may hold key bytes) are shown by their count only."""
         shown = body if redact_from is None else body[:redact_from]
