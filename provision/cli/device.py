@@ -29,7 +29,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.dialects.nrf_attestation import KeygenAttestation
+from provision.dialects.base import Attestation
 from provision.errors import InputError, ProvisionError, VerifyFailed
 
 app = typer.Typer(no_args_is_help=True)
@@ -59,7 +59,7 @@ TRACE = typer.Option(
 
 def _open(
     port: str, baud: int | None, timeout: float, retries: int, dialect: str, trace: bool = False
-):
+) -> device_mod.Device:
     if timeout <= 0:
         raise InputError("--timeout must be positive")
     if retries < 0:
@@ -92,7 +92,12 @@ def info(
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
         i = dev.info()
         token = _attestation_token(dev)
-    data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
+    data: dict[str, Any] = {
+        "port": port,
+        "dialect": i.dialect,
+        "device_id": i.device_id,
+        "firmware": i.firmware,
+    }
     data["details"] = i.details
     if token is not None:
         data["uuid"] = token["device_uuid"]
@@ -527,7 +532,7 @@ def keygen(
         console.print(f"signed and installed the client_cert in sec_tag {tag}")
 
 
-def _keygen_attestation(found: KeygenAttestation | None) -> dict[str, Any]:
+def _keygen_attestation(found: Attestation | None) -> dict[str, Any]:
     """The device's signed statement about the key it made (nRF91 %KEYGEN), already checked
     against the CSR by the dialect (a mismatch is a DeviceError there)."""
     from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED

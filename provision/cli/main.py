@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -34,7 +35,8 @@ def _is_cli_control(err: BaseException) -> bool:
 class ProvisionGroup(TyperGroup):
     """Turns every ProvisionError into `error: …` on stderr and its exit code."""
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    # ctx: the parent's Context; typer >= 0.24 types it with its private vendored click.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except ProvisionError as err:
@@ -87,6 +89,7 @@ for _name, _help in GROUPS.items():
             _sub.registered_callback is None
             and len(_sub.registered_commands) == 1
             and not (_sub.registered_groups)
+            and _sub.registered_commands[0].callback is not None
         ):
             # A group with a single command (check, testserver) is the command itself.
             app.command(_name, help=_help)(_sub.registered_commands[0].callback)
