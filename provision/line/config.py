@@ -35,6 +35,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,10 @@ from provision.errors import InputError
 from provision.line.proof import ProofConfig, proof_from_dict
 from provision.pki.authority import SubjectTemplate
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 FLOWS = ("host-key", "device-keygen")
 

@@ -29,7 +29,7 @@ class OutputFile:
     is_key: bool = False
 
 
-def read_input(path: Path, what: str) -> bytes:
+def read_input(path: str | Path, what: str) -> bytes:
     """Read an input file; a missing or unreadable file is a one-line InputError."""
     try:
         return Path(path).read_bytes()
