@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import provision.device
 from provision.device import Device, DeviceInfo
@@ -247,6 +248,7 @@ class Line:
         return None
 
 
-def run_line(cfg: StationConfig, **kwargs: object) -> Summary:
-    """Run a line to completion (no display): the library entry point for scripts."""
-    return Line(cfg, **kwargs).run()  # type: ignore[arg-type]
+def run_line(cfg: StationConfig, **kwargs: Any) -> Summary:
+    """Run a line to completion (no display): the library entry point for scripts;
+    `kwargs` are Line's."""
+    return Line(cfg, **kwargs).run()

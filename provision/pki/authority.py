@@ -45,6 +45,8 @@ from provision.pki.tbs_template import ClientTemplate, der_validity
 BACKDATE = timedelta(minutes=5)
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
+# Key types sign_request accepts in a CSR unless told otherwise.
+CSR_KEY_TYPES = (KeyType.P256, KeyType.P384, KeyType.RSA2048, KeyType.RSA3072, KeyType.RSA4096)
 MAX_DEVICE_ID = 64
 # RFC 5280 times (UTCTime from 1950); cryptography cannot encode earlier ones.
 _EARLIEST = datetime(1950, 1, 1)
@@ -521,13 +523,7 @@ class Authority:
         device_id: str | None = None,
         san: Sequence[str] = (),
         days: int = DEFAULT_LEAF_DAYS,
-        allowed_key_types: Sequence[KeyType] = (
-            KeyType.P256,
-            KeyType.P384,
-            KeyType.RSA2048,
-            KeyType.RSA3072,
-            KeyType.RSA4096,
-        ),
+        allowed_key_types: Sequence[KeyType] = CSR_KEY_TYPES,
         source: str = "CSR",
         serial: int | None = None,
         subject: SubjectTemplate | None = None,
