@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import provision.device
-from provision.bundle.io import read_credentials
 from provision.bundle.model import CredentialSet
 from provision.bundle.spec import PackSources, TagSources
 from provision.errors import ProvisionError
+from provision.packing import read_credentials
 
 GOAL = 1.5  # native at least this many times faster than at-cmng
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "fixtures"

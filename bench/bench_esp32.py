@@ -33,10 +33,10 @@ from pathlib import Path
 
 import provision.device
 from provision.bundle import esp_secure_cert as esc
-from provision.bundle.io import read_credentials
 from provision.bundle.spec import PackSources, TagSources
 from provision.dialects import esp32_image as esp_pack
 from provision.dialects.esp32 import Esp32Session
+from provision.packing import read_credentials
 from provision.transport.base import open_transport
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "fixtures"

@@ -68,6 +68,14 @@ class VerifyFailed(CheckFailed):
         super().__init__(message, code=code)
 
 
+class StoreFull(PolicyError):
+    """The device's credential store has no room for the set: the same outcome (exit 6,
+    code device.store_full) from every dialect."""
+
+    def __init__(self, message: str, *, code: str | None = "device.store_full") -> None:
+        super().__init__(message, code=code)
+
+
 class DeviceError(ProvisionError):
     exit_code = ExitCode.DEVICE
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import typer
 
-from provision.bundle import io as bundle_io
+from provision import packing as bundle_io
 from provision.bundle.spec import ENCODINGS
 from provision.check import Finding, exit_code_for
-from provision.cli import bundle_esp
+from provision.cli import bundle_esp, bundle_options
 from provision.cli.check import TARGET_HELP, findings_table
 from provision.cli.common import (
     console,
@@ -168,9 +168,11 @@ def pack(
     psk_identity = _one(psk_identity_, "--psk-identity", "psk_identity")
     if encoding is not None and encoding not in ENCODINGS:
         raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
-    key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
-    psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
-    sources = bundle_io.sources_from_cli(
+    key_pw = bundle_options.secret_from_options(
+        key_password_file, key_password_env, "--key-password"
+    )
+    psk = bundle_options.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    sources = bundle_options.sources_from_cli(
         spec=spec,
         sec_tag=tag,
         root_ca=root_ca,
@@ -185,10 +187,12 @@ def pack(
     if format_ == "esp-secure-cert":
         # Espressif's tool and esp-tls expect PEM; --encoding der for DER (e.g. Matter).
         esp_encoding = encoding or ("pem" if sources.encoding == "compact" else sources.encoding)
-        sources = bundle_io.override_spec(sources, device_id=None, encoding=esp_encoding)
+        sources = bundle_options.override_spec(sources, device_id=None, encoding=esp_encoding)
         bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key)
         return
-    signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
+    signer = bundle_options.signer_from_options(
+        sign_key, sign_key_password_file, sign_key_password_env
+    )
     # Without a terminal a prompt would hang a line script: the library then names the
     # password options in its error instead.
     interactive = sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"

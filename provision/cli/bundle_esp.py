@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from provision import packing as bundle_io
 from provision.bundle import esp_secure_cert
-from provision.bundle import io as bundle_io
 from provision.check import Finding, Severity, check_credential_set, refuse_errors
 from provision.cli.check import findings_table
 from provision.cli.common import console, print_json, resolve_password, safe_text, table

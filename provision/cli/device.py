@@ -201,10 +201,13 @@ def _load_input(
     encoding: str | None = None,
 ) -> bytes:
     """Bundle bytes from a bundle file, a spec, or item options (as `bundle pack` takes)."""
-    from provision.bundle import io as bundle_io
+    from provision import packing as bundle_io
+    from provision.cli import bundle_options
 
-    psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
-    key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
+    psk = bundle_options.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    key_pw = bundle_options.secret_from_options(
+        key_password_file, key_password_env, "--key-password"
+    )
     items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
     given = [bundle is not None, spec is not None, any(items)]
     if sum(map(bool, given)) != 1:
@@ -223,7 +226,7 @@ def _load_input(
             )
         bundle_io.read_bundle(bundle)  # names the file in any error
         return bundle.read_bytes()
-    sources = bundle_io.sources_from_cli(
+    sources = bundle_options.sources_from_cli(
         spec=spec,
         sec_tag=tag,
         root_ca=root_ca,
@@ -236,7 +239,9 @@ def _load_input(
         encoding=encoding,
     )
     credentials = bundle_io.read_credentials(sources)
-    signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
+    signer = bundle_options.signer_from_options(
+        sign_key, sign_key_password_file, sign_key_password_env
+    )
     signing_key = bundle_io.load_signer(signer) if signer is not None else None
     data, _ = bundle_io.pack_bytes(credentials, signing_key=signing_key)
     return data

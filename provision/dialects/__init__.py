@@ -44,7 +44,9 @@ def _module(name: str) -> ModuleType:
         module_name = DIALECTS[name]
     except KeyError:
         valid = ", ".join([*DIALECTS, "auto"])
-        raise InputError(f"unknown dialect {name!r} (valid: {valid})") from None
+        raise InputError(
+            f"unknown dialect {name!r} (valid: {valid})", code="input.unknown_dialect"
+        ) from None
     return importlib.import_module(f"provision.dialects.{module_name}")
 
 
@@ -100,4 +102,6 @@ def profile_for_target(name: str) -> DialectProfile:
         found = dialect_profile(dialect)
         if found.target == name:
             return found
-    raise InputError(f"unknown target {name!r} (valid: {', '.join(target_names())})")
+    raise InputError(
+        f"unknown target {name!r} (valid: {', '.join(target_names())})", code="input.unknown_target"
+    )

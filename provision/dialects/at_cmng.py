@@ -37,6 +37,7 @@ from provision.errors import (
     LinkError,
     PolicyError,
     ProvisionError,
+    StoreFull,
     VerifyFailed,
 )
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
@@ -105,6 +106,7 @@ CME_ERRORS: dict[int, str] = {
 }
 
 
+CME_MEMORY_FULL = 515
 # Replies that, to a command we built and checked, point at corruption on the line.
 CORRUPTION_HINTS = frozenset({None, 50, 527})
 
@@ -150,7 +152,7 @@ def slot_content(slot: Slot) -> bytes:
         return slot.data.hex().encode()
     if slot.type is SlotType.PSK_IDENTITY:
         return slot.data
-    raise PolicyError(f"at-cmng cannot store a {slot.type.label} slot")
+    raise PolicyError(f"at-cmng cannot store a {slot.type.label} slot", code="slot.unsupported")
 
 
 @dataclass(frozen=True)
@@ -334,7 +336,9 @@ def keygen_attributes(subject: str | None) -> str | None:
     if subject is None:
         return None
     if '"' in subject or not subject.isascii() or "\n" in subject:
-        raise PolicyError("keygen subject must be ASCII without quotes or newlines")
+        raise PolicyError(
+            "keygen subject must be ASCII without quotes or newlines", code="keygen.subject"
+        )
     return subject if "=" in subject else f"CN={subject}"
 
 
@@ -544,7 +548,7 @@ class CmngEntry:
 def parse_list_line(line: str) -> CmngEntry:
     match = _LIST_LINE.match(line.strip())
     if not match:
-        raise DeviceError(f"unexpected %CMNG reply line: {line[:60]!r}")
+        raise DeviceError(f"unexpected %CMNG reply line: {line[:60]!r}", code="at.garbled")
     sha = match.group(3)
     digest = bytes.fromhex(sha) if sha and len(sha) == 64 else None
     return CmngEntry(int(match.group(1)), int(match.group(2)), digest)
@@ -556,7 +560,7 @@ def parse_read(line: str) -> tuple[CmngEntry, bytes]:
     parts = line.split('"')
     # parts: [head, sha, ",", content, tail]
     if len(parts) < 5:
-        raise DeviceError("a %CMNG read reply without content")
+        raise DeviceError("a %CMNG read reply without content", code="at.garbled")
     return entry, parts[3].encode("latin-1")
 
 
@@ -564,18 +568,18 @@ def parse_keygen(line: str) -> bytes:
     """`%KEYGEN: "<b64url(CSR DER)>.<b64url(COSE_Sign1)>"` → CSR DER."""
     match = re.match(r'^%KEYGEN: ?"([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]*)"', line.strip())
     if not match:
-        raise DeviceError("unexpected %KEYGEN reply")
+        raise DeviceError("unexpected %KEYGEN reply", code="at.garbled")
     body = match.group(1)
     try:
         return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError:
-        raise DeviceError("%KEYGEN reply is not base64url") from None
+        raise DeviceError("%KEYGEN reply is not base64url", code="at.garbled") from None
 
 
 def parse_cfun(line: str) -> int:
     match = re.match(r"^\+CFUN: ?(\d+)", line.strip())
     if not match:
-        raise DeviceError(f"unexpected +CFUN reply: {line[:40]!r}")
+        raise DeviceError(f"unexpected +CFUN reply: {line[:40]!r}", code="at.garbled")
     return int(match.group(1))
 
 
@@ -584,7 +588,7 @@ def parse_imei(lines: tuple[str, ...]) -> str:
         match = re.search(r"(\d{15})", line)
         if match:
             return match.group(1)
-    raise DeviceError("the modem did not report an IMEI")
+    raise DeviceError("the modem did not report an IMEI", code="at.garbled")
 
 
 def sync_line(transport: Transport, timeout: float, flush: bytes = b"") -> bool:
@@ -758,7 +762,9 @@ class AtCmngSession:
     def _cfun(self) -> int:
         def mode(reply: Reply) -> int:
             if not reply.lines:
-                raise DeviceError("the modem did not report its functional mode (+CFUN)")
+                raise DeviceError(
+                    "the modem did not report its functional mode (+CFUN)", code="at.garbled"
+                )
             return parse_cfun(reply.lines[0])
 
         return cast(
@@ -811,12 +817,18 @@ class AtCmngSession:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if not slot_type.is_certificate:
-            raise PolicyError(f"{slot_type.label} cannot be read back from an nRF91 modem")
+            raise PolicyError(
+                f"{slot_type.label} cannot be read back from an nRF91 modem",
+                code="device.secret_slot",
+            )
         nrf_type = int(SLOT_TO_NRF[slot_type])
         what = f"AT%CMNG=2,{sec_tag},{nrf_type}"
         reply = self._ok(encode_read(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
         if not reply.lines:
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: the modem returned no content")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: the modem returned no content",
+                code="device.not_found",
+            )
         return parse_read(reply.lines[0])[1]
 
     @property
@@ -833,7 +845,8 @@ class AtCmngSession:
         if len(data) - len(TERMINATOR) > MAX_COMMAND_CHARS:
             raise PolicyError(
                 f"the AT%KEYGEN command would be {len(data) - len(TERMINATOR)} bytes; the "
-                f"modem's AT buffer takes {MAX_COMMAND_CHARS}: use a shorter --subject"
+                f"modem's AT buffer takes {MAX_COMMAND_CHARS}: use a shorter --subject",
+                code="keygen.subject",
             )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
@@ -919,9 +932,12 @@ class AtCmngSession:
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
-            raise PolicyError("at-cmng keeps no key_password entry (it is the client_key's passwd)")
+            raise PolicyError(
+                "at-cmng keeps no key_password entry (it is the client_key's passwd)",
+                code="slot.unsupported",
+            )
         if sec_tag is None and slot_type is not None:
-            raise PolicyError("deleting one slot type needs a sec_tag")
+            raise PolicyError("deleting one slot type needs a sec_tag", code="device.delete_scope")
         with self._offline():
             if slot_type is not None and sec_tag is not None:
                 targets = [(sec_tag, int(SLOT_TO_NRF[slot_type]))]
@@ -951,7 +967,7 @@ class AtCmngSession:
             if not reply.ok:
                 raise _reply_error(f"AT%KEYGEN={sec_tag}", reply)
         if not reply.lines:
-            raise DeviceError("%KEYGEN answered OK without a CSR")
+            raise DeviceError("%KEYGEN answered OK without a CSR", code="at.garbled")
         csr = parse_keygen(reply.lines[0])
         self.last_attestation = nrf_attestation.check_keygen_reply(reply.lines[0], csr, sec_tag)
         return csr
@@ -974,7 +990,9 @@ class AtCmngSession:
         if isinstance(reply, ProvisionError):
             raise reply
         if reply is None:
-            raise LinkError(f"no reply to {text.split('=', 1)[0]} within {timeout:g} s")
+            raise LinkError(
+                f"no reply to {text.split('=', 1)[0]} within {timeout:g} s", code="link.timeout"
+            )
         return reply
 
     def close(self) -> None:
@@ -986,9 +1004,11 @@ class DigestMismatch(VerifyFailed):
     not fix it."""
 
 
-def _reply_error(what: str, reply: Reply) -> DeviceError:
+def _reply_error(what: str, reply: Reply) -> ProvisionError:
     if reply.cme is None:
         return DeviceError(f"{what}: the modem answered ERROR", code="at.error")
+    if reply.cme == CME_MEMORY_FULL:
+        return StoreFull(f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})")
     return DeviceError(
         f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})", code=f"at.cme.{reply.cme}"
     )

@@ -174,7 +174,8 @@ class AtShellSession(AtCmngSession):
                 return strip_echo(lines, line.removesuffix(EOL))
             drain(self._transport, min(0.1, wait))
         raise LinkError(
-            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))"
+            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))",
+            code="link.timeout",
         )
 
     def _attempt(
@@ -231,7 +232,10 @@ class AtShellSession(AtCmngSession):
                 cuts_needed -= 1
                 if cuts_needed == 0:
                     raise _too_long(where, chars, "less")
-        raise LinkError(f"at-shell: the shell's `at AT` check line got no OK ({where})")
+        raise LinkError(
+            f"at-shell: the shell's `at AT` check line got no OK ({where})",
+            code="at-shell.buffer_check",
+        )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
@@ -265,7 +269,8 @@ def _too_long(where: str, chars: int, buffer: str) -> PolicyError:
     return PolicyError(
         f"{where}: the `at` shell line would be {chars} characters and the shell's command "
         f"buffer holds {buffer} (CONFIG_SHELL_CMD_BUFF_SIZE must be at least {chars + 1}); "
-        "AT%CMNG cannot take a credential in parts, so nothing was written"
+        "AT%CMNG cannot take a credential in parts, so nothing was written",
+        code="at-shell.line_too_long",
     )
 
 
@@ -290,14 +295,18 @@ def _shell_error(what: str, problem: str | None, chars: int) -> ProvisionError:
     if problem == "truncated":
         return LinkError(
             f"{what}: the shell lost the end of the {chars}-character line (`not terminated`): "
-            "bytes dropped on the line or a command buffer smaller than the line"
+            "bytes dropped on the line or a command buffer smaller than the line",
+            code="at-shell.line_cut",
         )
     if problem and problem.startswith("failed:"):
         return DeviceError(
             f"{what}: nrf_modem_at_cmd failed with error code {problem[7:]}",
             code="at-shell.failed",
         )
-    return LinkError(f"{what}: the shell printed no AT result (OK, ERROR or +CME ERROR)")
+    return LinkError(
+        f"{what}: the shell printed no AT result (OK, ERROR or +CME ERROR)",
+        code="at-shell.no_result",
+    )
 
 
 SESSION = AtShellSession

@@ -32,6 +32,7 @@ from provision.bundle import esp_partitions as ptab
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.model import CredentialSet, SlotType
 from provision.dialects import esp32_image as esp_pack
+from provision.dialects import mbedtls
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -70,7 +71,9 @@ def default_sec_tag() -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise InputError(f"{SEC_TAG_ENV}={text!r}: give a number") from None
+        raise InputError(
+            f"{SEC_TAG_ENV}={text!r}: give a number", code="input.esp32_sec_tag"
+        ) from None
 
 
 def stored_forms_of(
@@ -89,7 +92,9 @@ def stored_forms_of(
 
 def _refusals(credentials: CredentialSet) -> list[Refusal]:
     try:
-        return esp_pack.refusals(credentials)
+        # The key is decrypted on the host (esp32_image says so): only Ed25519 is advice.
+        advice = [r for r in mbedtls.advice(credentials) if r.code == "mbedtls.ed25519"]
+        return esp_pack.refusals(credentials) + advice
     except ProvisionError:
         return []  # unreadable content: the check reports it where it parses the item
 
@@ -203,16 +208,23 @@ class Esp32Session:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if slot_type.is_secret:
-            raise PolicyError(f"{slot_type.label} cannot be read back from a device")
+            raise PolicyError(
+                f"{slot_type.label} cannot be read back from a device", code="device.secret_slot"
+            )
         if sec_tag != self.sec_tag:
-            raise DeviceError(f"sec_tag {sec_tag} is not on this device (it has {self.sec_tag})")
+            raise DeviceError(
+                f"sec_tag {sec_tag} is not on this device (it has {self.sec_tag})",
+                code="device.not_found",
+            )
         items = [
             esc.strip_item(e.data)[0]
             for e in sorted(self._entries(), key=lambda e: e.subtype)
             if e.type == _TYPE_FOR_SLOT[slot_type]
         ]
         if not items:
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not on the device")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not on the device", code="device.not_found"
+            )
         return b"".join(items)
 
     # -- writing

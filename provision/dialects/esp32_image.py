@@ -65,7 +65,8 @@ def the_tag(credentials: CredentialSet) -> int:
     if len(tags) != 1:
         raise InputError(
             f"an esp_secure_cert partition holds one sec_tag; the set has {len(tags)} "
-            f"({', '.join(map(str, tags))})"
+            f"({', '.join(map(str, tags))})",
+            code="esp_secure_cert.one_tag",
         )
     return tags[0]
 

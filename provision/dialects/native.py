@@ -14,6 +14,7 @@ from typing import ClassVar, TypeVar
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, SlotType
+from provision.dialects import mbedtls
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -65,6 +66,11 @@ def frame_trace(log: TraceLog) -> Trace:
 
 
 def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    # Our stub's TLS stack, where it has one, is mbedTLS.
+    return _one_per_tag(credentials) + mbedtls.advice(credentials)
+
+
+def _one_per_tag(credentials: CredentialSet) -> list[Refusal]:
     seen: set[tuple[int, SlotType]] = set()
     out = []
     for slot in credentials:
@@ -190,7 +196,10 @@ class NativeSession:
                     if isinstance(reply, m.Error):
                         raise device_error(reply)
                     if not isinstance(reply, expect):
-                        raise LinkError(f"{msg.TYPE.name}: unexpected answer {reply.TYPE.name}")
+                        raise LinkError(
+                            f"{msg.TYPE.name}: unexpected answer {reply.TYPE.name}",
+                            code="link.unexpected",
+                        )
                     return reply
         raise LinkError(
             f"no answer to {msg.TYPE.name} after {self.retries + 1} tries "
@@ -236,14 +245,16 @@ class NativeSession:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if slot_type.is_secret or not slot_type.is_certificate:
-            raise InputError(f"{slot_type.label} cannot be read back from a device")
+            raise InputError(
+                f"{slot_type.label} cannot be read back from a device", code="device.secret_slot"
+            )
         data = bytearray()
         while True:
             room = min(self.hello.max_payload, HOST_MAX_PAYLOAD) - 13
             reply = self._request(m.Read(sec_tag, int(slot_type), len(data), room), m.ReadData)
             assert isinstance(reply, m.ReadData)
             if reply.offset != len(data):
-                raise LinkError("READ: device answered for another offset")
+                raise LinkError("READ: device answered for another offset", code="link.unexpected")
             data += reply.data
             if len(data) >= reply.total or not reply.data:
                 return bytes(data[: reply.total])
@@ -268,7 +279,9 @@ class NativeSession:
 
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         if not self.hello.features & m.Feature.KEYGEN:
-            raise PolicyError("this device cannot generate keys (no KEYGEN feature)")
+            raise PolicyError(
+                "this device cannot generate keys (no KEYGEN feature)", code="device.no_keygen"
+            )
         room = min(self.hello.max_payload, HOST_MAX_PAYLOAD)
         try:
             size = len(m.encode(m.Keygen(sec_tag, 0, subject or ""), 0))
@@ -277,7 +290,8 @@ class NativeSession:
         if size > room:
             raise PolicyError(
                 f"--subject is too long for one KEYGEN request ({len(subject or '')} "
-                f"characters; the device takes frames of {room} bytes)"
+                f"characters; the device takes frames of {room} bytes)",
+                code="keygen.subject",
             )
 
     def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
@@ -309,19 +323,25 @@ class NativeSession:
     def preflight(self, credentials: CredentialSet) -> None:
         """Refuse, before any byte is sent, what this device cannot hold."""
         h = self.hello
-        refusals = _refusals(credentials)
+        refusals = _one_per_tag(credentials)
         if refusals:
             raise PolicyError(refusals[0].message, code=refusals[0].code)
         for s in credentials:
             if len(s.data) > h.max_slot_size:
                 raise PolicyError(
                     f"sec_tag {s.sec_tag} {s.type.label} is {len(s.data)} bytes "
-                    f"(device slot limit {h.max_slot_size})"
+                    f"(device slot limit {h.max_slot_size})",
+                    code="size.too_large",
                 )
         if len(credentials.sec_tags) > h.max_tags:
-            raise PolicyError(f"{len(credentials.sec_tags)} sec_tags; device holds {h.max_tags}")
+            raise PolicyError(
+                f"{len(credentials.sec_tags)} sec_tags; device holds {h.max_tags}",
+                code="size.too_many_tags",
+            )
         if len(credentials) > h.max_slots:
-            raise PolicyError(f"{len(credentials)} slots; device holds {h.max_slots}")
+            raise PolicyError(
+                f"{len(credentials)} slots; device holds {h.max_slots}", code="size.too_many_slots"
+            )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         return self.write_bundle(bundle_format.encode(credentials), progress)
@@ -332,7 +352,9 @@ class NativeSession:
         self.preflight(credentials)
         h = self.hello
         if len(bundle) > h.max_bundle:
-            raise PolicyError(f"bundle of {len(bundle)} bytes; device takes {h.max_bundle}")
+            raise PolicyError(
+                f"bundle of {len(bundle)} bytes; device takes {h.max_bundle}", code="size.too_large"
+            )
         start = self.clock()
         sent_before = self.bytes_sent
         result = self._transfer(bundle, progress)

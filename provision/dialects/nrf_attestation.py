@@ -200,14 +200,14 @@ def b64url_decode(text: str, what: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except ValueError:
-        raise DeviceError(f"{what} is not base64url") from None
+        raise DeviceError(f"{what} is not base64url", code="at.attestation_malformed") from None
 
 
 def _loads(data: bytes, what: str) -> object:
     try:
         return cbor2.loads(data)
     except Exception:  # cbor2 raises several decoder errors, and ValueError/TypeError
-        raise DeviceError(f"{what} is not valid CBOR") from None
+        raise DeviceError(f"{what} is not valid CBOR", code="at.attestation_malformed") from None
 
 
 def _untag(value: object) -> object:
@@ -216,22 +216,30 @@ def _untag(value: object) -> object:
 
 def _uuid(value: object, what: str) -> str:
     if not isinstance(value, bytes) or len(value) != 16:
-        raise DeviceError(f"{what}: the device UUID is not 16 bytes")
+        raise DeviceError(
+            f"{what}: the device UUID is not 16 bytes", code="at.attestation_malformed"
+        )
     return str(uuid_mod.UUID(bytes=value))
 
 
 def parse_cose_sign1(data: bytes, what: str = "COSE_Sign1") -> CoseSign1:
     obj = _loads(data, what)
     if not isinstance(obj, cbor2.CBORTag) or obj.tag != COSE_SIGN1_TAG:
-        raise DeviceError(f"{what}: not a COSE_Sign1 (CBOR tag 18)")
+        raise DeviceError(
+            f"{what}: not a COSE_Sign1 (CBOR tag 18)", code="at.attestation_malformed"
+        )
     parts = obj.value
     if not isinstance(parts, list | tuple) or len(parts) != 4:
-        raise DeviceError(f"{what}: a COSE_Sign1 has four parts")
+        raise DeviceError(f"{what}: a COSE_Sign1 has four parts", code="at.attestation_malformed")
     protected, unprotected, payload, signature = parts
     if not isinstance(protected, bytes) or not isinstance(signature, bytes):
-        raise DeviceError(f"{what}: malformed protected header or signature")
+        raise DeviceError(
+            f"{what}: malformed protected header or signature", code="at.attestation_malformed"
+        )
     if payload is not None and not isinstance(payload, bytes):
-        raise DeviceError(f"{what}: the payload is not a byte string")
+        raise DeviceError(
+            f"{what}: the payload is not a byte string", code="at.attestation_malformed"
+        )
     header = _loads(protected, f"{what} protected header") if protected else {}
     # cbor2 decodes maps as dict or (newer) frozendict: any Mapping.
     alg = header.get(HEADER_ALG) if isinstance(header, Mapping) else None
@@ -251,13 +259,17 @@ def parse_keygen_attestation(cose_b64url: str) -> KeygenAttestation | None:
         return None
     fields = _untag(_loads(cose.payload, f"{what} payload"))
     if not isinstance(fields, list | tuple) or len(fields) < 5:
-        raise DeviceError(f"{what}: the payload is not a five-element array")
+        raise DeviceError(
+            f"{what}: the payload is not a five-element array", code="at.attestation_malformed"
+        )
     message_type, raw_uuid, raw_tag, digest, nonce = fields[:5]
     sec_tag = _loads(raw_tag, f"{what} sec_tag") if isinstance(raw_tag, bytes) else None
     if not isinstance(message_type, int) or not isinstance(sec_tag, int):
-        raise DeviceError(f"{what}: malformed message type or sec_tag")
+        raise DeviceError(
+            f"{what}: malformed message type or sec_tag", code="at.attestation_malformed"
+        )
     if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(nonce, bytes):
-        raise DeviceError(f"{what}: malformed digest or nonce")
+        raise DeviceError(f"{what}: malformed digest or nonce", code="at.attestation_malformed")
     return KeygenAttestation(
         message_type, _uuid(raw_uuid, what), sec_tag & 0xFFFFFFFF, digest, nonce, cose
     )
@@ -266,7 +278,9 @@ def parse_keygen_attestation(cose_b64url: str) -> KeygenAttestation | None:
 def split_token(text: str, what: str) -> tuple[str, str]:
     body, sep, cose = text.strip().strip('"').partition(".")
     if not body or not sep:
-        raise DeviceError(f"{what}: expected <base64url>.<base64url>")
+        raise DeviceError(
+            f"{what}: expected <base64url>.<base64url>", code="at.attestation_malformed"
+        )
     return body, cose
 
 
@@ -277,11 +291,16 @@ def parse_attest_token(text: str) -> IdentityToken:
     message = b64url_decode(body_text, what)
     fields = _untag(_loads(message, f"{what} message"))
     if not isinstance(fields, list | tuple) or len(fields) < 4:
-        raise DeviceError(f"{what}: the message is not an array of at least four elements")
+        raise DeviceError(
+            f"{what}: the message is not an array of at least four elements",
+            code="at.attestation_malformed",
+        )
     message_type, raw_uuid, device_type, raw_fw = fields[:4]
     nonce = fields[4] if len(fields) > 4 and isinstance(fields[4], bytes) else b""
     if not isinstance(message_type, int) or not isinstance(device_type, int):
-        raise DeviceError(f"{what}: malformed message type or device type")
+        raise DeviceError(
+            f"{what}: malformed message type or device type", code="at.attestation_malformed"
+        )
     cose = parse_cose_sign1(b64url_decode(cose_text, what), f"{what} COSE_Sign1")
     return IdentityToken(
         message_type,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
+from provision.dialects import mbedtls
 from provision.dialects.at_cmng import slot_pem
 from provision.dialects.base import (
     Capability,
@@ -38,7 +39,7 @@ from provision.dialects.lines import (
     probe_shell,
     read_until,
 )
-from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
+from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError, StoreFull
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
@@ -179,7 +180,7 @@ def plan_write(
 
 def _refusals(credentials: CredentialSet) -> list[Refusal]:
     try:
-        return plan_adds(credentials)[1]
+        return plan_adds(credentials)[1] + mbedtls.advice(credentials)
     except ProvisionError:
         return []  # unreadable content: the check reports it where it parses the item
 
@@ -307,9 +308,15 @@ def parse_list(lines: list[str]) -> list[ListedCredential]:
         if done:
             count = int(done.group(1))
     if count is None:
-        raise DeviceError("`cred list` output ended without its 'credentials found' line")
+        raise DeviceError(
+            "`cred list` output ended without its 'credentials found' line",
+            code="zephyr.garbled",
+        )
     if count != len(found):
-        raise DeviceError(f"`cred list` announced {count} credentials but listed {len(found)}")
+        raise DeviceError(
+            f"`cred list` announced {count} credentials but listed {len(found)}",
+            code="zephyr.garbled",
+        )
     return found
 
 
@@ -318,7 +325,7 @@ def parse_get(lines: list[str]) -> bytes:
     try:
         return base64.b64decode("".join(chunks), validate=True)
     except binascii.Error:
-        raise DeviceError("`cred get` output is not base64") from None
+        raise DeviceError("`cred get` output is not base64", code="zephyr.garbled") from None
 
 
 _DATA_RUN = re.compile(r"[A-Za-z0-9+/=]{12,}")
@@ -406,7 +413,8 @@ class ZephyrShellSession:
             drain(self._transport, min(0.1, self._timeout))
         raise LinkError(
             f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
-            f"({attempts} attempt(s))"
+            f"({attempts} attempt(s))",
+            code="link.timeout",
         )
 
     def _trace_sent(self, data: bytes, secret: bool) -> LineSplitter | None:
@@ -461,12 +469,20 @@ class ZephyrShellSession:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if not slot_type.is_certificate:
-            raise PolicyError(f"{slot_type.label} is never read back from a device")
+            raise PolicyError(
+                f"{slot_type.label} is never read back from a device", code="device.secret_slot"
+            )
         out = self._run(encode_get(sec_tag, slot_type), f"cred get {sec_tag}", retry=True)
         if any(t.startswith("There is no TLS credential") for t in out):
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not found on the device",
+                code="device.not_found",
+            )
         if any("isn't NULL-terminated" in t for t in out):
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not stored as PEM text")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not stored as PEM text",
+                code="zephyr.not_pem",
+            )
         return parse_get(out)
 
     @property
@@ -502,7 +518,9 @@ class ZephyrShellSession:
                     if attempt == self._retries:
                         if isinstance(err, LinkError):
                             raise
-                        raise err.final or LinkError(f"{plan.where}: {err}") from None
+                        raise err.final or LinkError(
+                            f"{plan.where}: {err}", code="zephyr.garbled"
+                        ) from None
                     # Whatever the shell holds now for this slot is suspect: start over.
                     exists = (plan.sec_tag, compact) in {
                         (c.sec_tag, c.type_name) for c in self._listed(plan.sec_tag)
@@ -542,14 +560,16 @@ class ZephyrShellSession:
         if any("RX ring buffer full" in t for t in out):
             raise LinkError(
                 f"{plan.where}: the shell dropped input (RX ring buffer full); "
-                "use shorter chunks or a lower baud rate"
+                "use shorter chunks or a lower baud rate",
+                code="zephyr.rx_overflow",
             )
         if any(t.startswith("Not enough room in credential buffer") for t in out):
             raise Garbled(
                 "not enough room in the credential buffer",
                 DeviceError(
                     f"{plan.where}: Not enough room in credential buffer (the device's "
-                    "CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE is smaller than this credential)"
+                    "CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE is smaller than this credential)",
+                    code="zephyr.cred_buf_full",
                 ),
             )
         stored = next((int(m.group(1)) for t in out if (m := _STORED.match(t))), None)
@@ -575,9 +595,9 @@ class ZephyrShellSession:
             return
         message = device_message(out)
         if "Error: -12" in message or "No reference slot" in message or "heap" in message:
-            raise DeviceError(f"{plan.where}: the device's credential store is full ({message})")
+            raise StoreFull(f"{plan.where}: the device's credential store is full ({message})")
         if "already exists" in message:
-            raise DeviceError(f"{plan.where}: {message}")
+            raise DeviceError(f"{plan.where}: {message}", code="zephyr.add_failed")
         raise Garbled(f"cred add failed: {message}")
 
     def _verify(self, plan: PlannedAdd) -> SlotInfo:
@@ -596,17 +616,24 @@ class ZephyrShellSession:
         if any(t.startswith("There is no TLS credential") for t in out):
             if garbled_ok:
                 return  # gone already: what we wanted
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not found on the device",
+                code="device.not_found",
+            )
         message = f"cred del answered: {device_message(out)}"
         if garbled_ok:
             raise Garbled(message)
-        raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: {message}")
+        raise DeviceError(
+            f"sec_tag {sec_tag} {slot_type.label}: {message}", code="zephyr.delete_failed"
+        )
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
-            raise PolicyError("Zephyr's TLS credentials shell has no key_password slot")
+            raise PolicyError(
+                "Zephyr's TLS credentials shell has no key_password slot", code="slot.unsupported"
+            )
         if sec_tag is None and slot_type is not None:
-            raise PolicyError("deleting one slot type needs a sec_tag")
+            raise PolicyError("deleting one slot type needs a sec_tag", code="device.delete_scope")
         if sec_tag is not None and slot_type is not None:
             self._delete_one(sec_tag, slot_type)
             return
@@ -617,7 +644,8 @@ class ZephyrShellSession:
     def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
         raise PolicyError(
             "the Zephyr TLS credentials shell has no keygen: generate the key on the host "
-            "(provision pki) or use a dialect with on-device keygen (native, at-cmng)"
+            "(provision pki) or use a dialect with on-device keygen (native, at-cmng)",
+            code="device.no_keygen",
         )
 
     def command_output(self, text: str, timeout: float) -> builtins.list[str]:

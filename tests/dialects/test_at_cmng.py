@@ -11,7 +11,7 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, Slo
 from provision.device import Device
 from provision.dialects import at_cmng
 from provision.dialects.at_cmng import AtCmngSession, ReplyReader, plan_write
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, LinkError, PolicyError, StoreFull
 from provision.sim.at_cmng import AtCmngModem, AtCmngOptions
 
 
@@ -60,7 +60,7 @@ def test_cfun_restored_after_write_and_after_error(device_set, pki_material):
     assert b"AT+CFUN=4\r\n" in transport.sent and transport.sent.endswith(b"AT+CFUN=1\r\n")
     modem.options.capacity = 100  # next write: memory full
     bigger = CredentialSet.of([Slot(43, SlotType.ROOT_CA, Encoding.PEM, pki_material["root2_pem"])])
-    with pytest.raises(DeviceError, match="515"):
+    with pytest.raises(StoreFull, match="515"):
         session.write(bigger)
     assert modem.cfun == 1
 

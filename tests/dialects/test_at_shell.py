@@ -15,7 +15,7 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.device import Device
 from provision.dialects import at_cmng
 from provision.dialects.at_shell import AtShellSession, fit_probe_line, shell_line, strip_echo
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, LinkError, PolicyError, StoreFull
 from provision.sim.at_cmng import PASSWD_TYPE, AtCmngOptions
 from provision.sim.at_shell import AtShellDevice, AtShellOptions, make_argv
 from provision.sim.serve import build_runner
@@ -176,7 +176,7 @@ def test_cme_errors_mapped_and_nothing_leaks(device_set, pki_material):
         session.read(5, SlotType.ROOT_CA)
     assert err.value.code == "at.cme.513"
     device.modem.options.capacity = 100
-    with pytest.raises(DeviceError, match=r"515 \(memory full") as err:
+    with pytest.raises(StoreFull, match=r"515 \(memory full") as err:
         session.write(device_set)
     assert "PRIVATE KEY" not in str(err.value) and "BEGIN" not in str(err.value)
     device.modem.options.capacity = 1 << 16

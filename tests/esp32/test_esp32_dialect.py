@@ -9,10 +9,10 @@ import pytest
 
 import provision.device as device
 from provision.bundle import esp_secure_cert as esc
-from provision.bundle.io import read_credentials
 from provision.bundle.model import SlotType
 from provision.bundle.spec import PackSources, TagSources
 from provision.errors import LinkError, PolicyError
+from provision.packing import read_credentials
 
 pytest.importorskip("esptool")
 

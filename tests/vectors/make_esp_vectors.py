@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from provision.bundle import esp_secure_cert as esc
-from provision.bundle.io import read_credentials
 from provision.bundle.spec import PackSources, TagSources
 from provision.dialects import esp32_image as esp_pack
+from provision.packing import read_credentials
 
 HERE = Path(__file__).resolve().parent
 FIX = HERE / "fixtures"
