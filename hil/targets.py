@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.pki.files import open_private
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -177,7 +179,9 @@ class Target:
         guest = self.spec.get("flash") == "guest"
         size = int(self.spec["flash_size"]) if guest else QEMU_FLASH_SIZE
         if not flash.exists():  # erased flash; the firmware could fill it, but slowly
-            flash.write_bytes(b"\xff" * size)
+            # It will hold plaintext keys, like the board's flash: 0600 whatever the umask.
+            with os.fdopen(open_private(flash, os.O_WRONLY), "wb") as fh:
+                fh.write(b"\xff" * size)
         port = _free_port()
         elf = ROOT / self.spec["elf"]
         args = ["arg=fw"] if guest else ["arg=fw", f"arg=flash={flash}"]

@@ -34,7 +34,7 @@ from provision.dialects.base import (
 )
 from provision.errors import InputError, LinkError, PolicyError, VerifyFailed
 from provision.trace import TraceLog, env_enabled
-from provision.transport.base import Transport, transport_clock
+from provision.transport.base import InterruptibleTransport, Transport, transport_clock
 from provision.urls import open_url
 
 if TYPE_CHECKING:
@@ -266,11 +266,14 @@ def open(
     timeout: float = 2.0,
     retries: int = 5,
     trace: bool = False,
+    interrupt: Callable[[], bool] | None = None,
 ) -> Device:
     """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing.
 
     `trace` (or PROVISION_TRACE=1): every frame or line of the session on stderr, secrets
-    redacted (provision.trace); the probing of `auto` is not traced."""
+    redacted (provision.trace); the probing of `auto` is not traced. `interrupt`: while it
+    returns True, every read and write raises transport.base.Interrupted (`line run`'s
+    signals cut a step short)."""
     if timeout <= 0:
         raise InputError("--timeout must be positive")
     if retries < 0:
@@ -278,10 +281,14 @@ def open(
     names: Sequence[str] = AUTO_ORDER if dialect == "auto" else (dialect,)
     classes = [session_class(name) for name in names]  # an unknown name: before the port opens
     transport: Transport = open_url(url, baud)
+    if interrupt is not None:
+        transport = InterruptibleTransport(transport, interrupt)
     try:
         for name, cls in zip(names, classes, strict=True):
             if dialect == "auto" and not cls.probe(transport, timeout):
                 continue
+            if isinstance(transport, InterruptibleTransport):
+                transport.resync = getattr(cls, "CUT_RESYNC", None)
             log = None
             if trace or env_enabled():
                 log = TraceLog(transport_clock(transport))

@@ -509,6 +509,6 @@ def unpack(path: Path, out_dir: Path, *, force: bool = False) -> list[Path]:
         tags.append(TagSources(**args))
     spec = PackSources(tuple(tags), device_id=decoded.credentials.device_id, encoding="keep")
     outputs.append(OutputFile(out_dir / SPEC_NAME, dump_spec(spec, out_dir).encode()))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # write_outputs makes a missing out_dir (0700: it gets keys) and removes it on failure.
     write_outputs(outputs, force=force)
     return [o.path for o in outputs]

@@ -72,16 +72,28 @@ class TraceLog:
         stream.flush()
 
     def frame(
-        self, direction: str, body: bytes, meaning: str, *, redact_from: int | None = None
+        self,
+        direction: str,
+        body: bytes,
+        meaning: str,
+        *,
+        redact_from: int | None = None,
+        hide: Sequence[tuple[int, int]] = (),
     ) -> None:
         """A binary frame as a hex dump under its decoded meaning; bytes from `redact_from`
-        on (a chunk that may hold key bytes) are shown by their count only."""
+        on (a chunk that may hold key bytes) are shown by their count only, bytes in the
+        `hide` spans [start, end) (a secret slot's digest) as `**`."""
         shown = body if redact_from is None else body[:redact_from]
+        hidden = {i for start, end in hide for i in range(start, end)}
         rows = []
         for i in range(0, len(shown), _BYTES_PER_ROW):
-            row = shown[i : i + _BYTES_PER_ROW]
-            text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in row)
-            rows.append(f"{i:04x}  {row.hex(' '):<47s}  |{text}|")
+            at = range(i, min(i + _BYTES_PER_ROW, len(shown)))
+            hexes = " ".join("**" if j in hidden else f"{shown[j]:02x}" for j in at)
+            text = "".join(
+                "*" if j in hidden else chr(shown[j]) if 0x20 <= shown[j] < 0x7F else "."
+                for j in at
+            )
+            rows.append(f"{i:04x}  {hexes:<47s}  |{text}|")
         if redact_from is not None and len(body) > redact_from:
             rows.append(f"{redact_from:04x}  <{len(body) - redact_from} bytes redacted>")
         self._emit(direction, meaning, rows)

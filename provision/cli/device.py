@@ -31,6 +31,7 @@ from provision.cli.common import (
 )
 from provision.dialects.base import Attestation
 from provision.errors import InputError, ProvisionError, VerifyFailed
+from provision.slot_view import digest_cell, slot_view
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -69,13 +70,8 @@ def _open(
     )
 
 
-def _slot_json(s: device_mod.SlotInfo) -> dict[str, Any]:
-    return {
-        "sec_tag": s.sec_tag,
-        "slot": s.type.label,
-        "size": s.size,
-        "sha256": s.sha256.hex() if s.sha256 else None,
-    }
+def _slot_json(s: device_mod.SlotInfo, held: bytes | None = None) -> dict[str, Any]:
+    return slot_view(s, held=held)  # a secret slot's digest is never shown (provision.slot_view)
 
 
 @app.command()
@@ -174,7 +170,7 @@ def list_(
             str(r["sec_tag"]),
             r["slot"],
             "" if r["size"] is None else str(r["size"]),
-            (r["sha256"] or "")[:16],
+            digest_cell(r),
             safe_text(r.get("subject") or ""),
             (r.get("not_after") or "")[:10],
         )
@@ -331,7 +327,8 @@ def write(
         "ok": True,
         "port": port,
         "dialect": dialect_name,
-        "slots": [_slot_json(s) for s in result.written],
+        # Verified above: the device's digest of every written slot is the host's.
+        "slots": [_slot_json(s, held=s.sha256) for s in result.written],
         "bytes_sent": result.bytes_sent,
         "seconds": round(result.seconds, 4),
         "verified": True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
+from provision.cli.signals import stop_signals
 from provision.errors import ExitCode, InputError
 from provision.line import Line, load_config
 from provision.line.config import default_operator, dialect_names
@@ -36,6 +36,13 @@ _print_lock = threading.Lock()
 def _emit(outcome: Outcome) -> None:
     with _print_lock:
         print_json(outcome.to_json())
+        if outcome.represented is not None:
+            # A second certificate for one board is worth a human's look, not only a field.
+            err_console.print(
+                safe_text(
+                    f"{outcome.port}: device {outcome.device_id} was {outcome.represented.text()}"
+                )
+            )
 
 
 def _status_table(line: Line) -> Table:
@@ -122,7 +129,8 @@ def run(
 ) -> None:
     """Provision devices on every port until Ctrl-C (or --count): one JSON line per device.
 
-    First Ctrl-C: finish the devices in flight, then stop. Second: roll them back.
+    First Ctrl-C or SIGTERM: finish the devices in flight, then stop. Second: roll them back
+    now. Either way no claim is left behind (exit 130).
     """
     cfg = load_config(config).with_overrides(
         ports=port or None,
@@ -140,8 +148,23 @@ def run(
         per_port=per_port,
         emit=_emit,
     )
-    interrupted = []
+    if line.reclaimed:
+        err_console.print(
+            safe_text(
+                f"released {len(line.reclaimed)} claim(s) station {cfg.station} still held "
+                f"from a run that did not end cleanly: {', '.join(line.reclaimed)}"
+            )
+        )
+    interrupted: list[int] = []  # signals received
     show_live = live and err_console.is_terminal
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Only flags here: the port threads and the wait loop below do the work.
+        interrupted.append(signum)
+        if len(interrupted) == 1:
+            line.stop()
+        else:
+            line.abort()
 
     def wait(line: Line) -> None:
         display = (
@@ -157,33 +180,25 @@ def run(
             else contextlib.nullcontext()
         )
         told: dict[str, str | None] = {}
-        # Ctrl-C is taken as a request, between two rounds of output: a KeyboardInterrupt
-        # raised inside a print left rich's buffer half flushed (a line printed twice).
-        requests = threading.Event()
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: requests.set())
-        try:
-            with display as shown:
-                while line.alive():
-                    if requests.wait(0.25):
-                        requests.clear()
-                        interrupted.append(True)
-                        if len(interrupted) == 1:
-                            line.stop()
-                            err_console.print(
-                                "stopping: finishing devices in flight "
-                                "(Ctrl-C again rolls them back)"
-                            )
-                        else:
-                            line.abort()
-                            err_console.print("aborting: rolling back devices in flight")
-                    if shown is not None:
-                        shown.update(_status_table(line))
-                    else:
-                        _tell_no_device(line, told)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        said = 0
+        with display as shown:
+            while line.alive():
+                time.sleep(0.25)
+                if shown is not None:
+                    shown.update(_status_table(line))
+                else:
+                    _tell_no_device(line, told)
+                if len(interrupted) > said:
+                    said = len(interrupted)
+                    err_console.print(
+                        "stopping: finishing devices in flight "
+                        "(a second Ctrl-C or SIGTERM rolls them back)"
+                        if said == 1
+                        else "aborting: rolling back devices in flight"
+                    )
 
-    summary = line.run(wait=wait)
+    with stop_signals(on_signal):
+        summary = line.run(wait=wait)
     err_console.print(_summary_table(summary))
     if json_out:
         print_json(summary.to_json())

@@ -48,8 +48,14 @@ def show(
             f"device {device_id}: no records in {redact_url(registry)}",
             code="registry.unknown_device",
         )
+    # A certificate replaced when the board was provisioned again: which later row did it.
+    replaced_by = {serial: r.seq for r in history for serial in r.supersedes}
     if json_out:
-        print_json({"device_id": device_id, "records": [r.public_dict() for r in history]})
+        records = [
+            {**r.public_dict(), "superseded_by": replaced_by.get(r.cert_serial or "")}
+            for r in history
+        ]
+        print_json({"device_id": device_id, "records": records})
         return
     rows = table(
         "row",
@@ -64,7 +70,13 @@ def show(
     for r in history:
         rows.add_row(
             str(r.seq),
-            r.result.value + (f" ({r.error_code})" if r.error_code else ""),
+            r.result.value
+            + (f" ({r.error_code})" if r.error_code else "")
+            + (
+                f" (superseded by row {replaced_by[r.cert_serial]})"
+                if r.cert_serial in replaced_by
+                else ""
+            ),
             r.finished_at,
             r.station,
             r.operator,

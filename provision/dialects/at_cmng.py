@@ -40,6 +40,7 @@ from provision.errors import (
     StoreFull,
     VerifyFailed,
 )
+from provision.slot_view import digest_is_secret
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
@@ -440,6 +441,9 @@ def trace_reply(text: str) -> tuple[str, str]:
         return text, cme_message(int(cme[1]))
     listed = re.match(r"^%CMNG: ?(\d+), ?(\d+)", text)
     if listed is not None:
+        slot = NRF_TO_SLOT.get(int(listed[2]))
+        if slot is not None and digest_is_secret(slot):  # provision.slot_view
+            text = re.sub(r'"[0-9A-Fa-f]{64}"', '"<secret digest not shown>"', text)
         return text, f"{_nrf_label(int(listed[2]))} in sec_tag {listed[1]}"
     if text.startswith("+CFUN:"):
         return text, "functional mode"

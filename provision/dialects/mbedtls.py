@@ -35,12 +35,18 @@ def _is_ed25519(slot_type: SlotType, data: bytes) -> bool:
     return any(describe_key(k).startswith("ed") for k in keys)
 
 
+def _is_encrypted(flags: SlotFlags, data: bytes) -> bool:
+    from provision.pki.keys import key_is_encrypted
+
+    return bool(flags & SlotFlags.ENCRYPTED) or key_is_encrypted(data)
+
+
 def advice(credentials: CredentialSet) -> list[Refusal]:
     """Warnings for the items an mbedTLS-based device would store but cannot use."""
     out: list[Refusal] = []
     for slot in credentials:
         where = f"sec_tag {slot.sec_tag} {slot.type.label}"
-        if slot.type is SlotType.CLIENT_KEY and slot.flags & SlotFlags.ENCRYPTED:
+        if slot.type is SlotType.CLIENT_KEY and _is_encrypted(slot.flags, slot.data):
             out.append(
                 Refusal(
                     "mbedtls.encrypted_key",

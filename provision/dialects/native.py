@@ -28,6 +28,7 @@ from provision.errors import InputError, LinkError, PolicyError, ProvisionError,
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
 from provision.link.transfer import HostTransfer, Limits
+from provision.slot_view import digest_is_secret
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
 
@@ -42,14 +43,47 @@ def _meaning(frame: m.Frame) -> str:
     for key in ("chunk", "data"):
         if key in fields:
             fields[key] = f"<{len(getattr(msg, key))} bytes>"
+    if isinstance(msg, m.ListPage):
+        for shown, entry in zip(fields["entries"], msg.entries, strict=True):
+            if digest_is_secret(entry.slot):
+                shown["sha256"] = "<secret: not shown>"  # provision.slot_view
+    for key in _SET_DIGESTS.get(type(msg), ()):
+        # Over the whole set: with every other slot public, as good as a PSK's own digest.
+        fields[key] = "<covers the set's secrets: not shown>"
     return f"seq={frame.seq} {msg.TYPE.name} {fields}"
+
+
+# Digests over a whole bundle or set (each message's last field, before Terminated).
+_SET_DIGESTS: dict[type, tuple[str, ...]] = {m.Begin: ("sha256",), m.Committed: ("set_digest",)}
+
+
+_ENTRY_SIZE = m.ListEntry.sizeof()
+_DIGEST_AT = _ENTRY_SIZE - m.DIGEST_SIZE  # sha256 is a ListEntry's last field
+
+
+def _secret_digest_spans(msg: m.Message, body: bytes) -> list[tuple[int, int]]:
+    """Where a LIST_PAGE body holds the digests of secret slots (entries end the body), or
+    a BEGIN or COMMITTED its digest over the set."""
+    if type(msg) in _SET_DIGESTS:
+        return [(len(body) - m.DIGEST_SIZE, len(body))]
+    if not isinstance(msg, m.ListPage):
+        return []
+    first = len(body) - len(msg.entries) * _ENTRY_SIZE
+    return [
+        (at, at + m.DIGEST_SIZE)
+        for i, entry in enumerate(msg.entries)
+        if digest_is_secret(entry.slot)
+        for at in [first + i * _ENTRY_SIZE + _DIGEST_AT]
+    ]
 
 
 def frame_trace(log: TraceLog) -> Trace:
     """`--trace` for the native link: each frame body (header + payload, before COBS and
     CRC) as a hex dump under its decoded fields. A DATA chunk is a slice of the bundle, so
     it may hold key bytes: it shows as its length only (its CRC is not shown either: a CRC
-    over mostly known bytes gives away the few unknown ones)."""
+    over mostly known bytes gives away the few unknown ones). A LIST_PAGE shows no secret
+    slot's digest, decoded or in the dump (provision.slot_view), BEGIN and COMMITTED not
+    their digests over the set."""
 
     def trace(direction: str, frame: m.Frame) -> None:
         try:
@@ -60,7 +94,8 @@ def frame_trace(log: TraceLog) -> Trace:
         redact = None
         if isinstance(frame.message, m.Data):
             redact = max(0, len(body) - len(frame.message.chunk))
-        log.frame(direction, body, _meaning(frame), redact_from=redact)
+        hide = _secret_digest_spans(frame.message, body)
+        log.frame(direction, body, _meaning(frame), redact_from=redact, hide=hide)
 
     return trace
 
@@ -114,6 +149,9 @@ _FEATURE_CAPABILITY = {
 class NativeSession:
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
+    # A frame cut anywhere is dropped by the device (COBS, CRC) once a delimiter ends it:
+    # queued bytes may be discarded on interrupt (transport.base.InterruptibleTransport).
+    CUT_RESYNC: ClassVar[bytes | None] = b"\x00"
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ from provision.dialects.lines import (
     read_until,
 )
 from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError, StoreFull
+from provision.slot_view import digest_is_secret
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
@@ -272,7 +273,11 @@ def trace_line(text: str, *, secret: bool = False) -> tuple[str, str]:
 
 def trace_output(text: str) -> str:
     """A received line for the trace: the shell echoes what it is sent, so the data of any
-    `cred buf` line shows as its size (which chunks were secret is not known here)."""
+    `cred buf` line shows as its size (which chunks were secret is not known here); a
+    `cred list` line of a secret slot shows no digest (provision.slot_view)."""
+    listed = _LIST_LINE.match(text)
+    if listed is not None and digest_is_secret(COMPACT_TYPE.get(listed[2], -1)):
+        return f"{listed[1]},{listed[2]},<secret digest not shown>,{listed[4]}"
     return _BUF_DATA.sub(lambda m: f"{m[1]}<{len(m[2])} chars>", text)
 
 

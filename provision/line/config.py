@@ -6,6 +6,7 @@
     ports = ["/dev/ttyUSB*"]              # paths, globs, pyserial URLs, sim:// or jig:// URLs
     baud = 115200
     flow = "host-key"                     # or "device-keygen": the key never leaves the device
+    represented = "allow"                 # a board provisioned before: or "refuse", "supersede"
 
     [ca]
     cert = "issuing-ca.pem"               # the issuing CA (then its parents, if any)
@@ -52,6 +53,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 FLOWS = ("host-key", "device-keygen")
+REPRESENTED_POLICIES = ("allow", "refuse", "supersede")
 
 
 def dialect_names() -> tuple[str, ...]:
@@ -87,6 +89,10 @@ class StationConfig:
     retries: int = 5
     poll_interval: float = 0.5  # between looks at an empty port
     proof: ProofConfig | None = None  # the post-write mTLS proof, when asked for
+    # A board the registry has a valid certificate for, presented again without it (wiped,
+    # or --force): issue another and flag it (allow), refuse it, or issue and mark the
+    # older certificate superseded in the registry (supersede).
+    represented: str = "allow"
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -126,6 +132,10 @@ def _validated(cfg: StationConfig) -> StationConfig:
         raise InputError(f"days {cfg.days} out of range (1..36500)")
     if cfg.baud is not None and cfg.baud <= 0:
         raise InputError("baud must be positive")
+    if cfg.represented not in REPRESENTED_POLICIES:
+        raise InputError(
+            f"represented {cfg.represented!r} is not one of: {', '.join(REPRESENTED_POLICIES)}"
+        )
     proof_tag = cfg.proof.sec_tag if cfg.proof is not None else None
     if proof_tag is not None and proof_tag != clients[0].sec_tag:
         # The device proves with one tag's slots alone: only the client tag has a certificate.
@@ -172,6 +182,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
         "retries",
         "poll_interval",
         "proof",
+        "represented",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -227,6 +238,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
             retries=int(data.get("retries", 5)),
             poll_interval=float(data.get("poll_interval", 0.5)),
             proof=proof_from_dict(data["proof"], source) if "proof" in data else None,
+            represented=str(data.get("represented", "allow")),
         )
     except (TypeError, ValueError) as err:
         raise InputError(f"{source}: bad value: {err}") from None

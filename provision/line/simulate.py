@@ -75,6 +75,7 @@ class PtyJig:
     baud: int | None
     path: str = ""
     devices: int = 0  # devices presented so far
+    received: int = 0  # bytes the current device has taken off the line
     stop: threading.Event = field(default_factory=threading.Event)
 
     def open(self) -> None:
@@ -93,6 +94,7 @@ class PtyJig:
                 seed = device_seed(self.name, self.devices)
                 runner = _runner(self.kind, self.options, seed, self.baud)
                 self.devices += 1
+                self.received = 0
                 # No flush between boards: the host may already have reopened the port and
                 # sent its first bytes, which belong to the new board.
                 self._serve_device(master, runner)
@@ -102,6 +104,10 @@ class PtyJig:
     def _serve_device(self, master: int, runner: SimRunner) -> None:
         t0 = time.monotonic()
         talked = False
+        # Like a UART, take the host's bytes only as the emulated wire carries them (what
+        # 50 ms of line holds, at least a 64-byte FIFO): the rest waits in the host's tty
+        # queue, where a host that gives up on a transfer can still drop it (tcflush).
+        take = 4096 if not runner.byte_time else max(64, int(0.05 / runner.byte_time))
         while not self.stop.is_set():
             now = time.monotonic() - t0
             out = runner.advance(now)
@@ -112,11 +118,15 @@ class PtyJig:
             # byte: the host reads frames anyway, and 32 jigs share one process.
             t_next = runner.next_event_time(whole_units=True)
             wait = 0.05 if t_next is None else min(0.05, max(0.0, t_next - now))
+            room_at = runner.h2d.free_at - take * runner.byte_time
+            if room_at > now:
+                time.sleep(min(wait, room_at - now))
+                continue
             ready, _, _ = select.select([master], [], [], wait)
             if not ready:
                 continue
             try:
-                data = os.read(master, 4096)
+                data = os.read(master, take)
             except OSError as err:
                 if err.errno != errno.EIO:
                     raise
@@ -126,6 +136,7 @@ class PtyJig:
                 continue
             if data:
                 talked = True
+                self.received += len(data)
                 runner.host_write(data, time.monotonic() - t0)
 
 

@@ -9,6 +9,7 @@ that failed midway is provisioned from a clean state the next time it is present
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
 from provision.line.proof import ProofFailed, ProofResult, prove
 from provision.registry import Claim, Entry, Registry, Result
+from provision.transport.base import Interrupted
 
 
 class Step(str, Enum):
@@ -39,6 +41,10 @@ class Step(str, Enum):
     RECORD = "record"
     ROLLBACK = "rollback"
     STOPPED = "stopped"
+
+
+# Before the claim there is nothing to finish or roll back: a first signal cuts these short.
+UNCLAIMED_STEPS = frozenset({Step.WAITING, Step.IDENTIFY, Step.CHECK})
 
 
 class Status(str, Enum):
@@ -60,6 +66,9 @@ class Outcome:
     message: str | None = None
     bytes_sent: int = 0
     proof: ProofResult | None = None
+    # Set when the registry already had a valid certificate for this device (a re-presented
+    # board): what the station did about it.
+    represented: Represented | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -73,11 +82,32 @@ class Outcome:
             "message": self.message,
             "bytes_sent": self.bytes_sent,
             "proof": self.proof.to_json() if self.proof else None,
+            "represented": self.represented.to_json() if self.represented else None,
         }
 
 
-class Interrupted(Exception):
-    """The operator asked to abort devices in flight (second Ctrl-C)."""
+@dataclass(frozen=True)
+class Represented:
+    """A board the registry already holds a valid certificate for, presented again."""
+
+    policy: str  # the station's `represented` setting: allow | refuse | supersede
+    previous_serials: tuple[str, ...]  # its certificates still in service, oldest first
+
+    @property
+    def action(self) -> str:
+        return {"allow": "issued", "refuse": "refused", "supersede": "superseded"}[self.policy]
+
+    def to_json(self) -> dict[str, object]:
+        return {"action": self.action, "previous_serials": list(self.previous_serials)}
+
+    def text(self) -> str:
+        serials = ", ".join(self.previous_serials)
+        return {
+            "issued": f"provisioned before (certificate {serials} still valid): issued another",
+            "refused": f"provisioned before (certificate {serials}): refused by the station's "
+            'represented = "refuse"',
+            "superseded": f"provisioned before: certificate {serials} marked superseded",
+        }[self.action]
 
 
 def error_code(err: BaseException) -> str:
@@ -141,7 +171,23 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     bytes_sent = 0
     touched = False
     device_uuid: str | None = None
+    represented: Represented | None = None
     try:
+        in_service = ctx.registry.certificates_in_service(device_id)
+        if in_service:
+            serials = tuple(str(r.cert_serial) for r in in_service)
+            represented = Represented(cfg.represented, serials)
+            if cfg.represented == "refuse":
+                # Before the device is touched: a board seen before goes to rework as it is.
+                _record_failure(
+                    ctx, claim, None, device_id, started, Result.FAILED, "line.represented"
+                )
+                return outcome(
+                    Status.FAILED,
+                    error_code="line.represented",
+                    message=f"device {device_id} was {represented.text()}",
+                    represented=represented,
+                )
         # Allocated with the claim: the registry's counter keeps serials unique across every
         # station sharing it, at no extra commit.
         serial = claim.serial
@@ -193,23 +239,33 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             if not proof.ok:
                 note = f"proof skipped: the device cannot run a TLS handshake ({proof.detail})"
         step(Step.RECORD)
-        ctx.registry.record(
-            registry_entry(
-                ctx, issued, device_id, started, Result.OK, proof=proof, device_uuid=device_uuid
-            ),
-            claim=claim,
+        entry = registry_entry(
+            ctx, issued, device_id, started, Result.OK, proof=proof, device_uuid=device_uuid
         )
+        if represented is not None and represented.policy == "supersede":
+            entry = dataclasses.replace(entry, supersedes=represented.previous_serials)
+        ctx.registry.record(entry, claim=claim)
         return outcome(
             Status.OK,
             cert_serial=issued.cert_serial,
             bytes_sent=bytes_sent,
             proof=proof,
             message=note,
+            represented=represented,
         )
     except Interrupted:
-        _rollback(dev, cfg, touched)
-        _record_failure(ctx, claim, issued, device_id, started, Result.ROLLED_BACK, "interrupted")
-        return outcome(Status.ROLLED_BACK, error_code="interrupted", message="aborted by operator")
+        # The rollback gets a reply timeout of its own (the runner's interrupt rule).
+        ctx.on_step(port, Step.ROLLBACK, device_id)
+        if _rollback(dev, cfg, touched):
+            code, message = "interrupted", "aborted by operator"
+        else:
+            code = "interrupted.not_cleaned"
+            message = (
+                "aborted by operator; the device did not confirm the rollback and may hold "
+                "part of this set (the next attempt on it cleans its tags first)"
+            )
+        _record_failure(ctx, claim, issued, device_id, started, Result.ROLLED_BACK, code)
+        return outcome(Status.ROLLED_BACK, error_code=code, message=message)
     except Exception as err:
         code = error_code(err)
         message = err.message if isinstance(err, ProvisionError) else type(err).__name__
@@ -217,6 +273,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             proof = err.result
         # After a link failure the board is likely gone or hung: trying to clean it would
         # stall the port for timeout x retries per tag. The next attempt cleans first anyway.
+        ctx.on_step(port, Step.ROLLBACK, device_id)
         _rollback(dev, cfg, touched and not isinstance(err, LinkError))
         _record_failure(ctx, claim, issued, device_id, started, Result.FAILED, code, proof)
         return outcome(
@@ -279,13 +336,15 @@ def _record_failure(
             ctx.registry.release(claim)
 
 
-def _rollback(dev: Device, cfg: StationConfig, touched: bool) -> None:
-    """Best effort: leave none of this attempt's slots on the device."""
+def _rollback(dev: Device, cfg: StationConfig, touched: bool) -> bool:
+    """Best effort: leave none of this attempt's slots on the device. True when the device
+    confirmed it (or was never touched)."""
     if not touched:
-        return
+        return True
     for tag in sorted({t.sec_tag for t in cfg.layout}):
         try:
             dev.delete(tag)
         except Exception:
             # The device may be gone (that may be why we are here); the next attempt cleans.
-            return
+            return False
+    return True

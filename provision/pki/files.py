@@ -17,6 +17,38 @@ from provision.errors import InputError, OverwriteError
 
 KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_private_dirs(path: Path) -> list[Path]:
+    """Create `path` and its missing parents as 0700 whatever the umask (they may come to
+    hold keys); return the folders created, deepest first. An existing folder is left as
+    it is: it is the user's."""
+    missing: list[Path] = []
+    folder = Path(path)
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    for folder in reversed(missing):
+        folder.mkdir(mode=PRIVATE_DIR_MODE)
+        # mkdir's mode is masked by the umask, and a umask may also take the owner's bits.
+        os.chmod(folder, PRIVATE_DIR_MODE)
+        created.append(folder)
+    return created[::-1]
+
+
+def open_private(path: Path | str, flags: int = os.O_RDWR) -> int:
+    """Open `path` for writing, creating it 0600 whatever the umask if it is missing: for
+    any file that may hold a key, a password or a PSK (a simulated device's flash). A file
+    that exists keeps its mode."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, KEY_MODE)
+    try:
+        os.fchmod(fd, KEY_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @dataclass(frozen=True)
@@ -61,15 +93,8 @@ def _make_parents(outputs: list[OutputFile]) -> list[Path]:
     """Create missing output folders (0700: they will hold keys); return them, deepest first."""
     created: list[Path] = []
     for out in outputs:
-        missing: list[Path] = []
-        parent = out.path.parent
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        for folder in reversed(missing):
-            folder.mkdir(mode=0o700)
-            created.append(folder)
-    return created[::-1]
+        created = make_private_dirs(out.path.parent) + created
+    return created
 
 
 def check_outputs(outputs: list[OutputFile], *, force: bool) -> None:

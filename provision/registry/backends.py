@@ -19,7 +19,8 @@ from typing import Any
 
 from provision.errors import RegistryError
 
-SCHEMA_VERSION = 3  # 2: records.proof (the post-write mTLS proof); 3: records.device_uuid
+# 2: records.proof (the post-write mTLS proof); 3: records.device_uuid; 4: records.supersedes
+SCHEMA_VERSION = 4
 WRITE_LOCK_TIMEOUT = 30.0  # seconds a SQLite writer waits for another process's transaction
 
 # Same text on both backends: SQLite maps BIGINT to INTEGER and DOUBLE PRECISION to REAL.
@@ -44,7 +45,8 @@ SCHEMA = (
         prev_hash TEXT NOT NULL,
         row_hash TEXT NOT NULL,
         proof TEXT,
-        device_uuid TEXT)""",
+        device_uuid TEXT,
+        supersedes TEXT)""",
     "CREATE INDEX IF NOT EXISTS records_device ON records (device_id, seq)",
     # The last row of the chain: deleting rows at the end of `records` is caught here.
     """CREATE TABLE IF NOT EXISTS chain_head (
@@ -67,6 +69,7 @@ SCHEMA = (
 MIGRATIONS = {
     2: ("ALTER TABLE records ADD COLUMN proof TEXT",),
     3: ("ALTER TABLE records ADD COLUMN device_uuid TEXT",),
+    4: ("ALTER TABLE records ADD COLUMN supersedes TEXT",),
 }
 SEED = (
     "INSERT INTO meta (id, schema_version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",

@@ -49,10 +49,15 @@ class Entry:
     # The device's own UUID where its dialect reports one (an nRF91 modem's, from the signed
     # %KEYGEN attestation): nRF Cloud knows the device by it.
     device_uuid: str | None = None
+    # Serials of this device's earlier certificates that this one replaces (a board wiped
+    # and presented again, station policy `represented = "supersede"`; schema 4). The rows
+    # of those certificates stay as they were: the chain is append-only.
+    supersedes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "result", Result(self.result))
         object.__setattr__(self, "sec_tags", tuple(int(t) for t in self.sec_tags))
+        object.__setattr__(self, "supersedes", tuple(str(s) for s in self.supersedes))
         if not self.device_id:
             raise PolicyError("a registry entry needs a device id")
         for name in ("cert_pem", "error_code", "station", "operator", "proof"):
@@ -75,12 +80,13 @@ class Record(Entry):
         data["result"] = self.result.value
         data["sec_tags"] = list(self.sec_tags)
         data["proof"] = json.loads(self.proof) if self.proof else None
+        data["supersedes"] = list(self.supersedes)
         return data
 
 
 # The fields the hash covers. Adding a field is a schema version bump; a field added later
-# (`proof`, schema 2; `device_uuid`, schema 3) is hashed only when set, so rows written before
-# it keep their hashes.
+# (`proof`, schema 2; `device_uuid`, schema 3; `supersedes`, schema 4) is hashed only when
+# set, so rows written before it keep their hashes.
 HASHED_FIELDS = (
     "seq",
     "device_id",
@@ -96,7 +102,7 @@ HASHED_FIELDS = (
     "error_code",
     "cert_pem",
 )
-OPTIONAL_HASHED_FIELDS = ("proof", "device_uuid")
+OPTIONAL_HASHED_FIELDS = ("proof", "device_uuid", "supersedes")
 
 
 def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:
@@ -108,8 +114,9 @@ def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:
     values = {name: getattr(entry, name) for name in HASHED_FIELDS if name != "seq"}
     values.update(seq=seq, result=Result(entry.result).value, sec_tags=list(entry.sec_tags))
     for name in OPTIONAL_HASHED_FIELDS:
-        if getattr(entry, name) is not None:
-            values[name] = getattr(entry, name)
+        value = getattr(entry, name)
+        if value is not None and value != ():
+            values[name] = list(value) if isinstance(value, tuple) else value
     body = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
 
@@ -122,3 +129,12 @@ def parse_sec_tags(text: str | None) -> tuple[int, ...]:
     if not text:
         return ()
     return tuple(int(t) for t in json.loads(text))
+
+
+def serials_text(serials: tuple[str, ...]) -> str | None:
+    """The `supersedes` column: a JSON list, NULL when empty (rows before schema 4)."""
+    return json.dumps(list(serials), separators=(",", ":")) if serials else None
+
+
+def parse_serials(text: str | None) -> tuple[str, ...]:
+    return tuple(str(s) for s in json.loads(text)) if text else ()

@@ -35,14 +35,16 @@ from provision.registry.records import (
     Record,
     Result,
     parse_sec_tags,
+    parse_serials,
     row_hash,
     sec_tags_text,
+    serials_text,
 )
 
 _COLUMNS = (
     "seq, device_id, result, station, operator, started_at, finished_at, cert_serial, "
     "cert_sha256, root_sha256, sec_tags, error_code, cert_pem, prev_hash, row_hash, proof, "
-    "device_uuid"
+    "device_uuid, supersedes"
 )
 # A claim older than this is taken to belong to a station that died mid-device.
 DEFAULT_LEASE_SECONDS = 900.0
@@ -74,6 +76,7 @@ def _record(row: tuple[Any, ...]) -> Record:
     (seq, device_id, result, station, operator, started, finished, serial) = row[:8]
     (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash, proof) = row[8:16]
     device_uuid = row[16] if len(row) > 16 else None
+    supersedes = row[17] if len(row) > 17 else None
     return Record(
         device_id=device_id,
         result=Result(result),
@@ -89,6 +92,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         cert_pem=cert_pem,
         proof=proof,
         device_uuid=device_uuid,
+        supersedes=parse_serials(supersedes),
         seq=int(seq),
         prev_hash=prev_hash,
         row_hash=this_hash,
@@ -236,6 +240,24 @@ class Registry:
             )
         )
 
+    def release_station_claims(self, station: str) -> list[str]:
+        """Drop every claim `station` holds; return the device ids. For a station starting
+        up: a claim under its name is what a killed run of it left behind."""
+        with self._db.errors():
+            held = self._db.execute(
+                "SELECT 1 FROM claims WHERE station = ? LIMIT 1", (station,)
+            ).fetchone()
+        if held is None:
+            return []  # the usual case costs no write transaction
+
+        def drop() -> list[str]:
+            rows = self._db.execute(
+                "DELETE FROM claims WHERE station = ? RETURNING device_id", (station,)
+            ).fetchall()
+            return sorted(r[0] for r in rows)
+
+        return self._write(drop)
+
     def claims(self) -> list[tuple[str, str]]:
         """(device_id, station) of every live claim: devices in flight somewhere."""
         with self._db.errors():
@@ -299,6 +321,7 @@ class Registry:
             digest,
             entry.proof,
             entry.device_uuid,
+            serials_text(entry.supersedes),
         )
 
     # -- reading --------------------------------------------------------------------
@@ -320,6 +343,18 @@ class Registry:
                 f"SELECT {_COLUMNS} FROM records WHERE device_id = ? ORDER BY seq", (device_id,)
             ).fetchall()
         return [_record(r) for r in rows]
+
+    def certificates_in_service(self, device_id: str) -> list[Record]:
+        """The device's `ok` records whose certificate no later record supersedes, oldest
+        first: more than one means a board was provisioned again and both certificates
+        are valid."""
+        history = self.history(device_id)
+        replaced = {serial for r in history for serial in r.supersedes}
+        return [
+            r
+            for r in history
+            if r.result is Result.OK and r.cert_serial and r.cert_serial not in replaced
+        ]
 
     def count(self) -> int:
         with self._db.errors():
@@ -385,6 +420,7 @@ class Registry:
                             problems.append(f"row {rec.seq}: link to the previous row broken")
                         if row_hash(rec, rec.seq, rec.prev_hash) != rec.row_hash:
                             problems.append(f"row {rec.seq} ({rec.device_id}): contents edited")
+                        problems += self._superseded_problems(rec)
                         prev = rec.row_hash
                         expected_seq = rec.seq + 1
             finally:
@@ -398,6 +434,22 @@ class Registry:
             else:
                 problems.append(f"chain head (row {head_seq}) does not match the last row")
         return ChainReport(rows, tuple(problems))
+
+    def _superseded_problems(self, rec: Record) -> list[str]:
+        """A row may supersede only earlier `ok` certificates of its own device."""
+        problems = []
+        for serial in rec.supersedes:
+            found = self._db.execute(
+                "SELECT 1 FROM records WHERE device_id = ? AND cert_serial = ? "
+                "AND result = 'ok' AND seq < ?",
+                (rec.device_id, serial, rec.seq),
+            ).fetchone()
+            if found is None:
+                problems.append(
+                    f"row {rec.seq} ({rec.device_id}): supersedes certificate {serial}, "
+                    "which is no earlier certificate of this device"
+                )
+        return problems
 
     def close(self) -> None:
         with self._open_lock:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from provision.bundle.model import SlotType
 from provision.errors import InputError
+from provision.pki.files import open_private
 from provision.sim.profile import DeviceProfile
 
 Key = tuple[int, int]  # (sec_tag, slot type); SlotType where the number is one
@@ -131,13 +132,14 @@ class Flash:
     def _persist(self, offset: int, n: int) -> None:
         if self.path is None or n == 0:
             return
-        mode = "r+b" if self.path.exists() else "wb"
-        with open(self.path, mode) as f:
-            if mode == "wb":
+        if not self.path.exists():
+            # The flash holds plaintext keys, as a device's does: 0600 whatever the umask.
+            with os.fdopen(open_private(self.path, os.O_WRONLY), "wb") as f:
                 f.write(self._mem)
-            else:
-                f.seek(offset)
-                f.write(self._mem[offset : offset + n])
+            return
+        with open(self.path, "r+b") as f:
+            f.seek(offset)
+            f.write(self._mem[offset : offset + n])
 
 
 def encode_image(entries: Mapping[Key, bytes]) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from provision.bundle.model import CredentialSet, Slot, SlotType
 from provision.errors import InputError, TLSCheckError
+from provision.pki.files import open_private
 from provision.pki.keys import (
     PrivateKey,
     key_is_encrypted,
@@ -121,8 +122,7 @@ def _private_dir() -> str:
 
 
 def _write_private(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    with os.fdopen(open_private(path, os.O_WRONLY), "wb") as fh:
         fh.write(data)
 
 

@@ -31,3 +31,59 @@ def transport_clock(transport: object) -> Callable[[], float]:
     (the sim:// pair runs on virtual time, so timeouts cost no wall time), else monotonic."""
     clock = getattr(transport, "clock", None)
     return clock if callable(clock) else time.monotonic
+
+
+class Interrupted(Exception):
+    """The operator stopped the work in flight (a signal to `line run`): not a device or
+    link fault, so no drive loop retries it."""
+
+
+# Longest a read waits before looking at the interrupt flag again.
+_INTERRUPT_SLICE = 0.1
+
+
+class InterruptibleTransport:
+    """`inner`, but every read and write first asks `interrupted()` and raises Interrupted
+    when it says so; a long read waits in slices, so a signal cuts a step short at 1200 baud
+    instead of waiting for it. Writes are not split: a text dialect's line goes out whole,
+    so an interrupted session never leaves half a command (an open quote) on the device.
+
+    `resync` (set by a dialect whose frames survive a cut: native, b"\x00"): on interrupt,
+    what was written but not sent yet is dropped (a windowed transfer queues kilobytes, tens
+    of seconds at 1200 baud, that the rollback would wait behind) and `resync` is sent to end
+    the cut frame."""
+
+    def __init__(self, inner: Transport, interrupted: Callable[[], bool]) -> None:
+        self.inner = inner
+        self.interrupted = interrupted
+        self.resync: bytes | None = None
+        self._clock = transport_clock(inner)
+
+    def __getattr__(self, name: str) -> object:
+        # clock(), baudrate, url…: whatever the drive loops look for on the real transport.
+        return getattr(self.inner, name)
+
+    def _check(self) -> None:
+        if not self.interrupted():
+            return
+        discard = getattr(self.inner, "discard_output", None)
+        if self.resync is not None and discard is not None:
+            discard()
+            self.inner.write(self.resync)
+        raise Interrupted("interrupted by the operator")
+
+    def write(self, data: bytes) -> None:
+        self._check()
+        self.inner.write(data)
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        deadline = self._clock() + max(0.0, timeout)
+        while True:
+            self._check()
+            left = deadline - self._clock()
+            data = self.inner.read(max_bytes, max(0.0, min(left, _INTERRUPT_SLICE)))
+            if data or left <= _INTERRUPT_SLICE:
+                return data
+
+    def close(self) -> None:
+        self.inner.close()

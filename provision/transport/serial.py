@@ -74,6 +74,11 @@ class SerialTransport:
         except (serial.SerialException, OSError) as err:
             raise LinkError(f"{self.url}: read failed: {err}") from None
 
+    def discard_output(self) -> None:
+        """Drop what was written but has not left yet (tcflush TCOFLUSH on a tty)."""
+        with contextlib.suppress(serial.SerialException, OSError):
+            self.port.reset_output_buffer()
+
     def close(self) -> None:
         with contextlib.suppress(serial.SerialException, OSError):
             self.port.close()

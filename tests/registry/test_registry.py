@@ -259,7 +259,8 @@ def test_schema_1_registry_is_migrated_and_its_rows_still_verify(registry_url: s
     with open_registry(registry_url) as reg:
         reg.record(entry("uid-1", serial=1))
         reg.record(entry("uid-2", serial=2))
-    # What a registry written by schema 1 looks like: no proof column (nor device_uuid, 3).
+    # What a registry written by schema 1 looks like: no proof column (nor schemas 3's, 4's).
+    raw_sql(registry_url, "ALTER TABLE records DROP COLUMN supersedes")
     raw_sql(registry_url, "ALTER TABLE records DROP COLUMN proof")
     raw_sql(registry_url, "ALTER TABLE records DROP COLUMN device_uuid")
     raw_sql(registry_url, "UPDATE meta SET schema_version = 1 WHERE id = 1")
