@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LINT_DIRS := $(wildcard provision tests bench hil scripts)
 
-.PHONY: demo test lint bench soak fuzz firmware stub-test hil deps vectors clean
+.PHONY: demo test lint bench soak fuzz fuzz-py firmware stub-test hil deps vectors clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ vectors: $(STAMP)
 
 fuzz:
 	$(MAKE) -C firmware_stub fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-60}
+
+# Long Hypothesis run over every parser of untrusted input (the default tests run a bounded
+# one): FUZZ_EXAMPLES inputs per parser.
+fuzz-py: $(STAMP)
+	PROVISION_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-20000} $(VENV)/bin/pytest tests/hostile/test_parser_fuzz.py -q -p no:cacheprovider
 
 # make hil [BOARD=mps2|microbit]: the conformance suite on the stub under QEMU.
 hil: $(STAMP)

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     WARNINGS = 1  # `check --strict` found warnings only
     ERRORS = 2  # `check`/`verify` found errors; also typer's code for a bad command line
+    USAGE = 2  # a bad command line (an alias of ERRORS: typer/click exit 2 on usage errors)
     INPUT = 3  # an input file is missing, unreadable or not what it claims to be
     BUNDLE = 4  # a bundle is malformed, corrupted or its signature does not verify
     EXISTS = 5  # refused to overwrite an existing file without --force
@@ -26,6 +27,32 @@ class ExitCode(IntEnum):
     HSM = 11  # the PKCS#11 token could not be used
     INTERNAL = 70  # a bug (EX_SOFTWARE): rerun with PROVISION_DEBUG=1 and report it
     INTERRUPTED = 130
+
+
+# Longest user-supplied value echoed in a message: a 10,000-character --device-id or file
+# name is shown as its start, an ellipsis, its end (a file's name) and its length.
+CLIP_CHARS = 160
+
+
+def clip(value: object, limit: int = CLIP_CHARS) -> str:
+    """A user-supplied value as it may appear in a message: at most about `limit`
+    characters, on one line (line ends and control characters escaped)."""
+    text = str(value)
+    if len(text) > limit:
+        head = limit * 2 // 3
+        shown = f"{text[:head]}…{text[-(limit - head - 1) :]}"
+    else:
+        shown = text
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in shown)
+    return shown if len(text) <= limit else f"{shown} ({len(text)} characters)"
+
+
+def one_line(message: str, limit: int = 8 * CLIP_CHARS) -> str:
+    """An error message as the CLI prints it: one line, at most about `limit` characters.
+    The last guard: values are clipped where they are put into messages (`clip`)."""
+    text = " ".join(message.split("\n"))
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ProvisionError(Exception):
@@ -42,6 +69,13 @@ class ProvisionError(Exception):
 
 class InputError(ProvisionError):
     exit_code = ExitCode.INPUT
+
+
+class UsageError(ProvisionError):
+    """A bad command line the option parser could not see: a missing option that another
+    option makes necessary, options that exclude each other, an unknown name."""
+
+    exit_code = ExitCode.USAGE
 
 
 class BundleError(ProvisionError):

@@ -107,13 +107,7 @@ def read_secret(source: SecretSource, what: str) -> bytes:
 
 
 def _read_file(path: Path, what: str, limit: int = MAX_INPUT_FILE) -> bytes:
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = 0  # read_input gives the precise message
-    if size > limit:
-        raise PolicyError(f"{path}: {what} file is {size} bytes (at most {limit})")
-    return read_input(path, what)
+    return read_input(path, what, limit=limit)
 
 
 def _cert_items(path: Path, slot: SlotType, encoding: str) -> list[tuple[bytes, Encoding]]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from provision.bundle.model import MAX_SEC_TAG, SlotType
 from provision.errors import InputError
+from provision.inputs import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -181,16 +182,9 @@ def _tag(base: Path, name: str, table: object, origin: str) -> TagSources:
 def load_spec(path: Path) -> PackSources:
     """Read a TOML spec; every problem is an InputError naming the file and the table."""
     origin = str(path)
+    text = read_text(path, "spec")
     try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: spec file not found") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read spec file: {err.strerror}") from None
-    try:
-        doc = tomllib.loads(text.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: spec file is not UTF-8 text") from None
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{path}: not valid TOML: {err}") from None
     unknown = set(doc) - {"device_id", "encoding", "sec_tag"}

@@ -28,7 +28,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.errors import InputError
+from provision.errors import InputError, UsageError, clip
 
 app = typer.Typer(no_args_is_help=True, help="Pack, inspect, verify and unpack bundles.")
 
@@ -167,7 +167,7 @@ def pack(
     psk_hex_env = _one(psk_hex_env_, "--psk-hex-env", "psk")
     psk_identity = _one(psk_identity_, "--psk-identity", "psk_identity")
     if encoding is not None and encoding not in ENCODINGS:
-        raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
+        raise UsageError(f"--encoding {clip(encoding)!r}: use one of {', '.join(ENCODINGS)}")
     key_pw = bundle_options.secret_from_options(
         key_password_file, key_password_env, "--key-password"
     )
@@ -257,7 +257,7 @@ def verify(
     """Check integrity, signature and contents. Exit 0 ok, 1 warnings (--strict), 2 errors,
     4 corrupt or badly signed."""
     if pubkey is not None and signer_cert is not None:
-        raise InputError("give either --pubkey or --signer-cert, not both")
+        raise UsageError("give either --pubkey or --signer-cert, not both")
     result = bundle_io.verify(bundle, public_key=pubkey or signer_cert, target=target)
     code = exit_code_for(result.findings, strict=strict)
     if json_out:

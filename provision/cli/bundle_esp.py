@@ -14,6 +14,7 @@ from provision.cli.check import findings_table
 from provision.cli.common import console, print_json, resolve_password, safe_text, table
 from provision.dialects import esp32_image
 from provision.errors import InputError
+from provision.inputs import read_input
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, check_outputs, write_outputs
 
 
@@ -104,7 +105,7 @@ def inspect(path: Path, json_out: bool) -> bool:
     head = path.open("rb").read(4) if path.is_file() else b""
     if not esp_secure_cert.looks_like_image(head):
         return False
-    report = esp32_image.describe(path.read_bytes(), path)
+    report = esp32_image.describe(read_input(path, "esp_secure_cert image"), path)
     if json_out:
         print_json(report)
     else:

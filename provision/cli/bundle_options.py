@@ -14,7 +14,7 @@ from provision.bundle.spec import (
     TagSources,
     load_spec,
 )
-from provision.errors import InputError
+from provision.errors import InputError, UsageError
 from provision.packing import SignerSource
 
 
@@ -32,7 +32,7 @@ def sources_from_options(
 ) -> PackSources:
     """The one-tag PackSources the command-line options describe."""
     if sec_tag is None:
-        raise InputError("--tag is required with item options (or use --spec)")
+        raise UsageError("--tag is required with item options (or use --spec)")
     tag = TagSources(
         sec_tag=sec_tag,
         root_ca=tuple(root_ca),
@@ -78,7 +78,7 @@ def sources_from_cli(
         items = [sec_tag is not None, root_ca, client_cert, client_key, key_password, psk,
                  psk_identity]  # fmt: skip
         if any(items):
-            raise InputError(f"--spec cannot be combined with {', '.join(ITEM_OPTIONS)}")
+            raise UsageError(f"--spec cannot be combined with {', '.join(ITEM_OPTIONS)}")
         return override_spec(load_spec(spec), device_id=device_id, encoding=encoding)
     return sources_from_options(
         sec_tag=sec_tag,

@@ -22,7 +22,7 @@ from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
     console,
-    dialect_choices,
+    dialect_option,
     err_console,
     print_json,
     resolve_password,
@@ -30,7 +30,8 @@ from provision.cli.common import (
     table,
 )
 from provision.dialects.base import Attestation
-from provision.errors import InputError, ProvisionError, VerifyFailed
+from provision.errors import ProvisionError, UsageError, VerifyFailed
+from provision.inputs import read_input
 from provision.slot_view import digest_cell, slot_view
 
 app = typer.Typer(no_args_is_help=True)
@@ -39,7 +40,7 @@ PORT = typer.Option(..., "--port", "-p", help="Serial port, pyserial URL or sim:
 BAUD = typer.Option(None, "--baud", help="Line rate (default 115200).")
 TIMEOUT = typer.Option(2.0, "--timeout", help="Seconds to wait for each answer.")
 RETRIES = typer.Option(5, "--retries", help="Tries before a request or transfer gives up.")
-DIALECT = typer.Option("auto", "--dialect", help=f"{dialect_choices(auto=True)}.")
+DIALECT = dialect_option("auto", auto=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document instead of tables.")
 # The credential set `write` and `verify` take: a bundle file, a spec or item options.
 SPEC = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`.")
@@ -62,9 +63,9 @@ def _open(
     port: str, baud: int | None, timeout: float, retries: int, dialect: str, trace: bool = False
 ) -> device_mod.Device:
     if timeout <= 0:
-        raise InputError("--timeout must be positive")
+        raise UsageError("--timeout must be positive")
     if retries < 0:
-        raise InputError("--retries must be 0 or more")
+        raise UsageError("--retries must be 0 or more")
     return device_mod.open(
         port, dialect=dialect, baud=baud, timeout=timeout, retries=retries, trace=trace
     )
@@ -207,21 +208,21 @@ def _load_input(
     items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
     given = [bundle is not None, spec is not None, any(items)]
     if sum(map(bool, given)) != 1:
-        raise InputError("give one of: a bundle file, --spec, or --tag with item options")
+        raise UsageError("give one of: a bundle file, --spec, or --tag with item options")
     if key_pw is not None and not any(items):
         # A bundle or spec names its own key password; ignoring this one would surprise.
-        raise InputError("--key-password-file/-env go with item options, not a bundle or --spec")
+        raise UsageError("--key-password-file/-env go with item options, not a bundle or --spec")
     if bundle is not None:
         if sign_key is not None:
-            raise InputError("--sign-key signs new bundles; a bundle file is sent as it is")
+            raise UsageError("--sign-key signs new bundles; a bundle file is sent as it is")
         if device_id is not None or encoding is not None:
             # Ignoring them would write something other than what the user asked for.
-            raise InputError(
+            raise UsageError(
                 "--device-id/--encoding shape new bundles; a bundle file is sent as it is "
                 "(repack it with `bundle pack`)"
             )
         bundle_io.read_bundle(bundle)  # names the file in any error
-        return bundle.read_bytes()
+        return read_input(bundle, "bundle")
     sources = bundle_options.sources_from_cli(
         spec=spec,
         sec_tag=tag,
@@ -406,11 +407,11 @@ def delete(
     """Delete one slot (--tag --slot), one tag (--tag) or everything (--all --yes)."""
     if all_:
         if tag is not None or slot is not None:
-            raise InputError("--all cannot be combined with --tag or --slot")
+            raise UsageError("--all cannot be combined with --tag or --slot")
         if not yes:
-            raise InputError("--all deletes every credential on the device: add --yes")
+            raise UsageError("--all deletes every credential on the device: add --yes")
     elif tag is None:
-        raise InputError("give --tag (and optionally --slot), or --all --yes")
+        raise UsageError("give --tag (and optionally --slot), or --all --yes")
     slot_type = SlotType.parse(slot) if slot is not None else None
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
         dev.delete(None if all_ else tag, slot_type)
@@ -459,24 +460,21 @@ def keygen(
     """Make the device generate a P-256 key in --tag and return a CSR; with --ca, sign it
     and install the certificate in the same tag."""
     from provision.pki.csr import csr_bytes, load_csr
-    from provision.pki.files import OutputFile, check_outputs, write_outputs
+    from provision.pki.files import OutputFile, check_destinations, write_outputs
 
     if ca_key is not None and ca is None:
-        raise InputError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
+        raise UsageError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
     if ca is not None and ca.is_file() and ca_key is None:
-        raise InputError(
+        raise UsageError(
             f"{ca}: a CA certificate file needs --ca-key (or give --ca a folder from `pki init-ca`)"
         )
     # Everything is validated before the device makes a key: afterwards the key would be in
     # the device and its CSR (or certificate) nowhere.
-    planned = [OutputFile(out, b"")]
-    if cert_out is not None:
-        planned.append(OutputFile(cert_out, b""))
-    check_outputs(planned, force=force)
+    check_destinations([out, cert_out], force=force)
     if cert_out is not None and ca is None:
-        raise InputError("--cert-out saves the signed certificate: it needs --ca")
+        raise UsageError("--cert-out saves the signed certificate: it needs --ca")
     if ca is not None and days < 1:
-        raise InputError(f"--days must be 1 or more (got {days})")
+        raise UsageError(f"--days must be 1 or more (got {days})")
     authority = None
     if ca is not None:
         from provision.pki.flows import locate_ca, open_ca

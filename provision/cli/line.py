@@ -15,14 +15,14 @@ from rich.table import Table
 
 from provision.cli.common import (
     console,
-    dialect_choices,
+    dialect_option,
     err_console,
     print_json,
     safe_text,
     table,
 )
 from provision.cli.signals import stop_signals
-from provision.errors import ExitCode, InputError
+from provision.errors import ExitCode, UsageError
 from provision.line import Line, load_config
 from provision.line.config import default_operator, dialect_names
 from provision.line.runner import Summary
@@ -114,8 +114,8 @@ def run(
     operator: str | None = typer.Option(
         None, "--operator", envvar="PROVISION_OPERATOR", help="Operator recorded per device."
     ),
-    dialect: str | None = typer.Option(
-        None, "--dialect", help=f"One of: {', '.join(dialect_names())}."
+    dialect: str | None = dialect_option(
+        None, auto=True, help=f"One of: {', '.join(dialect_names())}."
     ),
     flow: str | None = typer.Option(None, "--flow", help="host-key or device-keygen."),
     ca_key: str | None = typer.Option(
@@ -212,9 +212,7 @@ def run(
 def simulate(
     count: int = typer.Argument(..., help="How many simulated ports (jigs)."),
     # --dialect as in `provision sim` and `line run`; --kind (the jig:// query word) kept.
-    kind: str = typer.Option(
-        "native", "--dialect", "--kind", help=f"{dialect_choices(auto=False)}."
-    ),
+    kind: str = dialect_option("native", "--dialect", "--kind", auto=False),
     baud: int = typer.Option(115200, "--baud", help="Emulated line speed (0: unpaced)."),
     seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long."),
     json_out: bool = typer.Option(False, "--json", help="Print the ports as one JSON line."),
@@ -226,7 +224,7 @@ def simulate(
     from provision.line.simulate import serve_jigs, start_jigs
 
     if seconds is not None and seconds <= 0:
-        raise InputError("--seconds must be positive")
+        raise UsageError("--seconds must be positive")
     jigs = start_jigs(count, kind=kind, baud=baud or None)
     ports = [j.path for j in jigs]
     if json_out:

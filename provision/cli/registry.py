@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
-from provision.cli.common import console, err_console, print_json, table
+from provision.cli.common import console, err_console, print_json, safe_text, table
 from provision.errors import CheckFailed, InputError, RegistryError
 from provision.registry import open_registry
 from provision.registry.backends import redact_url
@@ -40,7 +41,7 @@ def show(
     pem: bool = typer.Option(False, "--pem", help="Print the latest certificate PEM as well."),
 ) -> None:
     """Every registry record of one device, oldest first."""
-    with open_registry(registry, create=False) as reg:
+    with open_registry(registry, read_only=True) as reg:
         history = reg.history(device_id)
     if not history:
         # Exit 3, not 9: a script must tell "never provisioned" from "registry unreachable".
@@ -101,7 +102,7 @@ def verify(
     json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Walk the hash chain: exit 9 if a row was edited or deleted."""
-    with open_registry(registry, create=False) as reg:
+    with open_registry(registry, read_only=True) as reg:
         report = reg.verify()
         in_flight = reg.claims()
     if json_out:
@@ -115,9 +116,9 @@ def verify(
         )
     else:
         for problem in report.problems:
-            err_console.print(f"[red]✗[/red] {problem}", markup=True)
+            err_console.print(Text("✗ ", style="red") + safe_text(problem))
         for device_id, station in in_flight:
-            err_console.print(f"in flight: {device_id} at station {station}", markup=False)
+            err_console.print(f"in flight: {device_id} at station {station}")
         if report.ok:
             console.print(f"registry chain intact: {report.rows} rows")
     if not report.ok:
@@ -140,7 +141,7 @@ def export(
 ) -> None:
     """Device id, certificate PEM and fingerprints of every provisioned device; `nrfcloud`
     and `aws-iot` write what those clouds' onboarding takes."""
-    with open_registry(registry, create=False) as reg:
+    with open_registry(registry, read_only=True) as reg:
         count = export_to(reg.iter_provisioned(), fmt, output, force=force)
     if output is not None and str(output) != "-":
         err_console.print(f"exported {count} devices to {output}", markup=False)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import console, dialect_choices, err_console, print_json
-from provision.errors import InputError
+from provision.cli.common import console, dialect_choices, dialect_option, err_console, print_json
+from provision.errors import InputError, UsageError, clip
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -15,9 +15,11 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 def sim(
     pty: bool = typer.Option(False, "--pty", help="Serve on a new pseudo-terminal (prints it)."),
-    tcp: int | None = typer.Option(None, "--tcp", help="Serve on 127.0.0.1:PORT (0: any)."),
-    dialect: str = typer.Option(
-        "native", "--dialect", help=f"Device kind: {dialect_choices(auto=False)}."
+    tcp: int | None = typer.Option(
+        None, "--tcp", min=0, max=65535, help="Serve on 127.0.0.1:PORT (0: any)."
+    ),
+    dialect: str = dialect_option(
+        "native", auto=False, help=f"Device kind: {dialect_choices(auto=False)}."
     ),
     flash: Path | None = typer.Option(
         None, "--flash", help="Flash file: state survives restarts (default: in memory)."
@@ -76,7 +78,7 @@ def sim(
                 console.print(f"{name:20} {text}", markup=False, highlight=False)
         return
     if pty == (tcp is not None):
-        raise InputError("choose one of --pty or --tcp PORT")
+        raise UsageError("choose one of --pty or --tcp PORT")
     options = {
         "baud": str(baud),
         "flip": str(flip),
@@ -100,7 +102,7 @@ def sim(
     for item in opt:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise InputError(f"--opt {item!r}: expected NAME=VALUE")
+            raise InputError(f"--opt {clip(item)!r}: expected NAME=VALUE")
         options[name.strip()] = value
 
     from provision.sim.serve import SimRunner

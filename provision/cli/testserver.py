@@ -7,11 +7,17 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
+from provision.cli.common import (
+    PASSWORD_ENV_HELP,
+    PASSWORD_FILE_HELP,
+    console,
+    print_json,
+    resolve_password,
+)
 from provision.errors import ExitCode, InputError
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted, load_private_key
-from provision.tls.material import TLS_VERSIONS, TLSMaterial
+from provision.tls.material import TLS_VERSIONS, TLSMaterial, TLSSetupError
 from provision.tls.server import ClientEvent, TestServer
 
 app = typer.Typer(no_args_is_help=True)
@@ -68,11 +74,21 @@ def testserver(
         if json_out:
             print_json({"event": "client", **event.to_dict()})
         elif event.accepted:
-            typer.echo(f"accepted {event.peer}: {event.subject} ({event.version}, {event.cipher})")
+            # A client's subject is anyone's text: printed literally (PlainConsole).
+            console.print(
+                f"accepted {event.peer}: {event.subject} ({event.version}, {event.cipher})"
+            )
         else:
-            typer.echo(f"rejected {event.peer}: {event.reason}")
+            console.print(f"rejected {event.peer}: {event.reason}")
 
-    with TestServer(material, port=port, tls_version=tls) as server:
+    try:
+        server = TestServer(material, port=port, tls_version=tls)
+    except TLSSetupError as err:
+        # The server's own certificate, key and roots are the operator's input files: if
+        # they cannot be loaded (garbage, a key that does not match the certificate) that is
+        # bad input (exit 3), not a failed handshake (exit 10), which no client was part of.
+        raise InputError(f"server credentials: {err.message}", code=err.code) from None
+    with server:
         versions = f"TLS {tls}" if tls else "TLS 1.2 and 1.3"
         if json_out:
             print_json({"event": "listening", "address": server.address, "tls": tls})

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from provision.bundle.model import MAX_SEC_TAG
-from provision.cli.common import console, dialect_choices, print_json, table
+from provision.cli.common import console, dialect_option, print_json, table
 from provision.errors import TLSCheckError
 from provision.tls.client import DEFAULT_TIMEOUT
 from provision.tls.device_check import run_check
@@ -34,7 +34,7 @@ def tls_check(
     port: str | None = typer.Option(
         None, "--port", "-p", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."
     ),
-    dialect: str = typer.Option("auto", "--dialect", help=f"{dialect_choices(auto=True)}."),
+    dialect: str = dialect_option("auto", auto=True),
     baud: int | None = typer.Option(None, "--baud", help="Serial speed."),
     tls: str | None = typer.Option(None, "--tls", help="Only this TLS version: 1.2 or 1.3."),
     timeout: float = typer.Option(

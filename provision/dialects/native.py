@@ -241,7 +241,7 @@ class NativeSession:
                     return reply
         raise LinkError(
             f"no answer to {msg.TYPE.name} after {self.retries + 1} tries "
-            f"({self.timeout:g} s each): is a device on this port?",
+            f"({self.timeout:g} s each): {self.link.no_answer_hint()}",
             code="link.timeout",
         )
 

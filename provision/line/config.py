@@ -43,9 +43,12 @@ from typing import Any
 
 from provision.bundle.model import MAX_SEC_TAG
 from provision.dialects import DIALECTS
-from provision.errors import InputError
+from provision.errors import InputError, clip
+from provision.inputs import read_text
 from provision.line.proof import ProofConfig, proof_from_dict
+from provision.line.schema import check_station_file
 from provision.pki.authority import SubjectTemplate
+from provision.transport.serial import port_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,14 +159,16 @@ def _path(base: Path, value: Any, what: str) -> Path:
 def load_config(path: Path) -> StationConfig:
     """Read and check a station config; InputError names the problem."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: station config not found") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read station config: {err.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        data = tomllib.loads(read_text(path, "station config"))
+    except tomllib.TOMLDecodeError as err:
         raise InputError(f"{path}: not valid TOML: {err}") from None
-    return config_from_dict(data, Path(path).resolve().parent, source=str(path))
+    source = clip(str(path))
+    try:
+        return config_from_dict(data, Path(path).resolve().parent, source=source)
+    except InputError as err:
+        if err.message.startswith(source):
+            raise
+        raise InputError(f"{source}: {err.message}", code=err.code) from None
 
 
 def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -> StationConfig:
@@ -188,13 +193,16 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
     if unknown:
         raise InputError(f"{source}: unknown setting(s): {', '.join(unknown)}")
     ca = data.get("ca") or {}
-    if "cert" not in ca or "key" not in ca:
-        raise InputError(f"{source}: [ca] needs cert and key")
-    if "password" in ca or "pin" in ca:
+    if isinstance(ca, dict) and ("password" in ca or "pin" in ca):
         raise InputError(
             f"{source}: secrets do not belong in the config: use [ca] key_password_env, "
             "or pin-source / PROVISION_PKCS11_PIN for a token"
         )
+    if isinstance(ca, dict) and ("cert" not in ca or "key" not in ca):
+        raise InputError(f"{source}: [ca] needs cert and key")
+    # Every table and field has the type it must have (one line naming the field otherwise);
+    # the values are read from `data` below as before.
+    check_station_file(data, source)
     key = ca["key"]
     ca_key = key if str(key).startswith("pkcs11:") else str(_path(base, key, "[ca] key"))
     profile = data.get("profile") or {}
@@ -250,11 +258,18 @@ def expand_ports(patterns: tuple[str, ...]) -> list[str]:
     ports: list[str] = []
     for pattern in patterns:
         if "://" in pattern or not glob.has_magic(pattern):
+            # A named port that exists must look like a serial device (a line never probes
+            # a shell's terminal or a file); one not plugged in yet is waited for.
+            problem = port_problem(pattern) if os.path.exists(pattern) else None
+            if problem is not None:
+                raise InputError(f"{clip(pattern)}: {problem}")
             found = [pattern]
         else:
-            found = sorted(glob.glob(pattern))
+            # Only the matches that look like serial devices: /dev/tty* also matches the
+            # consoles and every open terminal.
+            found = [p for p in sorted(glob.glob(pattern)) if port_problem(p) is None]
             if not found:
-                raise InputError(f"no port matches {pattern!r}")
+                raise InputError(f"no serial port matches {clip(pattern)!r}")
         for p in found:
             if p not in ports:
                 ports.append(p)

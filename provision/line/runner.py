@@ -25,7 +25,7 @@ from typing import Any
 
 import provision.device
 from provision.device import Device, DeviceInfo
-from provision.errors import InputError
+from provision.errors import UsageError
 from provision.line.config import StationConfig, expand_ports
 from provision.line.issuer import Issuer
 from provision.line.station import (
@@ -97,7 +97,7 @@ class Line:
         issuer: Issuer | None = None,
     ) -> None:
         if limit is not None and limit < 1:
-            raise InputError("--count must be at least 1")
+            raise UsageError("--count must be at least 1")
         self.cfg = cfg
         self.ports = expand_ports(cfg.ports)
         self.limit = limit

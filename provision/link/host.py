@@ -26,6 +26,16 @@ class HostLink:
         self._seq = (random.randrange(0xFFFF) if first_seq is None else first_seq - 1) % 0xFFFF
         self.decoder = framing.FrameDecoder(m.HEADER_SIZE + m.MAX_PAYLOAD)
         self.bad_frames = 0
+        # Bytes received since the last frame that decoded: many, with no frame, is a line
+        # speed mismatch or another protocol, not silence (see no_answer_hint).
+        self.undecoded_bytes = 0
+
+    def no_answer_hint(self) -> str:
+        """What a "no answer" error should suggest: noise without a frame points at --baud."""
+        if self.undecoded_bytes:
+            # No count in the text: `line run` repeats a notice only when its reason changes.
+            return "bytes arrived but no frame decoded: is the line speed right (--baud)?"
+        return "is a device on this port?"
 
     def next_seq(self) -> int:
         self._seq = self._seq % 0xFFFF + 1  # 1..65535, never 0
@@ -45,6 +55,7 @@ class HostLink:
             except ProvisionError:
                 # A frame that passed its CRC but is not a message we know: as noise.
                 self.bad_frames += 1
+        self.undecoded_bytes = 0 if frames else self.undecoded_bytes + len(data)
         return frames
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from provision.errors import InputError, PolicyError
+from provision.errors import InputError, PolicyError, clip
 from provision.pki.certs import cert_der, cert_pem, common_name, is_ca, load_certificates
 from provision.pki.keys import (
     DEFAULT_KEY_TYPE,
@@ -74,9 +74,15 @@ _CURVES: dict[KeyType, ec.EllipticCurve] = {
 
 
 def validate_device_id(device_id: str) -> str:
+    """A device id as pack and issue accept it. Too long is refused by policy (exit 6, as
+    docs/bundle-format.md says); other characters are bad input (exit 3)."""
+    if isinstance(device_id, str) and len(device_id) > MAX_DEVICE_ID:
+        raise PolicyError(
+            f"device id {clip(device_id, 40)!r} is too long: at most {MAX_DEVICE_ID} characters"
+        )
     if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
         raise InputError(
-            f"device id {device_id!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
+            f"device id {clip(device_id, 40)!r} is not valid: 1-{MAX_DEVICE_ID} characters of "
             "letters, digits and . _ : @ -, starting with a letter or digit"
         )
     return device_id
@@ -88,11 +94,22 @@ def _naive_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=None)
 
 
+def name_attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute:
+    """One subject attribute from user text; a value X.509 cannot hold (RFC 5280 upper
+    bounds: a common name or organization at most 64 characters, none empty) is refused by
+    policy (exit 6) with the value clipped, not a ValueError from cryptography (exit 70)."""
+    try:
+        return x509.NameAttribute(oid, value)
+    except ValueError as err:
+        label = getattr(oid, "_name", None) or oid.dotted_string
+        raise PolicyError(f"subject {label} {clip(value, 40)!r}: {err}") from None
+
+
 def _name(cn: str, organization: str | None = None) -> x509.Name:
     attrs = []
     if organization:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+        attrs.append(name_attribute(NameOID.ORGANIZATION_NAME, organization))
+    attrs.append(name_attribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
 
 
@@ -189,7 +206,7 @@ def _subject_shape(
     if subject is not None:
         return subject.shape()
     if organization:
-        o = x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)
+        o = name_attribute(NameOID.ORGANIZATION_NAME, organization)
         return ((x509.RelativeDistinguishedName([o]),), ())
     return ((), ())
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
@@ -67,11 +68,26 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
             raise InputError(
                 f"{source}: damaged PEM certificate (bad base64 or DER inside)"
             ) from None
-        return certs
+        return _with_usable_keys(certs, source)
     try:
-        return [x509.load_der_x509_certificate(data)]
+        certs = [x509.load_der_x509_certificate(data)]
     except (ValueError, x509.InvalidVersion):
         raise InputError(f"{source}: not a PEM or DER certificate") from None
+    return _with_usable_keys(certs, source)
+
+
+def _with_usable_keys(certs: list[x509.Certificate], source: str) -> list[x509.Certificate]:
+    """cryptography parses a certificate's public key only when asked: a damaged key inside
+    a well-formed certificate raised ValueError later, anywhere (found by fuzzing
+    `bundle verify --pubkey`). Asked here once, every certificate loaded is usable."""
+    for cert in certs:
+        try:
+            cert.public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            raise InputError(
+                f"{source}: a certificate's public key is damaged or of an unknown type"
+            ) from None
+    return certs
 
 
 def load_certificate(data: bytes, source: str) -> x509.Certificate:

@@ -40,10 +40,12 @@ def create_csr(
 ) -> x509.CertificateSigningRequest:
     from cryptography.x509.oid import NameOID
 
+    from provision.pki.authority import name_attribute
+
     attrs = []
     if organization:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        attrs.append(name_attribute(NameOID.ORGANIZATION_NAME, organization))
+    attrs.append(name_attribute(NameOID.COMMON_NAME, common_name))
     builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(parse_san(san)), False)

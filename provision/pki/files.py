@@ -13,29 +13,36 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.errors import InputError, OverwriteError
+from provision.errors import InputError, OverwriteError, clip
+from provision.inputs import read_input
+
+__all__ = ["KEY_MODE", "PUBLIC_MODE", "OutputFile", "read_input", "write_outputs"]
 
 KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
 PRIVATE_DIR_MODE = 0o700
 
 
-def make_private_dirs(path: Path) -> list[Path]:
+def make_private_dirs(path: Path, created: list[Path] | None = None) -> list[Path]:
     """Create `path` and its missing parents as 0700 whatever the umask (they may come to
-    hold keys); return the folders created, deepest first. An existing folder is left as
-    it is: it is the user's."""
+    hold keys); return the folders created, deepest first. Each is also put at the front of
+    `created` as soon as it exists, so that a failure half-way (a name too long for the
+    file system) can still remove the ones made before. An existing folder is left as it
+    is: it is the user's."""
+    made = [] if created is None else created
     missing: list[Path] = []
     folder = Path(path)
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
-    created: list[Path] = []
+    new: list[Path] = []
     for folder in reversed(missing):
         folder.mkdir(mode=PRIVATE_DIR_MODE)
+        made.insert(0, folder)
+        new.insert(0, folder)
         # mkdir's mode is masked by the umask, and a umask may also take the owner's bits.
         os.chmod(folder, PRIVATE_DIR_MODE)
-        created.append(folder)
-    return created[::-1]
+    return new
 
 
 def open_private(path: Path | str, flags: int = os.O_RDWR) -> int:
@@ -61,18 +68,6 @@ class OutputFile:
     is_key: bool = False
 
 
-def read_input(path: str | Path, what: str) -> bytes:
-    """Read an input file; a missing or unreadable file is a one-line InputError."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a {what} file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read {what} file: {err.strerror}") from None
-
-
 def _check_destination(out: OutputFile, force: bool) -> None:
     path = out.path
     if path.is_dir():
@@ -87,14 +82,30 @@ def _check_destination(out: OutputFile, force: bool) -> None:
         raise InputError(f"{existing}: not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{existing}: folder is not writable")
+    # A name the file system cannot hold fails only when written: after a device made a key,
+    # that key's CSR would be lost. Checked here, before anything happens.
+    try:
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return
+    for part in path.relative_to(existing).parts:
+        if len(os.fsencode(part)) > longest:
+            raise InputError(f"{clip(path)}: file name too long (at most {longest} bytes)")
 
 
-def _make_parents(outputs: list[OutputFile]) -> list[Path]:
-    """Create missing output folders (0700: they will hold keys); return them, deepest first."""
-    created: list[Path] = []
+def check_destinations(paths: list[Path | None], *, force: bool) -> None:
+    """Refuse, before any work, an output that write_outputs would refuse or fail to write
+    (the same file twice, a directory, an existing file without force, a missing parent
+    that is a file, a name too long)."""
+    check_outputs([OutputFile(Path(p), b"") for p in paths if p is not None], force=force)
+
+
+def _make_parents(outputs: list[OutputFile], created: list[Path]) -> None:
+    """Create missing output folders (0700: they will hold keys), each recorded in `created`
+    (deepest first) as soon as it exists: a failure half-way (a name too long for the file
+    system) must still remove the folders made before it."""
     for out in outputs:
-        created = make_private_dirs(out.path.parent) + created
-    return created
+        make_private_dirs(out.path.parent, created)
 
 
 def check_outputs(outputs: list[OutputFile], *, force: bool) -> None:
@@ -114,7 +125,7 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
     placed: list[Path] = []
     created: list[Path] = []
     try:
-        created = _make_parents(outputs)
+        _make_parents(outputs, created)
         for out in outputs:
             fd, tmp = tempfile.mkstemp(prefix=f".{out.path.name}.", dir=out.path.parent)
             staged.append((tmp, out))
@@ -137,7 +148,7 @@ def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
             placed.append(out.path)
     except OSError as err:
         _undo(staged, placed, created)
-        raise InputError(f"cannot write {err.filename or 'output'}: {err.strerror}") from None
+        raise InputError(f"cannot write {clip(err.filename or 'output')}: {err.strerror}") from None
     except BaseException:
         _undo(staged, placed, created)
         raise

@@ -15,7 +15,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from provision.errors import InputError
+from provision.errors import InputError, UsageError
 from provision.pki.authority import CSR_KEY_TYPES, Authority, create_root_ca, load_authority
 from provision.pki.certs import CertSummary, summarize
 from provision.pki.csr import create_csr, csr_bytes, load_csr
@@ -188,10 +188,10 @@ def locate_ca(
     directory made by init_ca."""
     if ca_cert is not None or ca_key is not None:
         if ca_cert is None or ca_key is None:
-            raise InputError("give both --ca-cert and --ca-key")
+            raise UsageError("give both --ca-cert and --ca-key")
         return CAFiles(ca_cert, ca_key)
     if ca_dir is None:
-        raise InputError("name the CA: --ca DIR (from init-ca) or --ca-cert and --ca-key")
+        raise UsageError("name the CA: --ca DIR (from init-ca) or --ca-cert and --ca-key")
     if ca_dir.is_file():
         raise InputError(
             f"{ca_dir}: --ca takes the folder from `pki init-ca`; "

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from provision.errors import HSMError, InputError
+from provision.inputs import read_first_line
 
 PIN_ENV = "PROVISION_PKCS11_PIN"
 MODULE_ENV = "PROVISION_PKCS11_MODULE"
@@ -172,12 +173,9 @@ def resolve_pin(uri: Pkcs11Uri, pin_env: str = PIN_ENV) -> str | None:
     if uri.pin_source:
         source = uri.pin_source.removeprefix("file://").removeprefix("file:")
         try:
-            lines = Path(source).read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            raise HSMError(f"pin-source {source}: cannot read: {err.strerror}") from None
-        if not lines or not lines[0]:
-            raise HSMError(f"pin-source {source}: file is empty")
-        return lines[0]
+            return read_first_line(source, "pin-source")
+        except InputError as err:
+            raise HSMError(err.message) from None
     return os.environ.get(pin_env) or None
 
 

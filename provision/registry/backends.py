@@ -84,6 +84,7 @@ def redact_url(url: str) -> str:
 
 
 class Backend:
+    read_only: bool = False
     name: str
     target: str  # what to call the database in messages (password redacted)
 
@@ -112,19 +113,37 @@ class Backend:
 class SQLiteBackend(Backend):
     name = "sqlite"
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.target = str(path)
-        if not create and not path.is_file():
-            raise RegistryError(f"{path}: no registry here")
-        if not path.parent.is_dir():
-            raise RegistryError(f"{path.parent}: registry directory does not exist")
+        self.read_only = read_only
         try:
-            self.conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a record is on disk before the line reports the device done.
-            self.conn.execute("PRAGMA synchronous=FULL")
+            if read_only and not path.exists():
+                raise RegistryError(f"{path}: no registry here")
+            if path.exists() and not path.is_file():
+                # A FIFO or device would be opened and read as a database.
+                raise RegistryError(f"{path}: not a registry file (not a regular file)")
+            if not path.parent.is_dir():
+                raise RegistryError(f"{path.parent}: registry directory does not exist")
+        except OSError as err:  # e.g. a name too long for the file system
+            raise RegistryError(f"{path}: cannot open registry: {err.strerror}") from None
+        try:
+            if read_only:
+                # mode=ro: SQLite never creates, converts or writes the file (a 0-byte file
+                # stays 0 bytes and is reported as not a registry).
+                self.conn = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=30.0,
+                )
+            else:
+                self.conn = sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a record is on disk before the line reports the device done.
+                self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_TIMEOUT * 1000)}")
         except sqlite3.Error as err:
             raise RegistryError(f"{path}: cannot open registry: {err}") from None
@@ -173,7 +192,8 @@ class SQLiteBackend(Backend):
 class PostgresBackend(Backend):
     name = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        self.read_only = read_only
         try:
             import psycopg
         except ImportError:
@@ -184,6 +204,8 @@ class PostgresBackend(Backend):
         self.target = redact_url(url)
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            if read_only:
+                self.conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         except psycopg.Error as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise RegistryError(f"{self.target}: cannot connect: {redact_url(first)}") from None
@@ -221,14 +243,15 @@ class PostgresBackend(Backend):
             raise RegistryError(f"{self.target}: registry error: {first}") from None
 
 
-def open_backend(url: str, *, create: bool = True) -> Backend:
-    """`postgresql://…` (or `postgres://…`) → PostgreSQL; `sqlite:///path` or a path → SQLite."""
+def open_backend(url: str, *, read_only: bool = False) -> Backend:
+    """`postgresql://…` (or `postgres://…`) → PostgreSQL; `sqlite:///path` or a path → SQLite.
+    `read_only`: never create, migrate or write (the registry must already exist)."""
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresBackend(url)
+        return PostgresBackend(url, read_only=read_only)
     if url.startswith("sqlite://"):
         url = url.removeprefix("sqlite://")
         if url.startswith("/") and url[1:2] == "/":
             url = url[1:]
     if "://" in url:
         raise RegistryError(f"{redact_url(url)}: unknown registry URL (postgresql:// or a path)")
-    return SQLiteBackend(Path(url), create=create)
+    return SQLiteBackend(Path(url), read_only=read_only)

@@ -13,6 +13,7 @@ one registry.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from provision.errors import RegistryError
+from provision.errors import ProvisionError, RegistryError, clip
 from provision.registry.backends import (
     MIGRATIONS,
     SCHEMA,
@@ -73,6 +74,21 @@ class ChainReport:
 
 
 def _record(row: tuple[Any, ...]) -> Record:
+    """A stored row as a Record. Anyone with the file can write a row: one that does not
+    parse (sec_tags or proof not the JSON we write, an unknown result) is a RegistryError
+    naming the row, not a crash in `registry show` or `export`."""
+    try:
+        record = _parse_row(row)
+        if record.proof:
+            json.loads(record.proof)
+        return record
+    except (ValueError, TypeError, ProvisionError) as err:
+        raise RegistryError(
+            f"registry row {clip(row[0], 20)}: malformed ({type(err).__name__})"
+        ) from None
+
+
+def _parse_row(row: tuple[Any, ...]) -> Record:
     (seq, device_id, result, station, operator, started, finished, serial) = row[:8]
     (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash, proof) = row[8:16]
     device_uuid = row[16] if len(row) > 16 else None
@@ -114,7 +130,10 @@ class Registry:
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if self._db.name == "sqlite" else contextlib.nullcontext()
         )
-        self._init_schema()
+        if self._db.read_only:
+            self._check_schema()
+        else:
+            self._init_schema()
 
     @property
     def _db(self) -> Backend:
@@ -170,6 +189,22 @@ class Registry:
                 )
 
         self._write(create)
+
+    def _check_schema(self) -> None:
+        """A read-only open: the file must already be a registry of this tool's schema."""
+        try:
+            with self._db.errors():
+                row = self._db.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+                self._db.execute("SELECT seq FROM chain_head WHERE id = 1").fetchone()
+        except RegistryError:
+            raise RegistryError(f"{self.target}: not a provision registry") from None
+        if row is None:
+            raise RegistryError(f"{self.target}: not a provision registry")
+        if int(row[0]) != SCHEMA_VERSION:
+            raise RegistryError(
+                f"{self.target}: registry schema version {row[0]}, this tool knows "
+                f"{SCHEMA_VERSION} (a command that writes, e.g. `line run`, migrates it)"
+            )
 
     # -- serials and claims ---------------------------------------------------------
 
@@ -465,14 +500,15 @@ class Registry:
         self.close()
 
 
-def open_registry(url: str, *, create: bool = True) -> Registry:
+def open_registry(url: str, *, read_only: bool = False) -> Registry:
     """Open the registry at a path, `sqlite:///path` or `postgresql://…`; a SQLite file is
-    created when missing unless `create` is False."""
-    first = open_backend(url, create=create)
+    created (and an older schema migrated) unless `read_only`, which opens the database
+    read-only and requires an existing registry of this schema."""
+    first = open_backend(url, read_only=read_only)
     pending = [first]
 
     def opener() -> Backend:
         # The connection made here (and checked) serves the opening thread.
-        return pending.pop() if pending else open_backend(url)
+        return pending.pop() if pending else open_backend(url, read_only=read_only)
 
     return Registry(opener)

@@ -8,11 +8,11 @@ bundles signed with it), `keygen=0` (no KEYGEN feature).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import SlotType
 from provision.errors import BundleError, InputError
+from provision.inputs import read_input
 from provision.link import messages as m
 from provision.link.device import DeviceFault, DeviceProtocol
 from provision.sim.serve import SimContext
@@ -34,12 +34,7 @@ class NativeDevice:
             raise InputError(f"sim uid {uid_hex!r} is not hex") from None
         self.signer: bytes | None = None
         if opts.get("signer"):
-            try:
-                self.signer = Path(opts["signer"]).read_bytes()
-            except OSError as err:
-                raise InputError(
-                    f"{opts['signer']}: cannot read signer key: {err.strerror}"
-                ) from None
+            self.signer = read_input(opts["signer"], "signer key")
             _check_signer(self.signer, opts["signer"])
         self.keygen_enabled = _flag(opts, "keygen")
         # `tls=0`: a device without the TLS check, like the C stub or a real board.

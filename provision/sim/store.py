@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from provision.bundle.model import SlotType
-from provision.errors import InputError
+from provision.errors import InputError, PolicyError
+from provision.inputs import read_input
 from provision.pki.files import open_private
 from provision.sim.profile import DeviceProfile
 
@@ -84,10 +85,15 @@ class Flash:
         self._cut_after: int | None = None
         try:
             if self.path is not None and self.path.exists():
-                data = self.path.read_bytes()
+                # The one input reader: `flash=/dev/zero` was read until memory ran out.
+                try:
+                    data = read_input(self.path, "flash", limit=size)
+                except PolicyError:
+                    data = b"\0" * (size + 1)  # too large: the message below says so
                 if len(data) != size:
+                    shown = len(data) if len(data) <= size else f"over {size}"
                     raise InputError(
-                        f"{self.path}: flash file is {len(data)} bytes, the profile needs {size}"
+                        f"{self.path}: flash file is {shown} bytes, the profile needs {size}"
                     )
                 self._mem = bytearray(data)
             else:

@@ -7,12 +7,15 @@ or InputError (the port cannot be opened: wrong name, busy, no permission).
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import time
+from pathlib import Path
 
 import serial
 import serial.tools.list_ports
 
-from provision.errors import InputError, LinkError
+from provision.errors import InputError, LinkError, clip
 
 DEFAULT_BAUD = 115200
 # Longest single wait inside read(): read(1) returns at the first byte anyway; the cap keeps
@@ -84,13 +87,76 @@ class SerialTransport:
             self.port.close()
 
 
-def open_serial(url: str, baud: int | None = None) -> SerialTransport:
-    """Open a device path (/dev/ttyUSB0, COM3) or any pyserial URL."""
+def _controlling_terminal_of(rdev: int) -> int | None:
+    """The id of a process whose controlling terminal is the device `rdev` (Linux /proc),
+    or None. A shell's terminal is one; a simulator's or a board's port is not."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session tty_nr …; comm may hold spaces and parentheses.
+        fields = text[text.rfind(")") + 2 :].split()
+        if len(fields) > 4 and int(fields[4]) == rdev:
+            return int(entry.name)
+    return None
+
+
+# /dev/tty (whoever opens it: their own terminal), /dev/console, /dev/tty0 (the current
+# virtual console).
+_CONSOLES = (
+    {os.makedev(5, 0), os.makedev(5, 1), os.makedev(4, 0)} if hasattr(os, "makedev") else set()
+)
+
+
+def port_problem(port: str) -> str | None:
+    """Why a port named by path is not a serial device to open, or None if it may be one.
+
+    A URL (socket://, rfc2217://, sim://…) or a Windows COM name is not checked. A path must
+    be a character device that is no running session's terminal: a wrong /dev/pts number once
+    sent probe frames into an operator's shell."""
+    if "://" in port or os.name != "posix":
+        return None
     try:
-        port = serial.serial_for_url(url, baudrate=baud or DEFAULT_BAUD, timeout=POLL)
+        info = os.stat(port)
+    except OSError as err:
+        return f"cannot open port: {err.strerror}"
+    if not stat.S_ISCHR(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a character device"
+        return f"not a serial port ({kind})"
+    if info.st_rdev in _CONSOLES:
+        return "not a device port: a console or this process's own terminal"
+    owner = _controlling_terminal_of(info.st_rdev)
+    if owner is not None:
+        return f"not a device port: the terminal of a running session (process {owner})"
+    return None
+
+
+def open_serial(url: str, baud: int | None = None) -> SerialTransport:
+    """Open a device path (/dev/ttyUSB0, COM3) or any pyserial URL.
+
+    A device path is opened exclusively (flock, where the OS has it): two commands on one
+    port garbled each other's frames; the second now fails at once with "port busy"."""
+    problem = port_problem(url)
+    if problem is not None:
+        raise InputError(f"{clip(url)}: {problem}")
+    exclusive = True if os.name == "posix" and "://" not in url else None
+    try:
+        port = serial.serial_for_url(
+            url, baudrate=baud or DEFAULT_BAUD, timeout=POLL, exclusive=exclusive
+        )
     except serial.SerialException as err:
         text = str(err).split("\n")[0]
-        raise InputError(f"{url}: cannot open port: {text}") from None
+        if "exclusively lock" in text:
+            raise InputError(
+                f"{clip(url)}: port busy: another program has it open (close it and retry)"
+            ) from None
+        raise InputError(f"{clip(url)}: cannot open port: {text}") from None
     except ValueError as err:
         raise InputError(f"{url}: bad port or URL: {err}") from None
     return SerialTransport(port, url)

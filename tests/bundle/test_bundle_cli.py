@@ -266,8 +266,8 @@ def test_verify_exit_codes_for_findings(run, files, tmp_path: Path) -> None:
         ("psk_not_hex", ExitCode.INPUT, ["psk.bad", "not hex"]),
         ("bad_device_id", ExitCode.INPUT, ["device id", "not valid"]),
         ("exists", ExitCode.EXISTS, ["exists", "--force"]),
-        ("spec_and_items", ExitCode.INPUT, ["--spec cannot be combined"]),
-        ("nothing", ExitCode.INPUT, ["--tag is required"]),
+        ("spec_and_items", ExitCode.USAGE, ["--spec cannot be combined"]),
+        ("nothing", ExitCode.USAGE, ["--tag is required"]),
         ("duplicate", ExitCode.INPUT, ["duplicate slot client_cert", "--client-cert"]),
     ],
 )

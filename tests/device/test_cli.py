@@ -97,7 +97,7 @@ def test_write_a_bundle_file(cli, port, creds, tmp_path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("secret\n")
     r = cli(["device", "write", str(bundle), "--port", port, "--key-password-file", pw])
-    assert r.exit_code == ExitCode.INPUT
+    assert r.exit_code == ExitCode.USAGE
     assert r.output.strip() == (
         "error: --key-password-file/-env go with item options, not a bundle or --spec"
     )
@@ -116,7 +116,7 @@ def test_preflight_errors_refuse_unless_force(cli, port, creds) -> None:
 def test_delete_guard_tag_and_missing(cli, port, creds) -> None:
     assert cli(["device", "write", "--port", port, *items(creds)]).exit_code == 0
     r = cli(["device", "delete", "--port", port, "--all"])
-    assert r.exit_code == ExitCode.INPUT and "--yes" in r.output
+    assert r.exit_code == ExitCode.USAGE and "--yes" in r.output
     r = cli(["device", "delete", "--port", port, "--tag", "42", "--slot", "root_ca"])
     assert r.exit_code == 0, r.output
     slots = json.loads(cli(["device", "list", "--port", port, "--json"]).stdout)["slots"]
@@ -158,7 +158,7 @@ def test_keygen_signs_with_a_ca_folder_from_init_ca(cli, port, tmp_path) -> None
     assert json.loads(r.stdout)["installed"] == "client_cert"
     r = cli(["device", "keygen", "--port", port, "--tag", "6", "--out", tmp_path / "e.csr",
              "--ca-key", tmp_path / "ca" / "ca.key"])  # fmt: skip
-    assert r.exit_code == ExitCode.INPUT and "--ca-key needs --ca" in r.output
+    assert r.exit_code == ExitCode.USAGE and "--ca-key needs --ca" in r.output
 
 
 def test_link_errors_are_one_line(cli, creds) -> None:
@@ -169,7 +169,7 @@ def test_link_errors_are_one_line(cli, creds) -> None:
     r = cli(["device", "info", "--port", "/dev/ttyNOPE0", "--timeout", "0.2"])
     assert r.exit_code == ExitCode.INPUT and "cannot open port" in r.output
     r = cli(["device", "info", "--port", "sim://native", "--dialect", "klingon"])
-    assert r.exit_code == ExitCode.INPUT and "unknown dialect" in r.output
+    assert r.exit_code == ExitCode.USAGE and "'klingon' is not one of" in r.output
     r = cli(["device", "info", "--port", "sim://native?flip=2"])
     assert r.exit_code == ExitCode.INPUT and "probability" in r.output
 
@@ -188,7 +188,7 @@ def test_ports_json(cli) -> None:
 
 def test_sim_needs_pty_or_tcp(cli) -> None:
     r = cli(["sim"])
-    assert r.exit_code == ExitCode.INPUT and "--pty or --tcp" in r.output
+    assert r.exit_code == ExitCode.USAGE and "--pty or --tcp" in r.output
 
 
 def _start(args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -239,4 +239,4 @@ def test_write_psk_items_like_bundle_pack(cli, port, tmp_path) -> None:
     assert [s["slot"] for s in json.loads(r.stdout)["slots"]] == ["psk", "psk_identity"]
     assert "00112233445566778899aabbccddeeff" not in r.output
     r = cli(["device", "write", "--port", port])
-    assert r.exit_code == ExitCode.INPUT and "give one of" in r.output
+    assert r.exit_code == ExitCode.USAGE and "give one of" in r.output

@@ -64,7 +64,7 @@ def test_ca_certificate_file_without_ca_key_names_the_keygen_option(cli, tmp_pat
     cert = tmp_path / "ca" / "ca.crt"
     r = cli(["device", "keygen", "--port", port, "--tag", "9", "-o", tmp_path / "d.csr",
              "--ca", cert])  # fmt: skip
-    assert r.exit_code == ExitCode.INPUT, r.output
+    assert r.exit_code == ExitCode.USAGE, r.output
     assert r.output.strip() == (
         f"error: {cert}: a CA certificate file needs --ca-key "
         "(or give --ca a folder from `pki init-ca`)"

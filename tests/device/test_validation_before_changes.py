@@ -177,7 +177,7 @@ def test_device_keygen_sends_nothing_that_changes_the_device_when_validation_fai
     cases = [
         # The folder of -o is a file: found only when the CSR is written, after the key.
         (["-o", material["file"] / "x.csr"], ExitCode.INPUT, "not a directory"),
-        (["-o", csr, "--ca", material["ca"], "--days", "-3"], ExitCode.INPUT, "--days"),
+        (["-o", csr, "--ca", material["ca"], "--days", "-3"], ExitCode.ERRORS, "--days"),
         (["-o", csr, "--ca", material["ca"], "--cert-out", csr], ExitCode.INPUT, "same file"),
         (["-o", csr, "--subject", "x" * 10_000], ExitCode.POLICY, "subject"),
     ]

@@ -19,7 +19,7 @@ def test_bundle_file_refuses_options_it_would_ignore(cli, tmp_path, extra) -> No
              "--device-id", "dev-1", "--out", bundle])  # fmt: skip
     assert r.exit_code == 0, r.output
     r = cli(["device", "write", bundle, "--port", port, *extra])
-    assert r.exit_code == ExitCode.INPUT
+    assert r.exit_code == ExitCode.USAGE
     assert "a bundle file is sent as it is" in r.output
     assert json.loads(cli(["device", "list", "--port", port, "--json"]).stdout)["slots"] == []
     assert cli(["device", "write", bundle, "--port", port]).exit_code == 0

@@ -69,4 +69,4 @@ def test_line_simulate_serves_ptys_then_stops(cli) -> None:
     assert ready["event"] == "ready" and len(ready["ports"]) == 2
     assert all(p.startswith("/dev/pts/") for p in ready["ports"])
     result = cli(["line", "simulate", "2", "--kind", "nope", "--seconds", "0.1"])
-    assert result.exit_code == ExitCode.INPUT
+    assert result.exit_code == ExitCode.USAGE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,11 +83,22 @@ def test_unreadable_configs(tmp_path: Path) -> None:
 
 
 def test_port_globs_expand_and_urls_pass_through(tmp_path: Path) -> None:
-    for name in ("ttyFAKE1", "ttyFAKE0", "other"):
-        (tmp_path / name).touch()
-    ports = expand_ports((str(tmp_path / "ttyFAKE*"), "jig://a", str(tmp_path / "ttyFAKE0")))
+    # Two serial-like ports (pty slaves, linked) and a regular file the glob also matches:
+    # a line only takes what looks like a serial device.
+    fds = [os.openpty() for _ in range(2)]
+    try:
+        for name, (_, slave) in zip(("ttyFAKE1", "ttyFAKE0"), fds, strict=True):
+            (tmp_path / name).symlink_to(os.ttyname(slave))
+        (tmp_path / "ttyFAKE9").touch()
+        ports = expand_ports((str(tmp_path / "ttyFAKE*"), "jig://a", str(tmp_path / "ttyFAKE0")))
+    finally:
+        for pair in fds:
+            for fd in pair:
+                os.close(fd)
     assert ports == [str(tmp_path / "ttyFAKE0"), str(tmp_path / "ttyFAKE1"), "jig://a"]
-    with pytest.raises(InputError, match="no port matches"):
+    with pytest.raises(InputError, match="not a serial port"):
+        expand_ports((str(tmp_path / "ttyFAKE9"),))
+    with pytest.raises(InputError, match="no serial port matches"):
         expand_ports((str(tmp_path / "ttyNONE*"),))
     with pytest.raises(InputError, match="no ports"):
         expand_ports(())

@@ -207,7 +207,7 @@ def test_iter_records_streams_in_order(registry_url: str) -> None:
 
 def test_missing_sqlite_registry_is_an_error_when_not_creating(tmp_path) -> None:
     with pytest.raises(RegistryError, match="no registry here"):
-        open_registry(str(tmp_path / "nope.sqlite"), create=False)
+        open_registry(str(tmp_path / "nope.sqlite"), read_only=True)
 
 
 @pytest.mark.postgres

@@ -16,10 +16,12 @@ def test_unusable_flash_file(cli, tmp_path, where) -> None:
     flash = tmp_path / where
     r = cli(["device", "list", "--port", f"sim://native?flash={flash}"])
     assert r.exit_code == ExitCode.INPUT, r.output
-    assert r.output.startswith(f"error: {flash}: cannot use as flash file: ")
+    # The one input reader's words for a folder; the flash store's for a missing parent.
+    assert r.output.startswith(f"error: {flash}: "), r.output
+    assert "flash file" in r.output and r.output.count("\n") == 1
     r = cli(["sim", "--tcp", "0", "--flash", flash])
     assert r.exit_code == ExitCode.INPUT, r.output
-    assert "cannot use as flash file" in r.output
+    assert "flash file" in r.output
 
 
 def test_taken_tcp_port(cli) -> None:
