@@ -625,6 +625,7 @@ class AtCmngSession:
 
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
+    CUT_RESYNC: ClassVar[bytes | None] = None  # whole lines only: nothing is ever cut
     # The signed attestation of the last %KEYGEN (device UUID, CSR digest), checked against
     # its CSR; None before one or when the modem sent none.
     last_attestation: nrf_attestation.KeygenAttestation | None = None

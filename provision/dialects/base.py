@@ -129,6 +129,9 @@ class WriteResult:
     written: tuple[SlotInfo, ...]
     bytes_sent: int  # on the wire, framing included
     seconds: float
+    # The device itself confirmed, as part of the write, digests over exactly this set (the
+    # native COMMITTED's set digest): no separate verify needs to ask it again.
+    confirmed: bool = False
 
 
 class DialectSession(Protocol):
@@ -205,6 +208,10 @@ class SessionFactory(Protocol):
 
     name: ClassVar[str]
     profile: ClassVar[DialectProfile]
+    # Sent after a cut-short write (an operator's interrupt) to end a half-sent frame, where
+    # the dialect's frames survive a cut (native: a delimiter); None where a command is
+    # never cut (text dialects send whole lines).
+    CUT_RESYNC: ClassVar[bytes | None]
 
     def __call__(
         self,

@@ -122,6 +122,7 @@ PROFILE = DialectProfile(
 class Esp32Session:
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
+    CUT_RESYNC: ClassVar[bytes | None] = None  # whole lines only: nothing is ever cut
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ from provision.dialects.base import (
 from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
-from provision.link.transfer import HostTransfer, Limits
+from provision.link.transfer import HostTransfer, Limits, State
 from provision.slot_view import digest_is_secret
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
@@ -406,7 +406,10 @@ class NativeSession:
             SlotInfo(s.sec_tag, s.type, len(s.data), hashlib.sha256(s.data).digest())
             for s in credentials
         )
-        return WriteResult(written, self.bytes_sent - sent_before, self.clock() - start)
+        # COMMITTED's set digest is the device's own over what it stored: the verify.
+        return WriteResult(
+            written, self.bytes_sent - sent_before, self.clock() - start, confirmed=True
+        )
 
     def _transfer(self, bundle: bytes, progress: Progress | None) -> m.Committed:
         """The drive loop of one transfer: the state machine (provision.link.transfer) says
@@ -431,16 +434,25 @@ class NativeSession:
             now=self.clock(),
         )
         reported = -1
-        while transfer.committed is None:
-            for msg, seq in transfer.poll(self.clock()):
-                transfer.sent(msg, seq, self._send(msg, seq))
-            for frame in self._receive(transfer.wakeup() - self.clock()):
-                transfer.receive(frame, self.clock())
-                if transfer.committed is not None:
-                    break
-            if progress and transfer.acked_bytes != reported:
-                reported = transfer.acked_bytes
-                progress(reported, transfer.total)
+        try:
+            while transfer.committed is None:
+                for msg, seq in transfer.poll(self.clock()):
+                    transfer.sent(msg, seq, self._send(msg, seq))
+                for frame in self._receive(transfer.wakeup() - self.clock()):
+                    transfer.receive(frame, self.clock())
+                    if transfer.committed is not None:
+                        break
+                if progress and transfer.acked_bytes != reported:
+                    reported = transfer.acked_bytes
+                    progress(reported, transfer.total)
+        except LinkError as err:
+            if transfer.state is not State.COMMITTING:
+                raise  # COMMIT never went out: the device still holds its old set
+            raise LinkError(
+                f"{err.message}; COMMIT was sent but not answered, so the device holds either "
+                "its old set or the new one, whole: `provision device verify` tells which",
+                code="link.commit_unknown",
+            ) from None
         return transfer.committed
 
 

@@ -366,6 +366,7 @@ class ZephyrShellSession:
 
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
+    CUT_RESYNC: ClassVar[bytes | None] = None  # whole lines only: nothing is ever cut
 
     def __init__(
         self,
