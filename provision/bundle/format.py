@@ -133,15 +133,15 @@ class Rule(Construct):
         self.fault = fault
         self.flagbuildnone = True
 
-    def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
+    def _parse(self, stream: Any, context: Any, path: str) -> None:
         fault = self.fault(context)
         if fault is not None:
             raise RuleError(fault, path=path)
 
-    def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> None:
         self._parse(stream, context, path)
 
-    def _sizeof(self, context, path):  # type: ignore[no-untyped-def]
+    def _sizeof(self, context: Any, path: str) -> int:
         return 0
 
 

@@ -29,7 +29,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.dialects.nrf_attestation import KeygenAttestation
+from provision.dialects.base import Attestation
 from provision.errors import ProvisionError, UsageError, VerifyFailed, clip
 from provision.inputs import read_input
 from provision.slot_view import digest_cell, slot_view
@@ -73,7 +73,7 @@ def _open(
     dialect: str,
     trace: bool = False,
     fast_baud: str | None = None,
-):
+) -> device_mod.Device:
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
     if retries < 0:
@@ -117,7 +117,12 @@ def info(
     with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         i = dev.info()
         token = _attestation_token(dev)
-    data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
+    data: dict[str, Any] = {
+        "port": port,
+        "dialect": i.dialect,
+        "device_id": i.device_id,
+        "firmware": i.firmware,
+    }
     data["details"] = i.details
     if token is not None:
         data["uuid"] = token["device_uuid"]
@@ -560,7 +565,7 @@ def keygen(
         console.print(f"signed and installed the client_cert in sec_tag {tag}")
 
 
-def _keygen_attestation(found: KeygenAttestation | None) -> dict[str, Any]:
+def _keygen_attestation(found: Attestation | None) -> dict[str, Any]:
     """The device's signed statement about the key it made (nRF91 %KEYGEN), already checked
     against the CSR by the dialect (a mismatch is a DeviceError there)."""
     from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import random
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, SlotType
@@ -35,6 +35,7 @@ from provision.transport.base import Transport, transport_clock
 
 NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
+_Reply = TypeVar("_Reply", bound=m.Message)
 
 
 def _meaning(frame: m.Frame) -> str:
@@ -218,9 +219,7 @@ class NativeSession:
             self._log.note("rx", f"{self.link.bad_frames - bad} damaged frame(s) dropped")
         return frames
 
-    def _request(
-        self, msg: m.Message, expect: type[m.Message], *, tries: int | None = None
-    ) -> m.Message:
+    def _request(self, msg: m.Message, expect: type[_Reply], *, tries: int | None = None) -> _Reply:
         """One request, retried with the same seq (the device answers a repeat from its cache)."""
         seq = self.link.next_seq()
         tries = self.retries + 1 if tries is None else tries
@@ -299,7 +298,7 @@ class NativeSession:
     # -- DialectSession
     def info(self) -> DeviceInfo:
         h = self.hello
-        features = [f.name.lower() for f in m.Feature if f and h.features & f]  # type: ignore[union-attr]
+        features = [f.name.lower() for f in m.Feature if f and h.features & f and f.name]
         return DeviceInfo(
             dialect=self.name,
             device_id=h.uid.hex(),
@@ -396,8 +395,8 @@ class NativeSession:
                 return bytes(csr[: reply.total])
 
     def request(
-        self, msg: m.Message, expect: type[m.Message], *, timeout: float | None = None
-    ) -> m.Message:
+        self, msg: m.Message, expect: type[_Reply], *, timeout: float | None = None
+    ) -> _Reply:
         """One request of the caller's, retried like every other; `timeout` s per try."""
         saved = self.timeout
         if timeout is not None:

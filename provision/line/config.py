@@ -37,6 +37,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,10 @@ from provision.line.schema import check_station_file
 from provision.pki.authority import SubjectTemplate
 from provision.transport.serial import port_problem
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 FLOWS = ("host-key", "device-keygen")
 REPRESENTED_POLICIES = ("allow", "refuse", "supersede")

@@ -124,9 +124,10 @@ class Flash:
 
     def program(self, offset: int, data: bytes) -> None:
         n = len(data)
-        cut = self._cut_after is not None and self.programmed + n >= self._cut_after
-        if cut:
-            n = max(0, self._cut_after - self.programmed)  # type: ignore[operator]
+        cut_after = self._cut_after
+        cut = cut_after is not None and self.programmed + n >= cut_after
+        if cut_after is not None and cut:
+            n = max(0, cut_after - self.programmed)
         # NOR programming can only clear bits.
         for i in range(n):
             self._mem[offset + i] &= data[i]
@@ -192,6 +193,7 @@ class SlotStore:
     def mount(self) -> None:
         """(Re)read the banks, as a device does at boot."""
         best: tuple[int, int, dict[Key, bytes]] | None = None
+        self._entries: dict[Key, bytes]
         for bank in (0, 1):
             parsed = self._read_bank(bank)
             if parsed is not None and (best is None or parsed[0] > best[0]):

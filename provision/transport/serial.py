@@ -36,7 +36,7 @@ def _wait_for(left: float) -> float:
 
 
 class SerialTransport:
-    def __init__(self, port: serial.SerialBase, url: str) -> None:
+    def __init__(self, port: serial.Serial, url: str) -> None:
         self.port = port
         self.url = url
         self._timeout = port.timeout
