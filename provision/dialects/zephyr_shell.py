@@ -456,14 +456,15 @@ class ZephyrShellSession:
     def _listed(
         self, sec_tag: int | None = None, slot_type: SlotType | None = None
     ) -> list[ListedCredential]:
-        for attempt in range(1 + self._retries):
-            out = self._run(encode_list(sec_tag, slot_type), "cred list", retry=True)
+        # One loop of 1 + retries sends: a listing lost or garbled on the line is asked again.
+        failure: ProvisionError | None = None
+        for _ in range(1 + self._retries):
             try:
-                return parse_list(out)
-            except DeviceError:
-                if attempt == self._retries:
-                    raise
-        raise AssertionError("unreachable")
+                return parse_list(self._run(encode_list(sec_tag, slot_type), "cred list"))
+            except (DeviceError, LinkError) as err:
+                failure = err
+        assert failure is not None
+        raise failure
 
     def list(self) -> list[SlotInfo]:
         found = [
@@ -553,7 +554,8 @@ class ZephyrShellSession:
         if exists:
             # The shell never overwrites ("already exists"): delete, then add.
             self._delete_one(plan.sec_tag, plan.slot_type, garbled_ok=True)
-        self._run(line("cred buf clear"), "cred buf clear", retry=True)
+        # Sent once: write() retries the whole slot, so this stays within 1 + retries sends.
+        self._run(line("cred buf clear"), "cred buf clear")
         secret = plan.slot_type in (SlotType.CLIENT_KEY, SlotType.PSK)
         for chunk in chunks:
             out = self._run(chunk, f"cred buf (chunk for {plan.where})", secret=secret)
