@@ -31,6 +31,7 @@ from provision.dialects.base import (
     SlotInfo,
     WriteResult,
 )
+from provision.dialects.drive import Garbled, retried
 from provision.dialects.lines import drain, now, read_until
 from provision.errors import (
     DeviceError,
@@ -701,7 +702,8 @@ class AtCmngSession:
         parse: Callable[[Reply], T] | None = None,
         attempts: int | None = None,
     ) -> T | Reply:
-        """The one retry loop: send `data`, return its OK reply (or `parse(reply)`).
+        """Send `data` through the one retry loop (provision.dialects.drive); return its OK
+        reply (or `parse(reply)`).
 
         A lost reply, a reply `parse` cannot read, or an error that to a command we built
         and checked can only mean the line garbled it (CORRUPTION_HINTS) is a remote
@@ -709,30 +711,33 @@ class AtCmngSession:
         error reply is the modem's answer and is raised at once. At most 1 + retries sends.
         `what` names the command in errors (never key bytes)."""
         wait = self._timeout if timeout is None else timeout
-        if attempts is None:
-            attempts = 1 + (self._retries if retry else 0)
-        failure: ProvisionError = self._no_answer(what, wait, attempts)
-        for attempt in range(attempts):
-            if attempt:
-                self._resync()
+        sends = attempts if attempts is not None else 1 + (self._retries if retry else 0)
+
+        def attempt() -> T | Reply | None:
             reply = self._attempt(data, what, prefix, wait)
             if reply is None:
-                continue
+                return None
             if isinstance(reply, ProvisionError):
-                failure = reply
-                continue
+                raise Garbled(reply)
             if not reply.ok:
-                failure = _reply_error(what, reply)
+                error = _reply_error(what, reply)
                 if reply.cme in CORRUPTION_HINTS:
-                    continue
-                raise failure
+                    raise Garbled(error)
+                raise error
             if parse is None:
                 return reply
             try:
                 return parse(reply)
             except DeviceError as err:
-                failure = err  # a garbled information line: ask again
-        raise failure
+                raise Garbled(err) from None  # a garbled information line: ask again
+
+        answer = retried(
+            attempt,
+            attempts=sends,
+            no_answer=lambda: self._no_answer(what, wait, sends),
+            resync=self._resync,
+        )
+        return cast("T | Reply", answer)
 
     def _no_answer(self, what: str, wait: float, attempts: int) -> LinkError:
         return LinkError(

@@ -34,6 +34,7 @@ from provision.dialects.at_cmng import (
     plan_write,
 )
 from provision.dialects.base import DeviceInfo, DialectProfile, Progress, WriteResult
+from provision.dialects.drive import retried
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
 from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
 from provision.trace import TraceLog
@@ -165,17 +166,22 @@ class AtShellSession(AtCmngSession):
         """Send one shell line; its output lines up to the next prompt, echo removed."""
         wait = self._timeout if timeout is None else timeout
         attempts = 1 + (self._retries if retry else 0)
-        for _ in range(attempts):
+
+        def attempt() -> list[str] | None:
             reader = ShellReader(b"")
             self._transport.write(line)
             self.bytes_sent += len(line)
             lines = read_until(self._transport, reader.feed, wait)
-            if lines is not None:
-                return strip_echo(lines, line.removesuffix(EOL))
-            drain(self._transport, min(0.1, wait))
-        raise LinkError(
-            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))",
-            code="link.timeout",
+            return None if lines is None else strip_echo(lines, line.removesuffix(EOL))
+
+        return retried(
+            attempt,
+            attempts=attempts,
+            no_answer=lambda: LinkError(
+                f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))",
+                code="link.timeout",
+            ),
+            resync=lambda: drain(self._transport, min(0.1, wait)),
         )
 
     def _attempt(

@@ -25,6 +25,7 @@ from provision.dialects.base import (
     SlotInfo,
     WriteResult,
 )
+from provision.dialects.drive import retried
 from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
@@ -222,16 +223,17 @@ class NativeSession:
     def _request(self, msg: m.Message, expect: type[_Reply], *, tries: int | None = None) -> _Reply:
         """One request, retried with the same seq (the device answers a repeat from its cache)."""
         seq = self.link.next_seq()
-        tries = self.retries + 1 if tries is None else tries
-        for _attempt in range(tries):
+        sends = self.retries + 1 if tries is None else tries
+
+        def attempt() -> _Reply | None:
             arrival = self._send(msg, seq)
             deadline = max(arrival, self.clock()) + self.timeout
-            resend = False
-            while not resend and (left := deadline - self.clock()) > 0:
+            while (left := deadline - self.clock()) > 0:
                 for frame in self._receive(left):
                     reply = frame.message
                     if isinstance(reply, m.Nak) and frame.seq == 0:
-                        resend = reply.reason == m.NakReason.BAD_FRAME
+                        if reply.reason == m.NakReason.BAD_FRAME:
+                            return None  # our frame arrived damaged: send it again now
                         continue
                     if frame.seq != seq:
                         continue  # a late answer to something earlier
@@ -243,10 +245,16 @@ class NativeSession:
                             code="link.unexpected",
                         )
                     return reply
-        raise LinkError(
-            f"no answer to {msg.TYPE.name} after {tries} tries "
-            f"({self.timeout:g} s each): {self.link.no_answer_hint()}",
-            code="link.timeout",
+            return None
+
+        return retried(
+            attempt,
+            attempts=sends,
+            no_answer=lambda: LinkError(
+                f"no answer to {msg.TYPE.name} after {sends} tries "
+                f"({self.timeout:g} s each): {self.link.no_answer_hint()}",
+                code="link.timeout",
+            ),
         )
 
     # -- line rate

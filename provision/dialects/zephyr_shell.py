@@ -31,6 +31,8 @@ from provision.dialects.base import (
     SlotInfo,
     WriteResult,
 )
+from provision.dialects.drive import Garbled as LineGarbled
+from provision.dialects.drive import retried
 from provision.dialects.lines import (
     EOL,
     ShellReader,
@@ -406,21 +408,26 @@ class ZephyrShellSession:
         """Send one command line, return its output lines; `what` names it in errors.
         `secret`: the line carries key or PSK data (the trace shows its size only)."""
         attempts = 1 + (self._retries if retry else 0)
-        for _ in range(attempts):
+
+        def attempt() -> list[str] | None:
             reader = ShellReader(data)
             seen = self._trace_sent(data, secret)
             self._transport.write(data)
             self.bytes_sent += len(data)
             lines = read_until(self._transport, reader.feed, self._timeout, seen)
-            if lines is not None:
-                return lines
-            if self._trace is not None:
+            if lines is None and self._trace is not None:
                 self._trace.note("rx", f"no prompt within {self._timeout:g} s")
-            drain(self._transport, min(0.1, self._timeout))
-        raise LinkError(
-            f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
-            f"({attempts} attempt(s))",
-            code="link.timeout",
+            return lines
+
+        return retried(
+            attempt,
+            attempts=attempts,
+            no_answer=lambda: LinkError(
+                f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
+                f"({attempts} attempt(s))",
+                code="link.timeout",
+            ),
+            resync=lambda: drain(self._transport, min(0.1, self._timeout)),
         )
 
     def _trace_sent(self, data: bytes, secret: bool) -> LineSplitter | None:
@@ -456,15 +463,18 @@ class ZephyrShellSession:
     def _listed(
         self, sec_tag: int | None = None, slot_type: SlotType | None = None
     ) -> list[ListedCredential]:
-        # One loop of 1 + retries sends: a listing lost or garbled on the line is asked again.
-        failure: ProvisionError | None = None
-        for _ in range(1 + self._retries):
+        def attempt() -> builtins.list[ListedCredential]:
             try:
-                return parse_list(self._run(encode_list(sec_tag, slot_type), "cred list"))
+                out = self._run(encode_list(sec_tag, slot_type), "cred list")
+                return parse_list(out)
             except (DeviceError, LinkError) as err:
-                failure = err
-        assert failure is not None
-        raise failure
+                raise LineGarbled(err) from None  # lost or garbled on the line: ask again
+
+        return retried(
+            attempt,
+            attempts=1 + self._retries,
+            no_answer=lambda: LinkError("cred list: no answer", code="link.timeout"),
+        )
 
     def list(self) -> list[SlotInfo]:
         found = [
@@ -514,24 +524,7 @@ class ZephyrShellSession:
         written: list[SlotInfo] = []
         for plan, chunks in batches:
             compact = next(k for k, v in COMPACT_TYPE.items() if v is plan.slot_type)
-            exists = (plan.sec_tag, compact) in present
-            for attempt in range(1 + self._retries):
-                try:
-                    written.append(self._write_one(plan, chunks, exists))
-                    break
-                except (Garbled, LinkError) as err:
-                    if isinstance(err, LinkError) and "RX ring buffer full" in str(err):
-                        raise
-                    if attempt == self._retries:
-                        if isinstance(err, LinkError):
-                            raise
-                        raise err.final or LinkError(
-                            f"{plan.where}: {err}", code="zephyr.garbled"
-                        ) from None
-                    # Whatever the shell holds now for this slot is suspect: start over.
-                    exists = (plan.sec_tag, compact) in {
-                        (c.sec_tag, c.type_name) for c in self._listed(plan.sec_tag)
-                    }
+            written.append(self._write_slot(plan, chunks, (plan.sec_tag, compact) in present))
             done += sum(len(x) for x in chunks)
             if progress is not None:
                 progress(done, total)
@@ -548,6 +541,37 @@ class ZephyrShellSession:
             self._delete_one(tag, slot_type, garbled_ok=False)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, now(self._transport) - start
+        )
+
+    def _write_slot(self, plan: PlannedAdd, chunks: builtins.list[bytes], exists: bool) -> SlotInfo:
+        """One slot through the one retry loop: a slot garbled or lost on the line is
+        written again from `cred buf clear`, after asking the shell what it now holds."""
+        compact = next(k for k, v in COMPACT_TYPE.items() if v is plan.slot_type)
+        state = {"exists": exists}
+
+        def attempt() -> SlotInfo:
+            try:
+                return self._write_one(plan, chunks, state["exists"])
+            except Garbled as err:
+                final = err.final if isinstance(err.final, ProvisionError) else None
+                raise LineGarbled(
+                    final or LinkError(f"{plan.where}: {err}", code="zephyr.garbled")
+                ) from None
+            except LinkError as err:
+                if err.code == "zephyr.rx_overflow":
+                    raise  # the shell's configuration: the same every time
+                raise LineGarbled(err) from None
+
+        def start_over() -> None:
+            # Whatever the shell holds now for this slot is suspect: start over.
+            listed = {(c.sec_tag, c.type_name) for c in self._listed(plan.sec_tag)}
+            state["exists"] = (plan.sec_tag, compact) in listed
+
+        return retried(
+            attempt,
+            attempts=1 + self._retries,
+            no_answer=lambda: LinkError(f"{plan.where}: no answer", code="link.timeout"),
+            resync=start_over,
         )
 
     def _write_one(self, plan: PlannedAdd, chunks: builtins.list[bytes], exists: bool) -> SlotInfo:
