@@ -68,8 +68,10 @@ def _config(ca_dir: Path, baud: int, timeout: float = 10.0) -> Path:
 
 def _start(config: Path, port: str, *, ignore_sigint: bool = False) -> subprocess.Popen[bytes]:
     def child() -> None:
-        if ignore_sigint:  # what a non-interactive shell does for `cmd &`
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # SIG_IGN is what a non-interactive shell gives `cmd &`. Otherwise the default, set
+        # explicitly: the test runner itself may have been started with SIGINT ignored (a
+        # CI script in the background), and a child inherits that.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
 
     return subprocess.Popen(
         [EXE, "line", "run", str(config), "-p", port, "--no-live"],

@@ -31,6 +31,9 @@ def test_wrong_dialect_port_is_named_with_its_reason(ca_dir: Path, jig) -> None:
         [str(exe), "line", "run", str(ca_dir / "station.toml"), "-p", port, "-n", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Ctrl-C's default, whatever the test runner inherited (a CI script in the
+        # background runs with SIGINT ignored, and line run keeps an ignored SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stderr is not None
