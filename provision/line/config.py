@@ -35,6 +35,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,6 @@ from provision.device import DIALECTS
 from provision.errors import InputError
 from provision.line.proof import ProofConfig, proof_from_dict
 from provision.pki.authority import SubjectTemplate
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 FLOWS = ("host-key", "device-keygen")
 

@@ -16,8 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
@@ -38,6 +36,7 @@ def _one(dist: Path, pattern: str) -> Path:
     return found[0]
 
 
+@pytest.mark.slow
 def test_wheel_carries_license_typing_marker_and_metadata(dist):
     wheel = _one(dist, "provision_x509-*.whl")
     with zipfile.ZipFile(wheel) as zf:
@@ -53,6 +52,7 @@ def test_wheel_carries_license_typing_marker_and_metadata(dist):
     assert "provision = provision.cli.main:run" in entry
 
 
+@pytest.mark.slow
 def test_sdist_carries_docs_changelog_and_tests(dist):
     sdist = _one(dist, "provision_x509-*.tar.gz")
     with tarfile.open(sdist) as tf:
@@ -61,6 +61,7 @@ def test_sdist_carries_docs_changelog_and_tests(dist):
         assert name in names, name
 
 
+@pytest.mark.slow
 def test_wheel_in_fresh_venv_runs_the_tour_from_an_unrelated_folder(dist, tmp_path):
     wheel = _one(dist, "provision_x509-*.whl")
     env_dir = tmp_path / "venv"
@@ -107,3 +108,26 @@ def test_wheel_in_fresh_venv_runs_the_tour_from_an_unrelated_folder(dist, tmp_pa
     provision("device", "write", "--port", f"sim://native?flash={flash}", "dev-0001.prvb")
     listed = provision("device", "list", "--port", f"sim://native?flash={flash}", "--json")
     assert "42" in listed.stdout
+
+
+def test_ci_floors_are_the_lower_bounds_pyproject_declares():
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    for extra in ("hsm", "postgres"):
+        declared += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    floors = {}
+    for line in (ROOT / ".ci/floors.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            floors[name] = version
+    for req in declared:
+        lows = [s.version for s in req.specifier if s.operator == ">="]
+        assert len(lows) == 1, f"{req}: one lower bound"
+        assert req.name in floors, f"{req.name} has no line in .ci/floors.txt"
+        assert re.sub(r"(\.0)+$", "", floors[req.name]) == re.sub(r"(\.0)+$", "", lows[0]), req
