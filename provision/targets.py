@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from provision.bundle.model import Encoding, SlotType
 from provision.errors import InputError
-from provision.pki.keys import key_is_encrypted
 
 # The bundle format's own per-item ceiling (bundle/format.py MAX_PAYLOAD); a target with no
 # tighter limit inherits it.
@@ -117,5 +116,7 @@ def as_sent(slot_type: SlotType, encoding: Encoding, data: bytes) -> bytes:
     if slot_type.is_certificate:
         return pem_wrap(data, "CERTIFICATE")
     if slot_type is SlotType.CLIENT_KEY:
+        from provision.pki.keys import key_is_encrypted  # cryptography: not for `--help`
+
         return pem_wrap(data, "ENCRYPTED PRIVATE KEY" if key_is_encrypted(data) else "PRIVATE KEY")
     return data

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 import provision.device as device_mod
-from provision.bundle import format as bundle_format
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotType
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
@@ -29,6 +27,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
+from provision.cli.progress import transfer_bar
 from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionError
 
 app = typer.Typer(no_args_is_help=True)
@@ -287,6 +286,8 @@ def write(
         device_id=device_id,
         encoding=encoding,
     )
+    from provision.bundle import format as bundle_format
+
     credentials = bundle_format.decode(data).credentials
     if target is not None:
         findings = _preflight(credentials, target, force)
@@ -297,18 +298,8 @@ def write(
             findings = _preflight(credentials, DIALECT_TARGETS.get(dev.dialect, "default"), force)
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("writing", total=len(data))
-                result = dev.write_bundle(
-                    data, lambda done, total: bar.update(task, completed=done, total=total)
-                )
+            with transfer_bar("writing", len(data)) as on_progress:
+                result = dev.write_bundle(data, on_progress)
         else:
             result = dev.write_bundle(data)
         report = dev.verify(credentials)
@@ -366,6 +357,8 @@ def verify(
         key_password_file,
         key_password_env,
     )
+    from provision.bundle import format as bundle_format
+
     credentials = bundle_format.decode(data).credentials
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
         report = dev.verify(credentials)
