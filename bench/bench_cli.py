@@ -110,9 +110,6 @@ def main() -> None:
             ["pki", "issue", "client", "--ca", "ca", "--out-dir", "dev", "--device-id", "d1"],
         ):
             res = subprocess.run([provision, *cmd], cwd=work, capture_output=True)
-            if res.returncode != 0 and "--no-password" in cmd:
-                # Before `pki init-ca` encrypted by default there was no --no-password.
-                res = subprocess.run([provision, *cmd[:-1]], cwd=work, capture_output=True)
             if res.returncode != 0:
                 raise SystemExit(f"bench: provision {' '.join(cmd)}: {res.stderr.decode()}")
         files = {

@@ -104,5 +104,12 @@ def resolve_password(
 
 def print_json(data: Any) -> None:
     """Print one JSON document on stdout (no rich markup, stable key order)."""
+    global json_printed
     sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+    json_printed = True
+
+
+# Set once a command has printed its JSON document: a failure after it (verify found
+# differences) does not add a second one (cli/conventions.py json_error).
+json_printed = False

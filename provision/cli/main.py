@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from provision import __version__
+from provision.cli import conventions
 from provision.errors import ExitCode, ProvisionError
 
 # command name → help; provision.cli.<name> exposes `app: typer.Typer`.
@@ -47,6 +48,7 @@ def _load(name: str) -> Any:
     if isinstance(command, TyperGroup):
         command.help = GROUPS[name]
     _plain_help(command)
+    conventions.apply(name, command)
     return command
 
 
@@ -65,6 +67,7 @@ class ProvisionGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ProvisionError as err:
+            conventions.json_error(ctx, err)
             typer.echo(f"error: {err.message}", err=True)
             raise typer.Exit(int(err.exit_code)) from None
         except BrokenPipeError:
@@ -114,8 +117,8 @@ class LazyGroup(ProvisionGroup):
 app = typer.Typer(
     cls=LazyGroup,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
     help="Get X.509 credentials onto embedded devices.",
 )
@@ -129,9 +132,37 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+    ),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        help="-v: trace every frame or line of device commands (as --trace); -vv: also "
+        "tracebacks for internal errors (PROVISION_DEBUG=1).",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print errors and requested data only, no reports."
+    ),
 ) -> None:
-    """Get X.509 credentials onto embedded devices."""
+    """Get X.509 credentials onto embedded devices.
+
+    Defaults for any option can come from provision.toml (./ and the user's config dir):
+    flag > environment > ./provision.toml > user file > built-in."""
+    from provision.cli import common
+    from provision.trace import ENV as TRACE_ENV
+
+    if verbose >= 1:
+        os.environ[TRACE_ENV] = "1"
+    if verbose >= 2:
+        os.environ["PROVISION_DEBUG"] = "1"
+    # Set on every run, not only when asked: tests and scripts call the app more than once in
+    # one process.
+    common.console.quiet = quiet
+    common.console.file = None  # stdout, unless `-o -` moves reports to stderr
+    common.json_printed = False
 
 
 def run() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,13 @@ from provision.errors import InputError, OverwriteError
 
 KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
+# `-` as a file name: standard input for a command's one input, standard output for its one
+# output (`bundle pack -o - | ...`, `... | bundle inspect -`).
+STDIO = "-"
+
+
+def is_stdio(path: Path | str) -> bool:
+    return str(path) == STDIO
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,10 @@ class OutputFile:
 
 
 def read_input(path: Path, what: str) -> bytes:
-    """Read an input file; a missing or unreadable file is a one-line InputError."""
+    """Read an input file (`-`: standard input); a missing or unreadable file is a one-line
+    InputError."""
+    if is_stdio(path):
+        return sys.stdin.buffer.read()
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
@@ -72,6 +83,12 @@ def _make_parents(outputs: list[OutputFile]) -> list[Path]:
 
 def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
     """Write every file or none. Existing files are refused unless `force`."""
+    if any(is_stdio(o.path) for o in outputs):
+        if len(outputs) != 1:
+            raise InputError("- (standard output) takes a single output file")
+        sys.stdout.buffer.write(outputs[0].data)
+        sys.stdout.buffer.flush()
+        return
     paths = [o.path.resolve() for o in outputs]
     if len(set(paths)) != len(paths):
         raise InputError("two outputs would be written to the same file")

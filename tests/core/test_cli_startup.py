@@ -51,5 +51,7 @@ def test_a_command_loads_only_its_own_group() -> None:
 
 
 def test_the_work_itself_loads_what_it_needs(tmp_path) -> None:
-    modules = _loaded("pki", "init-ca", "--out-dir", str(tmp_path / "ca"), "--cn", "T")
+    modules = _loaded(
+        "pki", "init-ca", "--no-password", "--out-dir", str(tmp_path / "ca"), "--cn", "T"
+    )
     assert "cryptography" in modules and (tmp_path / "ca" / "ca.crt").exists()

@@ -97,7 +97,7 @@ def test_wheel_in_fresh_venv_runs_the_tour_from_an_unrelated_folder(dist, tmp_pa
     assert str(env_dir) in where
     assert provision("--version").stdout.startswith("provision ")
 
-    provision("pki", "init-ca", "--out-dir", "ca", "--cn", "Acme Root CA")
+    provision("pki", "init-ca", "--no-password", "--out-dir", "ca", "--cn", "Acme Root CA")
     provision("pki", "issue", "client", "--ca", "ca", "--out-dir", "dev", "--device-id", "dev-0001")
     provision(
         "bundle", "pack", "--tag", "42", "--root-ca", "ca/ca.crt",
