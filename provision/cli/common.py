@@ -21,6 +21,11 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
+PORT_HELP = (
+    "The device: /dev/ttyACM0 (Linux), /dev/cu.usbmodem1101 (macOS), COM3 (Windows), a "
+    "pyserial URL (socket://HOST:PORT, rfc2217://HOST:PORT), sim://DIALECT, or auto (the one "
+    "USB serial port)."
+)
 
 
 def dialect_choices(*, auto: bool) -> str:

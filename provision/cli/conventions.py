@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -31,6 +32,8 @@ DEVICE_ENV = {
     "--dialect": "PROVISION_DIALECT",
 }
 JSON_META = "provision.json"
+# Text options whose value is one of a few names: the metavar says which kind of name.
+NAMED_VALUES = {"dialect", "target", "encoding", "format", "key_type", "tls", "slot", "profile"}
 PORT_FORMS = "/dev/ttyACM0 (Linux), /dev/cu.usbmodem1101 (macOS), COM3 (Windows)"
 
 
@@ -45,6 +48,7 @@ def leaves(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str
 def _hide_aliases(option: Any, visible: list[str]) -> None:
     """Parse every spelling in option.opts, show only `visible` in help."""
     original = option.get_help_record
+    option.visible_opts = visible
 
     def get_help_record(ctx: Any) -> Any:
         all_opts = option.opts
@@ -74,14 +78,14 @@ def _reports_to_stderr_when_output_is_stdout(command: Any, name: str) -> None:
 
 
 def _one_output_name(command: Any) -> None:
-    taken = {o for p in command.params for o in getattr(p, "opts", [])}
     for param in command.params:
         names = set(getattr(param, "opts", None) or ())
         if names & {"--out", *OUT_ALIASES} and command.callback is not None and param.name:
             _reports_to_stderr_when_output_is_stdout(command, param.name)
         opts = list(getattr(param, "opts", []))
         aliases = [o for o in opts if o in OUT_ALIASES]
-        if aliases and "--out" not in taken:
+        taken = {o for p in command.params if p is not param for o in getattr(p, "opts", [])}
+        if aliases and not taken & set(OUT):
             param.opts = [*OUT, *[o for o in opts if o not in OUT]]
             _hide_aliases(param, list(OUT))
             taken.update(OUT)
@@ -197,12 +201,64 @@ def _config_defaults(group: str, path: tuple[str, ...], command: Any, values: di
     return used
 
 
+def _base_type(param: Any) -> type | None:
+    """The Python type behind an option: typer versions keep it in different places."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        for _ in range(3):  # list[Path] | None → Path
+            args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+            if not args:
+                break
+            annotation = args[0]
+        return annotation if isinstance(annotation, type) else None
+    name = getattr(getattr(param, "type", None), "name", "")
+    return {"path": Path, "text": str, "integer": int, "integer range": int, "float": float}.get(
+        name
+    )
+
+
+def _metavar(param: Any) -> str | None:
+    """One metavar style for every option, upper case as in esptool and nrfcredstore: PORT,
+    FILE, DIR, N, SECONDS, VAR, TEXT."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    if param.metavar and param.metavar.isupper():
+        return param.metavar
+    name, kind = param.name or "", _base_type(param)
+    help_text = (getattr(param, "help", None) or "").lower()
+    if param.param_type_name == "argument":
+        if hasattr(param, "display_type_rich"):
+            # typer >= 0.2x shows "BUNDLE <path>"; the name in capitals says enough.
+            param.display_type_rich = lambda ctx: ""
+        return name.upper()
+    if name.endswith("_env"):
+        return "VAR"
+    if name in ("port",) and kind is str:
+        return "PORT"
+    if kind is Path:
+        return "DIR" if "director" in help_text or "folder" in help_text else "FILE"
+    if kind is int:
+        return "SEC_TAG" if name == "tag" else "N"
+    if kind is float:
+        return "SECONDS" if "second" in help_text else "NUMBER"
+    long = next((o[2:] for o in getattr(param, "opts", []) if o.startswith("--")), name)
+    if long.replace("-", "_") in NAMED_VALUES:
+        return long.upper().replace("-", "_")
+    return "TEXT"
+
+
 def apply(group: str, command: Any) -> None:
     """Bring one loaded command group (or single command) in line with the conventions."""
+    from provision.cli.examples import epilog
+
     settings, files = config.load()
     group_values = config.defaults_for(settings, group, None)
     used: set[str] = set()
     for path, leaf in leaves(command):
+        leaf.epilog = epilog(" ".join((group, *path)))
+        for param in leaf.params:
+            if param.name not in ("help", "install_completion", "show_completion"):
+                param.metavar = _metavar(param)
         _one_output_name(leaf)
         for param in leaf.params:
             opts = getattr(param, "opts", [])

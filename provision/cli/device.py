@@ -19,6 +19,7 @@ from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
+    PORT_HELP,
     console,
     dialect_choices,
     err_console,
@@ -32,7 +33,7 @@ from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionE
 
 app = typer.Typer(no_args_is_help=True)
 
-PORT = typer.Option(..., "--port", "-p", help="Serial port, pyserial URL or sim:// URL.")
+PORT = typer.Option(..., "--port", "-p", help=PORT_HELP)
 BAUD = typer.Option(None, "--baud", help="Line rate (default 115200).")
 TIMEOUT = typer.Option(2.0, "--timeout", help="Seconds to wait for each answer.")
 RETRIES = typer.Option(5, "--retries", help="Tries before a request or transfer gives up.")
@@ -43,10 +44,14 @@ SPEC = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`.")
 # Range-checked here: a sec_tag the wire format cannot carry was a construct error (exit 8).
 TAG = typer.Option(None, "--tag", min=0, max=MAX_SEC_TAG, help="sec_tag for the item options.")
 ROOT_CA = typer.Option([], "--root-ca", metavar="FILE", help="Root CA file.")
-CLIENT_CERT = typer.Option(None, "--client-cert", metavar="FILE")
-CLIENT_KEY = typer.Option(None, "--client-key", metavar="FILE")
-KEY_PASSWORD_FILE = typer.Option(None, "--key-password-file")
-KEY_PASSWORD_ENV = typer.Option(None, "--key-password-env")
+CLIENT_CERT = typer.Option(None, "--client-cert", metavar="FILE", help="Client certificate file.")
+CLIENT_KEY = typer.Option(None, "--client-key", metavar="FILE", help="Client private key file.")
+KEY_PASSWORD_FILE = typer.Option(
+    None, "--key-password-file", help="Password of an encrypted --client-key, from this file."
+)
+KEY_PASSWORD_ENV = typer.Option(
+    None, "--key-password-env", help="Password of an encrypted --client-key, from this variable."
+)
 TRACE = typer.Option(
     False,
     "--trace",
@@ -242,8 +247,12 @@ def write(
     key_password_file: Path | None = KEY_PASSWORD_FILE,
     key_password_env: str | None = KEY_PASSWORD_ENV,
     sign_key: Path | None = typer.Option(None, "--sign-key", help="Sign the bundle (P-256)."),
-    sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
-    sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
+    sign_key_password_file: Path | None = typer.Option(
+        None, "--sign-key-password-file", help="Password of --sign-key, from this file."
+    ),
+    sign_key_password_env: str | None = typer.Option(
+        None, "--sign-key-password-env", help="Password of --sign-key, from this variable."
+    ),
     psk_hex_file: Path | None = typer.Option(None, "--psk-hex-file", help="PSK as hex, in a file."),
     psk_hex_env: str | None = typer.Option(None, "--psk-hex-env", help="Variable with the PSK."),
     psk_identity: str | None = typer.Option(None, "--psk-identity", help="PSK identity."),

@@ -153,7 +153,9 @@ def init_ca(
     intermediate: str | None = typer.Option(
         None, "--intermediate", help="Also create an intermediate CA with this common name."
     ),
-    intermediate_days: int = typer.Option(1825, "--intermediate-days"),
+    intermediate_days: int = typer.Option(
+        1825, "--intermediate-days", help="Intermediate validity in days."
+    ),
     path_length: int = typer.Option(
         0, "--path-length", min=0, help="Intermediate's path length (CAs allowed below it)."
     ),
@@ -203,7 +205,7 @@ def issue_server(
     name: str = typer.Option("server", "--name", help="Base name of the output files."),
     common_name: str | None = typer.Option(None, "--cn", help="Subject CN (default: first SAN)."),
     key_type: str = _KEY_TYPE,
-    days: int = typer.Option(365, "--days"),
+    days: int = typer.Option(365, "--days", help="Certificate validity in days."),
     fmt: str = _FORMAT,
     encrypt: bool = _ENCRYPT,
     password_file: Path | None = _PW_FILE,
@@ -242,7 +244,7 @@ def issue_client(
     name: str | None = typer.Option(None, "--name", help="Base name of files (default: id)."),
     organization: str | None = typer.Option(None, "--org", help="Organization (O=)."),
     key_type: str = _KEY_TYPE,
-    days: int = typer.Option(365, "--days"),
+    days: int = typer.Option(365, "--days", help="Certificate validity in days."),
     fmt: str = _FORMAT,
     encrypt: bool = _ENCRYPT,
     password_file: Path | None = _PW_FILE,
@@ -325,7 +327,7 @@ def sign_csr(
         "--allow-key-type",
         help="Accept only these key types (repeat; default: all but ed25519).",
     ),
-    days: int = typer.Option(365, "--days"),
+    days: int = typer.Option(365, "--days", help="Certificate validity in days."),
     fmt: str = _FORMAT,
     force: bool = _FORCE,
     json_out: bool = _JSON,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from provision.bundle.model import MAX_SEC_TAG
-from provision.cli.common import console, dialect_choices, print_json, table
+from provision.cli.common import PORT_HELP, console, dialect_choices, print_json, table
 from provision.errors import TLSCheckError
 from provision.tls.report import DEFAULT_TIMEOUT, HandshakeReport
 
@@ -28,7 +28,11 @@ def tls_check(
         "the device cannot run it itself).",
     ),
     port: str | None = typer.Option(
-        None, "--port", "-p", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."
+        None,
+        "--port",
+        "-p",
+        envvar="PROVISION_PORT",
+        help=PORT_HELP + " Without it: the handshake runs on the host with --bundle.",
     ),
     dialect: str = typer.Option("auto", "--dialect", help=f"{dialect_choices(auto=True)}."),
     baud: int | None = typer.Option(None, "--baud", help="Serial speed."),
