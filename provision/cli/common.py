@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from provision.cli.tables import IdentifierTable, column_options
 from provision.device import DIALECTS
 from provision.errors import InputError
 
@@ -37,8 +38,9 @@ def dialect_choices(*, auto: bool) -> str:
 
 def table(*columns: str, title: str | None = None, show_header: bool = True) -> Table:
     """A table in the one style every command prints: borderless, bold header, title on the
-    left. More columns (with their own options) can be added to it."""
-    result = Table(
+    left; identifier columns (cli/tables.py) stay on one line. More columns (with their own
+    options) can be added to it."""
+    result = IdentifierTable(
         box=None,
         header_style="bold",
         show_header=show_header,
@@ -48,7 +50,7 @@ def table(*columns: str, title: str | None = None, show_header: bool = True) -> 
     for column in columns:
         # Fold, never cut: a file name, serial or time ending in "…" is useless (two
         # "ca/intermediate.…" rows could not be told apart in an 80-column log).
-        result.add_column(column, overflow="fold")
+        result.add_column(column, **column_options(column))
     return result
 
 

@@ -64,7 +64,8 @@ def show(
         rows.add_row(
             str(r.seq),
             r.result.value + (f" ({r.error_code})" if r.error_code else ""),
-            r.finished_at,
+            # To the second: the full ISO time is in --json.
+            r.finished_at[:19].replace("T", " "),
             r.station,
             r.operator,
             r.cert_serial or "-",
