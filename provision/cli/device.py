@@ -28,7 +28,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.cli.progress import transfer_bar
+from provision.cli.progress import opening_status, status, transfer_bar
 from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionError
 
 app = typer.Typer(no_args_is_help=True)
@@ -67,9 +67,10 @@ def _open(
         raise InputError("--timeout must be positive")
     if retries < 0:
         raise InputError("--retries must be 0 or more")
-    return device_mod.open(
-        port, dialect=dialect, baud=baud, timeout=timeout, retries=retries, trace=trace
-    )
+    with status(opening_status(port, dialect)):
+        return device_mod.open(
+            port, dialect=dialect, baud=baud, timeout=timeout, retries=retries, trace=trace
+        )
 
 
 def _slot_json(s: device_mod.SlotInfo) -> dict[str, Any]:
@@ -133,10 +134,14 @@ def list_(
 ) -> None:
     """List stored slots: tag, slot, size, SHA-256; subject and expiry for certificates."""
     rows = []
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with (
+        _open(port, baud, timeout, retries, dialect, trace) as dev,
+        status(f"reading the slot list from {port}") as say,
+    ):
         for s in dev.list():
             row = _slot_json(s)
             if s.type.is_certificate and not no_read:
+                say(f"reading {s.type.label} of sec_tag {s.sec_tag} from {port}")
                 try:
                     row.update(_describe_cert(dev.read(s.sec_tag, s.type)))
                 except ProvisionError as err:

@@ -54,6 +54,15 @@ def transfer_bar(description: str, total: int) -> Iterator[Progress]:
         yield update
 
 
+def opening_status(port: str, dialect: str) -> str:
+    """What `--dialect auto` is doing while a silent port makes it wait (seconds per try)."""
+    if dialect != "auto":
+        return f"opening {port} ({dialect})"
+    from provision.device import AUTO_ORDER
+
+    return f"probing {port}: {' … '.join(AUTO_ORDER)} …"
+
+
 @contextmanager
 def status(text: str) -> Iterator[Callable[[str], Any]]:
     """A one-line spinner with `text` while something slow runs (probing a port, a slow read);
