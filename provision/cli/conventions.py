@@ -13,6 +13,7 @@ place (main.py calls `apply` on each command group it loads) rather than in each
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,7 +129,8 @@ def choice(names: dict[str, Any]) -> str:
     return ", ".join(names)
 
 
-def _reset_params() -> list[Any]:
+@functools.cache
+def _reset_params() -> tuple[Any, ...]:
     # Declared the typer way and taken from a throwaway app: typer's parameter classes take
     # different constructor arguments from one version to the next.
     from provision.transport import reset
@@ -156,13 +158,14 @@ def _reset_params() -> list[Any]:
         pass
 
     params = typer.main.get_command(probe).params
-    return [p for p in params if p.name in ("before", "after")]
+    # Built once: click parameters hold no per-command state, every device command shares them.
+    return tuple(p for p in params if p.name in ("before", "after"))
 
 
 def _with_resets(command: Any) -> None:
     from provision.transport import reset
 
-    command.params += _reset_params()
+    command.params += list(_reset_params())
     original = command.callback
 
     def callback(**kwargs: Any) -> Any:
