@@ -51,8 +51,9 @@ vectors: $(STAMP)
 fuzz:
 	$(MAKE) -C firmware_stub fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-60}
 
+# make hil [BOARD=mps2|microbit]: the conformance suite on the stub under QEMU.
 hil: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash hil/run-qemu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash hil/run-qemu --board $${BOARD:-mps2}
 
 clean:
 	rm -rf $(VENV) .venv-floors build dist *.egg-info .pytest_cache

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the full test suite uses as real peers and toolchains:
-# QEMU + arm-none-eabi for the firmware stub, clang for the fuzzer, SoftHSM2, PostgreSQL, openssl.
+# QEMU + arm-none-eabi for the firmware stub, mbedTLS for its posix port's device-side crypto,
+# clang for the fuzzer, SoftHSM2, PostgreSQL, openssl.
 # Safe to run repeatedly: installs only what is missing. Needs root (or passwordless sudo).
 set -euo pipefail
 packages=(openssl make qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi clang
-          libclang-rt-14-dev softhsm2 postgresql)
+          libclang-rt-14-dev softhsm2 postgresql libmbedtls-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import provision.device
-from provision.bundle.io import read_credentials
 from provision.bundle.model import CredentialSet
 from provision.bundle.spec import PackSources, TagSources
 from provision.errors import ProvisionError
+from provision.packing import read_credentials
 
 GOAL = 1.5  # native at least this many times faster than at-cmng
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "fixtures"
@@ -76,11 +76,11 @@ class Counting:
 
 
 def run(dialect: str, baud: int, credentials: CredentialSet) -> dict[str, float]:
-    from provision.transport.base import open_transport
+    from provision.urls import open_url as open_transport
 
     url = f"sim://{dialect}?baud={baud}{URL_OPTIONS.get(dialect, '')}"
     transport = Counting(open_transport(url))
-    cls = provision.device.session_class(dialect)
+    cls = provision.dialects.session_class(dialect)
     session = cls(transport, timeout=2.0, retries=3)
     device = provision.device.Device(session, f"sim://{dialect}")
     t0, sent0, recv0 = transport.clock(), transport.sent, transport.received

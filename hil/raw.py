@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from provision.link import framing
 from provision.link import messages as m
-from provision.transport.base import open_transport
+from provision.urls import open_url as open_transport
 
 
 class _Socket:

@@ -8,11 +8,13 @@ cut) boots the same flash.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 import tomllib
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = Path(__file__).with_name("targets.toml")
 CUT_EXIT = 75  # the posix stub's exit status after a simulated power cut
 QEMU_FLASH_SIZE = 3 * 32 * 1024  # firmware_stub/ports/mps2-an385: two banks and staging
+POWER_CUT_MARK = b"provision-stub: power cut"  # firmware_stub/ports/nrf5 on semihosting
 
 
 def manifest() -> dict[str, dict[str, Any]]:
@@ -42,6 +45,7 @@ class Target:
     url: str | None = None  # given with --port for launch = "none" (or an already running one)
     processes: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
     boots: int = 0
+    qmp: dict[str, Path] = field(default_factory=dict)  # instance -> QEMU's QMP socket
 
     @property
     def power_cut(self) -> bool:
@@ -105,8 +109,15 @@ class Target:
     def stop(self, instance: str | None = None) -> None:
         """Power off one instance (or every one) this target started; flash files stay."""
         names = [instance] if instance is not None else list(self.processes)
+        failed: TargetUnavailable | None = None
         for name in names:
+            qmp = self.qmp.pop(name, None)
             for proc in self.processes.pop(name, []):
+                if qmp and proc.poll() is None:
+                    try:
+                        self._save_guest_flash(qmp, name, proc)
+                    except TargetUnavailable as err:
+                        failed = err  # still power it off below
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
                     try:
@@ -117,6 +128,8 @@ class Target:
                 for stream in (proc.stdout, proc.stderr):
                     if stream:
                         stream.close()
+        if failed:
+            raise failed
 
     def wait_power_cut(self, instance: str, timeout: float = 10.0) -> bool:
         """After a write under cut_after: True if the instance lost power (it exited)."""
@@ -124,6 +137,10 @@ class Target:
             return True  # the simulator reboots on its own; nothing to wait for
         deadline = time.monotonic() + timeout
         procs = self.processes.get(instance, [])
+        if self.spec.get("flash") == "guest":
+            # The board stops for good and says so on the semihosting console; QEMU stays up
+            # until stop() has saved the flash.
+            return all(_wait_stderr(p, POWER_CUT_MARK, deadline) for p in procs)
         for proc in procs:
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -152,28 +169,98 @@ class Target:
 
     def _start_qemu(self, instance: str, cut_after: int | None) -> str:
         flash = self.flash_path(instance)
+        guest = self.spec.get("flash") == "guest"
+        size = int(self.spec["flash_size"]) if guest else QEMU_FLASH_SIZE
         if not flash.exists():  # erased flash; the firmware could fill it, but slowly
-            flash.write_bytes(b"\xff" * QEMU_FLASH_SIZE)
+            flash.write_bytes(b"\xff" * size)
         port = _free_port()
-        args = ["arg=fw", f"arg=flash={self.flash_path(instance)}"]
+        elf = ROOT / self.spec["elf"]
+        args = ["arg=fw"] if guest else ["arg=fw", f"arg=flash={flash}"]
         if cut_after is not None:
             args.append(f"arg=cut={cut_after}")
         cmd = [
             "qemu-system-arm", "-M", self.spec["machine"], "-nographic", "-monitor", "none",
-            "-kernel", str(ROOT / self.spec["elf"]),
+            "-kernel", str(elf),
             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
             "-semihosting-config", "enable=on,target=native," + ",".join(args),
         ]  # fmt: skip
+        if guest:
+            cmd += self._guest_flash_args(instance, flash, elf)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._record(instance, proc)
         _wait_listening(port, proc)
         return f"socket://127.0.0.1:{port}"
+
+    # -- a store in the emulated chip's own flash (flash = "guest")
+    def _guest_flash_args(self, instance: str, flash: Path, elf: Path) -> list[str]:
+        """Put the saved store back into the chip's flash at boot, and open a QMP socket to
+        save it at stop. QEMU 7.2's microbit has no block backend for its flash (the NVMC
+        model keeps it in a ROM device), so the region goes in with the generic loader and
+        out with QMP memsave. The loader must name the CPU (the flash is in the SoC's own
+        address space, not in system memory), which also sets the PC to the load address: a
+        second loader sets it back to the image's entry point (after the CPU's reset has
+        taken SP from the vector table)."""
+        qmp = self.workdir / f"{self.name}-{instance}.qmp"
+        qmp.unlink(missing_ok=True)
+        self.qmp[instance] = qmp
+        entry = struct.unpack_from("<I", elf.read_bytes(), 0x18)[0]  # e_entry, Thumb bit set
+        base = int(self.spec["flash_base"])
+        return [
+            "-qmp", f"unix:{qmp},server=on,wait=off",
+            "-device", f"loader,file={flash},addr={base:#x},force-raw=on,cpu-num=0",
+            "-device", f"loader,addr={entry:#x},cpu-num=0",
+        ]  # fmt: skip
+
+    def _save_guest_flash(self, qmp: Path, instance: str, proc: subprocess.Popen[bytes]) -> None:
+        """Write the chip's store region to the instance's flash file, then end QEMU."""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(str(qmp))
+                stream = sock.makefile("rwb")
+                stream.readline()  # the greeting
+                for command, arguments in (
+                    ("qmp_capabilities", {}),
+                    ("memsave", {
+                        "val": int(self.spec["flash_base"]),
+                        "size": int(self.spec["flash_size"]),
+                        "filename": str(self.flash_path(instance)),
+                        "cpu-index": 0,
+                    }),
+                    ("quit", {}),
+                ):  # fmt: skip
+                    stream.write(json.dumps({"execute": command, "arguments": arguments}).encode())
+                    stream.write(b"\n")
+                    stream.flush()
+                    while True:
+                        reply = json.loads(stream.readline() or b"{}")
+                        if "error" in reply:
+                            raise TargetUnavailable(f"QMP {command}: {reply['error']}")
+                        if "return" in reply or not reply:
+                            break
+            proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as err:
+            raise TargetUnavailable(f"could not save the flash of {self.name} ({err})") from err
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _wait_stderr(proc: subprocess.Popen[bytes], mark: bytes, deadline: float) -> bool:
+    """Has the process written `mark` on stderr (non-blocking, set by _wait_listening)?"""
+    assert proc.stderr
+    seen = b""
+    while time.monotonic() < deadline:
+        seen += proc.stderr.read() or b""
+        if mark in seen:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return False
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -28,11 +28,12 @@ from cryptography.x509.verification import (
 )
 
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.dialects import profile_for_target
+from provision.dialects.base import DialectProfile
 from provision.errors import CheckFailed, InputError
 from provision.pki.certs import is_ca, load_certificates
 from provision.pki.files import read_input
 from provision.pki.keys import key_is_encrypted, load_private_key, public_key_der
-from provision.targets import TargetProfile, as_sent, get_target
 
 _DER = _SerEncoding.DER
 # Device certificates identify the device by CN (nRF Cloud, AWS IoT, Azure DPS do so) and
@@ -329,55 +330,35 @@ def _check_key(
         )
 
 
-def _check_sizes(out: _Collector, credentials: CredentialSet, profile: TargetProfile) -> None:
+def _with_key_password(credentials: CredentialSet, key_password: bytes | None) -> CredentialSet:
+    """The set as it will be written when the key password comes with it (as `bundle pack`
+    adds it): the device's limits apply to the password too."""
+    if key_password is None:
+        return credentials
+    added = [
+        Slot(s.sec_tag, SlotType.KEY_PASSWORD, Encoding.RAW, key_password)
+        for s in credentials
+        if s.type is SlotType.CLIENT_KEY
+        and s.flags & SlotFlags.ENCRYPTED
+        and credentials.get(s.sec_tag, SlotType.KEY_PASSWORD) is None
+    ]
+    if not added:
+        return credentials
+    return CredentialSet.of([*credentials, *added], device_id=credentials.device_id)
+
+
+def _check_profile(out: _Collector, credentials: CredentialSet, profile: DialectProfile) -> None:
+    """What the device family cannot hold, as its own dialect's planning finds it."""
     if profile.max_items is not None and len(credentials) > profile.max_items:
         out.add(
             "size.too_many_items",
             Severity.WARNING,
-            f"{len(credentials)} items; target {profile.name} holds {profile.max_items} by default",
+            f"{len(credentials)} items; target {profile.target} holds {profile.max_items} "
+            "by default",
         )
-    for tag in credentials.sec_tags:
-        password_slot = credentials.get(tag, SlotType.KEY_PASSWORD)
-        password_len = len(password_slot.data) if password_slot is not None else 0
-        groups: dict[SlotType, list[Slot]] = {}
-        for slot in credentials.in_tag(tag):
-            groups.setdefault(slot.type, []).append(slot)
-        for slot_type, slots in groups.items():
-            if slot_type is SlotType.KEY_PASSWORD:
-                if profile.password_limit is not None and password_len > profile.password_limit:
-                    out.add(
-                        "key.password_too_long",
-                        Severity.ERROR,
-                        f"key_password is {password_len} characters; target {profile.name} "
-                        f"takes at most {profile.password_limit}",
-                        tag,
-                        slot_type,
-                    )
-                continue
-            payload = b"".join(as_sent(s.type, s.encoding, s.data) for s in slots)
-            plen = password_len if slot_type is SlotType.CLIENT_KEY else 0
-            size = profile.sent_size(tag, slot_type, payload, plen)
-            if size > profile.item_limit:
-                what = "roots" if len(slots) > 1 else slot_type.label
-                out.add(
-                    "size.too_large",
-                    Severity.ERROR,
-                    f"{what} needs {size} bytes on target {profile.name}; "
-                    f"the {profile.limit_what} is {profile.item_limit}",
-                    tag,
-                    slot_type,
-                )
-            if profile.lf_only_pem and any(
-                s.encoding is Encoding.PEM and b"\r\n" in s.data for s in slots
-            ):
-                out.add(
-                    "pem.crlf",
-                    Severity.ERROR,
-                    f"{slot_type.label} PEM has CRLF line endings; target {profile.name} "
-                    "needs LF only (CRLF gives +CME ERROR: 527 and wrong digests)",
-                    tag,
-                    slot_type,
-                )
+    for refusal in profile.refusals(credentials):
+        severity = Severity.WARNING if refusal.warning else Severity.ERROR
+        out.add(refusal.code, severity, refusal.message, refusal.sec_tag, refusal.slot)
 
 
 def _check_server(
@@ -387,7 +368,7 @@ def _check_server(
     hostname: str | None,
     now: datetime,
     warn_days: int,
-    profile: TargetProfile,
+    profile: DialectProfile,
 ) -> None:
     try:
         chain = load_certificates(server_chain, "server certificate")
@@ -403,7 +384,7 @@ def _check_server(
             out.add(
                 "size.too_large",
                 Severity.ERROR,
-                f"server chain is {size} bytes DER; target {profile.name} handles at most "
+                f"server chain is {size} bytes DER; target {profile.target} handles at most "
                 f"{profile.server_chain_limit} (larger chains crashed the modem)",
                 slot="server_chain",
             )
@@ -471,7 +452,7 @@ def check_credential_set(
     server_hostname: str | None = None,
 ) -> list[Finding]:
     """All findings for a credential set, errors first. Never raises for bad content."""
-    profile = get_target(target)
+    profile = profile_for_target(target)
     now = _utc(now)
     out = _Collector()
     all_roots: list[x509.Certificate] = []
@@ -517,7 +498,7 @@ def check_credential_set(
                 tag,
                 SlotType.CLIENT_CERT,
             )
-    _check_sizes(out, credentials, profile)
+    _check_profile(out, _with_key_password(credentials, key_password), profile)
     if server_chain is not None:
         _check_server(
             out, all_roots, server_chain, server_hostname, now, expiry_warning_days, profile
@@ -648,7 +629,7 @@ def check_files(
     server_hostname: str | None = None,
 ) -> CheckReport:
     """The CLI's entry: read files, check, and report (key messages name the key file)."""
-    get_target(target)
+    profile_for_target(target)
     credentials = load_credential_files(
         roots=roots, client_cert=client_cert, client_key=client_key, chain=chain
     )

@@ -3,110 +3,56 @@
     import provision.device
     with provision.device.open("sim://native") as dev:
         print(dev.info())
-        dev.write(credentials)
+        report = dev.provision(credentials)   # check → write → verify
 
-A dialect session (provision.dialects.*) speaks one device language over a Transport; this
-module adds what is the same for every dialect: verifying digests after a write, and picking
-a dialect. Contract owners: the link issue (native) and the dialects issue (at-cmng, zephyr-shell).
+A dialect session (provision.dialects, contract in provision.dialects.base) speaks one
+device language over a Transport; this module adds what is the same for every dialect: the
+one provisioning job (validate → plan → write → verify), verifying digests, and picking a
+dialect. `device write`, `device keygen`, `line run` and library users all go through
+`Device.provision` and `Device.keygen_install`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
-from provision.bundle.model import CredentialSet, Slot, SlotType
-from provision.errors import InputError, LinkError
+from provision.bundle.model import CredentialSet, SlotType
+from provision.dialects import AUTO_ORDER, profile_for_target, session_class
+from provision.dialects.base import (
+    Attestation,
+    AttestingSession,
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    DialectSession,
+    Progress,
+    SlotInfo,
+    WriteResult,
+    digest,
+)
+from provision.errors import InputError, LinkError, PolicyError, VerifyFailed
 from provision.trace import TraceLog, env_enabled
-from provision.transport.base import Transport, open_transport, transport_clock
+from provision.transport.base import Transport, transport_clock
+from provision.urls import open_url
 
-Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+if TYPE_CHECKING:
+    from provision.check import Finding
 
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    dialect: str  # "native", "at-cmng", "zephyr-shell"
-    device_id: str  # UID (native), IMEI (at-cmng), or what the shell reports
-    firmware: str
-    details: dict[str, object] = field(default_factory=dict)  # dialect-specific, JSON-safe
-
-
-@dataclass(frozen=True)
-class SlotInfo:
-    """What a device reports about one stored slot. Never carries key bytes."""
-
-    sec_tag: int
-    type: SlotType
-    size: int | None  # None where the dialect does not report it
-    sha256: bytes | None  # digest of the bytes as stored on the device
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    written: tuple[SlotInfo, ...]
-    bytes_sent: int  # on the wire, framing included
-    seconds: float
-
-
-class DialectSession(Protocol):
-    """One open conversation with a device in one dialect. Implementations own their drive
-    loop (timeouts, retries) over the Transport; their byte-level code stays sans-IO."""
-
-    name: str
-
-    def info(self) -> DeviceInfo: ...
-
-    def list(self) -> list[SlotInfo]: ...
-
-    def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
-        """Certificates only; a dialect refuses secret slots before asking the device."""
-        ...
-
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
-        """Apply the whole set. Slots a dialect cannot hold raise PolicyError before any byte
-        is sent."""
-        ...
-
-    def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
-        """One slot, one tag (slot_type None) or everything (both None)."""
-        ...
-
-    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
-        """Device generates an EC P-256 client_key in `sec_tag` and returns a CSR (DER)."""
-        ...
-
-    def stored_form(self, slot: Slot) -> bytes:
-        """The exact bytes this dialect stores for `slot`: what the device's digest covers."""
-        ...
-
-    def close(self) -> None: ...
-
-
-# dialect name → "module:Class"; each class has `probe(transport, timeout) -> bool` (classmethod)
-# and a constructor `(transport, *, timeout: float, retries: int)`; device.open passes
-# `trace=` (a provision.trace.TraceLog) too when tracing is on.
-DIALECTS: dict[str, str] = {
-    "native": "provision.dialects.native:NativeSession",
-    "at-cmng": "provision.dialects.at_cmng:AtCmngSession",
-    "zephyr-shell": "provision.dialects.zephyr_shell:ZephyrShellSession",
-    "at-shell": "provision.dialects.at_shell:AtShellSession",
-}
-# The order `auto` tries them in: the native HELLO is harmless to a line-based shell.
-# at-shell last: its `at AT` line reaches only a device that none of the others claimed.
-AUTO_ORDER = ("native", "at-cmng", "zephyr-shell", "at-shell")
-
-
-def session_class(name: str) -> type:
-    """The DialectSession class registered for dialect `name` (imported on first use)."""
-    try:
-        target = DIALECTS[name]
-    except KeyError:
-        valid = ", ".join([*DIALECTS, "auto"])
-        raise InputError(f"unknown dialect {name!r} (valid: {valid})") from None
-    module_name, cls_name = target.split(":")
-    return getattr(importlib.import_module(module_name), cls_name)
+__all__ = [
+    "Capability",
+    "Device",
+    "DeviceInfo",
+    "DialectSession",
+    "KeygenReport",
+    "Progress",
+    "ProvisionReport",
+    "SlotInfo",
+    "VerifyReport",
+    "WriteResult",
+    "open",
+]
 
 
 @dataclass(frozen=True)
@@ -116,6 +62,30 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.mismatches
+
+
+@dataclass(frozen=True)
+class ProvisionReport:
+    """What one provisioning job did: pre-flight findings, what was written, verified."""
+
+    dialect: str
+    target: str
+    findings: tuple[Finding, ...]
+    written: tuple[SlotInfo, ...]
+    bytes_sent: int
+    seconds: float
+    verified: bool
+
+
+@dataclass(frozen=True)
+class KeygenReport:
+    csr_der: bytes
+    installed: ProvisionReport | None  # the certificate's install, when a signer was given
+    attestation: Attestation | None = None  # the device's signed statement about the key
+
+
+# A signer turns the device's CSR (DER) into the certificate to install (DER).
+Signer = Callable[[bytes], bytes]
 
 
 class Device:
@@ -129,6 +99,14 @@ class Device:
     def dialect(self) -> str:
         return self.session.name
 
+    @property
+    def profile(self) -> DialectProfile:
+        return self.session.profile
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.session.capabilities
+
     def info(self) -> DeviceInfo:
         return self.session.info()
 
@@ -140,43 +118,133 @@ class Device:
             raise InputError(f"{slot_type.label} cannot be read back from a device")
         return self.session.read(sec_tag, slot_type)
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
-        return self.session.write(credentials, progress)
-
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
-        """Write bundle bytes. A dialect with `write_bundle` gets them as they are (a signed
-        bundle keeps its signature); others get the decoded credentials."""
-        writer = getattr(self.session, "write_bundle", None)
-        if writer is not None:
-            return writer(bundle, progress)
-        from provision.bundle.format import decode
-
-        return self.session.write(decode(bundle).credentials, progress)
-
     def delete(self, sec_tag: int | None, slot_type: SlotType | None = None) -> None:
         self.session.delete(sec_tag, slot_type)
 
+    # -- the one job ----------------------------------------------------------------------
+    def preflight(
+        self, credentials: CredentialSet, *, target: str | None = None, force: bool = False
+    ) -> tuple[Finding, ...]:
+        """Check `credentials` against `target` (default: this device's own profile).
+        CheckFailed (nothing sent) on an error finding unless `force`."""
+        from provision.check import check_credential_set, refuse_errors
+
+        if not len(credentials):
+            raise InputError("the credential set holds no slot: nothing to write")
+        name = target or self.profile.dialect
+        profile = profile_for_target(name)  # an unknown target: bad input before anything
+        # What the device cannot hold is a policy refusal (exit 6), whatever --force says:
+        # its driver would refuse it anyway. Everything else is a check finding (exit 2).
+        refusals = [r for r in self.profile.refusals(credentials) if not r.warning]
+        if refusals:
+            first = refusals[0]
+            more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+            raise PolicyError(f"{first.message}{more}; nothing written", code=first.code)
+        findings = check_credential_set(credentials, target=profile.target)
+        if not force:
+            refuse_errors(findings, "--force writes anyway")
+        return tuple(findings)
+
+    def provision(
+        self,
+        credentials: CredentialSet,
+        *,
+        bundle: bytes | None = None,
+        target: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+        checked: tuple[Finding, ...] | None = None,
+    ) -> ProvisionReport:
+        """Validate → plan → write → verify. `bundle`, the bytes `credentials` came from,
+        is sent as it is to a device that takes bundles (a signature stays). Raises
+        CheckFailed (pre-flight, nothing sent), PolicyError (the device cannot hold it,
+        nothing sent), VerifyFailed (written, but the device's digests differ) or the
+        dialect's DeviceError / LinkError. `checked`: the findings of this device's
+        `preflight` already run on this very set."""
+        findings = checked
+        if findings is None:
+            findings = self.preflight(credentials, target=target, force=force)
+        if bundle is not None and Capability.SIGNED_BUNDLES in self.capabilities:
+            result = self.session.write_bundle(bundle, progress)
+        else:
+            result = self.session.write(credentials, progress)
+        report = self.verify(credentials)
+        if not report.ok:
+            raise VerifyFailed(f"verify after write failed: {report.mismatches[0]}")
+        return ProvisionReport(
+            dialect=self.dialect,
+            target=target or self.profile.target,
+            findings=findings,
+            written=result.written,
+            bytes_sent=result.bytes_sent,
+            seconds=result.seconds,
+            verified=True,
+        )
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
+        """PolicyError for a keygen request this device cannot do; sends nothing that
+        changes the device."""
+        if Capability.KEYGEN not in self.capabilities:
+            self.session.check_keygen(sec_tag, subject)  # the dialect's own words, if any
+            raise PolicyError(
+                f"the {self.dialect} device cannot generate keys: generate the key on the host "
+                "(provision pki) and write it"
+            )
+        self.session.check_keygen(sec_tag, subject)
+
     def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        """The device makes a P-256 client_key in `sec_tag`; returns its CSR (DER)."""
+        self.check_keygen(sec_tag, subject)
         return self.session.keygen(sec_tag, subject)
+
+    def keygen_install(
+        self, sec_tag: int, subject: str | None = None, *, signer: Signer | None = None
+    ) -> KeygenReport:
+        """keygen, then (with `signer`) sign the CSR and install the certificate in the same
+        tag through `provision`. Callers validate their own outputs before calling: once the
+        device has made a key, only this job's steps remain."""
+        from provision.bundle.model import Encoding, Slot
+
+        csr_der = self.keygen(sec_tag, subject)
+        attestation = self.keygen_attestation()
+        if signer is None:
+            return KeygenReport(csr_der, None, attestation)
+        cert_der = signer(csr_der)
+        installed = CredentialSet.of([Slot(sec_tag, SlotType.CLIENT_CERT, Encoding.DER, cert_der)])
+        return KeygenReport(csr_der, self.provision(installed), attestation)
+
+    def keygen_attestation(self) -> Attestation | None:
+        """The signed attestation the last keygen came with, on a device that gives one."""
+        if Capability.ATTESTATION not in self.capabilities:
+            return None
+        return cast("AttestingSession", self.session).last_attestation
+
+    def attestation_token(self) -> Attestation | None:
+        """The device's signed identity token, on a device that has one."""
+        if Capability.ATTESTATION not in self.capabilities:
+            return None
+        return cast("AttestingSession", self.session).attestation_token()
+
+    # -- lower-level operations, for scripts that need them -----------------------------------
+    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+        """Write without the pre-flight check or verify (use `provision` for the job)."""
+        return self.session.write(credentials, progress)
+
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        return self.session.write_bundle(bundle, progress)
 
     def verify(self, credentials: CredentialSet) -> VerifyReport:
         """Compare the device's digests with the digests of what this dialect stores."""
         on_device = {(s.sec_tag, s.type): s for s in self.session.list()}
         mismatches: list[str] = []
-        stored_forms = getattr(self.session, "stored_forms", None)
-        if stored_forms is not None:
-            # A dialect that merges slots (several root_ca in one nRF91 entry) or keeps one out
-            # of its store (key_password as the client_key's passwd) says what each key holds.
-            expected_forms = list(stored_forms(credentials).items())
-        else:
-            expected_forms = [(slot.key, self.session.stored_form(slot)) for slot in credentials]
-        for key, form in expected_forms:
-            expected = _digest(form)
+        # A dialect that merges slots (several root_ca in one nRF91 entry) or keeps one out
+        # of its store (key_password as the client_key's passwd) says what each key holds.
+        for key, form in self.profile.stored_forms(credentials).items():
             found = on_device.get(key)
             where = f"sec_tag {key[0]} {key[1].label}"
             if found is None:
                 mismatches.append(f"{where}: missing on device")
-            elif found.sha256 is not None and found.sha256 != expected:
+            elif found.sha256 is not None and found.sha256 != digest(form):
                 mismatches.append(f"{where}: digest differs")
         return VerifyReport(tuple(mismatches))
 
@@ -188,12 +256,6 @@ class Device:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _digest(data: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(data).digest()
 
 
 def open(
@@ -209,20 +271,23 @@ def open(
 
     `trace` (or PROVISION_TRACE=1): every frame or line of the session on stderr, secrets
     redacted (provision.trace); the probing of `auto` is not traced."""
-    transport: Transport = open_transport(url, baud)
+    if timeout <= 0:
+        raise InputError("--timeout must be positive")
+    if retries < 0:
+        raise InputError("--retries must be 0 or more")
+    names: Sequence[str] = AUTO_ORDER if dialect == "auto" else (dialect,)
+    classes = [session_class(name) for name in names]  # an unknown name: before the port opens
+    transport: Transport = open_url(url, baud)
     try:
-        names = AUTO_ORDER if dialect == "auto" else (dialect,)
-        for name in names:
-            cls = session_class(name)
+        for name, cls in zip(names, classes, strict=True):
             if dialect == "auto" and not cls.probe(transport, timeout):
                 continue
-            extra: dict[str, object] = {}
+            log = None
             if trace or env_enabled():
                 log = TraceLog(transport_clock(transport))
                 log.note("--", f"{url}: dialect {name}")
-                extra["trace"] = log
             try:
-                session = cls(transport, timeout=timeout, retries=retries, **extra)
+                session = cls(transport, timeout=timeout, retries=retries, trace=log)
             except LinkError as err:
                 if dialect == "auto":
                     raise

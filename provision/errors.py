@@ -60,6 +60,22 @@ class CheckFailed(ProvisionError):
     exit_code = ExitCode.ERRORS
 
 
+class VerifyFailed(CheckFailed):
+    """A device's digests differ from the set written to it: the same outcome (exit 2,
+    code device.verify_failed) from every entry point."""
+
+    def __init__(self, message: str, *, code: str | None = "device.verify_failed") -> None:
+        super().__init__(message, code=code)
+
+
+class StoreFull(PolicyError):
+    """The device's credential store has no room for the set: the same outcome (exit 6,
+    code device.store_full) from every dialect."""
+
+    def __init__(self, message: str, *, code: str | None = "device.store_full") -> None:
+        super().__init__(message, code=code)
+
+
 class DeviceError(ProvisionError):
     exit_code = ExitCode.DEVICE
 

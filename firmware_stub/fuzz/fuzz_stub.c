@@ -7,6 +7,12 @@
  *   2  bundle bytes into bundle_check, and when valid, store_apply then a remount
  *   3  bundle bytes sent as a whole transfer (HELLO, BEGIN, DATA..., COMMIT, LIST, READ)
  *
+ * Bits 2-3 of that byte pick the flash's write block (1, 4, 8 or 16 bytes), so the padded
+ * store layout and the staging area's partly received blocks are fuzzed too. Bit 4 gives the
+ * device crypto hooks (stand-ins for the posix port's mbedTLS ones: a key made from the
+ * subject and stored with store_put, a verdict from the signature's first byte, a
+ * TLS_RESULT built from the request), so KEYGEN, SIGNED_ONLY and TLS_CHECK are reached.
+ *
  * Invariants beyond the sanitizers: everything the device sends decodes as good frames;
  * a store that mounts after an apply holds at most STORE_MAX_SLOTS slots. */
 #include <stdint.h>
@@ -39,7 +45,45 @@ static void check_put(void *ctx, uint8_t b)
 }
 
 static const uint8_t UID[8] = {'f', 'u', 'z', 'z'};
-static const proto_port PORT = {check_put, NULL, NULL, NULL, UID, sizeof UID, "fuzz"};
+static int fake_keygen(void *ctx, uint32_t sec_tag, const char *subject, const uint8_t **csr,
+                       uint16_t *csr_len, const char **detail)
+{
+    static uint8_t der[300];
+    (void)ctx;
+    store_slot meta = {sec_tag, 2, 1, 0, (uint32_t)strlen(subject) + 1u, {0}, 0};
+    sha256(subject, meta.length, meta.sha256);
+    if (store_put(&meta, (const uint8_t *)subject) != STORE_OK) {
+        *detail = "store full";
+        return ERR_NO_SPACE;
+    }
+    memset(der, 0x30, sizeof der);
+    *csr = der;
+    *csr_len = (uint16_t)(meta.length % sizeof der);
+    return 0;
+}
+
+static int fake_verify(void *ctx, const uint8_t digest[32], const uint8_t key_id[8],
+                       const uint8_t signature[64], const char **detail)
+{
+    (void)ctx, (void)digest, (void)key_id;
+    *detail = "bundle signature does not verify";
+    return signature[0] & 1u ? ERR_BAD_SIGNATURE : 0;
+}
+
+static int fake_tls(void *ctx, const proto_tls_request *q, uint8_t *out, uint16_t cap,
+                    uint16_t *len, const char **detail)
+{
+    (void)ctx, (void)detail;
+    msg_tls_result r = {q->sec_tag, (uint8_t)(q->port % 13u), 1, 2, q->host, q->host, q->host,
+                        q->host, q->host, {0}, (uint8_t)(q->tls % 10u)};
+    for (unsigned i = 0; i < TLS_RESULT_MAX_CHAIN; i++)
+        r.chain[i] = q->host;
+    *len = msg_build_tls_result(out, cap, &r);
+    return 0;
+}
+
+static const proto_crypto CRYPTO = {fake_keygen, fake_verify, fake_tls, NULL};
+static proto_port PORT = {check_put, NULL, NULL, NULL, UID, sizeof UID, "fuzz", NULL};
 
 static uint8_t body[FRAME_MAX_BODY + FRAME_CRC];
 static uint8_t wire[COBS_MAX_ENCODED(FRAME_MAX_BODY + FRAME_CRC) + 1];
@@ -124,7 +168,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
+    static const uint32_t blocks[4] = {1, 4, 8, 16};
     uint8_t mode = data[0] & 3u;
+    ram_flash_write_block = blocks[(data[0] >> 2) & 3u];
+    PORT.crypto = data[0] & 0x10u ? &CRYPTO : NULL;
     data++;
     size--;
     memset(ram_flash, 0xFF, RAM_FLASH_SIZE);

@@ -55,6 +55,8 @@ enum delete_scope { DELETE_SLOT = 0, DELETE_TAG = 1, DELETE_ALL = 2 };
 #define FEATURE_SIGNED_ONLY 0x0002u
 #define FEATURE_RESUME 0x0004u
 #define FEATURE_READ 0x0008u
+#define FEATURE_TLS_CHECK 0x0010u
+#define TLS_RESULT_MAX_CHAIN 8u
 #define DELETE_ALL_GUARD 0x214C4C41u
 #define MSG_MIN_PAYLOAD 128u
 #define MSG_MAX_TEXT 64u
@@ -104,6 +106,14 @@ typedef struct {
             const uint8_t *subject; /* UTF-8, not terminated */
             uint8_t subject_len;
         } keygen;
+        struct msg_tls_check {
+            uint32_t sec_tag;
+            uint16_t port;
+            uint8_t tls;
+            uint16_t timeout_ms;
+            const uint8_t *host; /* UTF-8, not terminated */
+            uint8_t host_len;
+        } tls;
     } u;
 } msg_request;
 
@@ -144,5 +154,17 @@ uint16_t msg_build_read_data(uint8_t *p, uint32_t sec_tag, uint8_t slot, uint32_
                              uint32_t offset);
 uint16_t msg_build_csr(uint8_t *p, uint32_t sec_tag, uint16_t total, uint16_t offset);
 uint16_t msg_build_error(uint8_t *p, uint8_t code, uint8_t request, const char *detail);
+
+/* TLS_RESULT; texts are cut to 255 bytes, and the whole to `cap` (chain entries first). */
+typedef struct {
+    uint32_t sec_tag;
+    uint8_t failure; /* provision.tls.report.Failure number */
+    uint8_t server_verified;
+    uint8_t client_accepted; /* 0 rejected, 1 accepted, 2 unknown */
+    const char *version, *cipher, *accepted_as, *evidence, *detail;
+    const char *chain[TLS_RESULT_MAX_CHAIN]; /* the server's chain, leaf first */
+    uint8_t chain_count;
+} msg_tls_result;
+uint16_t msg_build_tls_result(uint8_t *p, uint16_t cap, const msg_tls_result *r);
 
 #endif

@@ -13,6 +13,11 @@
 
 #define STORE_MAX_SLOTS 64u
 #define STORE_SLOT_CLIENT_KEY 2u
+/* Partly received staging write blocks held in RAM: a transfer window of W chunks leaves at
+ * most 2W + 1 (proto.c checks PROTO_WINDOW against it). */
+#ifndef STORE_SEAMS
+#define STORE_SEAMS 17u
+#endif
 
 typedef struct {
     uint32_t sec_tag;
@@ -43,15 +48,19 @@ typedef enum {
     STORE_MERGE_REPLACE_ALL,   /* the bundle becomes the whole set */
 } store_merge;
 
-/* Lay the store out over the whole flash (two banks, one staging area) and mount it. */
+/* Lay the store out over the whole flash (two banks, one staging area) and mount it.
+ * STORE_E_FLASH if the flash's write block is one this build cannot pad to (the store then
+ * holds nothing and takes nothing). */
 store_err store_mount(void);
 
 uint16_t store_count(void);
 uint32_t store_generation(void);
 int store_get(uint16_t index, store_slot *out); /* 0 on success */
-uint32_t store_bank_capacity(void);              /* bytes of slot data a set may use */
+uint32_t store_max_slot_size(void); /* the largest payload one slot may have */
+uint32_t store_write_block(void);   /* the flash write block the layout pads to */
 
-/* Staging area for a bundle on its way in. */
+/* Staging area for a bundle on its way in: erase room for `len` bytes, then program them in
+ * pieces of any size and alignment, in any order, each byte once. */
 uint32_t store_staging_size(void);
 store_err store_staging_erase(uint32_t len);
 store_err store_staging_program(uint32_t off, const void *data, uint32_t n);
@@ -63,6 +72,10 @@ int store_replaced_by(bundle_view *b, uint32_t sec_tag, uint8_t slot, store_merg
 /* Apply a bundle already checked with bundle_check() (its source is the staging area or any
  * other reader) as one atomic change. */
 store_err store_apply(bundle_view *bundle, store_merge how);
+
+/* Put one slot from RAM (replacing the same (sec_tag, slot)), atomically: a key made on the
+ * device goes in this way. */
+store_err store_put(const store_slot *meta, const uint8_t *data);
 
 /* Delete one slot (slot < 0xFF), one tag (slot == 0xFF) or everything (all != 0), atomically.
  * Sets *found to the number of slots removed. */

@@ -123,6 +123,16 @@ msg_parse msg_parse_request(uint8_t type, const uint8_t *p, uint16_t n, msg_requ
         return MSG_PARSE_OK;
     case MSG_RESET:
         return n == 0 ? MSG_PARSE_OK : MSG_PARSE_MALFORMED;
+    case MSG_TLS_CHECK:
+        if (n < 10 || p[9] != n - 10 || !utf8_ok(p + 10, p[9]))
+            return MSG_PARSE_MALFORMED;
+        out->u.tls.sec_tag = rd32(p);
+        out->u.tls.port = rd16(p + 4);
+        out->u.tls.tls = p[6];
+        out->u.tls.timeout_ms = rd16(p + 7);
+        out->u.tls.host_len = p[9];
+        out->u.tls.host = p + 10;
+        return MSG_PARSE_OK;
     default:
         return MSG_PARSE_UNKNOWN;
     }
@@ -216,4 +226,42 @@ uint16_t msg_build_error(uint8_t *p, uint8_t code, uint8_t request, const char *
     p[2] = (uint8_t)n;
     memcpy(p + 3, detail, n);
     return (uint16_t)(3 + n);
+}
+
+/* u8 length + text, cut to 255 bytes and to what is left of the payload. */
+static uint16_t put_text(uint8_t *p, uint16_t at, uint16_t cap, const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    if (at >= cap)
+        return at;
+    if (n > 255)
+        n = 255;
+    if (n > (size_t)(cap - at - 1u))
+        n = (size_t)(cap - at - 1u);
+    while (n > 0 && text && text[n] && ((uint8_t)text[n] & 0xC0u) == 0x80u)
+        n--; /* cut on a UTF-8 character boundary */
+    p[at] = (uint8_t)n;
+    memcpy(p + at + 1, text ? text : "", n);
+    return (uint16_t)(at + 1u + n);
+}
+
+uint16_t msg_build_tls_result(uint8_t *p, uint16_t cap, const msg_tls_result *r)
+{
+    const char *texts[5] = {r->version, r->cipher, r->accepted_as, r->evidence, r->detail};
+    uint8_t count = r->chain_count < TLS_RESULT_MAX_CHAIN ? r->chain_count : TLS_RESULT_MAX_CHAIN;
+    /* Room for the fixed part, an empty text each and the chain count first. */
+    uint16_t fixed = 7u + 5u + 1u + count;
+    if (cap < fixed)
+        return 0;
+    wr32(p, r->sec_tag);
+    p[4] = r->failure;
+    p[5] = r->server_verified;
+    p[6] = r->client_accepted;
+    uint16_t at = 7;
+    for (int i = 0; i < 5; i++) /* keep one byte per later field */
+        at = put_text(p, at, (uint16_t)(cap - (4 - i) - 1 - count), texts[i]);
+    p[at++] = count;
+    for (uint8_t i = 0; i < count; i++)
+        at = put_text(p, at, (uint16_t)(cap - (count - 1 - i)), r->chain[i]);
+    return at;
 }

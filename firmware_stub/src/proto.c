@@ -9,6 +9,8 @@
 #include "sha256.h"
 #include "store.h"
 
+_Static_assert(STORE_SEAMS >= 2u * PROTO_WINDOW + 1u, "staging cannot hold a window's seams");
+
 #define SMALL_PAYLOAD (3u + MSG_MAX_TEXT) /* the longest ACK/NAK/ERROR for DATA */
 
 typedef struct {
@@ -23,6 +25,10 @@ typedef struct {
 
 static struct {
     const proto_port *port;
+    /* The CSR made last (the port keeps its bytes), for KEYGEN with offset > 0. */
+    const uint8_t *csr;
+    uint16_t csr_len;
+    uint32_t csr_tag;
     frame_rx rx;
     uint16_t host_max; /* the longest payload the host said it can receive */
     transfer xfer;
@@ -71,8 +77,30 @@ static uint16_t limit(void) { return P.host_max < FRAME_MAX_PAYLOAD ? P.host_max
 
 static uint32_t max_slot_size(void)
 {
-    uint32_t cap = store_bank_capacity() - 44u; /* one record head */
+    uint32_t cap = store_max_slot_size();
     return cap < PROTO_MAX_SLOT_SIZE ? cap : PROTO_MAX_SLOT_SIZE;
+}
+
+static const proto_crypto *crypto(void)
+{
+#if PROTO_CRYPTO
+    return P.port->crypto;
+#else
+    return NULL; /* the MCU builds: KEYGEN, SIGNED_ONLY and TLS_CHECK code is left out */
+#endif
+}
+
+/* What this build can do: the crypto bits only where the port has the hook. */
+static uint16_t features(void)
+{
+    uint16_t f = FEATURE_RESUME | FEATURE_READ;
+    if (crypto() && crypto()->keygen)
+        f |= FEATURE_KEYGEN;
+    if (crypto() && crypto()->verify_bundle)
+        f |= FEATURE_SIGNED_ONLY;
+    if (crypto() && crypto()->tls_check)
+        f |= FEATURE_TLS_CHECK;
+    return f;
 }
 
 static uint16_t on_hello(const msg_request *r, uint8_t *type)
@@ -88,7 +116,7 @@ static uint16_t on_hello(const msg_request *r, uint8_t *type)
         .max_slots = PROTO_MAX_SLOTS,
         .max_tags = PROTO_MAX_TAGS,
         .max_slot_size = max_slot_size(),
-        .features = FEATURE_RESUME | FEATURE_READ,
+        .features = features(),
         .uid = P.port->uid,
         .uid_len = P.port->uid_len,
         .firmware = P.port->firmware,
@@ -232,6 +260,21 @@ static uint16_t commit_limits(bundle_view *v, uint8_t *type)
     return 0;
 }
 
+/* SIGNED_ONLY: the trailer's key_id and r||s after the digest (docs/bundle-format.md). */
+static uint16_t check_signature(bundle_view *v, uint8_t *type)
+{
+    uint8_t trailer[72];
+    const char *detail = "bundle signature does not verify";
+    if (!(v->flags & BUNDLE_FLAG_SIGNED))
+        return error(type, ERR_BAD_SIGNATURE, MSG_COMMIT,
+                     "this device applies signed bundles only");
+    if (v->src->read(v->src->ctx, v->body_len + 32u, trailer, sizeof trailer))
+        return error(type, ERR_FLASH, MSG_COMMIT, "flash read failed");
+    if (crypto()->verify_bundle(crypto()->ctx, v->digest, trailer, trailer + 8, &detail))
+        return error(type, ERR_BAD_SIGNATURE, MSG_COMMIT, detail);
+    return 0;
+}
+
 static uint16_t on_commit(const msg_request *r, uint8_t *type)
 {
     transfer *x = &P.xfer;
@@ -261,6 +304,11 @@ static uint16_t on_commit(const msg_request *r, uint8_t *type)
     bundle_err be = bundle_check(&src, &v);
     if (be != BUNDLE_OK)
         return error(type, ERR_BAD_BUNDLE, MSG_COMMIT, bundle_strerror(be));
+    if (crypto() && crypto()->verify_bundle) {
+        uint16_t refused = check_signature(&v, type);
+        if (refused)
+            return refused;
+    }
     uint16_t refused = commit_limits(&v, type);
     if (refused)
         return refused;
@@ -331,6 +379,68 @@ static uint16_t on_read(const msg_request *r, uint8_t *type)
     return (uint16_t)(head + n);
 }
 
+/* Out of line for the same reason as on_tls_check (the subject buffer). */
+static __attribute__((noinline)) uint16_t on_keygen(const msg_request *r, uint8_t *type)
+{
+    const uint32_t tag = r->u.keygen.sec_tag;
+    uint16_t offset = r->u.keygen.offset;
+    if (!crypto() || !crypto()->keygen)
+        return error(type, ERR_UNSUPPORTED, MSG_KEYGEN, "no key generation on this device");
+    if (offset == 0) {
+        /* The subject as an X.509 name: CN=<subject>, a full name as given, or CN=<uid>. */
+        char subject[8 + 2 * 32 + 256];
+        const char *detail = "key generation failed";
+        size_t n = r->u.keygen.subject_len;
+        if (n == 0) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(subject, "CN=", 3);
+            for (uint8_t i = 0; i < P.port->uid_len; i++) {
+                subject[3 + 2 * i] = hex[P.port->uid[i] >> 4];
+                subject[4 + 2 * i] = hex[P.port->uid[i] & 15u];
+            }
+            subject[3 + 2 * P.port->uid_len] = 0;
+        } else {
+            int named = memchr(r->u.keygen.subject, '=', n) != NULL;
+            memcpy(subject, "CN=", named ? 0 : 3);
+            memcpy(subject + (named ? 0 : 3), r->u.keygen.subject, n);
+            subject[n + (named ? 0 : 3)] = 0;
+        }
+        P.csr = NULL;
+        int code = crypto()->keygen(crypto()->ctx, tag, subject, &P.csr, &P.csr_len, &detail);
+        if (code)
+            return error(type, (uint8_t)code, MSG_KEYGEN, detail);
+        P.csr_tag = tag;
+    } else if (!P.csr || P.csr_tag != tag) {
+        return error(type, ERR_NOT_FOUND, MSG_KEYGEN, "no CSR made for this sec_tag");
+    }
+    if (offset > P.csr_len)
+        return error(type, ERR_MALFORMED, MSG_KEYGEN, "offset beyond the CSR");
+    uint16_t n = (uint16_t)(P.csr_len - offset);
+    if (n > limit() - 8u)
+        n = (uint16_t)(limit() - 8u);
+    uint16_t head = msg_build_csr(OUT, tag, P.csr_len, offset);
+    memcpy(OUT + head, P.csr + offset, n);
+    *type = MSG_CSR;
+    return (uint16_t)(head + n);
+}
+
+/* Kept out of line: the request's copy only takes stack where a port runs TLS. */
+static __attribute__((noinline)) uint16_t on_tls_check(const msg_request *r, uint8_t *type)
+{
+    const struct msg_tls_check *q = &r->u.tls;
+    if (!crypto() || !crypto()->tls_check)
+        return error(type, ERR_UNSUPPORTED, MSG_TLS_CHECK, "no TLS on this device");
+    proto_tls_request req = {q->sec_tag, q->port, q->tls, q->timeout_ms, {0}};
+    memcpy(req.host, q->host, q->host_len);
+    const char *detail = "TLS check failed";
+    uint16_t len = 0;
+    int code = crypto()->tls_check(crypto()->ctx, &req, OUT, limit(), &len, &detail);
+    if (code)
+        return error(type, (uint8_t)code, MSG_TLS_CHECK, detail);
+    *type = MSG_TLS_RESULT;
+    return len;
+}
+
 static uint16_t on_delete(const msg_request *r, uint8_t *type)
 {
     const struct msg_delete *d = &r->u.del;
@@ -362,11 +472,6 @@ static void on_frame(const frame *f)
         send_small_error(f->seq, ERR_MALFORMED, f->type, "length field differs from payload");
         return;
     }
-    if (f->type == MSG_TLS_CHECK) {
-        /* Needs a TLS stack; the feature bit stays clear, so a host never asks on purpose. */
-        send_small_error(f->seq, ERR_UNSUPPORTED, f->type, "no TLS on this device");
-        return;
-    }
     msg_parse pr = msg_parse_request(f->type, f->payload, f->payload_len, &r);
     if (pr == MSG_PARSE_UNKNOWN) {
         send_small_error(f->seq, ERR_UNKNOWN_MESSAGE, f->type, "unknown request");
@@ -393,9 +498,8 @@ static void on_frame(const frame *f)
     case MSG_LIST: len = on_list(&r, &type); break;
     case MSG_READ: len = on_read(&r, &type); break;
     case MSG_DELETE: len = on_delete(&r, &type); break;
-    case MSG_KEYGEN:
-        len = error(&type, ERR_UNSUPPORTED, MSG_KEYGEN, "no key generation on this device");
-        break;
+    case MSG_KEYGEN: len = on_keygen(&r, &type); break;
+    case MSG_TLS_CHECK: len = on_tls_check(&r, &type); break;
     case MSG_RESET:
     default:
         type = MSG_OK;

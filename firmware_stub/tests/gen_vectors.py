@@ -80,9 +80,16 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
             ),
         ),
         # Tag 42 again with a root_ca only: the protocol keeps the stored client_key.
-        ("store_keep", bundle_format.encode(CredentialSet.of([
-            Slot(42, SlotType.ROOT_CA, Encoding.DER, cert[100:400]),
-        ]))),
+        (
+            "store_keep",
+            bundle_format.encode(
+                CredentialSet.of(
+                    [
+                        Slot(42, SlotType.ROOT_CA, Encoding.DER, cert[100:400]),
+                    ]
+                )
+            ),
+        ),
         ("bad_truncated", good[:-1]),
         ("bad_trailing", good + b"\x00"),
         ("bad_magic", b"PRVX" + good[4:]),
@@ -170,7 +177,22 @@ def flat(value: object) -> str:
     return str(value) or "-"
 
 
-TEXT_FIELDS = {"firmware", "detail", "subject"}
+TEXT_FIELDS = {
+    "firmware",
+    "detail",
+    "subject",
+    "host",
+    "version",
+    "cipher",
+    "accepted_as",
+    "evidence",
+}
+
+
+def text_hex(key: str, value: object) -> object:
+    """Texts that may hold spaces go as hex (HELLO's `version` is a number, TLS_RESULT's a
+    text)."""
+    return value.encode().hex() if key in TEXT_FIELDS and isinstance(value, str) else value
 
 
 def main() -> None:
@@ -216,8 +238,7 @@ def main() -> None:
             if line.strip():
                 vec = json.loads(line)
                 fields = " ".join(
-                    f"{k}={flat(v.encode().hex() if k in TEXT_FIELDS else v)}"
-                    for k, v in sorted(vec["fields"].items())
+                    f"{k}={flat(text_hex(k, v))}" for k, v in sorted(vec["fields"].items())
                 )
                 lines.append(f"frame {vec['message']} {vec['seq']} {vec['hex']} {fields}".rstrip())
     Path(sys.argv[1]).write_text("\n".join(lines) + "\n")

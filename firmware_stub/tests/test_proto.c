@@ -7,6 +7,8 @@
 #include "frame.h"
 #include "messages.h"
 #include "proto.h"
+#include "sha256.h"
+#include "store.h"
 #include "test_support.h"
 
 static const struct {
@@ -22,6 +24,7 @@ static const struct {
     {"NAK", MSG_NAK},             {"COMMITTED", MSG_COMMITTED},
     {"LIST_PAGE", MSG_LIST_PAGE}, {"READ_DATA", MSG_READ_DATA},
     {"CSR", MSG_CSR},             {"ERROR", MSG_ERROR},
+    {"TLS_CHECK", MSG_TLS_CHECK}, {"TLS_RESULT", MSG_TLS_RESULT},
 };
 
 typedef struct {
@@ -95,6 +98,11 @@ static int request_matches(const msg_request *r)
         return r->u.keygen.sec_tag == ufield("sec_tag") &&
                r->u.keygen.offset == ufield("offset") && n == r->u.keygen.subject_len &&
                memcmp(b, r->u.keygen.subject, (size_t)n) == 0;
+    case MSG_TLS_CHECK:
+        n = hfield("host", b, sizeof b);
+        return r->u.tls.sec_tag == ufield("sec_tag") && r->u.tls.port == ufield("port") &&
+               r->u.tls.tls == ufield("tls") && r->u.tls.timeout_ms == ufield("timeout_ms") &&
+               n == r->u.tls.host_len && memcmp(b, r->u.tls.host, (size_t)n) == 0;
     case MSG_RESET:
         return 1;
     }
@@ -163,6 +171,33 @@ static long build_response(uint8_t type, uint8_t *p)
         n = msg_build_csr(p, (uint32_t)ufield("sec_tag"), (uint16_t)ufield("total"),
                           (uint16_t)ufield("offset"));
         return n + hfield("data", p + n, 4096);
+    case MSG_TLS_RESULT: {
+        static char texts[5][256], chain[TLS_RESULT_MAX_CHAIN][256];
+        static const char *const names[5] = {"version", "cipher", "accepted_as", "evidence",
+                                             "detail"};
+        msg_tls_result r = {(uint32_t)ufield("sec_tag"), (uint8_t)ufield("failure"),
+                            (uint8_t)ufield("server_verified"), (uint8_t)ufield("client_accepted"),
+                            texts[0], texts[1], texts[2], texts[3], texts[4], {0}, 0};
+        for (int i = 0; i < 5; i++) {
+            n = hfield(names[i], (uint8_t *)texts[i], sizeof texts[i] - 1);
+            if (n < 0)
+                return -1;
+            texts[i][n] = 0;
+        }
+        const char *e = field("chain");
+        while (e && *e && *e != '-' && r.chain_count < TLS_RESULT_MAX_CHAIN) {
+            char hex[512];
+            size_t k = strcspn(e, ",");
+            memcpy(hex, e, k < sizeof hex - 1 ? k : sizeof hex - 1);
+            hex[k < sizeof hex - 1 ? k : sizeof hex - 1] = 0;
+            n = unhex(hex, (uint8_t *)chain[r.chain_count], 255);
+            chain[r.chain_count][n < 0 ? 0 : n] = 0;
+            r.chain[r.chain_count] = chain[r.chain_count];
+            r.chain_count++;
+            e += k + (e[k] == ',');
+        }
+        return msg_build_tls_result(p, 4096, &r);
+    }
     case MSG_ERROR:
         n = hfield("detail", b, sizeof b);
         if (n < 0)
@@ -253,7 +288,7 @@ static void on_reset(void *ctx)
     resets++;
 }
 static const uint8_t UID[] = {1, 2, 3, 4};
-static const proto_port PORT = {cap_put, NULL, on_reset, &out, UID, 4, "provision-stub test"};
+static const proto_port PORT = {cap_put, NULL, on_reset, &out, UID, 4, "provision-stub test", NULL};
 
 static uint16_t seq;
 
@@ -291,11 +326,59 @@ static void expect(const char *name, int ok)
         fail("proto", name, "unexpected answer");
 }
 
+static void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, v);
+    put16(p + 2, v >> 16);
+}
+
+/* A whole transfer in 7-byte chunks (so chunk edges fall inside write blocks), each window
+ * sent back to front with one chunk twice: the staged bundle must still commit. */
+static void test_transfer(frame *a)
+{
+    static uint8_t d[DATA_OVERHEAD + 7];
+    uint8_t p[40];
+    const uint32_t chunk = 7, total = store_new_len;
+    const uint32_t chunks = (total + chunk - 1) / chunk;
+    int acked = 1;
+    put16(p, 9);
+    put32(p + 2, total);
+    put16(p + 6, chunk);
+    sha256(store_new, total, p + 8);
+    request(MSG_BEGIN, p, 40);
+    expect("begin", answers(a, 8) == 1 && a[0].type == MSG_ACK);
+    for (uint32_t first = 0; first < chunks; first += PROTO_WINDOW) {
+        uint32_t last = first + PROTO_WINDOW < chunks ? first + PROTO_WINDOW : chunks;
+        for (uint32_t k = last; k-- > first;) {
+            for (int again = 0; again < (k == first + 1 ? 2 : 1); again++) {
+                uint32_t off = k * chunk, n = total - off < chunk ? total - off : chunk;
+                put16(d, 9);
+                put32(d + 2, off);
+                memcpy(d + DATA_OVERHEAD, store_new + off, n);
+                request(MSG_DATA, d, (uint16_t)(DATA_OVERHEAD + n));
+                acked &= answers(a, 8) == 1 && a[0].type == MSG_ACK;
+            }
+        }
+    }
+    expect("data acked", acked);
+    put16(p, 9);
+    request(MSG_COMMIT, p, 2);
+    expect("commit unaligned chunks", answers(a, 8) == 1 && a[0].type == MSG_COMMITTED);
+    expect("committed set", store_count() == 2);
+}
+
 void test_proto(void)
 {
     frame a[8];
     uint8_t p[64];
     memset(ram_flash, 0xFF, RAM_FLASH_SIZE);
+    resets = 0;
     proto_init(&PORT);
 
     p[0] = 1;
@@ -351,6 +434,8 @@ void test_proto(void)
     seq--;
     request(MSG_DELETE, p, 10);
     expect("retry", answers(a, 8) == 1 && a[0].payload[0] == ERR_NOT_FOUND);
+
+    test_transfer(a);
 
     /* RESET answers OK and then restarts the device. */
     request(MSG_RESET, p, 0);

@@ -132,8 +132,9 @@ static void cut_everywhere(const char *name, change_fn change)
         snprintf(msg, sizeof msg, "%d of %ld cuts kept the old set", olds, total);
         fail("store", name, msg);
     }
-    printf("store %s: %ld cut points, all kept the previous set; uncut gives the new one\n",
-           name, total);
+    printf("store %s (write block %u): %ld cut points, all kept the previous set; uncut gives "
+           "the new one\n",
+           name, (unsigned)ram_flash_write_block, total);
 }
 
 static void check_merged(void)
@@ -194,8 +195,30 @@ static void test_merge_modes(void)
     }
 }
 
+/* The RAM flash holds the store to the write block: a program off a block boundary, of a
+ * part of a block, or over a programmed block fails (else the tests prove nothing). */
+static void test_write_block_enforced(void)
+{
+    uint8_t b[32];
+    uint32_t wb = ram_flash_write_block;
+    memset(b, 0, sizeof b);
+    memset(ram_flash, 0xFF, RAM_FLASH_SIZE);
+    checks++;
+    if (wb > 1 && (flash_program(1, b, wb) == 0 || flash_program(0, b, wb - 1) == 0))
+        fail("flash", "write block", "an unaligned program was accepted");
+    checks++;
+    if (flash_program(wb, b, wb) != 0 || flash_program(wb, b, wb) == 0)
+        fail("flash", "write block", "a block took a second program");
+    memset(ram_flash, 0xFF, RAM_FLASH_SIZE);
+    store_mount();
+    checks++;
+    if (store_write_block() != wb || store_max_slot_size() % wb != 0)
+        fail("store", "write block", "the store does not pad to the flash's write block");
+}
+
 void test_store_power_cut(void)
 {
+    test_write_block_enforced();
     if (!store_keep_len) {
         fail("store", "setup", "store_keep vector missing");
         return;

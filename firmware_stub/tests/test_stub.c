@@ -222,8 +222,13 @@ int main(int argc, char **argv)
         }
     }
     fclose(f);
-    test_store_power_cut();
-    test_proto();
+    /* Byte-programmable NOR, then STM32L4-like (8) and STM32H7-like (16) write blocks. */
+    static const uint32_t blocks[] = {1, 8, 16};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        ram_flash_write_block = blocks[i];
+        test_store_power_cut();
+        test_proto();
+    }
     printf("%d checks, %d failures (%d frame vectors, %d golden bundles)\n", checks, failures,
            frames, golden);
     return failures ? 1 : 0;

@@ -1,6 +1,6 @@
 """What goes into a bundle, as sources: file paths and where secrets come from.
 
-A `PackSources` names files, never holds secrets; `provision.bundle.io` reads it. It comes
+A `PackSources` names files, never holds secrets; `provision.packing` reads it. It comes
 from command-line options or from a TOML spec file like this one (paths are relative to
 the spec file; secrets come from files or environment variables, never from the spec):
 

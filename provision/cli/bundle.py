@@ -15,9 +15,10 @@ from typing import Any
 
 import typer
 
-from provision.bundle import io as bundle_io
+from provision import packing as bundle_io
 from provision.bundle.spec import ENCODINGS
 from provision.check import Finding, exit_code_for
+from provision.cli import bundle_esp, bundle_options
 from provision.cli.check import TARGET_HELP, findings_table
 from provision.cli.common import (
     console,
@@ -152,8 +153,16 @@ def pack(
         False, "--force", help="Pack despite check errors; replace an existing output file."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    format_: str = typer.Option(
+        "bundle", "--format", help="bundle, or esp-secure-cert (an ESP32 partition image)."
+    ),
+    partition_size: str = typer.Option(
+        "0x2000", "--partition-size", help="esp-secure-cert: the partition's size."
+    ),
 ) -> None:
     """Pack credential files into a bundle (checked first; written all-or-nothing)."""
+    if format_ not in ("bundle", "esp-secure-cert"):
+        raise InputError(f"--format {format_!r}: use bundle or esp-secure-cert")
     client_cert = _one(client_cert_, "--client-cert", "client_cert")
     client_key = _one(client_key_, "--client-key", "client_key")
     key_password_file = _one(key_password_file_, "--key-password-file", "key_password")
@@ -163,9 +172,11 @@ def pack(
     psk_identity = _one(psk_identity_, "--psk-identity", "psk_identity")
     if encoding is not None and encoding not in ENCODINGS:
         raise InputError(f"--encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
-    key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
-    psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
-    sources = bundle_io.sources_from_cli(
+    key_pw = bundle_options.secret_from_options(
+        key_password_file, key_password_env, "--key-password"
+    )
+    psk = bundle_options.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    sources = bundle_options.sources_from_cli(
         spec=spec,
         sec_tag=tag,
         root_ca=root_ca,
@@ -177,7 +188,15 @@ def pack(
         device_id=device_id,
         encoding=encoding,
     )
-    signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
+    if format_ == "esp-secure-cert":
+        # Espressif's tool and esp-tls expect PEM; --encoding der for DER (e.g. Matter).
+        esp_encoding = encoding or ("pem" if sources.encoding == "compact" else sources.encoding)
+        sources = bundle_options.override_spec(sources, device_id=None, encoding=esp_encoding)
+        bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key)
+        return
+    signer = bundle_options.signer_from_options(
+        sign_key, sign_key_password_file, sign_key_password_env
+    )
     # Without a terminal a prompt would hang a line script: the library then names the
     # password options in its error instead.
     interactive = sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"
@@ -216,7 +235,9 @@ def inspect(
     bundle: Path = typer.Argument(..., help="The bundle file."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show what a bundle holds (secrets as size only)."""
+    """Show what a bundle or an esp_secure_cert image holds (secrets as size only)."""
+    if bundle_esp.inspect(bundle, json_out):
+        return
     report = bundle_io.describe(bundle_io.read_bundle(bundle), bundle)
     if json_out:
         print_json(report)

@@ -19,7 +19,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.targets import TARGETS
+from provision.dialects import target_names
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -34,7 +34,7 @@ def _can_prompt() -> bool:
 
 
 # Every command that checks a set (check, bundle pack|verify, device write) takes --target.
-TARGET_HELP = f"Device profile to check against: {', '.join(TARGETS)}."
+TARGET_HELP = f"Device profile to check against: {', '.join(target_names())}."
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from provision.cli.tables import IdentifierTable, column_options
-from provision.device import DIALECTS
+from provision.dialects import DIALECTS
 from provision.errors import InputError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -30,7 +30,7 @@ PORT_HELP = (
 
 
 def dialect_choices(*, auto: bool) -> str:
-    """The dialects a --dialect option takes, for its help: provision.device.DIALECTS, and
+    """The dialects a --dialect option takes, for its help: provision.dialects.DIALECTS, and
     `auto` (probe the port) where the command can probe."""
     names = [*DIALECTS, "auto (probe the port)"] if auto else list(DIALECTS)
     return ", ".join(names[:-1]) + " or " + names[-1]

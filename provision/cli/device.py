@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 import provision.device as device_mod
-from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotType
+from provision.bundle.model import MAX_SEC_TAG, SlotType
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
@@ -29,7 +29,8 @@ from provision.cli.common import (
     table,
 )
 from provision.cli.progress import opening_status, status, transfer_bar
-from provision.errors import CheckFailed, InputError, OverwriteError, ProvisionError
+from provision.dialects.nrf_attestation import KeygenAttestation
+from provision.errors import InputError, ProvisionError, VerifyFailed
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -95,8 +96,12 @@ def info(
     """Show the device's identity, firmware, dialect and limits."""
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
         i = dev.info()
+        token = _attestation_token(dev)
     data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
     data["details"] = i.details
+    if token is not None:
+        data["uuid"] = token["device_uuid"]
+        data["attestation"] = token
     if json_out:
         print_json(data)
         return
@@ -106,7 +111,21 @@ def info(
     for key, value in i.details.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         rows.add_row(key, safe_text(shown))
+    if token is not None:
+        rows.add_row("uuid", safe_text(token["device_uuid"]))
+        for key, value in token.items():
+            rows.add_row(f"attestation {key}", safe_text(value))
     console.print(rows)
+
+
+def _attestation_token(dev: device_mod.Device) -> dict[str, Any] | None:
+    """The decoded identity token of a dialect that has one (nRF91 %ATTESTTOKEN)."""
+    from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED
+
+    token = dev.attestation_token()
+    if token is None:
+        return None
+    return {**token.to_json(), "signature": SIGNATURE_NOT_CHECKED}
 
 
 def _describe_cert(data: bytes) -> dict[str, Any]:
@@ -186,10 +205,13 @@ def _load_input(
     encoding: str | None = None,
 ) -> bytes:
     """Bundle bytes from a bundle file, a spec, or item options (as `bundle pack` takes)."""
-    from provision.bundle import io as bundle_io
+    from provision import packing as bundle_io
+    from provision.cli import bundle_options
 
-    psk = bundle_io.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
-    key_pw = bundle_io.secret_from_options(key_password_file, key_password_env, "--key-password")
+    psk = bundle_options.secret_from_options(psk_hex_file, psk_hex_env, "--psk-hex", hex_=True)
+    key_pw = bundle_options.secret_from_options(
+        key_password_file, key_password_env, "--key-password"
+    )
     items = [tag is not None, bool(root_ca), client_cert, client_key, psk, psk_identity]
     given = [bundle is not None, spec is not None, any(items)]
     if sum(map(bool, given)) != 1:
@@ -208,7 +230,7 @@ def _load_input(
             )
         bundle_io.read_bundle(bundle)  # names the file in any error
         return bundle.read_bytes()
-    sources = bundle_io.sources_from_cli(
+    sources = bundle_options.sources_from_cli(
         spec=spec,
         sec_tag=tag,
         root_ca=root_ca,
@@ -221,23 +243,12 @@ def _load_input(
         encoding=encoding,
     )
     credentials = bundle_io.read_credentials(sources)
-    signer = bundle_io.signer_from_options(sign_key, sign_key_password_file, sign_key_password_env)
+    signer = bundle_options.signer_from_options(
+        sign_key, sign_key_password_file, sign_key_password_env
+    )
     signing_key = bundle_io.load_signer(signer) if signer is not None else None
     data, _ = bundle_io.pack_bytes(credentials, signing_key=signing_key)
     return data
-
-
-def _preflight(credentials: CredentialSet, target: str, force: bool) -> list[Any]:
-    from provision.check import check_credential_set, refuse_errors
-
-    findings = check_credential_set(credentials, target=target)
-    if not force:
-        refuse_errors(findings, "--force writes anyway")
-    return findings
-
-
-# The pre-flight profile of each dialect's devices (provision.targets).
-DIALECT_TARGETS = {"at-cmng": "nrf91", "at-shell": "nrf91", "zephyr-shell": "zephyr"}
 
 
 @app.command()
@@ -303,25 +314,17 @@ def write(
     from provision.bundle import format as bundle_format
 
     credentials = bundle_format.decode(data).credentials
-    if target is not None:
-        findings = _preflight(credentials, target, force)
     with _open(port, baud, timeout, retries, dialect, trace) as dev:
-        if target is None:
-            # A CRLF PEM or an oversized item passes the default profile and then fails
-            # (or is silently cut) on the modem or shell: check against the device's own.
-            findings = _preflight(credentials, DIALECT_TARGETS.get(dev.dialect, "default"), force)
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
             with transfer_bar("writing", len(data)) as on_progress:
-                result = dev.write_bundle(data, on_progress)
+                result = dev.provision(
+                    credentials, bundle=data, target=target, force=force, progress=on_progress
+                )
         else:
-            result = dev.write_bundle(data)
-        report = dev.verify(credentials)
+            result = dev.provision(credentials, bundle=data, target=target, force=force)
+        findings = result.findings
         dialect_name = dev.dialect
-    if not report.ok:
-        raise CheckFailed(
-            f"verify after write failed: {report.mismatches[0]}", code="device.verify_failed"
-        )
     out = {
         "ok": True,
         "port": port,
@@ -384,10 +387,7 @@ def verify(
         if not json_out:
             for line in report.mismatches:
                 err_console.print(safe_text(line))
-        raise CheckFailed(
-            f"device differs from the set ({len(report.mismatches)} slots)",
-            code="device.verify_failed",
-        )
+        raise VerifyFailed(f"device differs from the set ({len(report.mismatches)} slots)")
 
 
 @app.command()
@@ -462,7 +462,7 @@ def keygen(
     """Make the device generate a P-256 key in --tag and return a CSR; with --ca, sign it
     and install the certificate in the same tag."""
     from provision.pki.csr import csr_bytes, load_csr
-    from provision.pki.files import OutputFile, write_outputs
+    from provision.pki.files import OutputFile, check_outputs, write_outputs
 
     if ca_key is not None and ca is None:
         raise InputError("--ca-key needs --ca (a CA certificate, or a folder from `pki init-ca`)")
@@ -470,13 +470,16 @@ def keygen(
         raise InputError(
             f"{ca}: a CA certificate file needs --ca-key (or give --ca a folder from `pki init-ca`)"
         )
-    # Refused before the device makes a key: afterwards the key would be in the device and
-    # its CSR (or certificate) nowhere.
-    for path in (out, cert_out):
-        if path is not None and path.is_dir():
-            raise InputError(f"{path}: is a directory; give a file name")
-        if path is not None and path.exists() and not force:
-            raise OverwriteError(f"{path}: file exists; use --force to overwrite")
+    # Everything is validated before the device makes a key: afterwards the key would be in
+    # the device and its CSR (or certificate) nowhere.
+    planned = [OutputFile(out, b"")]
+    if cert_out is not None:
+        planned.append(OutputFile(cert_out, b""))
+    check_outputs(planned, force=force)
+    if cert_out is not None and ca is None:
+        raise InputError("--cert-out saves the signed certificate: it needs --ca")
+    if ca is not None and days < 1:
+        raise InputError(f"--days must be 1 or more (got {days})")
     authority = None
     if ca is not None:
         from provision.pki.flows import locate_ca, open_ca
@@ -492,36 +495,57 @@ def keygen(
                 options=("--ca-password-file", "--ca-password-env"),
             )
         authority = open_ca(files, password)
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
-        csr_der = dev.keygen(tag, subject)
-        loaded = load_csr(csr_der, "CSR from the device")
-        outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
-        result: dict[str, Any] = {"ok": True, "port": port, "sec_tag": tag, "csr": str(out)}
-        if authority is not None:
-            from provision.pki.certs import cert_der, cert_pem
-            from provision.pki.profiles import Profile
+    signed: list[bytes] = []
 
-            cert = authority.sign_request(
-                loaded.csr, profile=Profile.CLIENT, days=days, source="CSR from the device"
-            )
-            installed = CredentialSet.of(
-                [Slot(tag, SlotType.CLIENT_CERT, Encoding.DER, cert_der(cert))]
-            )
-            dev.write(installed)
-            report = dev.verify(installed)
-            if not report.ok:
-                raise CheckFailed(f"verify after install failed: {report.mismatches[0]}")
-            result["installed"] = "client_cert"
-            if cert_out is not None:
-                outputs.append(OutputFile(cert_out, cert_pem(cert)))
-                result["certificate"] = str(cert_out)
+    def sign(csr_der: bytes) -> bytes:
+        from provision.pki.certs import cert_der
+        from provision.pki.profiles import Profile
+
+        assert authority is not None
+        loaded = load_csr(csr_der, "CSR from the device")
+        cert = authority.sign_request(
+            loaded.csr, profile=Profile.CLIENT, days=days, source="CSR from the device"
+        )
+        signed.append(cert_der(cert))
+        return signed[-1]
+
+    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+        report = dev.keygen_install(tag, subject, signer=sign if authority is not None else None)
+    loaded = load_csr(report.csr_der, "CSR from the device")
+    outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
+    result: dict[str, Any] = {"ok": True, "port": port, "sec_tag": tag, "csr": str(out)}
+    result.update(_keygen_attestation(report.attestation))
+    if report.installed is not None:
+        result["installed"] = "client_cert"
+        if cert_out is not None:
+            from provision.pki.certs import to_pem
+
+            outputs.append(OutputFile(cert_out, to_pem(signed[-1], "certificate")))
+            result["certificate"] = str(cert_out)
     write_outputs(outputs, force=force)
     if json_out:
         print_json(result)
         return
     console.print(f"CSR for the key generated in sec_tag {tag} written to {out}")
+    if "attestation" in result:
+        console.print(
+            f"device UUID {result['device_uuid']}: its signed attestation's CSR digest matches "
+            f"(signature {result['attestation']['signature']})",
+            markup=False,
+        )
     if "installed" in result:
         console.print(f"signed and installed the client_cert in sec_tag {tag}")
+
+
+def _keygen_attestation(found: KeygenAttestation | None) -> dict[str, Any]:
+    """The device's signed statement about the key it made (nRF91 %KEYGEN), already checked
+    against the CSR by the dialect (a mismatch is a DeviceError there)."""
+    from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED
+
+    if found is None:
+        return {}
+    attestation = {**found.to_json(), "csr_digest": "matches", "signature": SIGNATURE_NOT_CHECKED}
+    return {"device_uuid": found.device_uuid, "attestation": attestation}
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import threading
 import time
@@ -107,14 +108,16 @@ def _tell_no_device(line: Line, told: dict[str, str | None]) -> None:
     wrong dialect or a dead port would otherwise be a silent wait."""
     for state in line.states.values():
         reason = state.no_device
-        if reason is not None and told.get(state.port) != reason:
+        before, told[state.port] = told.get(state.port), reason
+        # Recorded before printing: a Ctrl-C that lands just after the line is printed must
+        # not make the next round print it again.
+        if reason is not None and before != reason:
             err_console.print(
                 safe_text(
                     f"{state.port}: no device to work on yet ({reason}); still waiting "
                     f"— check the board, the port and the dialect ({line.cfg.dialect})"
                 )
             )
-        told[state.port] = reason
 
 
 @app.command()
@@ -178,24 +181,31 @@ def run(
             else contextlib.nullcontext()
         )
         told: dict[str, str | None] = {}
-        with display as shown:
-            while line.alive():
-                try:
-                    time.sleep(0.25)
+        # Ctrl-C is taken as a request, between two rounds of output: a KeyboardInterrupt
+        # raised inside a print left rich's buffer half flushed (a line printed twice).
+        requests = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: requests.set())
+        try:
+            with display as shown:
+                while line.alive():
+                    if requests.wait(0.25):
+                        requests.clear()
+                        interrupted.append(True)
+                        if len(interrupted) == 1:
+                            line.stop()
+                            err_console.print(
+                                "stopping: finishing devices in flight "
+                                "(Ctrl-C again rolls them back)"
+                            )
+                        else:
+                            line.abort()
+                            err_console.print("aborting: rolling back devices in flight")
                     if shown is not None:
                         shown.update(_status_table(line, err_console.width))
                     else:
                         _tell_no_device(line, told)
-                except KeyboardInterrupt:
-                    interrupted.append(True)
-                    if len(interrupted) == 1:
-                        line.stop()
-                        err_console.print(
-                            "stopping: finishing devices in flight (Ctrl-C again rolls them back)"
-                        )
-                    else:
-                        line.abort()
-                        err_console.print("aborting: rolling back devices in flight")
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     summary = line.run(wait=wait)
     err_console.print(_summary_table(summary))

@@ -118,7 +118,8 @@ app = typer.Typer(
     cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Help wraps at the terminal's width, up to 120 columns (click's own limit is 80).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     rich_markup_mode=None,
     help="Get X.509 credentials onto embedded devices.",
 )

@@ -128,7 +128,8 @@ def export(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     registry: str = _registry_option(),
 ) -> None:
-    """Device id, certificate PEM and fingerprints of every provisioned device."""
+    """Device id, certificate PEM and fingerprints of every provisioned device; `nrfcloud`
+    and `aws-iot` write what those clouds' onboarding takes."""
     with open_registry(registry, create=False) as reg:
         count = export_to(reg.iter_provisioned(), fmt, output, force=force)
     if output is not None and str(output) != "-":

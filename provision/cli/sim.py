@@ -22,7 +22,12 @@ def sim(
     flash: Path | None = typer.Option(
         None, "--flash", help="Flash file: state survives restarts (default: in memory)."
     ),
-    profile: str = typer.Option("default", "--profile", help="Device limits: default, small."),
+    profile: str | None = typer.Option(
+        None, "--profile", help="Device limits: default, small, esp32 (the kind's own if unset)."
+    ),
+    chip: str | None = typer.Option(
+        None, "--chip", help="esp32: the chip, esp32 (default), esp32s3 or esp32c3."
+    ),
     baud: int = typer.Option(115200, "--baud", help="Emulated line rate (0: no pacing)."),
     flip: float = typer.Option(0.0, "--flip", help="Bit-flip probability per byte."),
     drop: float = typer.Option(0.0, "--drop", help="Drop probability per byte."),
@@ -39,19 +44,40 @@ def sim(
     signer: Path | None = typer.Option(
         None, "--signer", help="Provisioning public key: apply signed bundles only."
     ),
-    uid: str | None = typer.Option(None, "--uid", help="Device id (hex)."),
+    uid: str | None = typer.Option(
+        None,
+        "--uid",
+        help="Device id (native: hex; esp32: the MAC); nRF91 IMEI and UUID derive from it.",
+    ),
+    opt: list[str] = typer.Option(
+        [],
+        "--opt",
+        "-o",
+        help="Device option NAME=VALUE, as in sim:// URLs (repeatable; --list-options).",
+    ),
+    list_options: bool = typer.Option(
+        False, "--list-options", help="Print the options of --dialect and exit."
+    ),
     once: bool = typer.Option(False, "--once", help="TCP: exit after the first client."),
     json_out: bool = typer.Option(
         False, "--json", help="Print the port as one JSON line when it is ready."
     ),
 ) -> None:
     """Run a simulated device until interrupted."""
-    from provision.sim.serve import build_runner, serve_pty, serve_tcp
+    from provision.sim.serve import RUNNER_OPTIONS, build_runner, kind_options, serve_pty, serve_tcp
 
+    if list_options:
+        own = kind_options(dialect) or {}
+        table = {**RUNNER_OPTIONS, **own}
+        if json_out:
+            print_json({"dialect": dialect, "options": table})
+        else:
+            for name, text in table.items():
+                console.print(f"{name:20} {text}", markup=False, highlight=False)
+        return
     if pty == (tcp is not None):
         raise InputError("choose one of --pty or --tcp PORT")
     options = {
-        "profile": profile,
         "baud": str(baud),
         "flip": str(flip),
         "drop": str(drop),
@@ -66,9 +92,16 @@ def sim(
         ("flash_cut", flash_cut),
         ("signer", signer),
         ("uid", uid),
+        ("profile", profile),
+        ("chip", chip),
     ):
         if value is not None:
             options[key] = str(value)
+    for item in opt:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--opt {item!r}: expected NAME=VALUE")
+        options[name.strip()] = value
 
     from provision.sim.serve import SimRunner
 

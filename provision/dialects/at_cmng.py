@@ -15,24 +15,45 @@ import base64
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import ClassVar, TypeVar, cast
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.dialects import nrf_attestation
+from provision.dialects.base import (
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    Progress,
+    Refusal,
+    SlotInfo,
+    WriteResult,
+)
 from provision.dialects.lines import drain, now, read_until
-from provision.errors import DeviceError, InputError, LinkError, PolicyError
-from provision.tls.report import HandshakeReport
+from provision.errors import (
+    DeviceError,
+    LinkError,
+    PolicyError,
+    ProvisionError,
+    StoreFull,
+    VerifyFailed,
+)
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
 NAME = "at-cmng"
+T = TypeVar("T")
 # at_host keeps the command in a 4096-byte buffer with room for the NUL and, in CR+LF
 # termination mode, the CR: longer commands lose their tail silently (no reply at all).
 MAX_COMMAND_CHARS = 4094
 MAX_PASSWD_CHARS = 32
 TERMINATOR = b"\r\n"
+# Closes a double quote left open by a cut command, and ends that line.
+RESYNC = b'"' + TERMINATOR
+# The longest reply line read: a %CMNG read of a full-size entry (the modem's AT buffer).
+MAX_REPLY_LINE = 2 * 4096
 # +CFUN modes in which the modem refuses %CMNG write/delete and %KEYGEN with 518.
 ACTIVE_CFUN_MODES = frozenset({1, 2, 21})
 OFFLINE_CFUN_MODE = 4
@@ -85,6 +106,7 @@ CME_ERRORS: dict[int, str] = {
 }
 
 
+CME_MEMORY_FULL = 515
 # Replies that, to a command we built and checked, point at corruption on the line.
 CORRUPTION_HINTS = frozenset({None, 50, 527})
 
@@ -98,7 +120,8 @@ def cme_message(code: int) -> str:
 
 
 def pem_lf(data: bytes) -> bytes:
-    """PEM with LF line endings and one final LF: CRLF gives +CME ERROR: 527 (mfw 2.0.2)."""
+    """PEM with LF line endings and one final LF: accepted by every firmware (one mfw 2.0.2
+    report refused CR LF with 527, which production modems store as sent)."""
     text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
     return text + b"\n"
 
@@ -129,7 +152,7 @@ def slot_content(slot: Slot) -> bytes:
         return slot.data.hex().encode()
     if slot.type is SlotType.PSK_IDENTITY:
         return slot.data
-    raise PolicyError(f"at-cmng cannot store a {slot.type.label} slot")
+    raise PolicyError(f"at-cmng cannot store a {slot.type.label} slot", code="slot.unsupported")
 
 
 @dataclass(frozen=True)
@@ -150,25 +173,38 @@ class PlannedWrite:
         return f"sec_tag {self.sec_tag} {self.slot_type.label}"
 
 
-def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
-    """The %CMNG writes for a set, or PolicyError before anything is sent.
+def plan_entries(credentials: CredentialSet) -> tuple[list[PlannedWrite], list[Refusal]]:
+    """The %CMNG writes for a set, and what the modem would refuse or lose of them.
 
     Several root_ca slots in one tag become one type-0 entry holding the PEM certificates one
     after another (the modem keeps one entry per (sec_tag, type); its TLS stack reads a chain).
     A key_password slot is no entry of its own: it is the <passwd> of the tag's client_key.
+    Line ends are normalised to LF (slot_pem), so a CRLF PEM is no refusal.
     """
     plans: list[PlannedWrite] = []
+    refusals: list[Refusal] = []
     for sec_tag in credentials.sec_tags:
         slots = credentials.in_tag(sec_tag)
         password = next((s for s in slots if s.type is SlotType.KEY_PASSWORD), None)
         key = next((s for s in slots if s.type is SlotType.CLIENT_KEY), None)
         if password is not None and (key is None or not key.flags & SlotFlags.ENCRYPTED):
-            raise PolicyError(
-                f"sec_tag {sec_tag}: key_password given but no encrypted client_key in the tag"
+            refusals.append(
+                Refusal(
+                    "key.password_unused",
+                    f"sec_tag {sec_tag}: key_password given but no encrypted client_key in the tag",
+                    sec_tag,
+                    SlotType.KEY_PASSWORD,
+                )
             )
         if key is not None and key.flags & SlotFlags.ENCRYPTED and password is None:
-            raise PolicyError(
-                f"sec_tag {sec_tag}: the client_key is encrypted and the tag has no key_password"
+            refusals.append(
+                Refusal(
+                    "key.password_missing",
+                    f"sec_tag {sec_tag}: the client_key is encrypted and the tag has no "
+                    "key_password",
+                    sec_tag,
+                    SlotType.CLIENT_KEY,
+                )
             )
         roots = [s for s in slots if s.type is SlotType.ROOT_CA]
         if roots:
@@ -180,34 +216,89 @@ def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
             passwd = password.data if slot.type is SlotType.CLIENT_KEY and password else None
             plans.append(PlannedWrite(sec_tag, SLOT_TO_NRF[slot.type], slot_content(slot), passwd))
     for plan in plans:
-        _check_plan(plan)
+        refusals.extend(_plan_refusals(plan))
+    return plans, refusals
+
+
+def plan_write(credentials: CredentialSet) -> list[PlannedWrite]:
+    """The %CMNG writes for a set, or PolicyError before anything is sent."""
+    plans, refusals = plan_entries(credentials)
+    if refusals:
+        raise PolicyError(refusals[0].message, code=refusals[0].code)
     return plans
 
 
-def _check_plan(plan: PlannedWrite) -> None:
+def _plan_refusals(plan: PlannedWrite) -> list[Refusal]:
+    out: list[Refusal] = []
+
+    def refuse(code: str, message: str) -> None:
+        out.append(Refusal(code, message, plan.sec_tag, plan.slot_type))
+
     if not plan.content:
-        raise PolicyError(f"{plan.where}: empty content")
+        refuse("content.empty", f"{plan.where}: empty content")
     if b'"' in plan.content:
-        raise PolicyError(
-            f"{plan.where}: content contains a double quote, which %CMNG cannot carry"
+        refuse(
+            "content.unsupported",
+            f"{plan.where}: content contains a double quote, which %CMNG cannot carry",
         )
     if not plan.content.isascii():
-        raise PolicyError(f"{plan.where}: content is not ASCII text, which %CMNG cannot carry")
+        refuse(
+            "content.unsupported",
+            f"{plan.where}: content is not ASCII text, which %CMNG cannot carry",
+        )
     if plan.passwd is not None:
         if len(plan.passwd) > MAX_PASSWD_CHARS:
-            raise PolicyError(
-                f"sec_tag {plan.sec_tag}: key_password longer than {MAX_PASSWD_CHARS} characters"
+            refuse(
+                "key.password_too_long",
+                f"sec_tag {plan.sec_tag}: key_password is {len(plan.passwd)} characters; the "
+                f"modem takes at most {MAX_PASSWD_CHARS}",
             )
         if b'"' in plan.passwd or not plan.passwd.isascii() or b"\n" in plan.passwd:
-            raise PolicyError(
-                f"sec_tag {plan.sec_tag}: key_password must be ASCII without quotes or newlines"
+            refuse(
+                "key.password_unsupported",
+                f"sec_tag {plan.sec_tag}: key_password must be ASCII without quotes or newlines",
             )
-    size = len(encode_write(plan)) - len(TERMINATOR)
+    size = command_size(plan)
     if size > MAX_COMMAND_CHARS:
-        raise PolicyError(
+        refuse(
+            "size.too_large",
             f"{plan.where}: the AT%CMNG command would be {size} bytes; the modem's AT buffer "
-            f"takes {MAX_COMMAND_CHARS} and silently drops the rest"
+            f"takes {MAX_COMMAND_CHARS} and silently drops the rest",
         )
+    return out
+
+
+def command_size(plan: PlannedWrite) -> int:
+    """Characters of the AT%CMNG=0 command for `plan`, without its terminator: what has to
+    fit the modem's AT buffer."""
+    return len(encode_write(plan)) - len(TERMINATOR)
+
+
+def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    try:
+        return plan_entries(credentials)[1]
+    except ProvisionError:
+        return []  # unreadable content: the check reports it where it parses the item
+
+
+def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+    return {(p.sec_tag, p.slot_type): p.content for p in plan_entries(credentials)[0]}
+
+
+PROFILE = DialectProfile(
+    dialect=NAME,
+    target="nrf91",
+    description="nRF91 modem via AT%CMNG (one AT command per item, LF-only PEM)",
+    slot_types=frozenset(SlotType),
+    capabilities=frozenset(
+        {Capability.KEYGEN, Capability.READ_BACK, Capability.ENCRYPTED_KEYS, Capability.ATTESTATION}
+    ),
+    refusals=_refusals,
+    stored_forms=_stored_forms,
+    encodings="PEM with LF line ends (DER items converted); PSK as hex text",
+    # A server certificate chain above 4 kB crashed the modem (field report).
+    server_chain_limit=4096,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,7 +336,9 @@ def keygen_attributes(subject: str | None) -> str | None:
     if subject is None:
         return None
     if '"' in subject or not subject.isascii() or "\n" in subject:
-        raise PolicyError("keygen subject must be ASCII without quotes or newlines")
+        raise PolicyError(
+            "keygen subject must be ASCII without quotes or newlines", code="keygen.subject"
+        )
     return subject if "=" in subject else f"CN={subject}"
 
 
@@ -375,12 +468,16 @@ class ReplyReader:
     carries PEM with line breaks inside quotes, so line ends inside quotes do not end it.
     """
 
-    def __init__(self, sent: bytes, prefix: str | None) -> None:
+    def __init__(self, sent: bytes, prefix: str | None, max_line: int = MAX_REPLY_LINE) -> None:
         self._echo = sent.rstrip(b"\r\n").decode("latin-1")
         self._prefix = prefix
+        self._max_line = max_line
         self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already looked at for a line end
+        self._in_quotes = False
         self._lines: list[str] = []
         self.ignored = 0
+        self.overflows = 0  # lines longer than max_line, dropped
 
     def feed(self, data: bytes) -> Reply | None:
         """Add bytes; return the reply once its final line is in. Bytes after it stay
@@ -396,16 +493,25 @@ class ReplyReader:
                 return reply
 
     def _next_line(self) -> str | None:
+        """The next complete line, scanning each byte once; a line longer than max_line is
+        dropped as it grows (noise, or a device that never ends its line)."""
         buf = self._buf
         quoted_reply = buf.lstrip(b"\r\n").startswith((b"%CMNG:", b"%KEYGEN:"))
-        in_quotes = False
-        for i, byte in enumerate(buf):
+        for i in range(self._scanned, len(buf)):
+            byte = buf[i]
             if byte == 0x22 and quoted_reply:
-                in_quotes = not in_quotes
-            elif byte in (0x0D, 0x0A) and not in_quotes:
+                self._in_quotes = not self._in_quotes
+            elif byte in (0x0D, 0x0A) and not self._in_quotes:
                 line = bytes(buf[:i]).decode("latin-1")
                 del buf[: i + 1]
+                self._scanned = 0
                 return line
+        self._scanned = len(buf)
+        if len(buf) > self._max_line:
+            self.overflows += 1
+            buf.clear()
+            self._scanned = 0
+            self._in_quotes = False
         return None
 
     def _take(self, line: str) -> Reply | None:
@@ -442,7 +548,7 @@ class CmngEntry:
 def parse_list_line(line: str) -> CmngEntry:
     match = _LIST_LINE.match(line.strip())
     if not match:
-        raise DeviceError(f"unexpected %CMNG reply line: {line[:60]!r}")
+        raise DeviceError(f"unexpected %CMNG reply line: {line[:60]!r}", code="at.garbled")
     sha = match.group(3)
     digest = bytes.fromhex(sha) if sha and len(sha) == 64 else None
     return CmngEntry(int(match.group(1)), int(match.group(2)), digest)
@@ -454,7 +560,7 @@ def parse_read(line: str) -> tuple[CmngEntry, bytes]:
     parts = line.split('"')
     # parts: [head, sha, ",", content, tail]
     if len(parts) < 5:
-        raise DeviceError("a %CMNG read reply without content")
+        raise DeviceError("a %CMNG read reply without content", code="at.garbled")
     return entry, parts[3].encode("latin-1")
 
 
@@ -462,18 +568,18 @@ def parse_keygen(line: str) -> bytes:
     """`%KEYGEN: "<b64url(CSR DER)>.<b64url(COSE_Sign1)>"` → CSR DER."""
     match = re.match(r'^%KEYGEN: ?"([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]*)"', line.strip())
     if not match:
-        raise DeviceError("unexpected %KEYGEN reply")
+        raise DeviceError("unexpected %KEYGEN reply", code="at.garbled")
     body = match.group(1)
     try:
         return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError:
-        raise DeviceError("%KEYGEN reply is not base64url") from None
+        raise DeviceError("%KEYGEN reply is not base64url", code="at.garbled") from None
 
 
 def parse_cfun(line: str) -> int:
     match = re.match(r"^\+CFUN: ?(\d+)", line.strip())
     if not match:
-        raise DeviceError(f"unexpected +CFUN reply: {line[:40]!r}")
+        raise DeviceError(f"unexpected +CFUN reply: {line[:40]!r}", code="at.garbled")
     return int(match.group(1))
 
 
@@ -482,7 +588,28 @@ def parse_imei(lines: tuple[str, ...]) -> str:
         match = re.search(r"(\d{15})", line)
         if match:
             return match.group(1)
-    raise DeviceError("the modem did not report an IMEI")
+    raise DeviceError("the modem did not report an IMEI", code="at.garbled")
+
+
+def sync_line(transport: Transport, timeout: float, flush: bytes = b"") -> bool:
+    """Bring the modem's line state to "between commands": True once `AT` gets OK.
+
+    at_host ignores line ends inside double quotes, so noise or the rest of a cut command
+    with an odd number of `"` swallows a plain `AT`; the second try closes the quote first.
+    A `"` is sent only then: to a modem outside quotes it would open one."""
+    for lead in (flush, RESYNC):
+        transport.write(lead + command("AT"))
+        reader = ReplyReader(command("AT"), prefix=None)
+        deadline = now(transport) + timeout
+        while (remaining := deadline - now(transport)) > 0:
+            reply = reader.feed(transport.read(4096, remaining))
+            while reply is not None:
+                if reply.ok:
+                    drain(transport, 0.02)
+                    return True
+                # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
+                reply = reader.feed(b"")
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +619,11 @@ def parse_imei(lines: tuple[str, ...]) -> str:
 class AtCmngSession:
     """A conversation with an nRF91 modem over its AT interface."""
 
-    name = NAME
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
+    # The signed attestation of the last %KEYGEN (device UUID, CSR digest), checked against
+    # its CSR; None before one or when the modem sent none.
+    last_attestation: nrf_attestation.KeygenAttestation | None = None
 
     def __init__(
         self,
@@ -506,15 +637,17 @@ class AtCmngSession:
         self._timeout = timeout
         self._retries = max(0, retries)
         self.bytes_sent = 0
+        self._sends = 0  # commands sent, retries included
         if trace is None and env_enabled():
             trace = TraceLog(lambda: now(transport))
         self._trace = trace
         self._sync()
-        self._exchange(command("AT+CMEE=1"), "AT+CMEE=1", prefix=None, retry=True)
+        self._request(command("AT+CMEE=1"), "AT+CMEE=1")
 
     def _sync(self) -> None:
         """Align with the device before the first command: nothing to do on a plain AT
-        interface (a subclass behind a shell waits for its prompt here)."""
+        interface, whose first command resynchronises the line if it gets no answer (a
+        subclass behind a shell waits for its prompt here)."""
 
     # -- probing --------------------------------------------------------------------------
     @classmethod
@@ -525,45 +658,89 @@ class AtCmngSession:
         (another dialect's probe: a native HELLO frame's sequence number or CRC can be 0x22)
         swallows the first attempt; the second closes the quote first."""
         drain(transport)
-        for flush in (b"\r\n", b'"\r\n'):
-            transport.write(flush + command("AT"))
-            reader = ReplyReader(command("AT"), prefix=None)
-            deadline = now(transport) + timeout / 2
-            while (remaining := deadline - now(transport)) > 0:
-                reply = reader.feed(transport.read(4096, remaining))
-                while reply is not None:
-                    if reply.ok:
-                        drain(transport, 0.02)
-                        return True
-                    # The flush line's ERROR (noise ahead of it): AT's own reply may follow.
-                    reply = reader.feed(b"")
-        return False
+        return sync_line(transport, timeout / 2, flush=b"\r\n")
 
     # -- the one place that talks to the transport -------------------------------------------
-    def _exchange(
+    def _attempt(
+        self, data: bytes, what: str, prefix: str | None, wait: float
+    ) -> Reply | ProvisionError | None:
+        """Send one command once: its reply; None when nothing came back within `wait` s;
+        an error (returned, not raised) when what came back was garbled — both are worth
+        another try, and the error is what to say if it was the last."""
+        reader = ReplyReader(data, prefix)
+        seen = self._trace_sent(data)
+        self._transport.write(data)
+        self.bytes_sent += len(data)
+        self._sends += 1
+        reply = read_until(self._transport, reader.feed, wait, seen)
+        if reply is None and seen is not None and self._trace is not None:
+            self._trace.note("rx", f"no reply within {wait:g} s")
+        return reply
+
+    def _resync(self) -> None:
+        """Put the modem's line state back to "between commands" before a command is sent
+        again: the rest of a cut `AT%CMNG=0,…,"…` (a power cut, a garbled line) leaves an
+        odd number of `"`, and at_host then takes every line end as inside quotes."""
+        before = len(RESYNC) + 2 * len(command("AT"))
+        sync_line(self._transport, min(self._timeout, 1.0))
+        self.bytes_sent += before  # at most what sync_line sends
+
+    def _request(
         self,
         data: bytes,
         what: str,
         *,
-        prefix: str | None,
-        retry: bool = False,
+        prefix: str | None = None,
+        retry: bool = True,
         timeout: float | None = None,
-    ) -> Reply:
-        """Send one command, return its reply; `what` names it in errors (never key bytes)."""
+        parse: Callable[[Reply], T] | None = None,
+        attempts: int | None = None,
+    ) -> T | Reply:
+        """The one retry loop: send `data`, return its OK reply (or `parse(reply)`).
+
+        A lost reply, a reply `parse` cannot read, or an error that to a command we built
+        and checked can only mean the line garbled it (CORRUPTION_HINTS) is a remote
+        protocol error: the line is resynchronised and the command sent again. Any other
+        error reply is the modem's answer and is raised at once. At most 1 + retries sends.
+        `what` names the command in errors (never key bytes)."""
         wait = self._timeout if timeout is None else timeout
-        attempts = 1 + (self._retries if retry else 0)
-        for _ in range(attempts):
-            reader = ReplyReader(data, prefix)
-            seen = self._trace_sent(data)
-            self._transport.write(data)
-            self.bytes_sent += len(data)
-            reply = read_until(self._transport, reader.feed, wait, seen)
-            if reply is not None:
+        if attempts is None:
+            attempts = 1 + (self._retries if retry else 0)
+        failure: ProvisionError = self._no_answer(what, wait, attempts)
+        for attempt in range(attempts):
+            if attempt:
+                self._resync()
+            reply = self._attempt(data, what, prefix, wait)
+            if reply is None:
+                continue
+            if isinstance(reply, ProvisionError):
+                failure = reply
+                continue
+            if not reply.ok:
+                failure = _reply_error(what, reply)
+                if reply.cme in CORRUPTION_HINTS:
+                    continue
+                raise failure
+            if parse is None:
                 return reply
-            if seen is not None:
-                self._trace.note("rx", f"no reply within {wait:g} s")  # type: ignore[union-attr]
-            drain(self._transport, 0.02)
-        raise LinkError(f"at-cmng: no reply to {what} within {wait:g} s ({attempts} attempt(s))")
+            try:
+                return parse(reply)
+            except DeviceError as err:
+                failure = err  # a garbled information line: ask again
+        raise failure
+
+    def _no_answer(self, what: str, wait: float, attempts: int) -> LinkError:
+        return LinkError(
+            f"{self.name}: no reply to {what} within {wait:g} s ({attempts} attempt(s))",
+            code="link.timeout",
+        )
+
+    def _ok(
+        self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False
+    ) -> Reply:
+        reply = self._request(data, what, prefix=prefix, retry=retry)
+        assert isinstance(reply, Reply)
+        return reply
 
     def _trace_sent(self, data: bytes) -> LineSplitter | None:
         """Trace a command (redacted) and return what traces its reply lines."""
@@ -581,31 +758,18 @@ class AtCmngSession:
 
         return LineSplitter(received)
 
-    def _ok(
-        self, data: bytes, what: str, *, prefix: str | None = None, retry: bool = False
-    ) -> Reply:
-        for attempt in range(1 + (self._retries if retry else 0)):
-            reply = self._exchange(data, what, prefix=prefix, retry=retry)
-            if reply.ok:
-                return reply
-            # Our commands are well-formed: "incorrect parameters", "invalid content" or a
-            # bare ERROR to one of them means the line garbled it; send it again.
-            if not retry or reply.cme not in CORRUPTION_HINTS or attempt == self._retries:
-                break
-        raise _reply_error(what, reply)
-
     # -- modem state ------------------------------------------------------------------------
     def _cfun(self) -> int:
-        for attempt in range(1 + self._retries):
-            reply = self._ok(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", retry=True)
-            try:
-                if not reply.lines:
-                    raise DeviceError("the modem did not report its functional mode (+CFUN)")
-                return parse_cfun(reply.lines[0])
-            except DeviceError:
-                if attempt == self._retries:
-                    raise
-        raise AssertionError("unreachable")
+        def mode(reply: Reply) -> int:
+            if not reply.lines:
+                raise DeviceError(
+                    "the modem did not report its functional mode (+CFUN)", code="at.garbled"
+                )
+            return parse_cfun(reply.lines[0])
+
+        return cast(
+            int, self._request(command("AT+CFUN?"), "AT+CFUN?", prefix="+CFUN:", parse=mode)
+        )
 
     @contextlib.contextmanager
     def _offline(self) -> Iterator[None]:
@@ -634,15 +798,13 @@ class AtCmngSession:
         return DeviceInfo(NAME, imei, fw[0].strip() if fw else "", details)
 
     def _entries(self, sec_tag: int | None = None, nrf_type: int | None = None) -> list[CmngEntry]:
-        what = "AT%CMNG=1"
-        for attempt in range(1 + self._retries):
-            reply = self._ok(encode_list(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
-            try:
-                return [parse_list_line(line) for line in reply.lines]
-            except DeviceError:
-                if attempt == self._retries:
-                    raise
-        raise AssertionError("unreachable")
+        def entries(reply: Reply) -> list[CmngEntry]:
+            return [parse_list_line(line) for line in reply.lines]
+
+        found = self._request(
+            encode_list(sec_tag, nrf_type), "AT%CMNG=1", prefix="%CMNG:", parse=entries
+        )
+        return cast("list[CmngEntry]", found)
 
     def list(self) -> list[SlotInfo]:
         found = []
@@ -655,23 +817,37 @@ class AtCmngSession:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if not slot_type.is_certificate:
-            raise PolicyError(f"{slot_type.label} cannot be read back from an nRF91 modem")
+            raise PolicyError(
+                f"{slot_type.label} cannot be read back from an nRF91 modem",
+                code="device.secret_slot",
+            )
         nrf_type = int(SLOT_TO_NRF[slot_type])
         what = f"AT%CMNG=2,{sec_tag},{nrf_type}"
         reply = self._ok(encode_read(sec_tag, nrf_type), what, prefix="%CMNG:", retry=True)
         if not reply.lines:
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: the modem returned no content")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: the modem returned no content",
+                code="device.not_found",
+            )
         return parse_read(reply.lines[0])[1]
 
-    def stored_form(self, slot: Slot) -> bytes:
-        if slot.type is SlotType.KEY_PASSWORD:
-            # Not stored as an entry; the modem never reports a digest for it.
-            return slot.data
-        return slot_content(slot)
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.profile.capabilities
 
-    def stored_forms(self, credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
-        """(sec_tag, slot type) → stored bytes for the whole set (roots of a tag are one)."""
-        return {(p.sec_tag, p.slot_type): p.content for p in plan_write(credentials)}
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        from provision.bundle.format import decode
+
+        return self.write(decode(bundle).credentials, progress)
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
+        data = encode_keygen(sec_tag, subject)
+        if len(data) - len(TERMINATOR) > MAX_COMMAND_CHARS:
+            raise PolicyError(
+                f"the AT%KEYGEN command would be {len(data) - len(TERMINATOR)} bytes; the "
+                f"modem's AT buffer takes {MAX_COMMAND_CHARS}: use a shorter --subject",
+                code="keygen.subject",
+            )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
@@ -680,13 +856,18 @@ class AtCmngSession:
         start_bytes, start = self.bytes_sent, now(self._transport)
         written: dict[tuple[int, int], SlotInfo] = {}
         done = 0
+        # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
+        sends_left = {key: 1 + self._retries for key in encoded}
         with self._offline():
             pending = list(encoded)
-            for attempt in range(1 + self._retries):
+            first = True
+            while True:
                 for key in pending:
                     plan, data = encoded[key]
-                    self._write_entry(plan, data)
-                    if attempt == 0:
+                    before = self._sends
+                    self._write_entry(plan, data, sends_left[key])
+                    sends_left[key] -= self._sends - before
+                    if first:
                         done += len(data)
                         if progress is not None:
                             progress(done, total)
@@ -703,17 +884,20 @@ class AtCmngSession:
                             written[key] = SlotInfo(
                                 plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
                             )
-                    if attempt == 0:
+                    if first:
                         self._drop_stale(found.values(), encoded)
+                first = False
                 if not mismatched:
                     break
+                spent = [k for k in mismatched if sends_left[k] <= 0]
+                if spent:
+                    plan = encoded[spent[0]][0]
+                    raise DigestMismatch(
+                        f"{plan.where}: the modem's SHA-256 differs from the digest of what "
+                        "was sent"
+                    )
                 # A write overwrites an existing entry, so sending it again is safe.
                 pending = mismatched
-            else:
-                plan = encoded[pending[0]][0]
-                raise DigestMismatch(
-                    f"{plan.where}: the modem's SHA-256 differs from the digest of what was sent"
-                )
         return WriteResult(
             tuple(written[k] for k in encoded),
             self.bytes_sent - start_bytes,
@@ -732,23 +916,26 @@ class AtCmngSession:
                 continue
             self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
 
-    def _write_entry(self, plan: PlannedWrite, data: bytes) -> None:
+    def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:
         what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
         try:
-            self._ok(data, what, retry=True)
+            self._request(data, what, attempts=attempts)
         except DeviceError as err:
             if err.code != "at.cme.519":
                 raise
             # Firmware that refuses to overwrite ("already exists"): delete, then write.
             nrf_type = int(plan.nrf_type)
             self._ok(encode_delete(plan.sec_tag, nrf_type), f"AT%CMNG=3,{plan.sec_tag},{nrf_type}")
-            self._ok(data, what, retry=True)
+            self._request(data, what, attempts=attempts)
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
-            raise PolicyError("at-cmng keeps no key_password entry (it is the client_key's passwd)")
+            raise PolicyError(
+                "at-cmng keeps no key_password entry (it is the client_key's passwd)",
+                code="slot.unsupported",
+            )
         if sec_tag is None and slot_type is not None:
-            raise PolicyError("deleting one slot type needs a sec_tag")
+            raise PolicyError("deleting one slot type needs a sec_tag", code="device.delete_scope")
         with self._offline():
             if slot_type is not None and sec_tag is not None:
                 targets = [(sec_tag, int(SLOT_TO_NRF[slot_type]))]
@@ -766,46 +953,61 @@ class AtCmngSession:
         data = encode_keygen(sec_tag, subject)
         with self._offline():
             # Key generation takes the modem a moment; give it more than one line's time.
-            reply = self._exchange(
-                data, f"AT%KEYGEN={sec_tag},2,0", prefix="%KEYGEN:", timeout=self._timeout * 5
-            )
+            # Sent once: a second AT%KEYGEN would replace the key of the first.
+            reply = self._attempt(data, f"AT%KEYGEN={sec_tag},2,0", "%KEYGEN:", self._timeout * 5)
+            if reply is None:
+                raise LinkError(
+                    f"at-cmng: no reply to AT%KEYGEN={sec_tag} within {self._timeout * 5:g} s",
+                    code="link.timeout",
+                )
             if not reply.ok:
                 raise _reply_error(f"AT%KEYGEN={sec_tag}", reply)
         if not reply.lines:
-            raise DeviceError("%KEYGEN answered OK without a CSR")
-        return parse_keygen(reply.lines[0])
+            raise DeviceError("%KEYGEN answered OK without a CSR", code="at.garbled")
+        csr = parse_keygen(reply.lines[0])
+        self.last_attestation = nrf_attestation.check_keygen_reply(reply.lines[0], csr, sec_tag)
+        return csr
 
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport:
-        """Simulated modems only (`AT#XTLSCHECK`, docs/tls-check.md): the modem does a mutual-TLS
-        handshake with its own entries of `sec_tag`. A real modem answers ERROR."""
-        from provision.tls import wire
-        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
-
-        text = wire.encode_at(sec_tag, host, port, tls_version)
-        reply = self._exchange(
-            command(text), wire.AT_COMMAND, prefix=wire.AT_PREFIX, timeout=timeout + LINK_MARGIN
-        )
-        if not reply.ok or not reply.lines:
-            why = "it answers ERROR to AT#XTLSCHECK, a simulator-only command"
-            raise TLSCheckUnsupported("this modem", why, sec_tag, f"{host}:{port}")
+    def attestation_token(self) -> nrf_attestation.IdentityToken | None:
+        """The modem's signed identity (%ATTESTTOKEN); None where the firmware lacks it."""
+        what = "AT%ATTESTTOKEN"
         try:
-            return wire.parse_report_line(reply.lines[0], wire.AT_PREFIX)
-        except InputError as err:
-            raise DeviceError(f"AT#XTLSCHECK: {err.message}") from None
+            reply = self._ok(command(what), what, prefix="%ATTESTTOKEN:", retry=True)
+        except DeviceError:
+            return None  # firmware without %ATTESTTOKEN
+        if not reply.lines:
+            return None
+        return nrf_attestation.parse_attest_token(reply.lines[0].split(":", 1)[1])
+
+    def command_reply(self, text: str, prefix: str, timeout: float) -> Reply:
+        """One command of the caller's (a simulator's test command, for instance), sent once
+        and answered within `timeout` s; its reply as the modem gave it."""
+        reply = self._attempt(command(text), text.split("=", 1)[0], prefix, timeout)
+        if isinstance(reply, ProvisionError):
+            raise reply
+        if reply is None:
+            raise LinkError(
+                f"no reply to {text.split('=', 1)[0]} within {timeout:g} s", code="link.timeout"
+            )
+        return reply
 
     def close(self) -> None:
         self._transport.close()
 
 
-class DigestMismatch(DeviceError):
-    """The modem stored something else than was sent (a corrupted line); a rewrite may fix it."""
+class DigestMismatch(VerifyFailed):
+    """The modem stored something else than was sent (a corrupted line) and rewrites did
+    not fix it."""
 
 
 def _reply_error(what: str, reply: Reply) -> DeviceError:
     if reply.cme is None:
         return DeviceError(f"{what}: the modem answered ERROR", code="at.error")
+    if reply.cme == CME_MEMORY_FULL:
+        return StoreFull(f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})")
     return DeviceError(
         f"{what}: +CME ERROR: {reply.cme} ({cme_message(reply.cme)})", code=f"at.cme.{reply.cme}"
     )
+
+
+SESSION = AtCmngSession

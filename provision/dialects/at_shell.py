@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, SlotType
-from provision.device import DeviceInfo, Progress, WriteResult
+from provision.dialects import at_cmng
 from provision.dialects.at_cmng import (
     AtCmngSession,
     Reply,
@@ -32,8 +33,9 @@ from provision.dialects.at_cmng import (
     encode_write,
     plan_write,
 )
+from provision.dialects.base import DeviceInfo, DialectProfile, Progress, WriteResult
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
 from provision.transport.base import Transport
 
 NAME = "at-shell"
@@ -43,6 +45,15 @@ _KEEP = frozenset(range(0x20, 0x7F)) - {ord("'"), ord("\\")}
 _E2BIG = "Sending AT command failed with error code -7"
 _OK_LINE = re.compile(r"(?:^|\n)OK\n")
 _FAILED = re.compile(r"Sending AT command failed with error code (-?\d+)")
+
+# The modem's limits are at-cmng's; the shell's command buffer is a setting of each device,
+# checked by the session before it writes (see _check_fits).
+PROFILE = dataclasses.replace(
+    at_cmng.PROFILE,
+    dialect=NAME,
+    description="nRF91 modem through an NCS shell's `at` command (one shell line per AT%CMNG)",
+    encodings=at_cmng.PROFILE.encodings + r"; line feeds as \x0a inside the shell line",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +130,8 @@ class AtShellSession(AtCmngSession):
     carried by one shell line. `cmd_buff_size` is the device's CONFIG_SHELL_CMD_BUFF_SIZE
     when known; otherwise the driver asks the shell before a write (one padded line)."""
 
-    name = NAME
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -159,31 +171,42 @@ class AtShellSession(AtCmngSession):
                 return strip_echo(lines, line.removesuffix(EOL))
             drain(self._transport, min(0.1, wait))
         raise LinkError(
-            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))"
+            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))",
+            code="link.timeout",
         )
 
-    def _exchange(
-        self,
-        data: bytes,
-        what: str,
-        *,
-        prefix: str | None,
-        retry: bool = False,
-        timeout: float | None = None,
-    ) -> Reply:
+    def _attempt(
+        self, data: bytes, what: str, prefix: str | None, wait: float
+    ) -> Reply | ProvisionError | None:
+        """One AT command as one shell line, once. A line the shell cut or could not split
+        (it lost its closing quote on the way) is worth another try; the shell's own other
+        answers are the same every time and are raised."""
         line = shell_line(data)
-        attempts = 1 + (self._retries if retry else 0)
-        answer = ShellAnswer(None)
-        for _ in range(attempts):
-            lines = self._shell_output(line, what, retry=retry, timeout=timeout)
-            answer = parse_answer(lines, data, prefix)
-            if answer.reply is not None:
-                return answer.reply
-            if answer.problem not in (None, "truncated", "usage"):
-                break  # the shell's own answer, the same each time
-            # No modem reply (a garbled line, one that lost its closing quote or its quoted
-            # argument): again; the same answer every time is the shell's configuration.
-        raise _shell_error(what, answer.problem, line_chars(line))
+        reader = ShellReader(b"")
+        self._transport.write(line)
+        self.bytes_sent += len(line)
+        self._sends += 1
+        lines = read_until(self._transport, reader.feed, wait)
+        if lines is None:
+            return None
+        answer = parse_answer(strip_echo(lines, line.removesuffix(EOL)), data, prefix)
+        if answer.reply is not None:
+            return answer.reply
+        error = _shell_error(what, answer.problem, line_chars(line))
+        if answer.problem not in (None, "truncated", "usage"):
+            raise error
+        return error
+
+    def _no_answer(self, what: str, wait: float, attempts: int) -> LinkError:
+        return LinkError(
+            f"at-shell: no prompt after {what} within {wait:g} s ({attempts} attempt(s))",
+            code="link.timeout",
+        )
+
+    def _resync(self) -> None:
+        """The modem behind the shell gets whole commands; what needs aligning is the shell:
+        read away what is still coming (a late prompt) before the next line."""
+        drain(self._transport, min(0.1, self._timeout))
 
     # -- fitting the shell's command buffer ---------------------------------------------------
     def _check_fits(self, chars: int, where: str) -> None:
@@ -206,7 +229,10 @@ class AtShellSession(AtCmngSession):
                 cuts_needed -= 1
                 if cuts_needed == 0:
                     raise _too_long(where, chars, "less")
-        raise LinkError(f"at-shell: the shell's `at AT` check line got no OK ({where})")
+        raise LinkError(
+            f"at-shell: the shell's `at AT` check line got no OK ({where})",
+            code="at-shell.buffer_check",
+        )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
@@ -240,7 +266,8 @@ def _too_long(where: str, chars: int, buffer: str) -> PolicyError:
     return PolicyError(
         f"{where}: the `at` shell line would be {chars} characters and the shell's command "
         f"buffer holds {buffer} (CONFIG_SHELL_CMD_BUFF_SIZE must be at least {chars + 1}); "
-        "AT%CMNG cannot take a credential in parts, so nothing was written"
+        "AT%CMNG cannot take a credential in parts, so nothing was written",
+        code="at-shell.line_too_long",
     )
 
 
@@ -265,11 +292,18 @@ def _shell_error(what: str, problem: str | None, chars: int) -> Exception:
     if problem == "truncated":
         return LinkError(
             f"{what}: the shell lost the end of the {chars}-character line (`not terminated`): "
-            "bytes dropped on the line or a command buffer smaller than the line"
+            "bytes dropped on the line or a command buffer smaller than the line",
+            code="at-shell.line_cut",
         )
     if problem and problem.startswith("failed:"):
         return DeviceError(
             f"{what}: nrf_modem_at_cmd failed with error code {problem[7:]}",
             code="at-shell.failed",
         )
-    return LinkError(f"{what}: the shell printed no AT result (OK, ERROR or +CME ERROR)")
+    return LinkError(
+        f"{what}: the shell printed no AT result (OK, ERROR or +CME ERROR)",
+        code="at-shell.no_result",
+    )
+
+
+SESSION = AtShellSession

@@ -14,6 +14,8 @@ from provision.trace import LineSplitter
 from provision.transport.base import Transport, transport_clock
 
 EOL = b"\r\n"
+# The longest shell output line read: a `cred get` of a full credential buffer, base64.
+MAX_SHELL_LINE = 16 * 1024
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>78]")
 PROMPT = re.compile(r"(?:^|\n)[\w.\-]*:~\$ ?$")
 PROMPT_PREFIX = re.compile(r"^[\w.\-]*:~\$ ?")
@@ -26,9 +28,16 @@ def now(transport: Transport) -> float:
     return transport_clock(transport)()
 
 
-def drain(transport: Transport, quiet: float = 0.0) -> None:
-    """Discard what is waiting (late replies, boot banners) until `quiet` s pass silently."""
-    while transport.read(4096, quiet):
+# How long a drain may take at most: a device that never stops talking (logs, an echo
+# storm) must not hold the host in a drain forever.
+DRAIN_LIMIT = 1.0
+
+
+def drain(transport: Transport, quiet: float = 0.0, limit: float = DRAIN_LIMIT) -> None:
+    """Discard what is waiting (late replies, boot banners) until `quiet` s pass silently,
+    or `limit` s have passed in all."""
+    deadline = now(transport) + limit
+    while transport.read(4096, quiet) and now(transport) < deadline:
         pass
 
 
@@ -88,20 +97,33 @@ class ShellReader:
     """Collect the output of one command line, fed in any split, until the next prompt.
 
     VT100 colour codes are removed, the echo of the command and any prompt before it are
-    dropped; what is left are the command's output lines (log lines included)."""
+    dropped; what is left are the command's output lines (log lines included). Complete
+    lines are cleaned once, as they arrive; a line longer than `max_line` is dropped as it
+    grows (a device that never ends a line cannot fill the host's memory)."""
 
-    def __init__(self, sent: bytes) -> None:
+    def __init__(self, sent: bytes, max_line: int = MAX_SHELL_LINE) -> None:
         self._echo = sent.rstrip(b"\r\n").decode("latin-1")
-        self._buf = bytearray()
+        self._max_line = max_line
+        self._partial = bytearray()
+        self._lines: list[str] = []
+        self.overflows = 0
 
     def feed(self, data: bytes) -> list[str] | None:
-        self._buf += data
-        text = shell_text(bytes(self._buf))
-        if not PROMPT.search(text):
+        self._partial += data
+        end = self._partial.rfind(b"\n")
+        if end >= 0:
+            complete = shell_text(bytes(self._partial[: end + 1]))
+            del self._partial[: end + 1]
+            self._lines += complete.split("\n")[:-1]
+        if len(self._partial) > self._max_line:
+            self.overflows += 1
+            self._partial.clear()
+        # The prompt is the one line that does not end: it is what is left unterminated.
+        tail = shell_text(bytes(self._partial))
+        if not PROMPT.search("\n" + tail):
             return None
-        body = PROMPT.sub("", text)
         lines = []
-        for raw in body.split("\n"):
+        for raw in [*self._lines, PROMPT.sub("", "\n" + tail)]:
             stripped = PROMPT_PREFIX.sub("", raw).strip()
             if stripped and stripped != self._echo:
                 lines.append(stripped)

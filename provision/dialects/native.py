@@ -10,17 +10,28 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
+from typing import ClassVar
 
 from provision.bundle import format as bundle_format
-from provision.bundle.model import CredentialSet, Slot, SlotType
-from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
-from provision.errors import DeviceError, InputError, LinkError, PolicyError, ProvisionError
+from provision.bundle.model import CredentialSet, SlotType
+from provision.dialects import mbedtls
+from provision.dialects.base import (
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    Progress,
+    Refusal,
+    SlotInfo,
+    WriteResult,
+)
+from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
-from provision.link.host import HOST_MAX_PAYLOAD, HostLink, TransferSender, device_error
-from provision.tls.report import HandshakeReport
+from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
+from provision.link.transfer import HostTransfer, Limits
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import Transport, transport_clock
 
+NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
 
 
@@ -53,8 +64,55 @@ def frame_trace(log: TraceLog) -> Trace:
     return trace
 
 
+def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    # Our stub's TLS stack, where it has one, is mbedTLS.
+    return _one_per_tag(credentials) + mbedtls.advice(credentials)
+
+
+def _one_per_tag(credentials: CredentialSet) -> list[Refusal]:
+    seen: set[tuple[int, SlotType]] = set()
+    out = []
+    for slot in credentials:
+        if slot.key in seen:
+            out.append(
+                Refusal(
+                    "slot.duplicate",
+                    f"sec_tag {slot.sec_tag}: a native device holds one {slot.type.label} per "
+                    "sec_tag: put extra roots in other tags",
+                    slot.sec_tag,
+                    slot.type,
+                )
+            )
+        seen.add(slot.key)
+    return out
+
+
+def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+    # The native device stores the bundle's bytes as they are.
+    return {slot.key: slot.data for slot in credentials}
+
+
+PROFILE = DialectProfile(
+    dialect=NAME,
+    target="native",
+    description="our link protocol: windowed, CRC-checked, atomic commit (firmware_stub/)",
+    slot_types=frozenset(SlotType),
+    capabilities=frozenset(Capability) - {Capability.ATTESTATION},
+    refusals=_refusals,
+    stored_forms=_stored_forms,
+    encodings="the bundle as packed (DER or PEM per item); limits announced in HELLO",
+)
+# What a device must announce in HELLO for the capability to hold.
+_FEATURE_CAPABILITY = {
+    m.Feature.KEYGEN: Capability.KEYGEN,
+    m.Feature.READ: Capability.READ_BACK,
+    m.Feature.TLS_CHECK: Capability.DEVICE_TLS,
+}
+
+
 class NativeSession:
-    name = "native"
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -137,7 +195,10 @@ class NativeSession:
                     if isinstance(reply, m.Error):
                         raise device_error(reply)
                     if not isinstance(reply, expect):
-                        raise LinkError(f"{msg.TYPE.name}: unexpected answer {reply.TYPE.name}")
+                        raise LinkError(
+                            f"{msg.TYPE.name}: unexpected answer {reply.TYPE.name}",
+                            code="link.unexpected",
+                        )
                     return reply
         raise LinkError(
             f"no answer to {msg.TYPE.name} after {self.retries + 1} tries "
@@ -183,14 +244,16 @@ class NativeSession:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if slot_type.is_secret or not slot_type.is_certificate:
-            raise InputError(f"{slot_type.label} cannot be read back from a device")
+            raise InputError(
+                f"{slot_type.label} cannot be read back from a device", code="device.secret_slot"
+            )
         data = bytearray()
         while True:
             room = min(self.hello.max_payload, HOST_MAX_PAYLOAD) - 13
             reply = self._request(m.Read(sec_tag, int(slot_type), len(data), room), m.ReadData)
             assert isinstance(reply, m.ReadData)
             if reply.offset != len(data):
-                raise LinkError("READ: device answered for another offset")
+                raise LinkError("READ: device answered for another offset", code="link.unexpected")
             data += reply.data
             if len(data) >= reply.total or not reply.data:
                 return bytes(data[: reply.total])
@@ -204,9 +267,34 @@ class NativeSession:
             req = m.Delete(m.DeleteScope.SLOT, sec_tag, int(slot_type), 0)
         self._request(req, m.Ok)
 
-    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        features = self.hello.features
+        return frozenset(
+            c
+            for c in self.profile.capabilities
+            if all(features & f for f, needs in _FEATURE_CAPABILITY.items() if needs is c)
+        )
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         if not self.hello.features & m.Feature.KEYGEN:
-            raise PolicyError("this device cannot generate keys (no KEYGEN feature)")
+            raise PolicyError(
+                "this device cannot generate keys (no KEYGEN feature)", code="device.no_keygen"
+            )
+        room = min(self.hello.max_payload, HOST_MAX_PAYLOAD)
+        try:
+            size = len(m.encode(m.Keygen(sec_tag, 0, subject or ""), 0))
+        except ProvisionError:
+            size = room + 1
+        if size > room:
+            raise PolicyError(
+                f"--subject is too long for one KEYGEN request ({len(subject or '')} "
+                f"characters; the device takes frames of {room} bytes)",
+                code="keygen.subject",
+            )
+
+    def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
+        self.check_keygen(sec_tag, subject)
         csr = bytearray()
         while True:
             reply = self._request(m.Keygen(sec_tag, len(csr), subject or ""), m.Csr)
@@ -215,30 +303,17 @@ class NativeSession:
             if len(csr) >= reply.total or not reply.data:
                 return bytes(csr[: reply.total])
 
-    def stored_form(self, slot: Slot) -> bytes:
-        return slot.data  # the native device stores the bundle's bytes as they are
-
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport:
-        """TLS_CHECK: the device handshakes with its own slots (feature 0x0010: simulators)."""
-        from provision.tls import wire
-        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
-
-        server = f"{host}:{port}"
-        if not self.hello.features & m.Feature.TLS_CHECK:
-            why = f"{self.hello.firmware!r} does not announce the TLS_CHECK feature"
-            raise TLSCheckUnsupported("this device", why, sec_tag, server)
-        request = m.TlsCheck(
-            sec_tag, port, wire.tls_code(tls_version), min(int(timeout * 1000), 0xFFFF), host
-        )
-        # The device answers only when its handshake is over: wait longer than it may take.
-        saved, self.timeout = self.timeout, timeout + LINK_MARGIN
+    def request(
+        self, msg: m.Message, expect: type[m.Message], *, timeout: float | None = None
+    ) -> m.Message:
+        """One request of the caller's, retried like every other; `timeout` s per try."""
+        saved = self.timeout
+        if timeout is not None:
+            self.timeout = timeout
         try:
-            reply = self._request(request, m.TlsResult)
+            return self._request(msg, expect)
         finally:
             self.timeout = saved
-        return wire.report_from_result(server, reply)
 
     def close(self) -> None:
         self.transport.close()
@@ -247,21 +322,25 @@ class NativeSession:
     def preflight(self, credentials: CredentialSet) -> None:
         """Refuse, before any byte is sent, what this device cannot hold."""
         h = self.hello
-        keys = [s.key for s in credentials]
-        if len(set(keys)) != len(keys):
-            raise PolicyError(
-                "a native device holds one root_ca per sec_tag: put extra roots in other tags"
-            )
+        refusals = _one_per_tag(credentials)
+        if refusals:
+            raise PolicyError(refusals[0].message, code=refusals[0].code)
         for s in credentials:
             if len(s.data) > h.max_slot_size:
                 raise PolicyError(
                     f"sec_tag {s.sec_tag} {s.type.label} is {len(s.data)} bytes "
-                    f"(device slot limit {h.max_slot_size})"
+                    f"(device slot limit {h.max_slot_size})",
+                    code="size.too_large",
                 )
         if len(credentials.sec_tags) > h.max_tags:
-            raise PolicyError(f"{len(credentials.sec_tags)} sec_tags; device holds {h.max_tags}")
+            raise PolicyError(
+                f"{len(credentials.sec_tags)} sec_tags; device holds {h.max_tags}",
+                code="size.too_many_tags",
+            )
         if len(credentials) > h.max_slots:
-            raise PolicyError(f"{len(credentials)} slots; device holds {h.max_slots}")
+            raise PolicyError(
+                f"{len(credentials)} slots; device holds {h.max_slots}", code="size.too_many_slots"
+            )
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         return self.write_bundle(bundle_format.encode(credentials), progress)
@@ -272,16 +351,17 @@ class NativeSession:
         self.preflight(credentials)
         h = self.hello
         if len(bundle) > h.max_bundle:
-            raise PolicyError(f"bundle of {len(bundle)} bytes; device takes {h.max_bundle}")
+            raise PolicyError(
+                f"bundle of {len(bundle)} bytes; device takes {h.max_bundle}", code="size.too_large"
+            )
         start = self.clock()
         sent_before = self.bytes_sent
         result = self._transfer(bundle, progress)
         expected = m.set_digest([(s.sec_tag, int(s.type), s.data) for s in credentials])
         if result.set_digest != expected or result.slot_count != len(credentials):
-            raise DeviceError(
+            raise VerifyFailed(
                 "the device's digests after COMMIT differ from the bundle: run `provision "
-                "device verify` to see which slot",
-                code="device.verify_failed",
+                "device verify` to see which slot"
             )
         written = tuple(
             SlotInfo(s.sec_tag, s.type, len(s.data), hashlib.sha256(s.data).digest())
@@ -290,101 +370,39 @@ class NativeSession:
         return WriteResult(written, self.bytes_sent - sent_before, self.clock() - start)
 
     def _transfer(self, bundle: bytes, progress: Progress | None) -> m.Committed:
+        """The drive loop of one transfer: the state machine (provision.link.transfer) says
+        what to send and when to wake up; this moves the bytes and keeps the time."""
         h = self.hello
-        sha = hashlib.sha256(bundle).digest()
         chunk = min(h.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
-        rto = min(self.timeout, 0.25 + 4 * (chunk + 20) * self.byte_time)
-        sender = TransferSender(
-            random.randint(1, 0xFFFF), bundle, chunk, h.window, rto=rto, rto_max=self.timeout
+        chunks = -(-len(bundle) // chunk)
+        frame_bytes = len(bundle) + (chunks + 2) * 32
+        limits = Limits(
+            retries=self.retries,
+            timeout=self.timeout,
+            budget=2 * (self.retries + 1) * self.timeout + 4 * frame_bytes * self.byte_time + 1.0,
         )
-        frame_bytes = len(bundle) + (len(sender.chunks) + 2) * 32
-        budget = 2 * (self.retries + 1) * self.timeout + 4 * frame_bytes * self.byte_time + 1.0
-        deadline = self.clock() + budget
-        restarts = 0
-        epoch: set[int] = set()  # seqs sent since the latest BEGIN
-        begin_seq = self._begin(sender, sha, epoch)
-        commit_seq: int | None = None
-        commit_deadline = 0.0
-        commit_tries = 0
-        wait_complete = False  # after INCOMPLETE: COMMIT again only once all is held
+        transfer = HostTransfer(
+            self.link,
+            random.randint(1, 0xFFFF),
+            bundle,
+            chunk_size=chunk,
+            window=h.window,
+            rto=min(self.timeout, 0.25 + 4 * (chunk + 20) * self.byte_time),
+            limits=limits,
+            now=self.clock(),
+        )
         reported = -1
-        while True:
-            now = self.clock()
-            if now >= deadline:
-                raise LinkError(
-                    f"transfer did not finish within {budget:.1f} s "
-                    f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
-                    code="link.timeout",
-                )
-            timeouts_before = sender.timeouts
-            for data in sender.due(now):
-                seq = self.link.next_seq()
-                epoch.add(seq)
-                sender.sent(data.offset, self._send(data, seq))
-            if sender.timeouts > timeouts_before:
-                if sender.timeouts > self.retries:
-                    raise LinkError(
-                        f"the device stopped answering during the transfer "
-                        f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
-                        code="link.timeout",
-                    )
-                # Maybe the device restarted or the link dropped: BEGIN again resumes or
-                # restarts, as the device's answer will tell.
-                begin_seq = self._begin(sender, sha, epoch)
-            ready = sender.complete if wait_complete else sender.all_sent
-            if ready and commit_seq is None:
-                commit_seq = self.link.next_seq()
-                commit_deadline = self._send(m.Commit(sender.transfer_id), commit_seq) + (
-                    sender.rto
-                )
-            elif commit_seq is not None and now >= commit_deadline:
-                commit_tries += 1
-                if commit_tries > self.retries:
-                    raise LinkError("no answer to COMMIT", code="link.timeout")
-                commit_deadline = self._send(m.Commit(sender.transfer_id), commit_seq) + (
-                    self.timeout
-                )
-            waits = [t for t in (sender.next_deadline(), deadline) if t is not None]
-            if commit_seq is not None:
-                waits.append(commit_deadline)
-            for frame in self._receive(min(waits) - self.clock()):
-                msg = frame.message
-                if isinstance(msg, m.Ack):
-                    sender.on_ack(msg, self.clock(), authoritative=frame.seq == begin_seq)
-                elif isinstance(msg, m.Nak):
-                    sender.on_nak(msg, self.clock())
-                elif isinstance(msg, m.Committed) and frame.seq == commit_seq:
-                    if progress:
-                        progress(sender.total, sender.total)
-                    return msg
-                elif isinstance(msg, m.Error):
-                    code = msg.code
-                    if frame.seq == commit_seq and code == m.ErrorCode.INCOMPLETE:
-                        commit_seq = None  # send COMMIT again once everything is held
-                        wait_complete = True
-                        continue
-                    restart = code == m.ErrorCode.NO_TRANSFER and (
-                        frame.seq in epoch or frame.seq == commit_seq
-                    )
-                    if restart:
-                        restarts += 1
-                        if restarts > self.retries:
-                            raise LinkError(
-                                "the device keeps losing the transfer (restarting?)",
-                                code="link.restarts",
-                            )
-                        sender.restart()
-                        commit_seq = None
-                        begin_seq = self._begin(sender, sha, epoch)
-                    elif frame.seq in epoch or frame.seq in (begin_seq, commit_seq):
-                        raise device_error(msg)
-            if progress and sender.acked_bytes != reported:
-                reported = sender.acked_bytes
-                progress(reported, sender.total)
+        while transfer.committed is None:
+            for msg, seq in transfer.poll(self.clock()):
+                transfer.sent(msg, seq, self._send(msg, seq))
+            for frame in self._receive(transfer.wakeup() - self.clock()):
+                transfer.receive(frame, self.clock())
+                if transfer.committed is not None:
+                    break
+            if progress and transfer.acked_bytes != reported:
+                reported = transfer.acked_bytes
+                progress(reported, transfer.total)
+        return transfer.committed
 
-    def _begin(self, sender: TransferSender, sha: bytes, epoch: set[int]) -> int:
-        epoch.clear()
-        seq = self.link.next_seq()
-        epoch.add(seq)
-        self._send(sender.begin(sha), seq)
-        return seq
+
+SESSION = NativeSession

@@ -16,10 +16,20 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
-from provision.device import DeviceInfo, Progress, SlotInfo, WriteResult
+from provision.dialects import mbedtls
 from provision.dialects.at_cmng import slot_pem
+from provision.dialects.base import (
+    Capability,
+    DeviceInfo,
+    DialectProfile,
+    Progress,
+    Refusal,
+    SlotInfo,
+    WriteResult,
+)
 from provision.dialects.lines import (
     EOL,
     ShellReader,
@@ -28,8 +38,7 @@ from provision.dialects.lines import (
     probe_shell,
     read_until,
 )
-from provision.errors import DeviceError, InputError, LinkError, PolicyError
-from provision.tls.report import HandshakeReport
+from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError, StoreFull
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport
 
@@ -81,11 +90,6 @@ ADDED_TYPE: dict[str, SlotType] = {
 def stored_bytes(slot: Slot) -> tuple[bytes, str]:
     """One slot's payload as sent and the `cred add` format: PEM with `bint` (the shell adds
     the NUL mbedTLS needs to parse PEM), PSK and identity as raw bytes with `bin`."""
-    if slot.type is SlotType.KEY_PASSWORD or slot.flags & SlotFlags.ENCRYPTED:
-        raise PolicyError(
-            f"sec_tag {slot.sec_tag}: Zephyr's TLS credentials shell has no password-encrypted "
-            "client_key; provide the key unencrypted (or use the at-cmng dialect)"
-        )
     if slot.type in (SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY):
         return slot_pem(slot), "bint"
     return slot.data, "bin"
@@ -108,30 +112,94 @@ class PlannedAdd:
         return f"sec_tag {self.sec_tag} {self.slot_type.label}"
 
 
-def plan_write(credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE):
-    """The `cred add`s for a set, or PolicyError before anything is sent. Several root_ca in
+def plan_adds(
+    credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE
+) -> tuple[list[PlannedAdd], list[Refusal]]:
+    """The `cred add`s for a set, and what the shell would refuse of them. Several root_ca in
     one tag become one CA_CERT credential: the PEM certificates one after another, one NUL."""
     plans: list[PlannedAdd] = []
+    refusals: list[Refusal] = []
     for sec_tag in credentials.sec_tags:
         slots = credentials.in_tag(sec_tag)
-        roots = [s for s in slots if s.type is SlotType.ROOT_CA]
+        for slot in slots:
+            if slot.type is SlotType.KEY_PASSWORD or slot.flags & SlotFlags.ENCRYPTED:
+                refusals.append(
+                    Refusal(
+                        "key.encrypted_unsupported",
+                        f"sec_tag {slot.sec_tag}: Zephyr's TLS credentials shell has no "
+                        "password-encrypted client_key; provide the key unencrypted (or use "
+                        "the at-cmng dialect)",
+                        slot.sec_tag,
+                        slot.type,
+                    )
+                )
+        kept = [
+            s
+            for s in slots
+            if s.type is not SlotType.KEY_PASSWORD and not s.flags & SlotFlags.ENCRYPTED
+        ]
+        roots = [s for s in kept if s.type is SlotType.ROOT_CA]
         if roots:
             chain = b"".join(stored_bytes(s)[0] for s in roots)
             plans.append(PlannedAdd(sec_tag, SlotType.ROOT_CA, chain, "bint"))
-        for slot in slots:
+        for slot in kept:
             if slot.type is not SlotType.ROOT_CA:
                 payload, fmt = stored_bytes(slot)
                 plans.append(PlannedAdd(sec_tag, slot.type, payload, fmt))
     for plan in plans:
         if not plan.payload:
-            raise PolicyError(f"{plan.where}: empty content")
-        size = len(base64.b64encode(plan.payload))
-        if size >= cred_buf_size:
-            raise PolicyError(
-                f"{plan.where}: {size} base64 characters do not fit the shell's credential "
-                f"buffer ({cred_buf_size} bytes, CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE)"
+            refusals.append(
+                Refusal(
+                    "content.empty", f"{plan.where}: empty content", plan.sec_tag, plan.slot_type
+                )
             )
+        size = len(base64.b64encode(plan.payload))
+        if size >= cred_buf_size - 1:  # cred_buf_write keeps the last byte free
+            refusals.append(
+                Refusal(
+                    "size.too_large",
+                    f"{plan.where}: {size} base64 characters do not fit the shell's credential "
+                    f"buffer ({cred_buf_size} bytes, CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE)",
+                    plan.sec_tag,
+                    plan.slot_type,
+                )
+            )
+    return plans, refusals
+
+
+def plan_write(
+    credentials: CredentialSet, cred_buf_size: int = DEFAULT_CRED_BUF_SIZE
+) -> list[PlannedAdd]:
+    """The `cred add`s for a set, or PolicyError before anything is sent."""
+    plans, refusals = plan_adds(credentials, cred_buf_size)
+    if refusals:
+        raise PolicyError(refusals[0].message, code=refusals[0].code)
     return plans
+
+
+def _refusals(credentials: CredentialSet) -> list[Refusal]:
+    try:
+        return plan_adds(credentials)[1] + mbedtls.advice(credentials)
+    except ProvisionError:
+        return []  # unreadable content: the check reports it where it parses the item
+
+
+def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
+    return {(p.sec_tag, p.slot_type): p.stored for p in plan_adds(credentials)[0]}
+
+
+PROFILE = DialectProfile(
+    dialect=NAME,
+    target="zephyr",
+    description="Zephyr TLS credentials shell (base64 into a 1024-byte cred buffer)",
+    slot_types=frozenset(TYPE_KEYWORD),
+    capabilities=frozenset({Capability.READ_BACK}),
+    refusals=_refusals,
+    stored_forms=_stored_forms,
+    encodings="PEM (bint, NUL-terminated) for certificates and keys; raw bytes for PSKs",
+    # CONFIG_TLS_MAX_CREDENTIALS_NUMBER defaults to 4 (volatile backend).
+    max_items=4,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,9 +307,15 @@ def parse_list(lines: list[str]) -> list[ListedCredential]:
         if done:
             count = int(done.group(1))
     if count is None:
-        raise DeviceError("`cred list` output ended without its 'credentials found' line")
+        raise DeviceError(
+            "`cred list` output ended without its 'credentials found' line",
+            code="zephyr.garbled",
+        )
     if count != len(found):
-        raise DeviceError(f"`cred list` announced {count} credentials but listed {len(found)}")
+        raise DeviceError(
+            f"`cred list` announced {count} credentials but listed {len(found)}",
+            code="zephyr.garbled",
+        )
     return found
 
 
@@ -250,7 +324,7 @@ def parse_get(lines: list[str]) -> bytes:
     try:
         return base64.b64decode("".join(chunks), validate=True)
     except binascii.Error:
-        raise DeviceError("`cred get` output is not base64") from None
+        raise DeviceError("`cred get` output is not base64", code="zephyr.garbled") from None
 
 
 _DATA_RUN = re.compile(r"[A-Za-z0-9+/=]{12,}")
@@ -284,7 +358,8 @@ class Garbled(Exception):
 class ZephyrShellSession:
     """A conversation with a Zephyr shell that has the `cred` command."""
 
-    name = NAME
+    name: ClassVar[str] = NAME
+    profile: ClassVar[DialectProfile] = PROFILE
 
     def __init__(
         self,
@@ -337,7 +412,8 @@ class ZephyrShellSession:
             drain(self._transport, min(0.1, self._timeout))
         raise LinkError(
             f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
-            f"({attempts} attempt(s))"
+            f"({attempts} attempt(s))",
+            code="link.timeout",
         )
 
     def _trace_sent(self, data: bytes, secret: bool) -> LineSplitter | None:
@@ -392,22 +468,33 @@ class ZephyrShellSession:
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if not slot_type.is_certificate:
-            raise PolicyError(f"{slot_type.label} is never read back from a device")
+            raise PolicyError(
+                f"{slot_type.label} is never read back from a device", code="device.secret_slot"
+            )
         out = self._run(encode_get(sec_tag, slot_type), f"cred get {sec_tag}", retry=True)
         if any(t.startswith("There is no TLS credential") for t in out):
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not found on the device",
+                code="device.not_found",
+            )
         if any("isn't NULL-terminated" in t for t in out):
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not stored as PEM text")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not stored as PEM text",
+                code="zephyr.not_pem",
+            )
         return parse_get(out)
 
-    def stored_form(self, slot: Slot) -> bytes:
-        payload, fmt = stored_bytes(slot)
-        return payload + b"\x00" if fmt == "bint" else payload
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.profile.capabilities
 
-    def stored_forms(self, credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
-        return {
-            (p.sec_tag, p.slot_type): p.stored for p in plan_write(credentials, self._cred_buf_size)
-        }
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        from provision.bundle.format import decode
+
+        return self.write(decode(bundle).credentials, progress)
+
+    def check_keygen(self, sec_tag: int, subject: str | None) -> None:
+        self.keygen(sec_tag, subject)  # refuses every request: the shell has no keygen
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         plans = plan_write(credentials, self._cred_buf_size)  # PolicyError: nothing sent yet
@@ -430,7 +517,9 @@ class ZephyrShellSession:
                     if attempt == self._retries:
                         if isinstance(err, LinkError):
                             raise
-                        raise err.final or LinkError(f"{plan.where}: {err}") from None
+                        raise err.final or LinkError(
+                            f"{plan.where}: {err}", code="zephyr.garbled"
+                        ) from None
                     # Whatever the shell holds now for this slot is suspect: start over.
                     exists = (plan.sec_tag, compact) in {
                         (c.sec_tag, c.type_name) for c in self._listed(plan.sec_tag)
@@ -470,14 +559,16 @@ class ZephyrShellSession:
         if any("RX ring buffer full" in t for t in out):
             raise LinkError(
                 f"{plan.where}: the shell dropped input (RX ring buffer full); "
-                "use shorter chunks or a lower baud rate"
+                "use shorter chunks or a lower baud rate",
+                code="zephyr.rx_overflow",
             )
         if any(t.startswith("Not enough room in credential buffer") for t in out):
             raise Garbled(
                 "not enough room in the credential buffer",
                 DeviceError(
                     f"{plan.where}: Not enough room in credential buffer (the device's "
-                    "CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE is smaller than this credential)"
+                    "CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE is smaller than this credential)",
+                    code="zephyr.cred_buf_full",
                 ),
             )
         stored = next((int(m.group(1)) for t in out if (m := _STORED.match(t))), None)
@@ -503,9 +594,9 @@ class ZephyrShellSession:
             return
         message = device_message(out)
         if "Error: -12" in message or "No reference slot" in message or "heap" in message:
-            raise DeviceError(f"{plan.where}: the device's credential store is full ({message})")
+            raise StoreFull(f"{plan.where}: the device's credential store is full ({message})")
         if "already exists" in message:
-            raise DeviceError(f"{plan.where}: {message}")
+            raise DeviceError(f"{plan.where}: {message}", code="zephyr.add_failed")
         raise Garbled(f"cred add failed: {message}")
 
     def _verify(self, plan: PlannedAdd) -> SlotInfo:
@@ -524,17 +615,24 @@ class ZephyrShellSession:
         if any(t.startswith("There is no TLS credential") for t in out):
             if garbled_ok:
                 return  # gone already: what we wanted
-            raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: not found on the device")
+            raise DeviceError(
+                f"sec_tag {sec_tag} {slot_type.label}: not found on the device",
+                code="device.not_found",
+            )
         message = f"cred del answered: {device_message(out)}"
         if garbled_ok:
             raise Garbled(message)
-        raise DeviceError(f"sec_tag {sec_tag} {slot_type.label}: {message}")
+        raise DeviceError(
+            f"sec_tag {sec_tag} {slot_type.label}: {message}", code="zephyr.delete_failed"
+        )
 
     def delete(self, sec_tag: int | None, slot_type: SlotType | None) -> None:
         if slot_type is SlotType.KEY_PASSWORD:
-            raise PolicyError("Zephyr's TLS credentials shell has no key_password slot")
+            raise PolicyError(
+                "Zephyr's TLS credentials shell has no key_password slot", code="slot.unsupported"
+            )
         if sec_tag is None and slot_type is not None:
-            raise PolicyError("deleting one slot type needs a sec_tag")
+            raise PolicyError("deleting one slot type needs a sec_tag", code="device.delete_scope")
         if sec_tag is not None and slot_type is not None:
             self._delete_one(sec_tag, slot_type)
             return
@@ -545,34 +643,21 @@ class ZephyrShellSession:
     def keygen(self, sec_tag: int, subject: str | None = None) -> bytes:
         raise PolicyError(
             "the Zephyr TLS credentials shell has no keygen: generate the key on the host "
-            "(provision pki) or use a dialect with on-device keygen (native, at-cmng)"
+            "(provision pki) or use a dialect with on-device keygen (native, at-cmng)",
+            code="device.no_keygen",
         )
 
-    def tls_check(
-        self, sec_tag: int, host: str, port: int, *, tls_version: str | None, timeout: float
-    ) -> HandshakeReport:
-        """Simulated shells only (`cred tlscheck`, docs/tls-check.md): the device does a
-        mutual-TLS handshake with its own credentials of `sec_tag`. Zephyr's real `cred`
-        command has no such subcommand."""
-        from provision.tls import wire
-        from provision.tls.device_check import LINK_MARGIN, TLSCheckUnsupported
-
-        text = wire.encode_shell(sec_tag, host, port, tls_version)
-        saved, self._timeout = self._timeout, timeout + LINK_MARGIN
+    def command_output(self, text: str, timeout: float) -> list[str]:
+        """One command line of the caller's (a simulator's test command, for instance), sent
+        once; its output lines up to the next prompt."""
+        saved, self._timeout = self._timeout, timeout
         try:
-            out = self._run(line(text), "cred tlscheck")
+            return self._run(line(text), text.split(" ", 2)[0])
         finally:
             self._timeout = saved
-        for text_line in out:
-            if wire.is_report_line(text_line, wire.SHELL_PREFIX):
-                try:
-                    return wire.parse_report_line(text_line, wire.SHELL_PREFIX)
-                except InputError as err:
-                    raise DeviceError(f"cred tlscheck: {err.message}") from None
-        why = (
-            f"its shell answers `{device_message(out)}` to cred tlscheck, a simulator-only command"
-        )
-        raise TLSCheckUnsupported("this Zephyr device", why, sec_tag, f"{host}:{port}")
 
     def close(self) -> None:
         self._transport.close()
+
+
+SESSION = ZephyrShellSession

@@ -2,7 +2,7 @@
 
     station = "line1-st3"
     registry = "line.sqlite"              # or postgresql://… shared by the line's stations
-    dialect = "native"                    # any of provision.device.DIALECTS, or auto
+    dialect = "native"                    # any of provision.dialects.DIALECTS, or auto
     ports = ["/dev/ttyUSB*"]              # paths, globs, pyserial URLs, sim:// or jig:// URLs
     baud = 115200
     flow = "host-key"                     # or "device-keygen": the key never leaves the device
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.bundle.model import MAX_SEC_TAG
-from provision.device import DIALECTS
+from provision.dialects import DIALECTS
 from provision.errors import InputError
 from provision.line.proof import ProofConfig, proof_from_dict
 from provision.pki.authority import SubjectTemplate

@@ -139,7 +139,20 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     proof: ProofResult | None = None
     bytes_sent = 0
     touched = False
+    device_uuid: str | None = None
     try:
+        # Allocated with the claim: the registry's counter keeps serials unique across every
+        # station sharing it, at no extra commit.
+        serial = claim.serial
+        subject = cfg.subject.format(device_id=device_id)
+        checked = None
+        # Validated before anything on the device changes (the clean-up included).
+        if cfg.flow == "host-key":
+            step(Step.ISSUE)
+            issued = ctx.issuer.issue_with_key(device_id, serial)
+            checked = dev.preflight(issued.credentials)
+        else:
+            dev.check_keygen(cfg.client_tag, subject)
         step(Step.CLEAN)
         # Leftovers of an earlier, interrupted attempt (or an old provisioning) go first.
         tags = {t.sec_tag for t in cfg.layout}
@@ -147,29 +160,23 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             touched = True
             for tag in sorted(tags):
                 dev.delete(tag)
-        # Allocated with the claim: the registry's counter keeps serials unique across every
-        # station sharing it, at no extra commit.
-        serial = claim.serial
-        if cfg.flow == "host-key":
-            step(Step.ISSUE)
-            issued = ctx.issuer.issue_with_key(device_id, serial)
+        if issued is not None:
             to_write = issued.credentials
         else:
             step(Step.KEYGEN)
             touched = True
-            csr = dev.keygen(cfg.client_tag, cfg.subject.format(device_id=device_id))
+            csr = dev.keygen(cfg.client_tag, subject)
+            # A dialect with signed keygen (nRF91) has checked the CSR digest; its UUID is
+            # the device's name in nRF Cloud.
+            attestation = dev.keygen_attestation()
+            device_uuid = attestation.device_uuid if attestation is not None else None
             step(Step.ISSUE)
             issued = ctx.issuer.issue_for_csr(device_id, csr, serial)
             to_write = issued.public
         step(Step.WRITE)
         touched = True
-        bytes_sent = dev.write(to_write).bytes_sent
-        step(Step.VERIFY)
-        report = dev.verify(to_write)
-        if not report.ok:
-            raise DeviceError(
-                f"verify after write: {'; '.join(report.mismatches)}", code="device.verify"
-            )
+        # Written and verified (a failed verify is VerifyFailed, as from `device write`).
+        bytes_sent = dev.provision(to_write, checked=checked).bytes_sent
         # Host keys were part of the verified set; a device-made key must still be there.
         if cfg.flow != "host-key" and not _key_present(dev, cfg.client_tag):
             raise DeviceError(
@@ -186,7 +193,10 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
                 note = f"proof skipped: the device cannot run a TLS handshake ({proof.detail})"
         step(Step.RECORD)
         ctx.registry.record(
-            registry_entry(ctx, issued, device_id, started, Result.OK, proof=proof), claim=claim
+            registry_entry(
+                ctx, issued, device_id, started, Result.OK, proof=proof, device_uuid=device_uuid
+            ),
+            claim=claim,
         )
         return outcome(
             Status.OK,
@@ -226,6 +236,7 @@ def registry_entry(
     result: Result,
     code: str | None = None,
     proof: ProofResult | None = None,
+    device_uuid: str | None = None,
 ) -> Entry:
     return Entry(
         device_id=device_id,
@@ -242,6 +253,7 @@ def registry_entry(
         error_code=code,
         cert_pem=issued.cert_pem if issued else None,
         proof=proof.text() if proof else None,
+        device_uuid=device_uuid,
     )
 
 

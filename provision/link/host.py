@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from provision.errors import DeviceError, PolicyError, ProvisionError
+from provision.errors import DeviceError, PolicyError, ProvisionError, StoreFull
 from provision.link import framing
 from provision.link import messages as m
 
@@ -82,6 +82,8 @@ def device_error(err: m.Error) -> ProvisionError:
     except ValueError:
         request = f"0x{err.request:02x}"
     detail = f" ({err.detail})" if err.detail else ""
+    if err.code == m.ErrorCode.NO_SPACE:
+        return StoreFull(f"{request}: {text}{detail}")
     cls = PolicyError if err.code in _POLICY else DeviceError
     return cls(f"{request}: {text}{detail}", code=f"device.{name}")
 

@@ -55,7 +55,7 @@ def read_input(path: Path, what: str) -> bytes:
 def _check_destination(out: OutputFile, force: bool) -> None:
     path = out.path
     if path.is_dir():
-        raise InputError(f"{path}: is a directory")
+        raise InputError(f"{path}: is a directory; give a file name")
     if path.exists() and not force:
         what = "key file" if out.is_key else "file"
         raise OverwriteError(f"{path}: {what} exists; use --force to overwrite")
@@ -64,6 +64,8 @@ def _check_destination(out: OutputFile, force: bool) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"{existing}: not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{existing}: folder is not writable")
 
 
 def _make_parents(outputs: list[OutputFile]) -> list[Path]:
@@ -81,19 +83,27 @@ def _make_parents(outputs: list[OutputFile]) -> list[Path]:
     return created[::-1]
 
 
-def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
-    """Write every file or none. Existing files are refused unless `force`."""
+def check_outputs(outputs: list[OutputFile], *, force: bool) -> None:
+    """Everything write_outputs would refuse, found without writing: callers that make
+    something irreversible first (a key in a device) check their outputs before."""
     if any(is_stdio(o.path) for o in outputs):
         if len(outputs) != 1:
             raise InputError("- (standard output) takes a single output file")
-        sys.stdout.buffer.write(outputs[0].data)
-        sys.stdout.buffer.flush()
         return
     paths = [o.path.resolve() for o in outputs]
     if len(set(paths)) != len(paths):
         raise InputError("two outputs would be written to the same file")
     for out in outputs:
         _check_destination(out, force)
+
+
+def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
+    """Write every file or none. Existing files are refused unless `force`."""
+    check_outputs(outputs, force=force)
+    if any(is_stdio(o.path) for o in outputs):
+        sys.stdout.buffer.write(outputs[0].data)
+        sys.stdout.buffer.flush()
+        return
     staged: list[tuple[str, OutputFile]] = []
     placed: list[Path] = []
     created: list[Path] = []

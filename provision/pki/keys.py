@@ -141,8 +141,11 @@ def serialize_private_key(
     *,
     encoding: Literal["pem", "der"] = "pem",
     password: bytes | None = None,
+    traditional: bool = False,
 ) -> bytes:
-    """PKCS#8, encrypted with the best available algorithm when a password is given."""
+    """PKCS#8, encrypted with the best available algorithm when a password is given;
+    `traditional`: SEC1 / PKCS#1 ("BEGIN EC/RSA PRIVATE KEY"), unencrypted, as Espressif's
+    esp_secure_cert tool stores keys."""
     if encoding not in ("pem", "der"):
         raise InputError(f"unknown key encoding {encoding!r} (pem or der)")
     enc = serialization.Encoding.PEM if encoding == "pem" else serialization.Encoding.DER
@@ -151,6 +154,10 @@ def serialize_private_key(
         if password
         else serialization.NoEncryption()
     )
+    if traditional:
+        return key.private_bytes(
+            enc, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
     return key.private_bytes(enc, serialization.PrivateFormat.PKCS8, algorithm)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from provision.errors import RegistryError
 
-SCHEMA_VERSION = 2  # 2: records.proof (the post-write mTLS proof)
+SCHEMA_VERSION = 3  # 2: records.proof (the post-write mTLS proof); 3: records.device_uuid
 WRITE_LOCK_TIMEOUT = 30.0  # seconds a SQLite writer waits for another process's transaction
 
 # Same text on both backends: SQLite maps BIGINT to INTEGER and DOUBLE PRECISION to REAL.
@@ -43,7 +43,8 @@ SCHEMA = (
         cert_pem TEXT,
         prev_hash TEXT NOT NULL,
         row_hash TEXT NOT NULL,
-        proof TEXT)""",
+        proof TEXT,
+        device_uuid TEXT)""",
     "CREATE INDEX IF NOT EXISTS records_device ON records (device_id, seq)",
     # The last row of the chain: deleting rows at the end of `records` is caught here.
     """CREATE TABLE IF NOT EXISTS chain_head (
@@ -65,6 +66,7 @@ SCHEMA = (
 # write lock, once; a row written before keeps its hash: see records.OPTIONAL_HASHED_FIELDS).
 MIGRATIONS = {
     2: ("ALTER TABLE records ADD COLUMN proof TEXT",),
+    3: ("ALTER TABLE records ADD COLUMN device_uuid TEXT",),
 }
 SEED = (
     "INSERT INTO meta (id, schema_version) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",

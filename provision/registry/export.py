@@ -1,5 +1,12 @@
 """Export for cloud onboarding: one row per provisioned device, its certificate and fingerprint.
 
+Formats: our own `csv` and `json`; `nrfcloud`, the onboarding CSV nRF Cloud takes and
+nrfcloud-utils' `save_onboarding_csv` writes (no header; device id, subtype, tags, firmware
+types, certificate PEM; `csv.writer` with LF line ends and minimal quoting); `aws-iot`, one
+JSON object per line, each the request body of AWS IoT's RegisterCertificateWithoutCA
+(`aws iot register-certificate-without-ca --cli-input-json "$line"`, multi-account
+registration). Sources in docs/factory-line.md.
+
 Written as a stream (records come from the database in batches), to a temporary file that
 replaces the destination only once complete.
 """
@@ -19,7 +26,13 @@ from typing import TextIO
 from provision.errors import InputError, OverwriteError
 from provision.registry.records import Record
 
-FORMATS = ("csv", "json")
+FORMATS = ("csv", "json", "nrfcloud", "aws-iot")
+# nrfcloud-utils device_credentials_installer defaults: no subtype, no tags, FOTA of the
+# application and the modem.
+NRFCLOUD_SUBTYPE = ""
+NRFCLOUD_TAGS = ""
+NRFCLOUD_FW_TYPES = "APP|MODEM"
+AWS_IOT_STATUS = "ACTIVE"
 FIELDS = (
     "device_id",
     "cert_serial",
@@ -29,6 +42,7 @@ FIELDS = (
     "station",
     "finished_at",
     "cert_pem",
+    "device_uuid",
 )
 
 
@@ -42,14 +56,47 @@ def _row(rec: Record) -> dict[str, object]:
         "station": rec.station,
         "finished_at": rec.finished_at,
         "cert_pem": rec.cert_pem,
+        "device_uuid": rec.device_uuid,
     }
 
 
+def nrfcloud_device_id(rec: Record) -> str:
+    """The id nRF Cloud knows the device by: its certificate's common name (what it presents,
+    and what nrfcloud-utils takes from the CSR), else the device UUID, else our device id."""
+    if rec.cert_pem:
+        from provision.pki.certs import common_name, load_certificate
+
+        found = common_name(load_certificate(rec.cert_pem.encode(), "registry certificate").subject)
+        if found:
+            return found
+    return rec.device_uuid or rec.device_id
+
+
 def write_export(records: Iterable[Record], fmt: str, out: TextIO) -> int:
-    """Write `records` as csv or json to `out`; return how many were written."""
+    """Write `records` in `fmt` (FORMATS) to `out`; return how many were written."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r} (valid: {', '.join(FORMATS)})")
     count = 0
+    if fmt == "nrfcloud":
+        writer = csv.writer(out, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        for rec in records:
+            writer.writerow(
+                [
+                    nrfcloud_device_id(rec),
+                    NRFCLOUD_SUBTYPE,
+                    NRFCLOUD_TAGS,
+                    NRFCLOUD_FW_TYPES,
+                    rec.cert_pem or "",
+                ]
+            )
+            count += 1
+        return count
+    if fmt == "aws-iot":
+        for rec in records:
+            body = {"certificatePem": rec.cert_pem or "", "status": AWS_IOT_STATUS}
+            out.write(json.dumps(body) + "\n")
+            count += 1
+        return count
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()

@@ -46,6 +46,9 @@ class Entry:
     # The post-write mTLS proof as compact JSON (provision.line.proof), None when the station
     # does not ask for one.
     proof: str | None = None
+    # The device's own UUID where its dialect reports one (an nRF91 modem's, from the signed
+    # %KEYGEN attestation): nRF Cloud knows the device by it.
+    device_uuid: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "result", Result(self.result))
@@ -76,7 +79,8 @@ class Record(Entry):
 
 
 # The fields the hash covers. Adding a field is a schema version bump; a field added later
-# (`proof`, schema 2) is hashed only when set, so rows written before it keep their hashes.
+# (`proof`, schema 2; `device_uuid`, schema 3) is hashed only when set, so rows written before
+# it keep their hashes.
 HASHED_FIELDS = (
     "seq",
     "device_id",
@@ -92,7 +96,7 @@ HASHED_FIELDS = (
     "error_code",
     "cert_pem",
 )
-OPTIONAL_HASHED_FIELDS = ("proof",)
+OPTIONAL_HASHED_FIELDS = ("proof", "device_uuid")
 
 
 def row_hash(entry: Entry, seq: int, prev_hash: str) -> str:

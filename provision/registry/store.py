@@ -41,7 +41,8 @@ from provision.registry.records import (
 
 _COLUMNS = (
     "seq, device_id, result, station, operator, started_at, finished_at, cert_serial, "
-    "cert_sha256, root_sha256, sec_tags, error_code, cert_pem, prev_hash, row_hash, proof"
+    "cert_sha256, root_sha256, sec_tags, error_code, cert_pem, prev_hash, row_hash, proof, "
+    "device_uuid"
 )
 # A claim older than this is taken to belong to a station that died mid-device.
 DEFAULT_LEASE_SECONDS = 900.0
@@ -71,7 +72,8 @@ class ChainReport:
 
 def _record(row: tuple[Any, ...]) -> Record:
     (seq, device_id, result, station, operator, started, finished, serial) = row[:8]
-    (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash, proof) = row[8:]
+    (cert_sha, root_sha, tags, error_code, cert_pem, prev_hash, this_hash, proof) = row[8:16]
+    device_uuid = row[16] if len(row) > 16 else None
     return Record(
         device_id=device_id,
         result=Result(result),
@@ -86,6 +88,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         error_code=error_code,
         cert_pem=cert_pem,
         proof=proof,
+        device_uuid=device_uuid,
         seq=int(seq),
         prev_hash=prev_hash,
         row_hash=this_hash,
@@ -295,6 +298,7 @@ class Registry:
             prev,
             digest,
             entry.proof,
+            entry.device_uuid,
         )
 
     # -- reading --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A simulated nRF91 modem behind NCS's AT host: AT%CMNG, AT%KEYGEN, +CFUN, +CMEE, +CGSN.
+"""A simulated nRF91 modem behind NCS's AT host: AT%CMNG, AT%KEYGEN, AT%ATTESTTOKEN,
+AT%CERTEXPIRY, +CFUN, +CMEE, +CGSN.
 
 Sans-IO: `receive_data(bytes) -> bytes` runs the byte-level state machine of
 nRF Connect SDK lib/at_host/at_host.c (termination outside quotes only, backspace, a
@@ -12,8 +13,8 @@ Storage is a `store` with `entries() -> Mapping[(sec_tag, type), bytes]` and
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,13 +33,18 @@ INTERNAL_ENTRIES: dict[tuple[int, int], bytes] = {
     (4294967293, 10): b"nordic identity root ca (simulated)",
     (4294967294, 6): b"device identity public key (simulated)",
 }
-# An unsigned COSE_Sign1 (tag 18, protected {1: -7}, {}, nil payload, empty signature): the
-# simulator has no device identity key to sign with.
-COSE_PLACEHOLDER = bytes.fromhex("d28443a10126a0f640")
+# The device identity (attestation) key signs %KEYGEN and %ATTESTTOKEN replies. A real modem
+# holds it in its secure domain; the simulator keeps it in its flash under a type no %CMNG
+# command reaches, made at first use, and lists its public key as the type 6 entry.
+IDENTITY_TAG = 4294967294
+IDENTITY_PUBLIC_TYPE = 6
+ATTEST_KEY_TYPE = 0xF1
 # The modem keeps a client key's <passwd> with the key (its TLS stack needs it). The simulator
 # stores it in flash under this type, committed together with the key, and never lists,
 # reads or deletes it on its own.
 PASSWD_TYPE = 0xF2
+HIDDEN_TYPES = frozenset({PASSWD_TYPE, ATTEST_KEY_TYPE})
+DEFAULT_UUID = "50503041-3633-4261-803d-1e2b8f70111a"
 
 Store = object  # duck-typed: entries() / commit(changes)
 Keygen = Callable[[str | None], tuple[bytes, bytes]]  # attributes → (key PEM, CSR DER)
@@ -66,11 +72,14 @@ class AtCmngOptions:
     imei: str = "352656100367872"
     firmware: str = "mfw_nrf91x1_2.0.2"
     model: str = "nRF9151-LACA"
-    uuid: str = "50503041-3633-4261-803d-1e2b8f70111a"  # %KEYGEN's default CSR CN
+    uuid: str = DEFAULT_UUID  # device UUID: %KEYGEN's default CSR CN, in every token
     cfun: int = 0  # mode after boot; an application that connected at start leaves 1
     echo: bool = False  # the AT host does not echo; ATE1 turns a simulated echo on
     termination: str = "crlf"  # CONFIG_AT_HOST_TERMINATION: "cr", "lf", "crlf" or "null"
-    crlf_invalid: bool = True  # mfw 2.0.2 field report: CRLF inside PEM → 527
+    cmd_buff_size: int = AT_BUF_SIZE  # CONFIG_AT_HOST_CMD_MAX_LEN: overflow dropped silently
+    # Off: content is stored byte for byte, CR LF included, as Nordic's production installer
+    # (nrfcloud-utils) relies on. On: the one mfw 2.0.2 field report (CRLF PEM → 527).
+    crlf_invalid: bool = False
     write_overwrites: bool = True  # NCS modem_key_mgmt_write: "Write or update"; False → 519
     capacity: int = 64 * 1024  # bytes of credential storage before 515
     pofwarn: bool = False  # an active %XPOFWARN power-off warning: writes refused with 528
@@ -172,7 +181,7 @@ class AtCmngModem:
             if not self._inside_quotes and self._terminates(byte):
                 out += self._send()
                 continue
-            if len(self._buf) + 1 > AT_BUF_SIZE - 1:
+            if len(self._buf) + 1 > self.options.cmd_buff_size - 1:
                 self.dropped += 1  # at_host logs "Buffer overflow" and drops the byte
                 continue
             self._buf.append(byte)
@@ -236,6 +245,10 @@ class AtCmngModem:
             return self._tlscheck(body[len("#XTLSCHECK=") :])
         if ubody.startswith("%KEYGEN="):
             return self._keygen_cmd(body[8:])
+        if ubody == "%ATTESTTOKEN" or ubody.startswith("%ATTESTTOKEN="):
+            return self._attesttoken(body[len("%ATTESTTOKEN") :])
+        if ubody.startswith("%CERTEXPIRY="):
+            return self._certexpiry(body[len("%CERTEXPIRY=") :])
         return [], "ERROR"
 
     def _cmee(self, rest: str) -> tuple[list[str], str]:
@@ -257,8 +270,33 @@ class AtCmngModem:
 
     def _entries(self) -> dict[tuple[int, int], bytes]:
         entries = dict(INTERNAL_ENTRIES)
-        entries.update((k, v) for k, v in self.store.entries().items() if k[1] != PASSWD_TYPE)
+        stored = self.store.entries()
+        key = stored.get((IDENTITY_TAG, ATTEST_KEY_TYPE))
+        if key is not None:
+            from provision.pki.es256 import public_pem
+
+            entries[(IDENTITY_TAG, IDENTITY_PUBLIC_TYPE)] = public_pem(key)
+        entries.update((k, v) for k, v in stored.items() if k[1] not in HIDDEN_TYPES)
         return entries
+
+    def _used(self, entries: Mapping[tuple[int, int], bytes], but: tuple[int, int]) -> int:
+        """Bytes of user credentials (what `capacity` limits), `but` one key."""
+        return sum(len(v) for k, v in entries.items() if k != but and k[1] != ATTEST_KEY_TYPE)
+
+    def _identity_key(self) -> tuple[bytes, dict[tuple[int, int], bytes | None]]:
+        """(the attestation key PEM, the flash change that creates it if it is new)."""
+        key = self.store.entries().get((IDENTITY_TAG, ATTEST_KEY_TYPE))
+        if key is not None:
+            return key, {}
+        from provision.pki.es256 import generate_pem
+
+        key = generate_pem()
+        return key, {(IDENTITY_TAG, ATTEST_KEY_TYPE): key}
+
+    def _sign(self, key_pem: bytes) -> Callable[[bytes], bytes]:
+        from provision.pki.es256 import sign
+
+        return lambda data: sign(key_pem, data)
 
     def _cmng(self, args: str) -> tuple[list[str], str]:
         params = split_params(args)
@@ -318,8 +356,7 @@ class AtCmngModem:
         entries = self.store.entries()
         if key in entries and not self.options.write_overwrites:
             return self._error(519)
-        used = sum(len(v) for k, v in entries.items() if k != key)
-        if used + len(content) > self.options.capacity:
+        if self._used(entries, key) + len(content) > self.options.capacity:
             return self._error(515)
         changes: dict[tuple[int, int], bytes | None] = {key: content}
         if cred_type == 2:
@@ -356,7 +393,7 @@ class AtCmngModem:
         refusal = self._refuse_change(sec_tag)
         if refusal is not None:
             return self._error(refusal)
-        if cred_type == PASSWD_TYPE or (sec_tag, cred_type) not in self.store.entries():
+        if cred_type in HIDDEN_TYPES or (sec_tag, cred_type) not in self.store.entries():
             return self._error(513)
         changes: dict[tuple[int, int], bytes | None] = {(sec_tag, cred_type): None}
         if cred_type == 2:
@@ -393,6 +430,8 @@ class AtCmngModem:
         refusal = self._refuse_change(sec_tag)
         if refusal is not None:
             return self._error(refusal)
+        from provision.dialects import nrf_attestation as att
+
         try:
             if self._keygen is not None:
                 key_pem, csr_der = self._keygen(attributes)
@@ -402,18 +441,90 @@ class AtCmngModem:
         except Exception:
             return self._error(523)
         entries = self.store.entries()
-        used = sum(len(v) for k, v in entries.items() if k != (sec_tag, 2))
-        if used + len(key_pem) > self.options.capacity:
+        if self._used(entries, (sec_tag, 2)) + len(key_pem) > self.options.capacity:
             return self._error(515)
+        identity_key, changes = self._identity_key()
+        message_type = att.MSG_CSR if response == 0 else att.MSG_PUBLIC_KEY
+        payload = att.keygen_payload(
+            message_type, self.options.uuid, sec_tag, body, os.urandom(att.NONCE_SIZE)
+        )
+        cose = att.cose_sign1(payload, self._sign(identity_key))
         self._work += self._keygen_s
-        if not self._commit({(sec_tag, 2): key_pem, (sec_tag, PASSWD_TYPE): None}):
+        changes.update({(sec_tag, 2): key_pem, (sec_tag, PASSWD_TYPE): None})
+        if not self._commit(changes):
             return self._error(515)
-        token = f"{_b64url(body)}.{_b64url(COSE_PLACEHOLDER)}"
-        return [f'%KEYGEN: "{token}"'], "OK"
+        return [f'%KEYGEN: "{att.b64url(body)}.{att.b64url(cose)}"'], "OK"
+
+    def _attesttoken(self, rest: str) -> tuple[list[str], str]:
+        """%ATTESTTOKEN[=<challenge>]: the device identity message, signed (detached)."""
+        from provision.dialects import nrf_attestation as att
+
+        nonce = os.urandom(att.NONCE_SIZE)
+        if rest:
+            params = split_params(rest[1:]) if rest.startswith("=") else None
+            if not params or len(params) != 1:
+                return self._error(50)
+            challenge = params[0][0]
+            if not re.fullmatch(r"[0-9A-Fa-f]{32}", challenge):
+                return self._error(50)
+            nonce = bytes.fromhex(challenge)
+        identity_key, changes = self._identity_key()
+        if changes and not self._commit(changes):
+            return self._error(515)
+        message = att.identity_message(
+            self.options.uuid,
+            att.device_type_for(self.options.model),
+            _firmware_uuid(self.options.firmware),
+            nonce,
+        )
+        cose = att.cose_sign1(None, self._sign(identity_key), detached=message)
+        return [f'%ATTESTTOKEN: "{att.b64url(message)}.{att.b64url(cose)}"'], "OK"
+
+    def _certexpiry(self, args: str) -> tuple[list[str], str]:
+        """%CERTEXPIRY=<sec_tag>,<type>: serial, notBefore, notAfter of a stored certificate."""
+        params = split_params(args)
+        if not params or len(params) != 2 or any(quoted for _, quoted in params):
+            return self._error(50)
+        if not all(value.isdigit() for value, _ in params):
+            return self._error(50)
+        sec_tag, cred_type = (int(value) for value, _ in params)
+        if cred_type not in (0, 1, 10):
+            return self._error(50)
+        data = self._entries().get((sec_tag, cred_type))
+        if data is None:
+            return self._error(513)
+        from provision.errors import InputError
+        from provision.pki.certs import load_certificates
+
+        try:
+            cert = load_certificates(data, f"sec_tag {sec_tag}")[0]
+        except (InputError, IndexError):
+            return self._error(527)
+        serial = format(cert.serial_number, "X")
+        serial = serial.zfill(len(serial) + len(serial) % 2)
+        stamp = "%Y%m%d%H%M%SZ"
+        not_before = cert.not_valid_before_utc.strftime(stamp)
+        not_after = cert.not_valid_after_utc.strftime(stamp)
+        return [f"%CERTEXPIRY: {serial},{not_before},{not_after}"], "OK"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _firmware_uuid(firmware: str) -> str:
+    """A stable firmware UUID per firmware version string (a real modem reports its build's)."""
+    import uuid
+
+    return str(uuid.UUID(bytes=hashlib.sha256(f"fw-{firmware}".encode()).digest()[:16]))
+
+
+def derive_uuid(basis: str) -> str:
+    """A version-4-shaped device UUID from a seed or uid, so simulated devices differ."""
+    import uuid
+
+    return str(uuid.UUID(bytes=hashlib.sha256(f"uuid-{basis}".encode()).digest()[:16], version=4))
+
+
+def derive_imei(basis: str) -> str:
+    digits = int(hashlib.sha256(f"imei-{basis}".encode()).hexdigest(), 16) % 10**13
+    return f"35{digits:013d}"
 
 
 def _decrypts(content: bytes, password: bytes) -> bool:
@@ -462,6 +573,8 @@ def options_from_strings(values: Mapping[str, str], cls: type, seed: int = 0) ->
                 kwargs[name] = _BOOL[raw.lower()]
             elif kind is int:
                 kwargs[name] = int(raw)
+                if kwargs[name] < 0:  # sizes, counts, modes: never negative
+                    raise ValueError
             else:
                 kwargs[name] = raw
         except (KeyError, ValueError):
@@ -469,13 +582,55 @@ def options_from_strings(values: Mapping[str, str], cls: type, seed: int = 0) ->
     return cls(**kwargs)
 
 
+def describe_options(cls: type) -> dict[str, str]:
+    """A device options dataclass as sim option descriptions (the table `provision sim` and
+    sim:// URLs share)."""
+    from dataclasses import fields
+
+    return {f.name: f"default {f.default!r}" for f in fields(cls)}
+
+
+UID_OPTION = {"uid": "device id the IMEI and UUID derive from (default: the seed)"}
+OPTIONS = {**describe_options(AtCmngOptions), **UID_OPTION}
+OPTIONS["uuid"] = "device UUID (default: derived from uid or seed)"
+OPTIONS["imei"] = "IMEI, 15 digits (default: derived from uid or seed)"
+
+
+def identity_defaults(values: dict[str, str], seed: int) -> dict[str, str]:
+    """`imei` and `uuid` derived from the sim's `uid` (when given) or its seed, unless set:
+    every simulated modem has its own, as every real one does."""
+    uid = values.pop("uid", None)
+    if uid is not None and not uid:
+        from provision.errors import InputError
+
+        raise InputError("sim option uid is empty")
+    values.setdefault("imei", derive_imei(f"uid-{uid}" if uid else str(seed)))
+    values.setdefault("uuid", derive_uuid(f"uid-{uid}" if uid else f"seed-{seed}"))
+    return values
+
+
+def check_modem_options(options: AtCmngOptions) -> None:
+    import uuid
+
+    from provision.errors import InputError
+
+    try:
+        uuid.UUID(options.uuid)
+    except ValueError:
+        raise InputError(f"sim option uuid={options.uuid!r} is not a UUID") from None
+    if not re.fullmatch(r"\d{15}", options.imei):
+        raise InputError(f"sim option imei={options.imei!r} is not 15 digits")
+    if options.termination not in ("cr", "lf", "crlf", "null"):
+        raise InputError(f"sim option termination={options.termination!r}: cr, lf, crlf or null")
+    if options.cmd_buff_size < 16 or options.capacity < 0:
+        raise InputError("sim options cmd_buff_size (at least 16) and capacity must fit a command")
+
+
 def create(ctx) -> AtCmngModem:  # ctx: provision.sim.serve.SimContext
     """Factory for `sim://at-cmng?...` and `provision sim --dialect at-cmng`."""
-    values = dict(ctx.options)
-    if "imei" not in values:
-        digits = int(hashlib.sha256(f"imei-{ctx.seed}".encode()).hexdigest(), 16) % 10**13
-        values["imei"] = f"35{digits:013d}"
+    values = identity_defaults(dict(ctx.options), ctx.seed)
     options = options_from_strings(values, AtCmngOptions)
+    check_modem_options(options)  # type: ignore[arg-type]
     modem = AtCmngModem(ctx.store, options)  # type: ignore[arg-type]
     modem._keygen_s = ctx.profile.keygen_ms / 1e3
     return modem

@@ -16,7 +16,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, fields
 
-from provision.sim.at_cmng import AtCmngModem, AtCmngOptions, MemoryStore, options_from_strings
+from provision.sim.at_cmng import OPTIONS as modem_table
+from provision.sim.at_cmng import (
+    AtCmngModem,
+    AtCmngOptions,
+    MemoryStore,
+    check_modem_options,
+    describe_options,
+    identity_defaults,
+    options_from_strings,
+)
 from provision.sim.zephyr_shell import ZephyrShellDevice, ZephyrShellOptions
 
 E2BIG = 7
@@ -210,6 +219,10 @@ def _crlf(text: str) -> str:
     return text.replace("\n", "\r\n")
 
 
+# The shell's options and the modem's behind it, in one query (`echo` is the shell's).
+OPTIONS = {**modem_table, **describe_options(AtShellOptions)}
+
+
 def create(ctx) -> AtShellDevice:  # ctx: provision.sim.serve.SimContext
     """Factory for `sim://at-shell?...` and `provision sim --dialect at-shell`: shell options
     (AtShellOptions) and modem options (AtCmngOptions) in one query."""
@@ -218,22 +231,23 @@ def create(ctx) -> AtShellDevice:  # ctx: provision.sim.serve.SimContext
     shell_names = {f.name for f in fields(AtShellOptions)}
     modem_names = {f.name for f in fields(AtCmngOptions)}
     values = dict(ctx.options)
-    unknown = set(values) - shell_names - modem_names
+    unknown = set(values) - shell_names - modem_names - {"uid"}
     if unknown:
         valid = ", ".join(sorted(shell_names | modem_names))
         raise InputError(f"unknown at-shell option {sorted(unknown)[0]!r} (valid: {valid})")
     shell = {k: v for k, v in values.items() if k in shell_names}
     # `echo` is the shell's (the modem behind nrf_modem_at_cmd never echoes).
     modem = {k: v for k, v in values.items() if k in modem_names - shell_names}
+    if "uid" in values:
+        modem["uid"] = values["uid"]
     if "device_id" not in shell:
         shell["device_id"] = hashlib.sha256(f"at-shell-{ctx.seed}".encode()).hexdigest()[:16]
-    if "imei" not in modem:
-        digits = int(hashlib.sha256(f"imei-{ctx.seed}".encode()).hexdigest(), 16) % 10**13
-        modem["imei"] = f"35{digits:013d}"
+    identity_defaults(modem, ctx.seed)
     device = AtShellDevice(
         ctx.store,
         options_from_strings(shell, AtShellOptions),  # type: ignore[arg-type]
         options_from_strings(modem, AtCmngOptions),  # type: ignore[arg-type]
     )
+    check_modem_options(device.modem.options)
     device.modem._keygen_s = ctx.profile.keygen_ms / 1e3
     return device

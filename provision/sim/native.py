@@ -40,9 +40,10 @@ class NativeDevice:
                 raise InputError(
                     f"{opts['signer']}: cannot read signer key: {err.strerror}"
                 ) from None
-        self.keygen_enabled = opts.get("keygen", "1") != "0"
+            _check_signer(self.signer, opts["signer"])
+        self.keygen_enabled = _flag(opts, "keygen")
         # `tls=0`: a device without the TLS check, like the C stub or a real board.
-        self.tls_enabled = opts.get("tls", "1") != "0"
+        self.tls_enabled = _flag(opts, "tls")
         self._work = 0.0
         self._reset_requested = False
         self.protocol = self._new_protocol()
@@ -208,6 +209,31 @@ class NativeDevice:
             timeout=max(msg.timeout_ms, 100) / 1000,
         )
         return m.TlsResult(**wire.result_fields(report, host_payload))
+
+
+# The native device's own sim options (the rest are the runner's: provision.sim.serve).
+OPTIONS: dict[str, str] = {
+    "uid": "device id, hex (default: derived from the seed)",
+    "signer": "provisioning public key or certificate: apply signed bundles only",
+    "keygen": "0: no KEYGEN feature",
+    "tls": "0: no device-side TLS check (like the C stub)",
+}
+
+
+def _flag(opts: dict[str, str], name: str) -> bool:
+    value = opts.get(name, "1")
+    if value not in ("0", "1"):
+        raise InputError(f"sim option {name}={value!r} is not 0 or 1")
+    return value == "1"
+
+
+def _check_signer(data: bytes, path: str) -> None:
+    """Refuse a signer that could never verify a bundle (not a P-256 key or certificate)."""
+    from provision.pki.signing import load_public_key
+
+    key = load_public_key(data, path)  # InputError for what is neither
+    if getattr(getattr(key, "curve", None), "name", None) != "secp256r1":
+        raise InputError(f"{path}: the signer must be an EC P-256 public key or certificate")
 
 
 def create(ctx: SimContext) -> NativeDevice:

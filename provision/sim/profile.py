@@ -51,6 +51,15 @@ PROFILES: dict[str, DeviceProfile] = {
         program_us_per_byte=10.0,
         erase_ms=85.0,
     ),
+    # An ESP32 module: 4 MB of flat NOR flash (two "banks" of 2 MB), 4 KB sectors erased in
+    # some 45 ms each (W25Q32 datasheet, typical); the ROM and stub buffer a whole packet.
+    "esp32": DeviceProfile(
+        "esp32",
+        bank_size=2 * 1024 * 1024,
+        rx_buffer=32 * 1024,
+        erase_ms=45.0,
+        boot_ms=30.0,
+    ),
 }
 
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from provision.dialects import DIALECTS
 from provision.errors import InputError
 from provision.sim.faults import FAULT_KEYS, FaultPlan, LineFaults
 from provision.sim.profile import DeviceProfile, profile
@@ -72,12 +73,13 @@ class SimContext:
     boots: int = 0  # how many times the device has been powered on (1 at first boot)
 
 
+# Every registered dialect's simulator: provision.sim.<its module>:create (the dialect's one
+# registration line in provision.dialects names both); register_kind adds others.
 SIM_KINDS: dict[str, str] = {
-    "native": "provision.sim.native:create",
-    "at-cmng": "provision.sim.at_cmng:create",
-    "zephyr-shell": "provision.sim.zephyr_shell:create",
-    "at-shell": "provision.sim.at_shell:create",
+    name: f"provision.sim.{module}:create" for name, module in DIALECTS.items()
 }
+# Kinds whose flash is not the default profile's (the esp32 needs 4 MB of flat flash).
+DEFAULT_PROFILES: dict[str, str] = {"esp32": "esp32"}
 
 
 def register_kind(name: str, target: str) -> None:
@@ -315,8 +317,21 @@ class SimRunner:
         out = self._guarded(lambda: self.device.receive_data(data), start)
         if self.power_cuts == cuts_before and out is not None:
             self._emit(out, start)
+            self._follow_baud_change()
         if cut:
             self._power_cut(t_arrived)
+
+    def _follow_baud_change(self) -> None:
+        """A device that switched its UART (esp32 CHANGE_BAUDRATE) asks for a new line rate;
+        bytes already queued are then timed at the new rate too (a simplification of one reply)."""
+        baud = getattr(self.device, "baud_request", None)
+        if not baud or not self.baud:
+            return
+        self.device.baud_request = None
+        self.baud = baud
+        self.byte_time = 10.0 / baud
+        for line in (self.h2d, self.d2h):
+            line.byte_time = self.byte_time
 
     def next_event_time(self, *, whole_units: bool = False) -> float | None:
         """When the device next handles input or a byte reaches the host; with whole_units,
@@ -376,6 +391,45 @@ def parse_sim_url(url: str) -> tuple[str, dict[str, str]]:
     return kind, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
+# The options every simulated device takes (the runner's); each kind adds its own (OPTIONS in
+# its module). `sim://kind?name=value` and `provision sim --dialect kind -o name=value` read
+# this one table, so a typo is refused the same way in both.
+RUNNER_OPTIONS: dict[str, str] = {
+    "profile": "device limits: default, small",
+    "flash": "flash file: state survives restarts (default: in memory)",
+    "baud": "emulated line rate, 0: no pacing",
+    "seed": "seed for faults and the derived device identity",
+    "flip": "bit-flip probability per byte",
+    "drop": "drop probability per byte",
+    "dup": "duplicate probability per byte",
+    "stall": "stall probability per byte",
+    "stall_s": "seconds a stall lasts",
+    "cut_at": "power cut after this many received bytes",
+    "flash_cut": "power cut after this many flash bytes programmed",
+    "silent_after": "stop answering after this many received bytes",
+}
+
+
+def kind_options(kind: str) -> dict[str, str] | None:
+    """name → description of `kind`'s own options; None if the kind does not declare them."""
+    device_factory(kind)  # InputError for an unknown kind
+    module = importlib.import_module(SIM_KINDS[kind].split(":")[0])
+    declared = getattr(module, "OPTIONS", None)
+    return dict(declared) if declared is not None else None
+
+
+def check_options(kind: str, options: Mapping[str, str]) -> None:
+    """Refuse an option neither the runner nor `kind` knows, naming the valid ones."""
+    own = kind_options(kind)
+    if own is None:
+        return
+    valid = {**RUNNER_OPTIONS, **own}
+    for name in options:
+        if name not in valid:
+            names = ", ".join(sorted(valid))
+            raise InputError(f"unknown {kind} sim option {name!r} (valid: {names})")
+
+
 def build_runner(
     kind: str,
     options: Mapping[str, str],
@@ -384,14 +438,18 @@ def build_runner(
     clock_baud_default: int | None = DEFAULT_BAUD,
 ) -> SimRunner:
     """A SimRunner for `kind` from string options (URL query or CLI)."""
+    check_options(kind, options)
     opts = dict(options)
-    prof = profile(opts.pop("profile", "default"))
+    prof = profile(opts.pop("profile", DEFAULT_PROFILES.get(kind, "default")))
     flash = opts.pop("flash", None) or None
     if "baud" in opts:
+        raw = opts.pop("baud")
         try:
-            baud = int(opts.pop("baud"))
+            baud = int(raw)
         except ValueError:
-            raise InputError("sim baud must be a number") from None
+            raise InputError(f"sim option baud={raw!r} is not a number") from None
+        if baud < 0:
+            raise InputError(f"sim option baud={raw!r} must be 0 (no pacing) or more")
     elif baud is None:
         baud = clock_baud_default
     faults = FaultPlan.from_options(opts)

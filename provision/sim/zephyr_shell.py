@@ -210,7 +210,9 @@ class ZephyrShellDevice:
 
     def _write_buf(self, chunk: str, out: list[str]) -> bool:
         data = chunk.encode("latin-1")
-        if len(self._credbuf) + len(data) >= self.options.cred_buf_size:
+        # cred_buf_write: refused when writehead + len >= cred_buf + sizeof(cred_buf) - 1 (one
+        # byte is kept for the NUL of `bint`), so a credential may hold size - 2 characters.
+        if len(self._credbuf) + len(data) >= self.options.cred_buf_size - 1:
             out.append(
                 self._err(
                     "Not enough room in credential buffer for provided data. "
@@ -368,9 +370,22 @@ class ZephyrShellDevice:
         return out
 
 
+def _options() -> dict[str, str]:
+    from provision.sim.at_cmng import describe_options
+
+    table = describe_options(ZephyrShellOptions)
+    table["device_id"] = "device id (default: derived from uid or seed)"
+    return {**table, "uid": "device id (the same as device_id)"}
+
+
+OPTIONS = _options()
+
+
 def create(ctx) -> ZephyrShellDevice:  # ctx: provision.sim.serve.SimContext
     """Factory for `sim://zephyr-shell?...` and `provision sim --dialect zephyr-shell`."""
     values = dict(ctx.options)
+    if "uid" in values:
+        values.setdefault("device_id", values.pop("uid"))
     if "device_id" not in values:
         values["device_id"] = hashlib.sha256(f"zephyr-{ctx.seed}".encode()).hexdigest()[:16]
     options = options_from_strings(values, ZephyrShellOptions)

@@ -9,35 +9,33 @@ TLSCheckUnsupported, whose message offers the host-side equivalent with the bund
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provision.bundle.format import decode
 from provision.bundle.model import SlotType
-from provision.errors import DeviceError, InputError
+from provision.errors import InputError
 from provision.pki.files import read_input
 from provision.tls.client import DEFAULT_TIMEOUT, handshake_from_slots
+from provision.tls.device_proof import LINK_MARGIN, TLSCheckUnsupported, prove
 from provision.tls.report import HandshakeReport
 
-# A device does the whole handshake before it answers; the link waits this much longer.
-LINK_MARGIN = 5.0
+if TYPE_CHECKING:
+    from provision.device import Device
+
+__all__ = [
+    "LINK_MARGIN",
+    "TLSCheckUnsupported",
+    "check_on_device",
+    "check_with_bundle",
+    "run_check",
+]
+
 # Per-request link timeout for everything else (HELLO, LIST), as `provision device`.
 LINK_TIMEOUT = 2.0
 
 
-class TLSCheckUnsupported(DeviceError):
-    """The target cannot run a TLS handshake itself."""
-
-    def __init__(self, target: str, why: str, sec_tag: int, server: str) -> None:
-        super().__init__(
-            f"{target} cannot run a TLS handshake itself ({why}); run the same handshake on "
-            f"the host with the bundle: provision device tls-check --bundle FILE "
-            f"--server {server} --tag {sec_tag}",
-            code="tls.unsupported",
-        )
-        self.why = why
-
-
 def check_on_device(
-    device: object,
+    device: Device,
     host: str,
     port: int,
     sec_tag: int,
@@ -46,15 +44,7 @@ def check_on_device(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> HandshakeReport:
     """Ask an open provision.device.Device to run the handshake with its own slots."""
-    session = getattr(device, "session", device)
-    tls_check = getattr(session, "tls_check", None)
-    server = f"{host}:{port}"
-    if tls_check is None:
-        name = getattr(session, "name", "this device")
-        raise TLSCheckUnsupported(
-            f"the {name} dialect", "it has no TLS check operation", sec_tag, server
-        )
-    return tls_check(sec_tag, host, port, tls_version=tls_version, timeout=timeout)
+    return prove(device.session, sec_tag, host, port, tls_version=tls_version, timeout=timeout)
 
 
 def check_with_bundle(

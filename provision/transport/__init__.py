@@ -1,5 +1,5 @@
-"""The only IO between host code and a device: pyserial URLs, ptys, sockets, in-process pairs."""
+"""Transports: the only IO in the data path (contract in base.py; URLs in provision.urls)."""
 
-from provision.transport.base import Transport, open_transport, register_scheme
+from provision.transport.base import Transport
 
-__all__ = ["Transport", "open_transport", "register_scheme"]
+__all__ = ["Transport"]

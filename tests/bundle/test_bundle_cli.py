@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from provision import packing as bundle_io
 from provision.bundle import format as fmt
-from provision.bundle import io as bundle_io
 from provision.bundle.spec import PackSources, SecretSource, TagSources, load_spec
 from provision.errors import (
     BundleError,

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from provision import packing as bundle_io
 from provision.bundle import format as fmt
-from provision.bundle import io as bundle_io
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Slot, SlotFlags, SlotType
 from provision.bundle.spec import PackSources, SecretSource, TagSources, load_spec
 from provision.errors import BundleError

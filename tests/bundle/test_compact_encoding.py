@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from provision import packing as bundle_io
 from provision.bundle import format as fmt
-from provision.bundle import io as bundle_io
 from provision.bundle.model import Encoding, SlotFlags, SlotType
 from provision.bundle.spec import PackSources, SecretSource, TagSources
 from provision.errors import ExitCode, InputError

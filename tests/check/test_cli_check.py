@@ -233,7 +233,7 @@ def test_not_a_key_is_a_finding(cli, files) -> None:
 
 
 def test_unknown_target(cli, files) -> None:
-    r = run(cli, "--root", files["root.crt"], "--target", "esp32")
+    r = run(cli, "--root", files["root.crt"], "--target", "nrf19")
     assert_clean_error(r, ExitCode.INPUT, "unknown target")
 
 

@@ -36,12 +36,17 @@ def _heavy(modules: set[str]) -> set[str]:
     return {m for m in modules if m.startswith(HEAVY) and m not in LIGHT and m != "provision.tls"}
 
 
+def test_top_level_help_loads_no_command_library() -> None:
+    assert _heavy(_loaded("--help")) == set()
+
+
 @pytest.mark.parametrize(
-    "args",
-    [["--help"], ["device", "--help"], ["device", "write", "--help"], ["sim", "--help"]],
+    "args", [["device", "--help"], ["device", "write", "--help"], ["sim", "--help"]]
 )
-def test_help_loads_no_crypto_bundle_format_registry_or_tls(args: list[str]) -> None:
-    assert _heavy(_loaded(*args)) == set()
+def test_help_loads_no_crypto_registry_or_tls(args: list[str]) -> None:
+    # construct comes with provision.dialects (the dialect profiles size items by the bundle
+    # format's MAX_PAYLOAD); cryptography, the registry and TLS wait for the work itself.
+    assert {m for m in _heavy(_loaded(*args)) if not m.startswith("construct")} == set()
 
 
 def test_a_command_loads_only_its_own_group() -> None:

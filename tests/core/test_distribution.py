@@ -118,7 +118,7 @@ def test_ci_floors_are_the_lower_bounds_pyproject_declares():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = [Requirement(r) for r in project["dependencies"]]
-    for extra in ("hsm", "postgres"):
+    for extra in ("hsm", "postgres", "esp"):
         declared += [Requirement(r) for r in project["optional-dependencies"][extra]]
     floors = {}
     for line in (ROOT / ".ci/floors.txt").read_text().splitlines():

@@ -11,7 +11,7 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, Slo
 from provision.device import Device
 from provision.dialects import at_cmng
 from provision.dialects.at_cmng import AtCmngSession, ReplyReader, plan_write
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, LinkError, PolicyError, StoreFull
 from provision.sim.at_cmng import AtCmngModem, AtCmngOptions
 
 
@@ -35,10 +35,10 @@ def test_write_list_verify_read_delete(device_set):
         (42, SlotType.CLIENT_CERT),
         (42, SlotType.CLIENT_KEY),
     ]
-    # The modem's digest covers exactly the bytes stored; the driver's stored_form agrees.
+    # The modem's digest covers exactly the bytes stored; the profile's stored forms agree.
     stored = modem.store.entries()
     for slot in device_set:
-        form = session.stored_form(slot)
+        form = session.profile.stored_forms(device_set)[slot.key]
         assert stored[(42, int(at_cmng.SLOT_TO_NRF[slot.type]))] == form
     assert Device(session, "loop").verify(device_set).ok
     assert session.read(42, SlotType.CLIENT_CERT) == device_set.get(42, SlotType.CLIENT_CERT).data
@@ -60,7 +60,7 @@ def test_cfun_restored_after_write_and_after_error(device_set, pki_material):
     assert b"AT+CFUN=4\r\n" in transport.sent and transport.sent.endswith(b"AT+CFUN=1\r\n")
     modem.options.capacity = 100  # next write: memory full
     bigger = CredentialSet.of([Slot(43, SlotType.ROOT_CA, Encoding.PEM, pki_material["root2_pem"])])
-    with pytest.raises(DeviceError, match="515"):
+    with pytest.raises(StoreFull, match="515"):
         session.write(bigger)
     assert modem.cfun == 1
 
@@ -92,8 +92,19 @@ def test_plain_error_without_cmee():
     assert modem.execute("AT%CMNG=2,5,0") == ([], "+CME ERROR: 513")
 
 
-def test_crlf_pem_refused_by_modem_and_normalized_by_driver(device_set):
+def test_crlf_pem_stored_and_digested_as_sent():
+    """Nordic's production installer sends CR LF PEM and checks the SHA-256 over it."""
     modem = AtCmngModem()
+    modem.execute("AT+CMEE=1")
+    pem = "-----BEGIN CERTIFICATE-----\r\nAAAA\r\n-----END CERTIFICATE-----\r\n"
+    assert modem.execute(f'AT%CMNG=0,3,0,"{pem}"') == ([], "OK")
+    assert modem.store.entries()[(3, 0)] == pem.encode()
+    digest = hashlib.sha256(pem.encode()).hexdigest().upper()
+    assert modem.execute("AT%CMNG=1,3,0") == ([f'%CMNG: 3,0,"{digest}"'], "OK")
+
+
+def test_crlf_pem_refused_by_the_mfw_2_0_2_quirk_and_normalized_by_driver(device_set):
+    modem = AtCmngModem(options=AtCmngOptions(crlf_invalid=True))
     modem.execute("AT+CMEE=1")
     crlf = '"-----BEGIN CERTIFICATE-----\r\nAAAA\r\n-----END CERTIFICATE-----\r\n"'
     assert modem.execute(f"AT%CMNG=0,3,0,{crlf}") == ([], "+CME ERROR: 527")
@@ -180,7 +191,7 @@ def test_policy_errors_before_any_byte(pki_material, device_set):
         + [Slot(9, SlotType.CLIENT_CERT, Encoding.PEM, m["cert_pem"] * 8)]
     )
     for bad, message in [
-        (long_pw, "longer than 32"),
+        (long_pw, "at most 32"),
         (no_pw, "no key_password"),
         (quoted, "double quote"),
         (huge, "silently drops"),
@@ -325,3 +336,62 @@ def test_a_written_tag_holds_what_the_set_gives_it(device_set, pki_material):
     # The client_cert went with the rewrite of tag 42; the client_key stays (it may come
     # from keygen); the root is the new one.
     assert [s.type for s in session.list()] == [SlotType.ROOT_CA, SlotType.CLIENT_KEY]
+
+
+def test_a_modem_left_inside_quotes_by_a_cut_command_is_resynchronised(device_set):
+    modem = AtCmngModem()
+    transport = LoopTransport(modem)  # the modem boots
+    # The rest of a write cut by a power cut reaches the rebooted modem: an odd number of
+    # `"`, so it now takes every line end as inside quotes.
+    modem.receive_data(b'MIIB\n-----END CERTIFICATE-----\n"\r\n')
+    session = AtCmngSession(transport, timeout=0.05, retries=1)
+    session.write(device_set)
+    assert Device(session, "loop").verify(device_set).ok
+    assert b'"\r\nAT\r\n' in transport.sent  # the quote was closed before the retry
+
+
+class Answering:
+    """A modem whose every %CMNG=1 list is answered by `reply`; OK to anything else."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+
+    def boot(self) -> bytes:
+        return b""
+
+    def receive_data(self, data: bytes) -> bytes:
+        out = b""
+        for line in data.split(b"\r\n")[:-1]:
+            out += self.reply if line.startswith(b"AT%CMNG=1") else b"\r\nOK\r\n"
+        return out
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"\r\n+CME ERROR: 527\r\n", b"\r\n%CMNG: garbled\r\nOK\r\n", b"\r\nERROR\r\n"],
+    ids=["corruption-hint", "unparsable-line", "bare-error"],
+)
+def test_one_request_is_sent_at_most_retries_plus_one_times(reply):
+    transport = LoopTransport(Answering(reply))
+    session = AtCmngSession(transport, timeout=0.05, retries=3)
+    with pytest.raises(DeviceError):
+        session.list()
+    assert transport.sent.count(b"AT%CMNG=1\r\n") == 4
+
+
+def test_a_modem_error_reply_is_not_retried():
+    transport = LoopTransport(Answering(b"\r\n+CME ERROR: 513\r\n"))
+    session = AtCmngSession(transport, timeout=0.05, retries=3)
+    with pytest.raises(DeviceError, match="513"):
+        session.list()
+    assert transport.sent.count(b"AT%CMNG=1\r\n") == 1
+
+
+def test_reply_reader_memory_is_bounded_by_its_longest_line():
+    reader = ReplyReader(b"AT%CMNG=1\r\n", "%CMNG:")
+    for _ in range(200):
+        assert reader.feed(b"x" * 1000) is None
+        assert len(reader._buf) <= at_cmng.MAX_REPLY_LINE
+    assert reader.overflows >= 1
+    reply = reader.feed(b"\r\n%CMNG: 1,0\r\nOK\r\n")
+    assert reply is not None and reply.ok and reply.lines == ("%CMNG: 1,0",)

@@ -15,7 +15,7 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.device import Device
 from provision.dialects import at_cmng
 from provision.dialects.at_shell import AtShellSession, fit_probe_line, shell_line, strip_echo
-from provision.errors import DeviceError, PolicyError
+from provision.errors import DeviceError, PolicyError, StoreFull
 from provision.sim.at_cmng import PASSWD_TYPE, AtCmngOptions
 from provision.sim.at_shell import AtShellDevice, AtShellOptions, make_argv
 from provision.sim.serve import build_runner
@@ -45,7 +45,7 @@ def test_write_list_verify_read_delete_keygen(device_set):
     # PEM (the shell decoded \x0a itself), so at-cmng's stored forms and digests hold.
     stored = device.modem.store.entries()
     for slot in device_set:
-        form = session.stored_form(slot)
+        form = session.profile.stored_forms(device_set)[slot.key]
         assert b"\r" not in form
         assert stored[(42, int(at_cmng.SLOT_TO_NRF[slot.type]))] == form
     assert Device(session, "loop").verify(device_set).ok
@@ -167,7 +167,7 @@ def test_cme_errors_mapped_and_nothing_leaks(device_set, pki_material):
         session.read(5, SlotType.ROOT_CA)
     assert err.value.code == "at.cme.513"
     device.modem.options.capacity = 100
-    with pytest.raises(DeviceError, match=r"515 \(memory full") as err:
+    with pytest.raises(StoreFull, match=r"515 \(memory full") as err:
         session.write(device_set)
     assert "PRIVATE KEY" not in str(err.value) and "BEGIN" not in str(err.value)
     device.modem.options.capacity = 1 << 16
@@ -248,7 +248,7 @@ def test_sim_cli_options_build_a_runner():
     assert device.options.cmd_buff_size == 1024 and device.modem.cfun == 1
     from provision.errors import InputError
 
-    with pytest.raises(InputError, match="unknown at-shell option 'bogus'"):
+    with pytest.raises(InputError, match="unknown at-shell sim option 'bogus'"):
         build_runner("at-shell", {"bogus": "1"})
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import provision.device
-from provision.bundle import io as bundle_io
+from provision import packing as bundle_io
 from provision.bundle.model import Encoding, SlotType
 from provision.bundle.spec import PackSources, SecretSource, TagSources
 

@@ -79,7 +79,7 @@ def test_at_cmng_power_cut_mid_write_leaves_whole_entries(device_set, tmp_path):
             pass
         assert dev.session._transport.runner.power_cuts == 1
     with open_dev(f"sim://at-cmng?flash={flash}", "at-cmng") as dev:
-        forms = dev.session.stored_forms(device_set)
+        forms = dev.profile.stored_forms(device_set)
         for slot in dev.list():
             # Each %CMNG write is all or nothing: whatever is there is a whole credential.
             assert slot.sha256 is not None
@@ -112,7 +112,7 @@ def test_auto_probe_picks_the_dialect(dialect):
 def test_probe_each_dialect_over_sim():
     from provision.dialects.at_cmng import AtCmngSession
     from provision.dialects.zephyr_shell import ZephyrShellSession
-    from provision.transport.base import open_transport
+    from provision.urls import open_url as open_transport
 
     for url, at, shell in [("sim://at-cmng", True, False), ("sim://zephyr-shell", False, True)]:
         t = open_transport(url)

@@ -11,7 +11,7 @@ from dialect_helpers import LoopTransport
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.device import Device
 from provision.dialects.zephyr_shell import ShellReader, ZephyrShellSession, parse_list, plan_write
-from provision.errors import DeviceError, LinkError, PolicyError
+from provision.errors import DeviceError, LinkError, PolicyError, StoreFull
 from provision.sim.zephyr_shell import ZephyrShellDevice, ZephyrShellOptions
 
 
@@ -35,7 +35,7 @@ def test_write_list_verify_read_delete(device_set):
     cert = device_set.get(42, SlotType.CLIENT_CERT)
     # bint: the device keeps the PEM plus a NUL, and its digest is base64(SHA-256) of that.
     assert stored[(42, 2)] == cert.data + b"\x00"
-    assert session.stored_form(cert) == stored[(42, 2)]
+    assert session.profile.stored_forms(device_set)[cert.key] == stored[(42, 2)]
     assert listed[1].sha256 == hashlib.sha256(cert.data + b"\x00").digest()
     assert Device(session, "loop").verify(device_set).ok
     assert session.read(42, SlotType.CLIENT_CERT) == cert.data
@@ -92,8 +92,9 @@ def test_device_buffer_smaller_than_driver_assumes(device_set):
 def test_memory_full(device_set):
     device = ZephyrShellDevice(options=ZephyrShellOptions(max_credentials=2))
     session, device, _ = open_session(device)
-    with pytest.raises(DeviceError, match="Error: -12"):
+    with pytest.raises(StoreFull, match="Error: -12") as full:
         session.write(device_set)
+    assert full.value.code == "device.store_full"
 
 
 def test_over_long_line_gives_rx_ring_buffer_full(device_set):

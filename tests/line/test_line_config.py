@@ -95,16 +95,16 @@ def test_port_globs_expand_and_urls_pass_through(tmp_path: Path) -> None:
 def test_every_registered_dialect_may_be_selected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import provision.device
+    import provision.dialects
 
-    assert set(dialect_names()) == {"auto", *provision.device.DIALECTS}
-    for name in ("at-shell", *provision.device.DIALECTS, "auto"):
+    assert set(dialect_names()) == {"auto", *provision.dialects.DIALECTS}
+    for name in ("at-shell", *provision.dialects.DIALECTS, "auto"):
         (tmp_path / "station.toml").write_text(GOOD.replace('"at-cmng"', f'"{name}"', 1))
         assert load_config(tmp_path / "station.toml").dialect == name
     # The list is the device registry's, not a copy: a dialect added there is accepted here.
-    monkeypatch.setitem(provision.device.DIALECTS, "acme-shell", "acme.shell:Session")
+    monkeypatch.setitem(provision.dialects.DIALECTS, "acme-shell", "acme.shell:Session")
     (tmp_path / "station.toml").write_text(GOOD.replace('"at-cmng"', '"acme-shell"', 1))
     assert load_config(tmp_path / "station.toml").dialect == "acme-shell"
-    monkeypatch.delitem(provision.device.DIALECTS, "acme-shell")
+    monkeypatch.delitem(provision.dialects.DIALECTS, "acme-shell")
     with pytest.raises(InputError, match="dialect 'acme-shell' is not one of: auto, native"):
         load_config(tmp_path / "station.toml")

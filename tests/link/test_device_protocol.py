@@ -206,7 +206,7 @@ def signer(tmp_path_factory):
 
 
 def test_signed_only_device_rejects_unsigned_and_accepts_signed(signer) -> None:
-    from provision.bundle import io as bundle_io
+    from provision import packing as bundle_io
 
     key, path = signer
     p = Pair(signer=str(path))

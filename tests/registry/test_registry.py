@@ -242,19 +242,36 @@ def test_proof_refuses_private_key_material(registry_url: str) -> None:
         entry("uid-1", proof='{"detail":"-----BEGIN PRIVATE KEY-----"}')
 
 
+DEVICE_UUID = "50363154-3931-44f0-8022-121b6401627d"
+
+
+def test_device_uuid_is_kept_and_covered_by_the_chain(registry_url: str) -> None:
+    with open_registry(registry_url) as reg:
+        reg.record(entry("uid-1", serial=1, device_uuid=DEVICE_UUID))
+        assert reg.latest("uid-1").device_uuid == DEVICE_UUID
+        assert reg.latest("uid-1").public_dict()["device_uuid"] == DEVICE_UUID
+    raw_sql(registry_url, "UPDATE records SET device_uuid = 'forged' WHERE device_id = 'uid-1'")
+    with open_registry(registry_url) as reg:
+        assert not reg.verify().ok
+
+
 def test_schema_1_registry_is_migrated_and_its_rows_still_verify(registry_url: str) -> None:
     with open_registry(registry_url) as reg:
         reg.record(entry("uid-1", serial=1))
         reg.record(entry("uid-2", serial=2))
-    # What a registry written by schema 1 looks like: no proof column.
+    # What a registry written by schema 1 looks like: no proof column (nor device_uuid, 3).
     raw_sql(registry_url, "ALTER TABLE records DROP COLUMN proof")
+    raw_sql(registry_url, "ALTER TABLE records DROP COLUMN device_uuid")
     raw_sql(registry_url, "UPDATE meta SET schema_version = 1 WHERE id = 1")
     with open_registry(registry_url) as reg:
         assert reg.verify().ok
         reg.record(entry("uid-3", serial=3, proof=PROOF))
+        reg.record(entry("uid-4", serial=4, device_uuid=DEVICE_UUID))
         report = reg.verify()
-        assert report.ok and report.rows == 3, report.problems
+        assert report.ok and report.rows == 4, report.problems
         assert reg.latest("uid-3").proof == PROOF
+        assert reg.latest("uid-4").device_uuid == DEVICE_UUID
+        assert reg.latest("uid-1").device_uuid is None
     raw_sql(registry_url, "UPDATE meta SET schema_version = 99 WHERE id = 1")
     with pytest.raises(RegistryError, match="schema version 99"):
         open_registry(registry_url)

@@ -34,9 +34,14 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(PROVISION), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_cli_writes_lists_and_verifies_over_a_pty(stub: Path, tmp_path: Path) -> None:
+# 16: flash that programs whole 16-byte blocks only (STM32H7-like); the host's DATA chunks
+# do not fall on block boundaries, so the stub's staging has to assemble blocks.
+@pytest.mark.parametrize("write_block", ["1", "16"])
+def test_cli_writes_lists_and_verifies_over_a_pty(
+    stub: Path, tmp_path: Path, write_block: str
+) -> None:
     proc = subprocess.Popen(
-        [str(stub), "--pty", "--flash", str(tmp_path / "dev.flash")],
+        [str(stub), "--pty", "--flash", str(tmp_path / "dev.flash"), "--write-block", write_block],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -111,3 +116,134 @@ def test_power_cut_exits_75_and_the_old_set_stays(stub: Path, tmp_path: Path) ->
     assert isinstance(frames[-1].message, m.Committed)
     code, frames = exchange(stub, flash, m.Hello(1, 512), m.ListSlots(0))
     assert frames[1].message.total == 1
+
+
+def mbedtls_build() -> None:
+    if not Path("/usr/include/mbedtls/x509_csr.h").exists():
+        require("libmbedtls-dev")  # skips (or fails in CI) with the package to install
+
+
+@pytest.fixture
+def tcp_stub(stub: Path, tmp_path: Path):
+    """Start the posix stub on TCP with extra options; yields its URL. Stopped at teardown."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*extra: str) -> str:
+        proc = subprocess.Popen(
+            [str(stub), "--tcp", "0", "--flash", str(tmp_path / f"dev{len(procs)}.flash"), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout
+        return proc.stdout.readline().strip()
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_keygen_makes_the_key_on_the_device_and_a_csr_that_verifies(
+    tcp_stub, tmp_path: Path
+) -> None:
+    mbedtls_build()
+    url = tcp_stub()
+    info = json.loads(cli("device", "info", "--port", url, "--json").stdout)
+    assert "keygen" in json.dumps(info) and "tls_check" in json.dumps(info)
+    ca = tmp_path / "ca"
+    assert cli("pki", "init-ca", "-o", str(ca), "--cn", "Stub Root").returncode == 0
+    csr = tmp_path / "dev.csr"
+    made = cli("device", "keygen", "--port", url, "--tag", "42", "-o", str(csr),
+               "--subject", "dev-stub", "--ca", str(ca))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    checked = subprocess.run(
+        ["openssl", "req", "-in", str(csr), "-noout", "-verify", "-subject"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert checked.returncode == 0 and "CN = dev-stub" in checked.stdout, checked.stderr
+    listed = json.loads(cli("device", "list", "--port", url, "--json").stdout)
+    assert [(s["sec_tag"], s["slot"]) for s in listed["slots"]] == [
+        (42, "client_cert"),
+        (42, "client_key"),
+    ]
+    # The key never leaves: READ of a client_key is refused by the device.
+    with socket_link(url) as link:
+        frames = link(m.Hello(1, 512), m.Read(42, int(SlotType.CLIENT_KEY), 0, 400))
+    assert frames[-1].message.code == m.ErrorCode.FORBIDDEN
+
+
+def socket_link(url: str):
+    """A raw native link over the stub's TCP port: send requests, decode the answers."""
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def opened():
+        host, port = url.removeprefix("socket://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+
+            def exchange(*msgs: m.Message) -> list:
+                decoder = framing.FrameDecoder(m.HEADER_SIZE + m.MAX_PAYLOAD)
+                frames: list = []
+                for seq, msg in enumerate(msgs, 1):
+                    sock.sendall(framing.pack(m.encode(msg, seq)))
+                    while len(frames) < seq:
+                        frames += [m.decode(b) for b in decoder.feed(sock.recv(4096))]
+                return frames
+
+            yield exchange
+
+    return opened()
+
+
+def test_signed_only_stub_applies_bundles_signed_with_its_key_only(
+    tcp_stub, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    mbedtls_build()
+    url = tcp_stub("--signer", str(FIXTURES / "signer.pub.der"))
+    info = json.loads(cli("device", "info", "--port", url, "--json").stdout)
+    assert "signed_only" in json.dumps(info)
+    items = ["--tag", "42", "--root-ca", str(FIXTURES / "root-ca.pem")]
+    unsigned = cli("device", "write", "--port", url, *items)
+    assert unsigned.returncode != 0 and "signed" in unsigned.stderr
+    other = tmp_path / "other.key"
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    other.chmod(0o600)
+    wrong = cli("device", "write", "--port", url, *items, "--sign-key", str(other))
+    assert wrong.returncode != 0 and "signature" in wrong.stderr
+    assert json.loads(cli("device", "list", "--port", url, "--json").stdout)["slots"] == []
+    signed = cli("device", "write", "--port", url, *items,
+                 "--sign-key", str(FIXTURES / "signer.key"))  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    listed = json.loads(cli("device", "list", "--port", url, "--json").stdout)
+    assert [(s["sec_tag"], s["slot"]) for s in listed["slots"]] == [(42, "root_ca")]
+
+
+def test_signer_must_be_a_p256_key(stub: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    mbedtls_build()
+    p384 = tmp_path / "p384.pub"
+    p384.write_bytes(
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for signer, says in ((p384, "P-256"), (FIXTURES / "psk.hex", "not a public key")):
+        done = subprocess.run(
+            [str(stub), "--flash", str(tmp_path / "f"), "--signer", str(signer)],
+            capture_output=True, text=True, input="",
+        )  # fmt: skip
+        assert done.returncode == 2 and says in done.stderr, done.stderr

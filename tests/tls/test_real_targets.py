@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from provision.device import Device
 from provision.dialects.at_cmng import AtCmngSession
 from provision.dialects.zephyr_shell import ZephyrShellSession
 from provision.tls.device_check import TLSCheckUnsupported, check_on_device
@@ -49,7 +50,7 @@ def zephyr(line: str) -> bytes:
 def test_a_real_modem_answers_error_so_the_host_offers_the_bundle():
     session = AtCmngSession(LineDevice(modem), timeout=0.5, retries=0)
     with pytest.raises(TLSCheckUnsupported) as caught:
-        check_on_device(session, "localhost", 8443, 16842753)
+        check_on_device(Device(session, "loop"), "localhost", 8443, 16842753)
     assert "AT#XTLSCHECK" in caught.value.message
     assert "--bundle FILE --server localhost:8443 --tag 16842753" in caught.value.message
 
@@ -57,6 +58,6 @@ def test_a_real_modem_answers_error_so_the_host_offers_the_bundle():
 def test_a_real_zephyr_shell_does_not_know_the_command():
     session = ZephyrShellSession(LineDevice(zephyr), timeout=0.5, retries=0)
     with pytest.raises(TLSCheckUnsupported) as caught:
-        check_on_device(session, "localhost", 8443, 3)
+        check_on_device(Device(session, "loop"), "localhost", 8443, 3)
     assert "command not found" in caught.value.message
     assert "--bundle FILE" in caught.value.message

@@ -1,9 +1,12 @@
-"""The C firmware stub has no TLS stack: tls-check says so and offers the host-side check."""
+"""The C firmware stub built without a TLS stack (as on an MCU; the posix build without
+mbedTLS): tls-check says so and offers the host-side check. The build with mbedTLS runs the
+handshake itself (test_stub_mbedtls.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,16 +16,24 @@ from tls_helpers import wait_for_line
 import provision.device
 from provision.tls.device_check import TLSCheckUnsupported, check_on_device
 
-STUB = Path(__file__).parents[2] / "firmware_stub" / "build" / "posix" / "provision-stub"
+FIRMWARE = Path(__file__).parents[2] / "firmware_stub"
+BUILD = FIRMWARE / "build" / "no-mbedtls"
+STUB = BUILD / "posix" / "provision-stub"
 
 
 @pytest.fixture
 def stub_url(tmp_path):
-    if not STUB.exists():
-        reason = f"{STUB} not built (make -C firmware_stub posix)"
+    if not (shutil.which("cc") and shutil.which("make")):
+        reason = "no C compiler or make to build the posix stub"
         if os.environ.get("PROVISION_REQUIRE_TOOLCHAIN") == "1":
             pytest.fail(f"required by PROVISION_REQUIRE_TOOLCHAIN=1: {reason}")
         pytest.skip(reason)
+    built = subprocess.run(
+        ["make", "-s", "-C", str(FIRMWARE), "posix", "MBEDTLS=0", f"BUILD={BUILD}"],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
     proc = subprocess.Popen(
         [str(STUB), "--tcp", "0", "--flash", str(tmp_path / "stub.flash")],
         stdin=subprocess.DEVNULL,

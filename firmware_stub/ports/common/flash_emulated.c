@@ -7,13 +7,17 @@
 #include "flash.h"
 
 static uint32_t size;
+static uint32_t write_block = 1;
 static long budget = -1; /* flash bytes left before the power cut; -1: none */
 /* Static rather than on the stack (the MCU's is small); fewer, larger backing calls. */
 static uint8_t erased[256];
 static uint8_t cur[256];
 
-int flash_emulated_open(uint32_t have, uint32_t bytes, long cut_after)
+int flash_emulated_open(uint32_t have, uint32_t bytes, long cut_after, uint32_t block)
 {
+    if (block == 0 || block > FLASH_MAX_WRITE_BLOCK || (block & (block - 1u)))
+        return -1;
+    write_block = block;
     memset(erased, 0xFF, sizeof erased);
     /* A new (or shorter) file is erased flash. */
     for (uint32_t at = have; at < bytes; at += sizeof erased)
@@ -58,7 +62,7 @@ int flash_erase_page(uint32_t addr)
 int flash_program(uint32_t addr, const void *buf, uint32_t n)
 {
     const uint8_t *p = buf;
-    if (addr > size || n > size - addr)
+    if (addr > size || n > size - addr || addr % write_block || n % write_block)
         return -1;
     while (n) {
         uint32_t k = n < sizeof cur ? n : (uint32_t)sizeof cur;
@@ -76,3 +80,4 @@ int flash_program(uint32_t addr, const void *buf, uint32_t n)
 }
 
 uint32_t flash_size(void) { return size; }
+uint32_t flash_write_block(void) { return write_block; }

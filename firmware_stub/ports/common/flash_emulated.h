@@ -13,8 +13,8 @@ int backing_write(uint32_t addr, const void *buf, uint32_t n);
 void backing_power_cut(void);
 
 /* The file holds `have` bytes: extend it with erased (0xFF) bytes to `bytes`, then serve
- * flash.h over it, cutting power after `cut_after` flash bytes erased or programmed (-1:
- * never). 0 on success. */
-int flash_emulated_open(uint32_t have, uint32_t bytes, long cut_after);
+ * flash.h over it with programs in whole `write_block`s (a power of two), cutting power
+ * after `cut_after` flash bytes erased or programmed (-1: never). 0 on success. */
+int flash_emulated_open(uint32_t have, uint32_t bytes, long cut_after, uint32_t write_block);
 
 #endif

@@ -62,5 +62,5 @@ int flash_semihost_open(const char *path, uint32_t bytes, long cut_after)
         have = semihost(SH_FLEN, f);
     }
     uint32_t held = have > 0 ? (uint32_t)have : 0;
-    return flash_emulated_open(held < bytes ? held : bytes, bytes, cut_after);
+    return flash_emulated_open(held < bytes ? held : bytes, bytes, cut_after, 1u);
 }

@@ -41,7 +41,7 @@ void board_power_off(void)
 
 static uint8_t uid[8] = {'m', 'p', 's', '2', 0, 0, 0, 1};
 static void on_reset(void *ctx);
-static const proto_port PORT = {uart_put, NULL, on_reset, NULL, uid, sizeof uid, FIRMWARE};
+static const proto_port PORT = {uart_put, NULL, on_reset, NULL, uid, sizeof uid, FIRMWARE, NULL};
 
 static void on_reset(void *ctx)
 {

@@ -10,7 +10,7 @@
 
 static int fd = -1;
 
-int flash_file_open(const char *path, uint32_t bytes, long cut_after)
+int flash_file_open(const char *path, uint32_t bytes, long cut_after, uint32_t write_block)
 {
     fd = open(path, O_RDWR | O_CREAT, 0600);
     if (fd < 0)
@@ -18,7 +18,8 @@ int flash_file_open(const char *path, uint32_t bytes, long cut_after)
     off_t have = lseek(fd, 0, SEEK_END);
     if (have < 0)
         have = 0;
-    return flash_emulated_open(have < (off_t)bytes ? (uint32_t)have : bytes, bytes, cut_after);
+    return flash_emulated_open(have < (off_t)bytes ? (uint32_t)have : bytes, bytes, cut_after,
+                               write_block);
 }
 
 int backing_read(uint32_t addr, void *buf, uint32_t n)

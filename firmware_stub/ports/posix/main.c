@@ -1,13 +1,21 @@
 /* provision-stub for POSIX: the firmware stub as a host program, for tests, fuzzing and as a
  * fast stand-in for a board.
  *
- *   provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--pty | --tcp PORT]
+ *   provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--write-block N]
+ *                  [--signer PUBKEY] [--pty | --tcp PORT]
  *
  * Speaks the native link protocol on stdin/stdout (default), on a new pseudo-terminal whose
  * path it prints (--pty), or on TCP 127.0.0.1:PORT (--tcp; 0 picks a port; it prints
  * socket://127.0.0.1:N). The flash lives in FILE and survives restarts. --cut-after N
  * simulates a power cut after N flash bytes (erased or programmed): the process exits with
- * status 75 at once, leaving the file as the flash would be. */
+ * status 75 at once, leaving the file as the flash would be. --write-block N (1, 2, 4, 8 or
+ * 16; default 1) makes the file flash take programs in whole N-byte blocks only, as an
+ * nRF5 (4), STM32L4 (8) or STM32H7 (16) does; the store lays itself out to match.
+ *
+ * Built with mbedTLS (STUB_MBEDTLS, when libmbedtls-dev is installed) the stub also makes
+ * keys (KEYGEN: the key stays in its flash, a CSR goes out) and runs TLS_CHECK itself;
+ * --signer PUBKEY (an ECDSA P-256 public key or certificate, PEM or DER) makes it a
+ * SIGNED_ONLY device. HELLO's feature bits say which of these this build has. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +33,9 @@
 #include "flash_file.h"
 #include "proto.h"
 #include "sha256.h"
+#if STUB_MBEDTLS
+#include "crypto_mbedtls.h"
+#endif
 
 #define STUB_FLASH_SIZE (3u * 8u * FLASH_PAGE_SIZE) /* two 32 KB banks + 32 KB staging */
 #define FIRMWARE "provision-stub 0.1 posix"
@@ -57,7 +68,8 @@ static void put(void *ctx, uint8_t b)
 
 static uint8_t uid[8];
 static void on_reset(void *ctx);
-static const proto_port PORT = {put, flush_out, on_reset, NULL, uid, sizeof uid, FIRMWARE};
+static proto_crypto crypto;
+static proto_port PORT = {put, flush_out, on_reset, NULL, uid, sizeof uid, FIRMWARE, NULL};
 
 static void on_reset(void *ctx)
 {
@@ -133,7 +145,8 @@ static void serve_tcp(int port)
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: provision-stub [--flash FILE] [--uid HEX] [--cut-after N] [--pty | --tcp PORT]\n");
+            "usage: provision-stub [--flash FILE] [--uid HEX] [--cut-after N] "
+            "[--write-block N] [--signer PUBKEY] [--pty | --tcp PORT]\n");
     return 2;
 }
 
@@ -142,6 +155,8 @@ int main(int argc, char **argv)
     const char *flash_path = "provision-stub-flash.bin";
     const char *uid_hex = NULL;
     long cut_after = -1;
+    long write_block = 1;
+    const char *signer = NULL;
     int use_pty = 0, tcp_port = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--flash") && i + 1 < argc)
@@ -150,6 +165,10 @@ int main(int argc, char **argv)
             uid_hex = argv[++i];
         else if (!strcmp(argv[i], "--cut-after") && i + 1 < argc)
             cut_after = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--signer") && i + 1 < argc)
+            signer = argv[++i];
+        else if (!strcmp(argv[i], "--write-block") && i + 1 < argc)
+            write_block = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--pty"))
             use_pty = 1;
         else if (!strcmp(argv[i], "--tcp") && i + 1 < argc)
@@ -157,7 +176,13 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (flash_file_open(flash_path, STUB_FLASH_SIZE, cut_after) != 0) {
+    if (write_block < 1 || write_block > (long)FLASH_MAX_WRITE_BLOCK ||
+        (write_block & (write_block - 1))) {
+        fprintf(stderr, "provision-stub: --write-block must be a power of two, 1 to %u\n",
+                (unsigned)FLASH_MAX_WRITE_BLOCK);
+        return 2;
+    }
+    if (flash_file_open(flash_path, STUB_FLASH_SIZE, cut_after, (uint32_t)write_block) != 0) {
         fprintf(stderr, "provision-stub: cannot open flash file %s: %s\n", flash_path,
                 strerror(errno));
         return 1;
@@ -177,6 +202,17 @@ int main(int argc, char **argv)
         sha256(flash_path, strlen(flash_path), d);
         memcpy(uid, d, sizeof uid);
     }
+#if STUB_MBEDTLS
+    if (crypto_mbedtls_init(&crypto, signer) != 0)
+        return 2;
+    PORT.crypto = &crypto;
+#else
+    (void)crypto;
+    if (signer) {
+        fprintf(stderr, "provision-stub: --signer needs a build with mbedTLS (libmbedtls-dev)\n");
+        return 2;
+    }
+#endif
     signal(SIGPIPE, SIG_IGN);
     proto_init(&PORT);
     if (tcp_port >= 0) {

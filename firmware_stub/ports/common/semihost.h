@@ -7,6 +7,7 @@
 
 #define SH_OPEN 0x01
 #define SH_CLOSE 0x02
+#define SH_WRITE0 0x04
 #define SH_WRITE 0x05
 #define SH_READ 0x06
 #define SH_SEEK 0x0A

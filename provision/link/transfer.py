@@ -1,0 +1,183 @@
+"""The host's side of one bundle transfer (BEGIN → DATA… → COMMIT), as a state machine.
+
+Sans-IO like the rest of provision.link: `poll(now)` says what to send, `sent(...)` is told
+when that copy reaches the device (the drive loop knows the line time), `receive(frame, now)`
+takes each frame that came back, `wakeup()` says when `poll` has work again. It never reads
+a port or a clock. Every transition of the transfer lives here; the drive loop in
+provision.dialects.native only moves bytes and time.
+
+States: SENDING (BEGIN out, DATA within the window) → COMMITTING (COMMIT out, waiting for
+COMMITTED) → DONE. An INCOMPLETE answer to COMMIT goes back to SENDING until the device holds
+everything; NO_TRANSFER (the device restarted and lost it) restarts from BEGIN; a lost
+device (retransmission timeouts without progress) sends BEGIN again, which resumes.
+Failures raise LinkError (the line or the device's liveness) or the device's ERROR reply.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from provision.errors import LinkError
+from provision.link import messages as m
+from provision.link.host import HostLink, TransferSender, device_error
+
+
+class State(enum.Enum):
+    SENDING = "sending"
+    COMMITTING = "committing"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Limits:
+    retries: int  # retransmission timeouts, COMMIT retries and restarts each allowed
+    timeout: float  # seconds a COMMIT answer may take once the device holds everything
+    budget: float  # seconds the whole transfer may take
+
+
+class HostTransfer:
+    """One transfer of `bundle`, from the first BEGIN to the device's COMMITTED."""
+
+    def __init__(
+        self,
+        link: HostLink,
+        transfer_id: int,
+        bundle: bytes,
+        *,
+        chunk_size: int,
+        window: int,
+        rto: float,
+        limits: Limits,
+        now: float,
+    ) -> None:
+        self.link = link
+        self.limits = limits
+        self.sha256 = hashlib.sha256(bundle).digest()
+        self.sender = TransferSender(
+            transfer_id, bundle, chunk_size, window, rto=rto, rto_max=limits.timeout
+        )
+        self.deadline = now + limits.budget
+        self.state = State.SENDING
+        self.committed: m.Committed | None = None
+        self.restarts = 0
+        self._epoch: set[int] = set()  # seqs sent since the latest BEGIN
+        self._begin_seq: int | None = None
+        self._commit_seq: int | None = None
+        self._commit_deadline = 0.0
+        self._commit_tries = 0
+        self._wait_complete = False  # after INCOMPLETE: COMMIT again only once all is held
+        self._outbox: list[tuple[m.Message, int]] = []
+        self._begin()
+
+    # -- what to send ---------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return self.sender.total
+
+    @property
+    def acked_bytes(self) -> int:
+        return self.sender.total if self.state is State.DONE else self.sender.acked_bytes
+
+    def poll(self, now: float) -> list[tuple[m.Message, int]]:
+        """The frames to send now, with their sequence numbers."""
+        if self.state is State.DONE:
+            return []
+        if now >= self.deadline:
+            raise LinkError(
+                f"transfer did not finish within {self.limits.budget:.1f} s "
+                f"({self.sender.acked_bytes} of {self.sender.total} bytes acknowledged)",
+                code="link.timeout",
+            )
+        sender = self.sender
+        timeouts_before = sender.timeouts
+        for data in sender.due(now):
+            seq = self.link.next_seq()
+            self._epoch.add(seq)
+            self._outbox.append((data, seq))
+        if sender.timeouts > timeouts_before:
+            if sender.timeouts > self.limits.retries:
+                raise LinkError(
+                    "the device stopped answering during the transfer "
+                    f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
+                    code="link.timeout",
+                )
+            # Maybe the device restarted or the link dropped: BEGIN again resumes or
+            # restarts, as the device's answer will tell.
+            self._begin()
+        ready = sender.complete if self._wait_complete else sender.all_sent
+        if ready and self._commit_seq is None:
+            self.state = State.COMMITTING
+            self._commit_seq = self.link.next_seq()
+            self._commit_deadline = float("inf")  # set by sent()
+            self._outbox.append((m.Commit(sender.transfer_id), self._commit_seq))
+        elif self._commit_seq is not None and now >= self._commit_deadline:
+            self._commit_tries += 1
+            if self._commit_tries > self.limits.retries:
+                raise LinkError("no answer to COMMIT", code="link.timeout")
+            self._commit_deadline = float("inf")
+            self._outbox.append((m.Commit(sender.transfer_id), self._commit_seq))
+        out, self._outbox = self._outbox, []
+        return out
+
+    def sent(self, msg: m.Message, seq: int, arrival: float) -> None:
+        """`msg` (from poll) will have reached the device at `arrival`."""
+        if isinstance(msg, m.Data):
+            self.sender.sent(msg.offset, arrival)
+        elif isinstance(msg, m.Commit) and seq == self._commit_seq:
+            # The first COMMIT may be early (DATA still in flight): wait a retransmission
+            # time; a repeated one waits the full answer timeout.
+            wait = self.sender.rto if self._commit_tries == 0 else self.limits.timeout
+            self._commit_deadline = arrival + wait
+
+    def wakeup(self) -> float:
+        """When `poll` next has something to do (at the latest: the transfer's deadline)."""
+        waits = [self.deadline]
+        next_deadline = self.sender.next_deadline()
+        if next_deadline is not None:
+            waits.append(next_deadline)
+        if self._commit_seq is not None:
+            waits.append(self._commit_deadline)
+        return min(waits)
+
+    # -- what came back -------------------------------------------------------------------
+    def receive(self, frame: m.Frame, now: float) -> None:
+        msg = frame.message
+        sender = self.sender
+        if isinstance(msg, m.Ack):
+            sender.on_ack(msg, now, authoritative=frame.seq == self._begin_seq)
+        elif isinstance(msg, m.Nak):
+            sender.on_nak(msg, now)
+        elif isinstance(msg, m.Committed) and frame.seq == self._commit_seq:
+            self.committed = msg
+            self.state = State.DONE
+        elif isinstance(msg, m.Error):
+            self._on_error(frame.seq, msg)
+
+    def _on_error(self, seq: int, msg: m.Error) -> None:
+        if seq == self._commit_seq and msg.code == m.ErrorCode.INCOMPLETE:
+            self._commit_seq = None  # COMMIT again once everything is held
+            self._wait_complete = True
+            self.state = State.SENDING
+            return
+        ours = seq in self._epoch or seq in (self._begin_seq, self._commit_seq)
+        if msg.code == m.ErrorCode.NO_TRANSFER and (seq in self._epoch or seq == self._commit_seq):
+            self.restarts += 1
+            if self.restarts > self.limits.retries:
+                raise LinkError(
+                    "the device keeps losing the transfer (restarting?)", code="link.restarts"
+                )
+            self.sender.restart()
+            self._commit_seq = None
+            self.state = State.SENDING
+            self._begin()
+        elif ours:
+            raise device_error(msg)
+        # Anything else answers an earlier request: a late copy, ignored.
+
+    def _begin(self) -> None:
+        self._epoch.clear()
+        self._begin_seq = self.link.next_seq()
+        self._epoch.add(self._begin_seq)
+        self._outbox.append((self.sender.begin(self.sha256), self._begin_seq))

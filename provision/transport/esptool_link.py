@@ -1,0 +1,234 @@
+"""esptool's Python API (esptool >= 5) on our Transport: the one module that imports esptool.
+
+Who owns the port: our Transport does (provision.device.open opens and closes it). esptool
+never opens one: its ESPLoader takes any object that behaves like a pyserial port, so
+
+- on a real serial port we lend it the open pyserial object itself, and esptool's DTR/RTS
+  reset into the bootloader works as with its own CLI;
+- on anything else (sim://, where time is virtual; socket://) it gets `TransportPort`, a
+  pyserial-shaped adapter over Transport.read/write, and connects without a reset (esptool
+  does the same on socket://: DTR/RTS do not cross a socket).
+
+Everything esptool-specific (chip detection, the flasher stub, compressed writes, the MD5 and
+read-back commands, its exceptions) stays here; the esp32 dialect sees `EspLink`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from provision.errors import DeviceError, InputError, LinkError
+from provision.transport.base import Transport
+
+try:
+    import esptool
+    from esptool.cmds import detect_chip
+    from esptool.loader import ESPLoader
+    from esptool.logger import log as esptool_log
+    from esptool.util import FatalError, NotImplementedInROMError, UnsupportedCommandError
+except ImportError:  # pragma: no cover - the [esp] extra is not installed
+    esptool = None  # type: ignore[assignment]
+
+Progress = Callable[[int, int], None]
+
+# esptool's SYNC request (command 0x08, 07 07 12 20 and 32 x 0x55) in SLIP, and how every
+# answer to it starts (SLIP start, direction 0x01, command 0x08): for a probe without esptool.
+_SYNC_DATA = b"\x07\x07\x12\x20" + b"\x55" * 32
+SYNC_REPLY_START = b"\xc0\x01\x08"
+
+
+def sync_packet() -> bytes:
+    body = bytes([0x00, 0x08, len(_SYNC_DATA), 0, 0, 0, 0, 0]) + _SYNC_DATA
+    return b"\xc0" + body + b"\xc0"  # nothing in it needs SLIP escaping
+
+
+def require_esptool() -> None:
+    if esptool is None:
+        raise InputError("the esp32 dialect needs esptool: pip install 'provision[esp]'")
+
+
+class TransportPort:
+    """Enough of pyserial's Serial for esptool's ESPLoader, over a Transport."""
+
+    def __init__(self, transport: Transport, name: str, baudrate: int) -> None:
+        self._transport = transport
+        self._buf = bytearray()
+        self.port = self.name = name
+        self._baudrate = baudrate
+        self.timeout: float | None = 3.0
+        self.write_timeout: float | None = None
+        self.dtr = self.rts = False
+
+    # esptool sets the rate after CHANGE_BAUDRATE; a simulated line follows the device.
+    @property
+    def baudrate(self) -> int:
+        return self._baudrate
+
+    @baudrate.setter
+    def baudrate(self, value: int) -> None:
+        self._baudrate = value
+        if hasattr(self._transport, "baudrate"):
+            with contextlib.suppress(AttributeError):
+                self._transport.baudrate = value  # type: ignore[attr-defined]
+
+    def _poll(self, timeout: float) -> None:
+        data = self._transport.read(65536, timeout)
+        if data:
+            self._buf += data
+
+    def inWaiting(self) -> int:  # pyserial names
+        if not self._buf:
+            self._poll(0.0)
+        return len(self._buf)
+
+    in_waiting = property(inWaiting)
+
+    def read(self, size: int = 1) -> bytes:
+        timeout = 3.0 if self.timeout is None else self.timeout
+        clock = getattr(self._transport, "clock", time.monotonic)
+        deadline = clock() + timeout
+        while len(self._buf) < size:
+            left = deadline - clock()
+            if left <= 0:
+                break
+            self._poll(left)
+        out = bytes(self._buf[:size])
+        del self._buf[:size]
+        return out
+
+    def write(self, data: bytes) -> int:
+        self._transport.write(bytes(data))
+        return len(data)
+
+    def flushInput(self) -> None:
+        # Until the line is quiet: esptool sleeps on the wall clock between its tries, which
+        # does not move a simulated line's virtual clock, so a boot banner still arriving
+        # would otherwise meet every SYNC.
+        self._buf.clear()
+        while self._transport.read(65536, 0.02):
+            pass
+
+    reset_input_buffer = flushInput
+
+    def flushOutput(self) -> None:
+        pass
+
+    reset_output_buffer = flushOutput
+
+    def flush(self) -> None:
+        pass
+
+    def setDTR(self, state: bool) -> None:
+        self.dtr = state
+
+    def setRTS(self, state: bool) -> None:
+        self.rts = state
+
+    def close(self) -> None:
+        pass  # the Transport's owner closes it
+
+
+@dataclass(frozen=True)
+class ChipInfo:
+    chip: str  # "ESP32", "ESP32-S3", ...
+    description: str  # "ESP32-D0WD-V3 (revision v3.0)"
+    mac: str  # "24:0a:c4:12:34:56"
+    stub: bool
+
+
+def _esptool_error(err: Exception, doing: str) -> Exception:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, FatalError) and ("Failed to connect" in text or "No serial data" in text):
+        return LinkError(f"{doing}: {text}", code="esp32.no_answer")
+    if isinstance(err, FatalError) and "Failed to" in text:
+        return DeviceError(f"{doing}: {text}", code="esp32.loader_error")
+    return LinkError(f"{doing}: {text}", code="esp32.link")
+
+
+class EspLink:
+    """A connected ESP chip (ROM loader, then esptool's flasher stub unless `stub` is False)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        name: str,
+        baud: int | None = None,
+        stub: bool = True,
+        connect_attempts: int = 3,
+    ) -> None:
+        require_esptool()
+        esptool_log.set_verbosity("silent")
+        serial_port = getattr(transport, "port", None)
+        real_serial = (
+            serial_port is not None and "://" not in name and hasattr(serial_port, "fileno")
+        )
+        rate = getattr(transport, "baudrate", None) or 115200
+        port = serial_port if real_serial else TransportPort(transport, name, rate)
+        mode = "default-reset" if real_serial else "no-reset"
+        try:
+            esp = detect_chip(port, ESPLoader.ESP_ROM_BAUD, mode, False, connect_attempts)
+            self.chip = ChipInfo(
+                esp.CHIP_NAME,
+                esp.get_chip_description(),
+                ":".join(f"{b:02x}" for b in esp.read_mac()),
+                False,
+            )
+            if stub:
+                esp = esp.run_stub()
+            if baud and baud != ESPLoader.ESP_ROM_BAUD:
+                esp.change_baud(baud)
+            esp.flash_spi_attach(0)
+        except (FatalError, NotImplementedInROMError, UnsupportedCommandError) as err:
+            raise _esptool_error(err, f"{name}: connecting to the ESP bootloader") from None
+        self.esp = esp
+        self.name = name
+        self.chip = ChipInfo(self.chip.chip, self.chip.description, self.chip.mac, esp.IS_STUB)
+        self.bytes_sent = 0
+
+    def read_flash(self, offset: int, size: int) -> bytes:
+        try:
+            return bytes(self.esp.read_flash(offset, size))
+        except (FatalError, NotImplementedInROMError, UnsupportedCommandError) as err:
+            raise _esptool_error(err, f"{self.name}: reading flash at 0x{offset:x}") from None
+
+    def md5(self, offset: int, size: int) -> bytes:
+        try:
+            return bytes.fromhex(self.esp.flash_md5sum(offset, size))
+        except (FatalError, NotImplementedInROMError, UnsupportedCommandError) as err:
+            raise _esptool_error(err, f"{self.name}: MD5 of flash at 0x{offset:x}") from None
+
+    def write_flash(self, offset: int, data: bytes, progress: Progress | None = None) -> None:
+        """Erase and write `data` at `offset` (sector-aligned), compressed as esptool does,
+        then compare the device's MD5 of the region with ours (DeviceError if it differs)."""
+        esp = self.esp
+        packed = zlib.compress(data, 9)
+        try:
+            blocks = esp.flash_defl_begin(len(data), len(packed), offset)
+            size = esp.FLASH_WRITE_SIZE
+            for seq in range(blocks):
+                block = packed[seq * size : (seq + 1) * size]
+                esp.flash_defl_block(block, seq)
+                self.bytes_sent += len(block) + 16
+                if progress is not None:
+                    progress(min(len(data), (seq + 1) * len(data) // blocks), len(data))
+            if esp.IS_STUB:
+                # Leave compressed-write mode without rebooting: the stub flushes its writes.
+                esp.flash_defl_finish(False)
+        except (FatalError, NotImplementedInROMError, UnsupportedCommandError) as err:
+            raise _esptool_error(err, f"{self.name}: writing flash at 0x{offset:x}") from None
+        if self.md5(offset, len(data)) != hashlib.md5(data).digest():
+            raise DeviceError(
+                f"{self.name}: flash at 0x{offset:x} does not hold what was written "
+                "(MD5 differs); write again",
+                code="esp32.verify_failed",
+            )
+
+    def close(self) -> None:
+        """Leave the chip in its loader: a reset here would start the application (on a real
+        board) while a jig may still want the port."""

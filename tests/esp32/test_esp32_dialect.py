@@ -1,0 +1,132 @@
+"""The esp32 dialect: esptool's Python API against the simulated bootloader (virtual clock)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import provision.device as device
+from provision.bundle import esp_secure_cert as esc
+from provision.bundle.model import SlotType
+from provision.bundle.spec import PackSources, TagSources
+from provision.errors import LinkError, PolicyError
+from provision.packing import read_credentials
+
+pytest.importorskip("esptool")
+
+FIXTURES = Path(__file__).resolve().parents[1] / "vectors" / "fixtures"
+
+
+def _set(tag: int = 42, **extra: object):
+    sources = {
+        "root_ca": (FIXTURES / "root-ca.pem", FIXTURES / "other-root.pem"),
+        "client_cert": FIXTURES / "device.pem",
+        "client_key": FIXTURES / "device.key",
+        **extra,
+    }
+    return read_credentials(
+        PackSources(tags=(TagSources(sec_tag=tag, **sources),), encoding="pem")  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("chip", ["esp32", "esp32s3"])
+def test_write_verify_list_and_read_back_with_mac_as_device_id(chip: str) -> None:
+    creds = _set()
+    url = f"sim://esp32?chip={chip}&mac=24:0a:c4:00:00:07"
+    with device.open(url, dialect="esp32") as dev:
+        info = dev.info()
+        assert info.device_id == "24:0a:c4:00:00:07"
+        assert info.details["partition_offset"] == 0xD000
+        assert dev.list() == []
+        result = dev.write(creds)
+        assert {s.type for s in result.written} == {
+            SlotType.ROOT_CA,
+            SlotType.CLIENT_CERT,
+            SlotType.CLIENT_KEY,
+        }
+        assert dev.verify(creds).ok
+        listed = {s.type: s for s in dev.list()}
+        assert listed[SlotType.CLIENT_KEY].sha256 is not None  # a digest, never the bytes
+        assert dev.read(42, SlotType.CLIENT_CERT) == (FIXTURES / "device.pem").read_bytes()
+        roots = dev.read(42, SlotType.ROOT_CA)
+        assert roots.count(b"BEGIN CERTIFICATE") == 2
+        with pytest.raises(Exception, match="cannot be read back"):
+            dev.read(42, SlotType.CLIENT_KEY)
+
+
+def test_partition_holds_the_packed_image_then_erased_flash(tmp_path: Path) -> None:
+    flash = tmp_path / "dev.flash"
+    creds = _set()
+    with device.open(f"sim://esp32?flash={flash}&baud=0", dialect="esp32") as dev:
+        dev.write(creds)
+    from provision.dialects import esp32_image as esp_pack
+
+    image = esc.encode(esp_pack.entries_for(creds))
+    part = flash.read_bytes()[0xD000:0xF000]
+    assert part == image + b"\xff" * (0x2000 - len(image))
+
+
+def test_a_power_cut_mid_write_is_caught_by_verify_and_a_rewrite_repairs(tmp_path: Path) -> None:
+    flash = tmp_path / "dev.flash"
+    creds = _set()
+    # The cut hits after 600 programmed bytes of the write: the partition table is already
+    # on this flash, so the budget is the image's.
+    with device.open(f"sim://esp32?flash={flash}&baud=0", dialect="esp32") as dev:
+        dev.delete(None, None)
+    with (
+        pytest.raises(LinkError),
+        device.open(f"sim://esp32?flash={flash}&baud=0&flash_cut=600", dialect="esp32") as dev,
+    ):
+        dev.write(creds)
+    with device.open(
+        f"sim://esp32?flash={flash}&baud=0",
+        dialect="esp32",
+    ) as dev:
+        dev.session.sec_tag = 42
+        report = dev.verify(creds)
+        assert not report.ok
+        assert any("client_key" in m for m in report.mismatches)
+        dev.write(creds)
+        assert dev.verify(creds).ok
+
+
+def test_psk_and_keygen_are_refused_before_anything_is_written() -> None:
+    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+        psk_set = _set(psk_identity=b"dev-1")
+        with pytest.raises(PolicyError, match="psk_identity"):
+            dev.write(psk_set)
+        assert dev.list() == []
+        with pytest.raises(PolicyError, match="no on-device key generation"):
+            dev.keygen(42)
+
+
+def test_delete_one_slot_keeps_the_others_and_delete_all_empties() -> None:
+    creds = _set()
+    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+        dev.write(creds)
+        dev.delete(42, SlotType.CLIENT_KEY)
+        assert {s.type for s in dev.list()} == {SlotType.ROOT_CA, SlotType.CLIENT_CERT}
+        dev.delete(None, None)
+        assert dev.list() == []
+
+
+def test_cli_device_write_to_esp32_reports_verified_slots(cli) -> None:
+    r = cli([
+        "device", "write", "--port", "sim://esp32?baud=0", "--dialect", "esp32", "--json",
+        "--tag", "7", "--root-ca", FIXTURES / "root-ca.pem", "--client-cert",
+        FIXTURES / "device.pem", "--client-key", FIXTURES / "device.key",
+    ])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["dialect"] == "esp32" and out["verified"] is True
+    assert len(out["slots"]) == 3
+
+
+def test_probe_tells_an_esp_bootloader_from_another_device() -> None:
+    from provision.dialects.esp32 import Esp32Session
+    from provision.sim.serve import open_sim_transport
+
+    assert Esp32Session.probe(open_sim_transport("sim://esp32"), 1.0)
+    assert not Esp32Session.probe(open_sim_transport("sim://native"), 1.0)
