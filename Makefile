@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LINT_DIRS := $(wildcard provision tests bench hil scripts)
 
-.PHONY: demo test lint bench soak fuzz fuzz-py firmware stub-test hil deps vectors clean
+.PHONY: demo test lint bench soak fuzz fuzz-py firmware stub-test hil deps vectors clean floors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP) deps lint
 
 soak: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -m soak -q
+
+# The suite on the lowest dependency versions pyproject.toml allows (.ci/floors.txt).
+floors:
+	bash .ci/floors
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) $$b || exit 1; done
@@ -58,5 +62,5 @@ hil: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash hil/run-qemu --board $${BOARD:-mps2}
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-floors build dist *.egg-info .pytest_cache
 	-$(MAKE) -C firmware_stub clean

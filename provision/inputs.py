@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from pathlib import Path
 
 from provision.errors import InputError, PolicyError, clip
@@ -61,9 +62,15 @@ def _refuse_kind(path: object, mode: int, what: str) -> None:
 
 
 def read_input(path: Path | str, what: str, *, limit: int = MAX_INPUT_BYTES) -> bytes:
-    """The bytes of a regular file named by the user; `what` names it in messages
-    ("private key" → "dev.key: private key file not found")."""
+    """The bytes of a regular file named by the user (`-`: standard input, for a command's
+    one input); `what` names it in messages ("private key" → "dev.key: private key file not
+    found")."""
     what_file = f"{what} file"
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise PolicyError(f"standard input: {what} is over {limit} bytes")
+        return data
     try:
         # stat first: a device or FIFO is refused without even opening it (opening a
         # serial port toggles its modem lines).

@@ -59,13 +59,13 @@ echo "working in $WORK"
 
 step "1/7 Certificate authority"
 mkdir ca server device
-run "$PROVISION" pki init-ca --out-dir ca --cn "Provision Demo Root" --org "provision demo"
+run "$PROVISION" pki init-ca --out ca --cn "Provision Demo Root" --org "provision demo" --no-password
 
 step "2/7 Server credentials (for localhost and 127.0.0.1)"
-run "$PROVISION" pki issue server --ca ca --out-dir server --san localhost --san 127.0.0.1
+run "$PROVISION" pki issue server --ca ca --out server --san localhost --san 127.0.0.1
 
 step "3/7 Device credentials"
-run "$PROVISION" pki issue client --ca ca --out-dir device --device-id "$DEVICE_ID"
+run "$PROVISION" pki issue client --ca ca --out device --device-id "$DEVICE_ID"
 
 step "4/7 Credential bundle for sec_tag $TAG, checked and verified"
 run "$PROVISION" bundle pack --out "$DEVICE_ID.prvb" --tag "$TAG" --device-id "$DEVICE_ID" \

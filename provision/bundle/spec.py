@@ -20,7 +20,7 @@ the spec file; secrets come from files or environment variables, never from the 
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,6 @@ from typing import Any
 from provision.bundle.model import MAX_SEC_TAG, SlotType
 from provision.errors import InputError
 from provision.inputs import read_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 # compact: DER wherever the conversion is lossless (the fewest bytes on the wire), else as
 # given; der / pem: convert everything or fail; keep: each file's own encoding.

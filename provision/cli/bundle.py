@@ -142,8 +142,12 @@ def pack(
     sign_key: Path | None = typer.Option(
         None, "--sign-key", help="Sign with this ECDSA P-256 key (the line's provisioning key)."
     ),
-    sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
-    sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
+    sign_key_password_file: Path | None = typer.Option(
+        None, "--sign-key-password-file", help="Password of --sign-key, from this file."
+    ),
+    sign_key_password_env: str | None = typer.Option(
+        None, "--sign-key-password-env", help="Password of --sign-key, from this variable."
+    ),
     target: str = typer.Option("default", "--target", help=TARGET_HELP),
     force: bool = typer.Option(
         False, "--force", help="Pack despite check errors; replace an existing output file."

@@ -6,12 +6,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from provision.check import Finding, Severity, check_files, exit_code_for
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
@@ -22,8 +20,11 @@ from provision.cli.common import (
     table,
 )
 from provision.dialects import target_names
-from provision.pki.files import read_input
-from provision.pki.keys import key_is_encrypted
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from provision.check import Finding
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -34,16 +35,18 @@ def _can_prompt() -> bool:
 
 # Every command that checks a set (check, bundle pack|verify, device write) takes --target.
 TARGET_HELP = f"Device profile to check against: {', '.join(target_names())}."
-_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def findings_table(findings: Sequence[Finding], title: str | None = None) -> Table:
     """Findings as `check` and `bundle pack|verify` print them (messages quote certificate
     fields, so every cell is plain text, never markup)."""
+    from rich.text import Text
+
     rows = table("severity", "code", "sec_tag", "slot", "message", title=title)
     for f in findings:
         rows.add_row(
-            Text(f.severity.value, style=_STYLE[f.severity]),
+            Text(f.severity.value, style=_STYLE[f.severity.value]),
             safe_text(f.code),
             "" if f.sec_tag is None else str(f.sec_tag),
             safe_text(f.slot or ""),
@@ -86,6 +89,10 @@ def check(
 ) -> None:
     """Check roots, client certificate, key and sizes. Exit 0 clean, 1 warnings (--strict),
     2 errors; 3 when an input file is missing or not a certificate."""
+    from provision.check import check_files, exit_code_for
+    from provision.pki.files import read_input
+    from provision.pki.keys import key_is_encrypted
+
     if not root and cert is None:
         raise typer.BadParameter("give at least --root or --cert", param_hint="--root/--cert")
     password = None

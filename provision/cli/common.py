@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from provision.cli.tables import IdentifierTable, column_options
 from provision.dialects import DIALECTS
 from provision.errors import InputError, UsageError, clip
 from provision.inputs import read_first_line
@@ -43,6 +44,11 @@ err_console = PlainConsole(stderr=True)
 
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
+PORT_HELP = (
+    "The device: /dev/ttyACM0 (Linux), /dev/cu.usbmodem1101 (macOS), COM3 (Windows), a "
+    "pyserial URL (socket://HOST:PORT, rfc2217://HOST:PORT), sim://DIALECT, or auto (the one "
+    "USB serial port)."
+)
 
 
 def dialect_choices(*, auto: bool) -> str:
@@ -84,10 +90,15 @@ class PlainTable(Table):
         super().add_row(*(safe_text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
 
 
+class ProvisionTable(PlainTable, IdentifierTable):
+    """Plain-text cells (PlainTable) whose identifier columns stay whole (IdentifierTable)."""
+
+
 def table(*columns: str, title: str | None = None, show_header: bool = True) -> Table:
     """A table in the one style every command prints: borderless, bold header, title on the
-    left. More columns (with their own options) can be added to it. Cells are plain text."""
-    result = PlainTable(
+    left; identifier columns (cli/tables.py) stay on one line. More columns (with their own
+    options) can be added to it. Cells are plain text."""
+    result = ProvisionTable(
         box=None,
         header_style="bold",
         show_header=show_header,
@@ -97,7 +108,7 @@ def table(*columns: str, title: str | None = None, show_header: bool = True) -> 
     for column in columns:
         # Fold, never cut: a file name, serial or time ending in "…" is useless (two
         # "ca/intermediate.…" rows could not be told apart in an 80-column log).
-        result.add_column(column, overflow="fold")
+        result.add_column(column, **column_options(column))
     return result
 
 
@@ -152,5 +163,12 @@ def resolve_password(
 
 def print_json(data: Any) -> None:
     """Print one JSON document on stdout (no rich markup, stable key order)."""
+    global json_printed
     sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+    json_printed = True
+
+
+# Set once a command has printed its JSON document: a failure after it (verify found
+# differences) does not add a second one (cli/conventions.py json_error).
+json_printed = False

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 import provision.device as device_mod
-from provision.bundle import format as bundle_format
 from provision.bundle.model import MAX_SEC_TAG, SlotType
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
+    PORT_HELP,
     console,
     dialect_option,
     err_console,
@@ -29,6 +28,7 @@ from provision.cli.common import (
     safe_text,
     table,
 )
+from provision.cli.progress import opening_status, status, transfer_bar
 from provision.dialects.base import Attestation
 from provision.errors import ProvisionError, UsageError, VerifyFailed, clip
 from provision.inputs import read_input
@@ -36,7 +36,7 @@ from provision.slot_view import digest_cell, slot_view
 
 app = typer.Typer(no_args_is_help=True)
 
-PORT = typer.Option(..., "--port", "-p", help="Serial port, pyserial URL or sim:// URL.")
+PORT = typer.Option(..., "--port", "-p", help=PORT_HELP)
 BAUD = typer.Option(None, "--baud", help="Line rate to open at (default 115200).")
 FAST_BAUD = typer.Option(
     None,
@@ -53,10 +53,14 @@ SPEC = typer.Option(None, "--spec", help="A TOML spec, as `bundle pack`.")
 # Range-checked here: a sec_tag the wire format cannot carry was a construct error (exit 8).
 TAG = typer.Option(None, "--tag", min=0, max=MAX_SEC_TAG, help="sec_tag for the item options.")
 ROOT_CA = typer.Option([], "--root-ca", metavar="FILE", help="Root CA file.")
-CLIENT_CERT = typer.Option(None, "--client-cert", metavar="FILE")
-CLIENT_KEY = typer.Option(None, "--client-key", metavar="FILE")
-KEY_PASSWORD_FILE = typer.Option(None, "--key-password-file")
-KEY_PASSWORD_ENV = typer.Option(None, "--key-password-env")
+CLIENT_CERT = typer.Option(None, "--client-cert", metavar="FILE", help="Client certificate file.")
+CLIENT_KEY = typer.Option(None, "--client-key", metavar="FILE", help="Client private key file.")
+KEY_PASSWORD_FILE = typer.Option(
+    None, "--key-password-file", help="Password of an encrypted --client-key, from this file."
+)
+KEY_PASSWORD_ENV = typer.Option(
+    None, "--key-password-env", help="Password of an encrypted --client-key, from this variable."
+)
 TRACE = typer.Option(
     False,
     "--trace",
@@ -78,15 +82,16 @@ def _open(
         raise UsageError("--timeout must be positive")
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
-    return device_mod.open(
-        port,
-        dialect=dialect,
-        baud=baud,
-        timeout=timeout,
-        retries=retries,
-        trace=trace,
-        fast_baud=parse_fast_baud(fast_baud),
-    )
+    with status(opening_status(port, dialect)):
+        return device_mod.open(
+            port,
+            dialect=dialect,
+            baud=baud,
+            timeout=timeout,
+            retries=retries,
+            trace=trace,
+            fast_baud=parse_fast_baud(fast_baud),
+        )
 
 
 def parse_fast_baud(value: str | None) -> int | str | None:
@@ -179,10 +184,14 @@ def list_(
 ) -> None:
     """List stored slots: tag, slot, size, SHA-256; subject and expiry for certificates."""
     rows = []
-    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
+    with (
+        _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev,
+        status(f"reading the slot list from {port}") as say,
+    ):
         for s in dev.list():
             row = _slot_json(s)
             if s.type.is_certificate and not no_read:
+                say(f"reading {s.type.label} of sec_tag {s.sec_tag} from {port}")
                 try:
                     row.update(_describe_cert(dev.read(s.sec_tag, s.type)))
                 except ProvisionError as err:
@@ -285,8 +294,12 @@ def write(
     key_password_file: Path | None = KEY_PASSWORD_FILE,
     key_password_env: str | None = KEY_PASSWORD_ENV,
     sign_key: Path | None = typer.Option(None, "--sign-key", help="Sign the bundle (P-256)."),
-    sign_key_password_file: Path | None = typer.Option(None, "--sign-key-password-file"),
-    sign_key_password_env: str | None = typer.Option(None, "--sign-key-password-env"),
+    sign_key_password_file: Path | None = typer.Option(
+        None, "--sign-key-password-file", help="Password of --sign-key, from this file."
+    ),
+    sign_key_password_env: str | None = typer.Option(
+        None, "--sign-key-password-env", help="Password of --sign-key, from this variable."
+    ),
     psk_hex_file: Path | None = typer.Option(None, "--psk-hex-file", help="PSK as hex, in a file."),
     psk_hex_env: str | None = typer.Option(None, "--psk-hex-env", help="Variable with the PSK."),
     psk_identity: str | None = typer.Option(None, "--psk-identity", help="PSK identity."),
@@ -330,25 +343,15 @@ def write(
         device_id=device_id,
         encoding=encoding,
     )
+    from provision.bundle import format as bundle_format
+
     credentials = bundle_format.decode(data).credentials
     with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("writing", total=len(data))
+            with transfer_bar("writing", len(data)) as on_progress:
                 result = dev.provision(
-                    credentials,
-                    bundle=data,
-                    target=target,
-                    force=force,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    credentials, bundle=data, target=target, force=force, progress=on_progress
                 )
         else:
             result = dev.provision(credentials, bundle=data, target=target, force=force)
@@ -405,6 +408,8 @@ def verify(
         key_password_file,
         key_password_env,
     )
+    from provision.bundle import format as bundle_format
+
     credentials = bundle_format.decode(data).credentials
     with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         report = dev.verify(credentials)

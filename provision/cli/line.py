@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.console import RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -45,31 +46,55 @@ def _emit(outcome: Outcome) -> None:
             )
 
 
-def _status_table(line: Line) -> Table:
-    rows = table(
-        "port",
-        "state",
-        "device",
-        "ok",
-        "skipped",
-        "failed",
-        "last error",
-        title=f"station {line.cfg.station}",
-    )
+BY_ID = "/dev/serial/by-id/"
+STATE_WIDTH = max(len(step.value) for step in Step) + len(" 999.9s")
+DEVICE_WIDTH = 16  # an IMEI (15 digits) or a 16-digit hex id whole; longer ids end in "…"
+COUNTS = "ok/skip/fail"
+ERROR_MIN = 24
+PORT_MIN = 12
+
+
+def _tail(name: str, width: int) -> str:
+    # By-id names differ at the end (serial number, interface): keep that end.
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def _status_table(line: Line, width: int | None = None) -> Table:
+    """The live view: one row per port, and the same column widths on every refresh (they
+    depend on the port names and the terminal width only, not on what the rows hold). Below
+    100 columns the device id gives its room to the error message."""
+    width = width or err_console.width
+    names = {state.port: state.port.removeprefix(BY_ID) for state in line.states.values()}
+    show_device = width >= 100
+    columns = 5 if show_device else 4
+    fixed = STATE_WIDTH + len(COUNTS) + ERROR_MIN + 2 * columns
+    fixed += DEVICE_WIDTH if show_device else 0
+    longest = max(map(len, names.values()), default=4)
+    port_width = max(PORT_MIN, min(longest, width - fixed))
+    rows = table(title=f"station {line.cfg.station}")
+    rows.expand = True  # the last column takes what the fixed ones leave
+    rows.add_column("port", width=port_width, no_wrap=True)
+    rows.add_column("state", width=STATE_WIDTH, no_wrap=True)
+    if show_device:
+        rows.add_column("device", width=DEVICE_WIDTH, no_wrap=True, overflow="ellipsis")
+    rows.add_column(COUNTS, width=len(COUNTS), justify="right", no_wrap=True)
+    # The rest of the width; one line, cut with "…" (the full text is in --json and the log).
+    rows.add_column("last error", ratio=1, no_wrap=True, overflow="ellipsis")
     now = time.monotonic()
     for state in line.states.values():
         step = state.step.value
         if state.step not in (Step.WAITING, Step.STOPPED):
             step = f"{step} {now - state.since:4.1f}s"
-        rows.add_row(
-            state.port,
-            step,
-            state.device_id or "-",
-            str(state.counts.get("ok", 0)),
-            str(state.counts.get("skipped", 0)),
-            str(state.counts.get("failed", 0) + state.counts.get("rolled_back", 0)),
-            state.last_error or "",
-        )
+        error = state.last_error or ""
+        if state.last_message:
+            error = f"{error}: {state.last_message}" if error else state.last_message
+        failed = state.counts.get("failed", 0) + state.counts.get("rolled_back", 0)
+        cells: list[RenderableType] = [safe_text(_tail(names[state.port], port_width)), step]
+        if show_device:
+            cells.append(safe_text(state.device_id or "-"))
+        cells.append(f"{state.counts.get('ok', 0)}/{state.counts.get('skipped', 0)}/{failed}")
+        cells.append(safe_text(error))
+        rows.add_row(*cells)
     return rows
 
 
@@ -175,7 +200,7 @@ def run(
     def wait(line: Line) -> None:
         display = (
             Live(
-                _status_table(line),
+                _status_table(line, err_console.width),
                 console=err_console,
                 refresh_per_second=4,
                 # JSON lines to a pipe or file must stay on stdout; on a terminal they are
@@ -191,7 +216,7 @@ def run(
             while line.alive():
                 time.sleep(0.25)
                 if shown is not None:
-                    shown.update(_status_table(line))
+                    shown.update(_status_table(line, err_console.width))
                 else:
                     _tell_no_device(line, told)
                 if len(interrupted) > said:

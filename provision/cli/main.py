@@ -7,9 +7,10 @@ import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from provision import __version__
+from provision.cli import conventions
 from provision.errors import ExitCode, ProvisionError, clip, one_line
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ GROUPS: dict[str, str] = {
     "pki": "Create CAs, issue server and device certificates, CSRs.",
     "check": "Pre-flight check of a credential set.",
     "bundle": "Pack, inspect, verify and unpack credential bundles.",
-    "device": "Talk to a device: info, list, write, verify, delete, keygen, tls-check; ports.",
+    "device": "Talk to a device: write, verify, list, delete, keygen, tls-check.",
     "sim": "Run a simulated device.",
     "line": "Factory line: provision many devices on many ports.",
     "registry": "The device registry: show, export, verify.",
@@ -59,6 +60,33 @@ def _usage_error(err: ClickUsageError) -> NoReturn:
     raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
+def _load(name: str) -> Any:
+    """The click command for `provision <name>`: its module is imported only now, so that
+    `provision pki …` never loads the serial stack and `provision --help` loads no command."""
+    sub = importlib.import_module(f"provision.cli.{name}").app
+    command = typer.main.get_command(sub)
+    # typer gives every app it builds on its own the completion options; only the root has them.
+    command.params = [
+        p for p in command.params if p.name not in ("install_completion", "show_completion")
+    ]
+    # A group with a single command (check, testserver) is that command itself.
+    command.name = name
+    command.help = command.help or GROUPS[name]
+    if isinstance(command, TyperGroup):
+        command.help = GROUPS[name]
+    _plain_help(command)
+    conventions.apply(name, command)
+    return command
+
+
+def _plain_help(command: Any) -> None:
+    # click's own help layout, as esptool's and nrfcredstore's argparse: no rich panels, so
+    # `--help` neither loads rich's markdown and syntax modules nor draws boxes in a pipe.
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 class ProvisionGroup(TyperGroup):
     """Turns every ProvisionError into `error: …` on stderr and its exit code."""
 
@@ -74,6 +102,7 @@ class ProvisionGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ProvisionError as err:
+            conventions.json_error(ctx, err)
             typer.echo(f"error: {one_line(err.message)}", err=True)
             raise typer.Exit(int(err.exit_code)) from None
         except OSError as err:
@@ -106,11 +135,39 @@ class ProvisionGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
+class LazyGroup(ProvisionGroup):
+    """The `provision` command: loads its command groups (GROUPS) on first use."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(GROUPS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in GROUPS:
+            return None
+        if self._listing:
+            # The command list in `provision --help` needs names and one-line helps only.
+            return TyperCommand(cmd_name, help=GROUPS[cmd_name])
+        if cmd_name not in self.commands:
+            self.commands[cmd_name] = _load(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
 app = typer.Typer(
-    cls=ProvisionGroup,
+    cls=LazyGroup,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    # Help wraps at the terminal's width, up to 120 columns (click's own limit is 80).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+    rich_markup_mode=None,
     help="Get X.509 credentials onto embedded devices.",
 )
 
@@ -123,24 +180,37 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+    ),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        help="-v: trace every frame or line of device commands (as --trace); -vv: also "
+        "tracebacks for internal errors (PROVISION_DEBUG=1).",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print errors and requested data only, no reports."
+    ),
 ) -> None:
-    """Get X.509 credentials onto embedded devices."""
+    """Get X.509 credentials onto embedded devices.
 
+    Defaults for any option can come from provision.toml (./ and the user's config dir):
+    flag > environment > ./provision.toml > user file > built-in."""
+    from provision.cli import common
+    from provision.trace import ENV as TRACE_ENV
 
-for _name, _help in GROUPS.items():
-    _sub = importlib.import_module(f"provision.cli.{_name}").app
-    if isinstance(_sub, typer.Typer):
-        if (
-            _sub.registered_callback is None
-            and len(_sub.registered_commands) == 1
-            and not (_sub.registered_groups)
-            and _sub.registered_commands[0].callback is not None
-        ):
-            # A group with a single command (check, testserver) is the command itself.
-            app.command(_name, help=_help)(_sub.registered_commands[0].callback)
-        else:
-            app.add_typer(_sub, name=_name, help=_help)
+    if verbose >= 1:
+        os.environ[TRACE_ENV] = "1"
+    if verbose >= 2:
+        os.environ["PROVISION_DEBUG"] = "1"
+    # Set on every run, not only when asked: tests and scripts call the app more than once in
+    # one process.
+    common.console.quiet = quiet
+    common.console.file = None  # type: ignore[assignment]  # None: stdout, unless `-o -` moves reports to stderr
+    common.json_printed = False
 
 
 def run() -> None:

@@ -14,6 +14,7 @@ from provision.cli.common import (
     resolve_password,
     table,
 )
+from provision.errors import InputError
 from provision.pki import flows
 from provision.pki.authority import Authority
 from provision.pki.keys import KeyType
@@ -53,6 +54,31 @@ def _out_password(
         prompt="Password for the new private key",
         confirm=True,
     )
+
+
+def _ca_password(
+    no_password: bool, encrypt: bool, password_file: Path | None, password_env: str | None
+) -> bytes | None:
+    """A new CA key is encrypted unless --no-password opts out (as step CLI does)."""
+    if no_password:
+        if encrypt or password_file or password_env:
+            raise typer.BadParameter(
+                "leaves the keys unencrypted: not with --encrypt, --password-file or "
+                "--password-env",
+                param_hint="--no-password",
+            )
+        return None
+    try:
+        return resolve_password(
+            password_file=password_file,
+            password_env=password_env,
+            prompt="Password for the new CA key",
+            confirm=True,
+        )
+    except InputError as err:
+        if "no terminal" not in err.message:
+            raise
+        raise InputError(f"{err.message}; or --no-password to leave it unencrypted") from None
 
 
 def _open_ca(
@@ -127,7 +153,9 @@ def init_ca(
     intermediate: str | None = typer.Option(
         None, "--intermediate", help="Also create an intermediate CA with this common name."
     ),
-    intermediate_days: int = typer.Option(1825, "--intermediate-days"),
+    intermediate_days: int = typer.Option(
+        1825, "--intermediate-days", help="Intermediate validity in days."
+    ),
     path_length: int = typer.Option(
         0, "--path-length", min=0, help="Intermediate's path length (CAs allowed below it)."
     ),
@@ -138,8 +166,16 @@ def init_ca(
     allow_ed25519: bool = _ED25519,
     force: bool = _FORCE,
     json_out: bool = _JSON,
+    no_password: bool = typer.Option(
+        False,
+        "--no-password",
+        help="Leave the CA keys unencrypted. Without it they are encrypted: the password "
+        "comes from --password-file, --password-env or a prompt.",
+    ),
 ) -> None:
-    """Create a root CA (ca.crt, ca.key) and optionally an intermediate (intermediate.crt/key)."""
+    """Create a root CA (ca.crt, ca.key) and optionally an intermediate (intermediate.crt/key).
+
+    The CA keys are encrypted (PKCS#8) unless --no-password says otherwise."""
     result = flows.init_ca(
         out_dir,
         common_name=common_name,
@@ -150,7 +186,7 @@ def init_ca(
         intermediate_days=intermediate_days,
         path_length=path_length,
         fmt=_format(fmt),
-        password=_out_password(encrypt, password_file, password_env),
+        password=_ca_password(no_password, encrypt, password_file, password_env),
         allow_ed25519=allow_ed25519,
         force=force,
     )
@@ -169,7 +205,7 @@ def issue_server(
     name: str = typer.Option("server", "--name", help="Base name of the output files."),
     common_name: str | None = typer.Option(None, "--cn", help="Subject CN (default: first SAN)."),
     key_type: str = _KEY_TYPE,
-    days: int = typer.Option(365, "--days"),
+    days: int = typer.Option(365, "--days", help="Certificate validity in days."),
     fmt: str = _FORMAT,
     encrypt: bool = _ENCRYPT,
     password_file: Path | None = _PW_FILE,
@@ -208,7 +244,7 @@ def issue_client(
     name: str | None = typer.Option(None, "--name", help="Base name of files (default: id)."),
     organization: str | None = typer.Option(None, "--org", help="Organization (O=)."),
     key_type: str = _KEY_TYPE,
-    days: int = typer.Option(365, "--days"),
+    days: int = typer.Option(365, "--days", help="Certificate validity in days."),
     fmt: str = _FORMAT,
     encrypt: bool = _ENCRYPT,
     password_file: Path | None = _PW_FILE,
@@ -291,7 +327,7 @@ def sign_csr(
         "--allow-key-type",
         help="Accept only these key types (repeat; default: all but ed25519).",
     ),
-    days: int = typer.Option(365, "--days"),
+    days: int = typer.Option(365, "--days", help="Certificate validity in days."),
     fmt: str = _FORMAT,
     force: bool = _FORCE,
     json_out: bool = _JSON,

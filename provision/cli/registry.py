@@ -78,7 +78,8 @@ def show(
                 if r.cert_serial in replaced_by
                 else ""
             ),
-            r.finished_at,
+            # To the second: the full ISO time is in --json.
+            r.finished_at[:19].replace("T", " "),
             r.station,
             r.operator,
             r.cert_serial or "-",

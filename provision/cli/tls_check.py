@@ -7,13 +7,9 @@ from pathlib import Path
 import typer
 
 from provision.bundle.model import MAX_SEC_TAG
-from provision.cli.common import console, dialect_option, print_json, table
+from provision.cli.common import PORT_HELP, console, dialect_option, print_json, table
 from provision.errors import TLSCheckError
-from provision.tls.client import DEFAULT_TIMEOUT
-from provision.tls.device_check import run_check
-from provision.tls.material import TLS_VERSIONS
-from provision.tls.report import HandshakeReport
-from provision.tls.wire import parse_server
+from provision.tls.report import DEFAULT_TIMEOUT, HandshakeReport
 
 
 def tls_check(
@@ -32,7 +28,11 @@ def tls_check(
         "the device cannot run it itself).",
     ),
     port: str | None = typer.Option(
-        None, "--port", "-p", envvar="PROVISION_PORT", help="Device URL (serial port or sim://…)."
+        None,
+        "--port",
+        "-p",
+        envvar="PROVISION_PORT",
+        help=PORT_HELP + " Without it: the handshake runs on the host with --bundle.",
     ),
     dialect: str = dialect_option("auto", auto=True),
     baud: int | None = typer.Option(None, "--baud", help="Serial speed."),
@@ -44,6 +44,11 @@ def tls_check(
 ) -> None:
     """Mutual-TLS handshake to --server with only the slots of one sec_tag: on the device
     (simulators), or on the host with --bundle. Exit 10 if it does not succeed."""
+    # Loaded here: `provision device --help` need not load the TLS stack and cryptography.
+    from provision.tls.device_check import run_check
+    from provision.tls.material import TLS_VERSIONS
+    from provision.tls.wire import parse_server
+
     if tls is not None and tls not in TLS_VERSIONS:
         raise typer.BadParameter(f"{tls!r} (valid: {', '.join(TLS_VERSIONS)})", param_hint="--tls")
     host, tcp_port = parse_server(server)

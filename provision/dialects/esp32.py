@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 from provision.bundle import esp_partitions as ptab
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.model import CredentialSet, SlotType
-from provision.dialects import esp32_image as esp_pack
 from provision.dialects import mbedtls
 from provision.dialects.base import (
     Capability,
@@ -44,6 +43,15 @@ from provision.dialects.base import (
 )
 from provision.errors import DeviceError, InputError, PolicyError, ProvisionError
 from provision.transport.base import Transport, transport_clock
+
+
+def _esp_pack():  # type: ignore[no-untyped-def]
+    # The image builder reads certificates with cryptography: loaded when a set is planned or
+    # written, not when the dialect's profile is looked up (`provision device --help`).
+    from provision.dialects import esp32_image
+
+    return esp32_image
+
 
 NAME = "esp32"
 SEC_TAG_ENV = "PROVISION_ESP32_SEC_TAG"
@@ -94,7 +102,7 @@ def _refusals(credentials: CredentialSet) -> list[Refusal]:
     try:
         # The key is decrypted on the host (esp32_image says so): only Ed25519 is advice.
         advice = [r for r in mbedtls.advice(credentials) if r.code == "mbedtls.ed25519"]
-        return esp_pack.refusals(credentials) + advice
+        return _esp_pack().refusals(credentials) + advice
     except ProvisionError:
         return []  # unreadable content: the check reports it where it parses the item
 
@@ -102,6 +110,7 @@ def _refusals(credentials: CredentialSet) -> list[Refusal]:
 def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], bytes]:
     if len(credentials.sec_tags) != 1:
         return {}
+    esp_pack = _esp_pack()
     return stored_forms_of(esp_pack.entries_for(credentials), esp_pack.the_tag(credentials))
 
 
@@ -254,8 +263,10 @@ class Esp32Session:
         return clock() - started
 
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
-        image, entries, _warnings = esp_pack.build(credentials, partition_size=self.partition.size)
-        tag = esp_pack.the_tag(credentials)
+        image, entries, _warnings = _esp_pack().build(
+            credentials, partition_size=self.partition.size
+        )
+        tag = _esp_pack().the_tag(credentials)
         sent = self.link.bytes_sent
         seconds = self._write_image(image, progress)
         self.sec_tag = tag

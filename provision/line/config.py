@@ -37,7 +37,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-import sys
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,6 @@ from provision.line.proof import ProofConfig, proof_from_dict
 from provision.line.schema import check_station_file
 from provision.pki.authority import SubjectTemplate
 from provision.transport.serial import port_problem
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 FLOWS = ("host-key", "device-keygen")
 REPRESENTED_POLICIES = ("allow", "refuse", "supersede")

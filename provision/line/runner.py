@@ -48,6 +48,8 @@ class PortState:
     device_id: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
+    # The last failure's message, beside its code: what an operator acts on.
+    last_message: str | None = None
     since: float = field(default_factory=time.monotonic)
     # Why the last look at the port found no device to work on ("code: message"): a wrong
     # dialect or a dead port otherwise looks like an empty jig forever.
@@ -238,6 +240,7 @@ class Line:
             if outcome.status in (Status.FAILED, Status.ROLLED_BACK, Status.BUSY):
                 self._failures[outcome.error_code or "unknown"] += 1
                 state.last_error = outcome.error_code
+                state.last_message = outcome.message
             self._emit(outcome)
 
     def _wait_for_device(self, port: str, last_id: str | None) -> tuple[Device, DeviceInfo] | None:
@@ -270,6 +273,7 @@ class Line:
                 pass  # stopping: the loop ends below; not a reason the port has no device
             except Exception as err:
                 self.states[port].last_error = error_code(err)
+                self.states[port].last_message = str(err)
                 self.states[port].no_device = f"{error_code(err)}: {err}"
             if dev is not None:
                 dev.close()

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Final, NamedTuple
 
@@ -89,8 +89,8 @@ def validate_device_id(device_id: str) -> str:
 
 
 def _naive_utc(dt: datetime) -> datetime:
-    if dt.tzinfo is not timezone.utc:
-        dt = dt.astimezone(timezone.utc)
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
     return dt.replace(tzinfo=None)
 
 
@@ -301,7 +301,7 @@ class Authority:
 
     def _validity(self, days: int, now: datetime | None) -> tuple[datetime, datetime]:
         """notBefore and notAfter, naive UTC, as CertificateBuilder takes them."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         # A certificate outliving its issuer would fail verification when the issuer expires.
         not_after = min(now + timedelta(days=_check_days(days)), self._not_after)
         not_before = _naive_utc(now - BACKDATE)
@@ -405,7 +405,7 @@ class Authority:
         last = self._last_validity
         if last[0] == second and last[1] == days:
             return last[2]
-        der = der_validity(*self._validity(days, datetime.fromtimestamp(second, timezone.utc)))
+        der = der_validity(*self._validity(days, datetime.fromtimestamp(second, UTC)))
         object.__setattr__(self, "_last_validity", (second, days, der))
         return der
 
@@ -620,7 +620,7 @@ def create_root_ca(
     if not common_name_:
         raise InputError("a CA needs a common name")
     key = key or generate_key(key_type)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     name = _name(common_name_, organization)
     builder = (
         x509.CertificateBuilder()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,15 @@ def open_private(path: Path | str, flags: int = os.O_RDWR) -> int:
         os.close(fd)
         raise
     return fd
+
+
+# `-` as a file name: standard input for a command's one input, standard output for its one
+# output (`bundle pack -o - | ...`, `... | bundle inspect -`).
+STDIO = "-"
+
+
+def is_stdio(path: Path | str) -> bool:
+    return str(path) == STDIO
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,10 @@ def _make_parents(outputs: list[OutputFile], created: list[Path]) -> None:
 def check_outputs(outputs: list[OutputFile], *, force: bool) -> None:
     """Everything write_outputs would refuse, found without writing: callers that make
     something irreversible first (a key in a device) check their outputs before."""
+    if any(is_stdio(o.path) for o in outputs):
+        if len(outputs) != 1:
+            raise InputError("- (standard output) takes a single output file")
+        return
     paths = [o.path.resolve() for o in outputs]
     if len(set(paths)) != len(paths):
         raise InputError("two outputs would be written to the same file")
@@ -121,6 +135,10 @@ def check_outputs(outputs: list[OutputFile], *, force: bool) -> None:
 def write_outputs(outputs: list[OutputFile], *, force: bool) -> None:
     """Write every file or none. Existing files are refused unless `force`."""
     check_outputs(outputs, force=force)
+    if any(is_stdio(o.path) for o in outputs):
+        sys.stdout.buffer.write(outputs[0].data)
+        sys.stdout.buffer.flush()
+        return
     staged: list[tuple[str, OutputFile]] = []
     placed: list[Path] = []
     created: list[Path] = []

@@ -193,7 +193,7 @@ def _pkcs11() -> Any:
         import pkcs11
     except ImportError:
         raise HSMError(
-            "PKCS#11 support needs python-pkcs11: pip install 'provision[hsm]'"
+            "PKCS#11 support needs python-pkcs11: pip install 'provision-x509[hsm]'"
         ) from None
     return pkcs11
 

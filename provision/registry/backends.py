@@ -198,7 +198,7 @@ class PostgresBackend(Backend):
             import psycopg
         except ImportError:
             raise RegistryError(
-                "PostgreSQL registry needs psycopg: pip install 'provision[postgres]'"
+                "PostgreSQL registry needs psycopg: pip install 'provision-x509[postgres]'"
             ) from None
         self._psycopg = psycopg
         self.target = redact_url(url)

@@ -23,11 +23,10 @@ from typing import Any
 from provision.bundle.model import CredentialSet, Slot
 from provision.pki.certs import describe_certificate
 from provision.tls.material import TLSMaterial, TLSSetupError, client_context
-from provision.tls.report import Failure, HandshakeReport
+from provision.tls.report import DEFAULT_TIMEOUT, Failure, HandshakeReport
 
 # What provision testserver sends once it has verified a client: "ACCEPTED <subject>\n".
 GREETING_PREFIX = b"ACCEPTED "
-DEFAULT_TIMEOUT = 5.0
 # How long to wait, after our Finished, for a server that says nothing (TLS 1.3 only).
 DEFAULT_CONFIRM_TIMEOUT = 1.0
 

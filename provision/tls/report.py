@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+# Seconds a mutual-TLS handshake may take, device-side or host-side.
+DEFAULT_TIMEOUT = 5.0
+
 
 class Failure(IntEnum):
     """Why a handshake did not prove the credentials. NONE means it did."""

@@ -16,6 +16,8 @@ import serial
 import serial.tools.list_ports
 
 from provision.errors import InputError, LinkError, clip
+from provision.transport.reset import Step, is_serial_device
+from provision.transport.reset import apply as apply_reset
 
 DEFAULT_BAUD = 115200
 # Longest single wait inside read(): read(1) returns at the first byte anyway; the cap keeps
@@ -184,3 +186,15 @@ def list_ports() -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def reset_lines(url: str, steps: tuple[Step, ...], baud: int | None = None) -> None:
+    """Open the port, play a DTR/RTS sequence (transport/reset.py) and close it again: the
+    `--before`/`--after` resets around a session. Ports without modem lines are left alone."""
+    if not steps or not is_serial_device(url):
+        return
+    try:
+        with serial.Serial(url, baud or 115200, timeout=0) as port:
+            apply_reset(port, steps)
+    except (serial.SerialException, OSError) as err:
+        raise LinkError(f"{url}: cannot set DTR/RTS for the reset ({err})") from None

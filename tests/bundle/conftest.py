@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ def bad_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Files that parse but must fail the pre-flight check, made once per session."""
     d = tmp_path_factory.mktemp("bad-pki")
     root = create_root_ca("Bundle Test Root")
-    past = datetime.now(timezone.utc) - timedelta(days=400)
+    past = datetime.now(UTC) - timedelta(days=400)
     expired_root = create_root_ca("Old Root", days=3650, now=past)
     key, expired = expired_root.issue_client("dev-old", days=30, now=past)
     (d / "expired-root.pem").write_bytes(cert_pem(expired_root.cert))

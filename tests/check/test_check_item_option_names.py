@@ -9,7 +9,7 @@ import json
 
 def test_bundle_option_names_give_the_same_check(cli, tmp_path) -> None:
     (tmp_path / "pw").write_text("dev-pass\n")
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     r = cli(["pki", "issue", "client", "--ca", tmp_path / "ca", "--device-id", "d1",
              "-o", tmp_path / "dev", "--password-file", tmp_path / "pw"])  # fmt: skip
     assert r.exit_code == 0, r.output

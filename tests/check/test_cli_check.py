@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ def _with_version(der: bytes, version: int) -> bytes:
 def files(tmp_path_factory, pki, device) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("check")
     key, cert = device
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     old_ca = create_root_ca("Old", now=now - timedelta(days=400))
     old_key, old_cert = old_ca.issue_client("old-dev", days=30, now=now - timedelta(days=100))
     soon_key, soon_cert = pki.root.issue_client("soon-dev", days=7)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -56,7 +56,7 @@ def test_missing_intermediate_is_untrusted(pki, device, make_set, password) -> N
 
 
 def test_dates(pki, make_set, password) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca = create_root_ca("Old Root", now=now - timedelta(days=60))
     root = cert_pem(ca.cert)
     key, old = ca.issue_client("old-dev", days=10, now=now - timedelta(days=30))

@@ -8,7 +8,10 @@ from provision.errors import ExitCode
 
 def test_missing_intermediate_names_the_chain_file(cli, tmp_path) -> None:
     ca, out = tmp_path / "ca", tmp_path / "dev"
-    assert cli(["pki", "init-ca", "-o", ca, "--intermediate", "Issuing CA"]).exit_code == 0
+    assert (
+        cli(["pki", "init-ca", "--no-password", "-o", ca, "--intermediate", "Issuing CA"]).exit_code
+        == 0
+    )
     assert (
         cli(["pki", "issue", "client", "--ca", ca, "--device-id", "d1", "-o", out]).exit_code == 0
     )

@@ -26,9 +26,16 @@ BOX_CHARS = set("┏┓┗┛┃━│─┡┩╇┼")
 def test_dialect_help_names_every_dialect(cli, command: list[str]) -> None:
     r = cli([*command, "--help"], env={"COLUMNS": "400"})
     assert r.exit_code == 0
-    dialect_lines = [
-        line for line in r.stdout.splitlines() if "--dialect" in line or "--kind" in line
-    ]
+    # An option's help may wrap: its continuation lines are indented past the option names.
+    lines = r.stdout.splitlines()
+    dialect_lines = []
+    for i, line in enumerate(lines):
+        if "--dialect" in line or "--kind" in line:
+            for more in lines[i + 1 :]:
+                if not more.startswith(" " * 8) or more.lstrip().startswith("-"):
+                    break
+                line += " " + more.strip()
+            dialect_lines.append(line)
     assert dialect_lines, r.stdout
     for name in DIALECTS:
         assert any(name in line for line in dialect_lines), (name, dialect_lines)

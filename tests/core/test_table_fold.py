@@ -6,7 +6,10 @@ from __future__ import annotations
 
 def test_pki_table_shows_whole_file_names(cli, tmp_path) -> None:
     out = tmp_path / "a-rather-long-folder-name-for-the-ca"
-    r = cli(["pki", "init-ca", "-o", out, "--intermediate", "Issuing CA"], env={"COLUMNS": "80"})
+    r = cli(
+        ["pki", "init-ca", "--no-password", "-o", out, "--intermediate", "Issuing CA"],
+        env={"COLUMNS": "80"},
+    )
     assert r.exit_code == 0, r.output
     assert "…" not in r.output
     squeezed = "".join(line.split(" ")[1] for line in r.output.splitlines()[1:] if line.strip())

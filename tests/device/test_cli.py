@@ -151,7 +151,12 @@ def test_keygen_writes_csr_and_installs_signed_cert(cli, port, creds, tmp_path) 
 
 
 def test_keygen_signs_with_a_ca_folder_from_init_ca(cli, port, tmp_path) -> None:
-    assert cli(["pki", "init-ca", "--out-dir", tmp_path / "ca", "--cn", "Folder CA"]).exit_code == 0
+    assert (
+        cli(
+            ["pki", "init-ca", "--no-password", "--out-dir", tmp_path / "ca", "--cn", "Folder CA"]
+        ).exit_code
+        == 0
+    )
     r = cli(["device", "keygen", "--port", port, "--tag", "5", "--out", tmp_path / "d.csr",
              "--subject", "dev-5", "--ca", tmp_path / "ca", "--json"])  # fmt: skip
     assert r.exit_code == 0, r.output

@@ -60,7 +60,7 @@ def test_folder_as_output_is_refused_before_the_device_makes_a_key(cli, tmp_path
 
 def test_ca_certificate_file_without_ca_key_names_the_keygen_option(cli, tmp_path) -> None:
     port = f"sim://native?flash={tmp_path / 'dev.flash'}"
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     cert = tmp_path / "ca" / "ca.crt"
     r = cli(["device", "keygen", "--port", port, "--tag", "9", "-o", tmp_path / "d.csr",
              "--ca", cert])  # fmt: skip

@@ -3,6 +3,8 @@ StoreFull, exit 6, code device.store_full."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import provision.device
@@ -19,7 +21,7 @@ def test_native_no_space_is_store_full() -> None:
 
 @pytest.fixture
 def items(cli, tmp_path) -> list:
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     r = cli(["pki", "issue", "client", "--ca", tmp_path / "ca", "--device-id", "d1",
              "-o", tmp_path / "dev"])  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -37,7 +39,9 @@ def test_a_full_store_is_the_same_error_in_every_text_dialect(
     port = f"sim://{dialect}?{option}&flash={tmp_path / 'dev.flash'}"
     r = cli(["device", "write", "--port", port, "--dialect", dialect, *items])
     assert r.exit_code == ExitCode.POLICY, r.output
-    assert "error:" in r.output and r.output.count("\n") == 1, r.output
+    # One line on stderr; with --json the same failure is a JSON object on stdout.
+    assert r.stderr.startswith("error:") and r.stderr.count("\n") == 1, r.output
+    assert json.loads(r.stdout)["error"]["code"] == "device.store_full", r.stdout
     bundle = tmp_path / "set.prvb"
     r = cli(["bundle", "pack", *items[:-1], "-o", bundle])
     assert r.exit_code == 0, r.output

@@ -80,11 +80,16 @@ def _slots(cli, port: str) -> list:
 
 @pytest.fixture
 def material(cli, tmp_path: Path) -> dict[str, Path]:
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     r = cli(["pki", "issue", "client", "--ca", tmp_path / "ca", "--device-id", "d1",
              "-o", tmp_path / "dev"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert cli(["pki", "init-ca", "-o", tmp_path / "other", "--cn", "Other"]).exit_code == 0
+    assert (
+        cli(
+            ["pki", "init-ca", "--no-password", "-o", tmp_path / "other", "--cn", "Other"]
+        ).exit_code
+        == 0
+    )
     (tmp_path / "not-a-dir").write_text("a file")
     big = tmp_path / "big.crt"
     big.write_bytes((tmp_path / "dev" / "d1.crt").read_bytes() * 8)

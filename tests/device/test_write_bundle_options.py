@@ -13,7 +13,7 @@ from provision.errors import ExitCode
 @pytest.mark.parametrize("extra", [["--device-id", "other"], ["--encoding", "pem"]])
 def test_bundle_file_refuses_options_it_would_ignore(cli, tmp_path, extra) -> None:
     port = f"sim://native?flash={tmp_path / 'dev.flash'}"
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     bundle = tmp_path / "b.prvb"
     r = cli(["bundle", "pack", "--tag", "3", "--root-ca", tmp_path / "ca" / "ca.crt",
              "--device-id", "dev-1", "--out", bundle])  # fmt: skip

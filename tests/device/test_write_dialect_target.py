@@ -10,7 +10,7 @@ from provision.errors import ExitCode
 
 
 def _crlf_items(cli, tmp_path) -> list:
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     r = cli(["pki", "issue", "client", "--ca", tmp_path / "ca", "--device-id", "d1",
              "-o", tmp_path / "dev"])  # fmt: skip
     assert r.exit_code == 0, r.output

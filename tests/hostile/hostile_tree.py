@@ -93,12 +93,19 @@ def commands() -> Iterator[Command]:
     """Every leaf command of `provision`, depth first, in name order."""
     root = typer.main.get_command(app)
 
+    ctx = click_context(root)
+
     def walk(cmd: typing.Any, path: tuple[str, ...]) -> Iterator[Command]:
-        sub = getattr(cmd, "commands", None)
-        if sub is None:
+        # Groups load their commands on demand (the root is lazy): ask, never read .commands.
+        if not hasattr(cmd, "list_commands"):
             yield Command(path, _params(cmd))
             return
-        for name in sorted(sub):
-            yield from walk(sub[name], (*path, name))
+        for name in sorted(cmd.list_commands(ctx)):
+            yield from walk(cmd.get_command(ctx, name), (*path, name))
 
     yield from walk(root, ())
+
+
+def click_context(root: typing.Any) -> typing.Any:
+    """A context to ask a (lazy) group for its commands, outside any invocation."""
+    return root.make_context("provision", [], resilient_parsing=True)

@@ -84,7 +84,7 @@ def make_world(d: Path) -> World:
             d / "device-encrypted.pw",
         ],
         ["bundle", "pack", "--spec", d / "spec.toml", "--out", d / "typical.prvb"],
-        ["pki", "init-ca", "--out-dir", d / "ca", "--cn", "Hostile Test CA"],
+        ["pki", "init-ca", "--out-dir", d / "ca", "--cn", "Hostile Test CA", "--no-password"],
         ["pki", "csr", "--cn", "dev-9", "--out-dir", d / "csr", "--name", "dev-9"],
     ):
         result = run(app, [str(a) for a in args])

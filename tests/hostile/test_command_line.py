@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from hostile_checks import assert_clean_failure
-from hostile_tree import Command, Param, commands
+from hostile_tree import Command, Param, click_context, commands
 from hostile_world import World, valid_value
 
 from provision.errors import CLIP_CHARS, ExitCode
@@ -42,10 +42,11 @@ def _ranged() -> list[tuple[Command, str, str]]:
 
     out = []
     root = typer.main.get_command(app)
+    ctx = click_context(root)
     for cmd in ALL:
         node = root
         for part in cmd.path:
-            node = node.commands[part]
+            node = node.get_command(ctx, part)
         for p in node.params:
             low, high = getattr(p, "min", None), getattr(p, "max", None)
             if not p.opts or (low is None and high is None):

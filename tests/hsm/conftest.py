@@ -28,7 +28,7 @@ def start_token() -> tuple[dict[str, str] | None, str]:
     except OSError as err:
         return None, str(err)
     if pkcs11_ok != 0:
-        return None, "python-pkcs11 is not installed (pip install 'provision[hsm]')"
+        return None, "python-pkcs11 is not installed (pip install 'provision-x509[hsm]')"
     env = {k: v for k, v in os.environ.items() if k != "PROVISION_TEST_HSM_DIR"}
     env["PYTHON"] = sys.executable
     return start_service("softhsm.sh", "create a SoftHSM2 token", env)

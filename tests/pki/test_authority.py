@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -111,7 +111,7 @@ def test_p384_ca_signs_with_sha384() -> None:
 
 
 def test_leaf_never_outlives_issuer() -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca = create_root_ca("Short", days=10, now=now)
     _, cert = ca.issue_client("dev-long", days=365)
     assert cert.not_valid_after_utc == ca.cert.not_valid_after_utc

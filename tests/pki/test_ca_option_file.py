@@ -7,7 +7,7 @@ from provision.errors import ExitCode
 
 
 def test_ca_given_a_certificate_file_names_the_file_options(cli, tmp_path) -> None:
-    assert cli(["pki", "init-ca", "-o", tmp_path / "ca"]).exit_code == 0
+    assert cli(["pki", "init-ca", "--no-password", "-o", tmp_path / "ca"]).exit_code == 0
     cert = tmp_path / "ca" / "ca.crt"
     for args in (
         ["pki", "issue", "client", "--device-id", "d1"],

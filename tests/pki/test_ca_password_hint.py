@@ -25,3 +25,25 @@ def test_new_key_password_still_names_the_plain_options(cli, tmp_path) -> None:
     r = cli(["pki", "init-ca", "-o", tmp_path / "ca", "--encrypt"])
     assert r.exit_code == ExitCode.INPUT, r.output
     assert "use --password-file or --password-env" in r.output
+
+
+def test_init_ca_encrypts_by_default_and_no_password_opts_out(cli, tmp_path) -> None:
+    # No source and no terminal: refused, nothing written, and the opt-out is named.
+    r = cli(["pki", "init-ca", "-o", tmp_path / "refused"])
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "or --no-password to leave it unencrypted" in r.output
+    assert not (tmp_path / "refused").exists()
+
+    r = cli(["pki", "init-ca", "-o", tmp_path / "enc", "--password-env", "CA_PW"],
+            env={"CA_PW": "ca-pass"})  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert b"ENCRYPTED PRIVATE KEY" in (tmp_path / "enc" / "ca.key").read_bytes()
+
+    r = cli(["pki", "init-ca", "-o", tmp_path / "plain", "--no-password"])
+    assert r.exit_code == 0, r.output
+    assert b"-----BEGIN PRIVATE KEY" in (tmp_path / "plain" / "ca.key").read_bytes()
+
+
+def test_no_password_with_a_password_source_is_a_bad_command_line(cli, tmp_path) -> None:
+    r = cli(["pki", "init-ca", "-o", tmp_path / "x", "--no-password", "--password-env", "PW"])
+    assert r.exit_code == 2 and "--no-password" in r.output

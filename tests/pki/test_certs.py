@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -29,7 +29,7 @@ def test_describe(root, intermediate) -> None:
     assert s.issuer == "CN=Test Root CA,O=provision tests"
     assert s.is_ca
     assert s.serial == intermediate.cert.serial_number
-    assert s.not_before.tzinfo is timezone.utc and s.not_after > s.not_before
+    assert s.not_before.tzinfo is UTC and s.not_after > s.not_before
     assert len(s.sha256_fingerprint) == 64
     assert describe_certificate(cert_der(root.cert)).sha256_fingerprint != s.sha256_fingerprint
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -32,7 +32,19 @@ def one_line_error(result, code: ExitCode) -> str:
 def ca_dir(cli, tmp_path: Path) -> Path:
     d = tmp_path / "ca"
     d.mkdir()
-    r = cli(["pki", "init-ca", "-o", d, "--cn", "Test Root", "--intermediate", "Test Issuing"])
+    r = cli(
+        [
+            "pki",
+            "init-ca",
+            "--no-password",
+            "-o",
+            d,
+            "--cn",
+            "Test Root",
+            "--intermediate",
+            "Test Issuing",
+        ]
+    )
     assert r.exit_code == 0, r.output
     return d
 
@@ -200,7 +212,19 @@ def test_der_output(cli, ca_dir: Path, tmp_path: Path) -> None:
 
 
 def test_der_ca_directory(cli, tmp_path: Path) -> None:
-    r = cli(["pki", "init-ca", "-o", tmp_path, "--format", "der", "--intermediate", "I"])
+    r = cli(
+        [
+            "pki",
+            "init-ca",
+            "--no-password",
+            "-o",
+            tmp_path,
+            "--format",
+            "der",
+            "--intermediate",
+            "I",
+        ]
+    )
     assert r.exit_code == 0, r.output
     out = tmp_path / "o"
     out.mkdir()

@@ -28,10 +28,10 @@ def pki_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("peer")
     run = CliRunner().invoke
     for args in (
-        ["pki", "init-ca", "-o", d / "root"],
-        ["pki", "init-ca", "-o", d / "two", "--intermediate", "Peer Issuing"],
+        ["pki", "init-ca", "--no-password", "-o", d / "root"],
+        ["pki", "init-ca", "--no-password", "-o", d / "two", "--intermediate", "Peer Issuing"],
     ):
-        Path(args[3]).mkdir()
+        Path(args[4]).mkdir()
         assert run(app, [str(a) for a in args]).exit_code == 0
     env = {"PEER_PW": PASSWORD}
     for ca in ("root", "two"):

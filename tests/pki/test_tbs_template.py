@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -222,7 +222,7 @@ def test_template_tbs_is_the_builders_and_verifies(
     _verify_with_openssl(ca, cert, at, tmp_path_factory.mktemp("verify"))
 
 
-_2049_ROOT = create_root_ca("Root of 2049", now=datetime(2049, 6, 1, tzinfo=timezone.utc))
+_2049_ROOT = create_root_ca("Root of 2049", now=datetime(2049, 6, 1, tzinfo=UTC))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -235,7 +235,7 @@ _2049_ROOT = create_root_ca("Root of 2049", now=datetime(2049, 6, 1, tzinfo=time
     now=st.datetimes(
         min_value=datetime(2049, 6, 1),
         max_value=datetime(2050, 6, 1),
-        timezones=st.just(timezone.utc),
+        timezones=st.just(UTC),
     ),
     days=st.integers(1, 400),
 )
@@ -281,7 +281,7 @@ def test_dates_cut_to_the_second_match_the_builder(monkeypatch) -> None:
     """Issued with the clock: the template's cached validity (one per second) equals what
     the builder makes from the exact time, including the clamp to the CA's notAfter."""
     ca = create_root_ca("Short CA", days=30)
-    clock = datetime(2030, 5, 6, 7, 8, 9, 987654, tzinfo=timezone.utc)
+    clock = datetime(2030, 5, 6, 7, 8, 9, 987654, tzinfo=UTC)
     monkeypatch.setattr(authority_module.time, "time", clock.timestamp)
     for days in (1, 29, 365):  # 365 outlives the CA: clamped
         key, cert = ca.issue_client("dev-clock", days=days, serial=7)
@@ -350,8 +350,8 @@ def test_a_template_that_differs_from_the_builder_is_not_used(monkeypatch) -> No
     monkeypatch.setattr(tbs_template, "der_time", off_by_a_second)
     ca = create_root_ca("Checked CA")
     assert ca.client_template(KeyType.P256) is None
-    _, cert = ca.issue_client("dev-checked", now=datetime(2031, 1, 1, tzinfo=timezone.utc))
-    assert cert.not_valid_before_utc == datetime(2030, 12, 31, 23, 55, tzinfo=timezone.utc)
+    _, cert = ca.issue_client("dev-checked", now=datetime(2031, 1, 1, tzinfo=UTC))
+    assert cert.not_valid_before_utc == datetime(2030, 12, 31, 23, 55, tzinfo=UTC)
     cert.verify_directly_issued_by(ca.cert)
 
 
@@ -400,11 +400,9 @@ def test_dates_before_1950_are_an_input_error(root: Authority) -> None:
     # cryptography's signer panics on them; the builder path and the template path both
     # refuse first.
     with pytest.raises(InputError, match="1950"):
-        root.issue_client("dev-old", now=datetime(1950, 1, 1, 0, 1, tzinfo=timezone.utc))
+        root.issue_client("dev-old", now=datetime(1950, 1, 1, 0, 1, tzinfo=UTC))
     with pytest.raises(InputError, match="1950"):
-        root.issue_client(
-            "dev-old", key_type=KeyType.RSA2048, now=datetime(1949, 1, 1, tzinfo=timezone.utc)
-        )
+        root.issue_client("dev-old", key_type=KeyType.RSA2048, now=datetime(1949, 1, 1, tzinfo=UTC))
 
 
 @given(st.binary(max_size=300))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from provision.registry import Entry, Result
 
@@ -12,7 +12,7 @@ FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake{n}\n-----END CERTIFICATE-----\
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def entry(device_id: str, *, result: Result = Result.OK, serial: int | None = None, **kw) -> Entry:

@@ -153,7 +153,9 @@ def test_keygen_makes_the_key_on_the_device_and_a_csr_that_verifies(
     info = json.loads(cli("device", "info", "--port", url, "--json").stdout)
     assert "keygen" in json.dumps(info) and "tls_check" in json.dumps(info)
     ca = tmp_path / "ca"
-    assert cli("pki", "init-ca", "-o", str(ca), "--cn", "Stub Root").returncode == 0
+    assert (
+        cli("pki", "init-ca", "--no-password", "-o", str(ca), "--cn", "Stub Root").returncode == 0
+    )
     csr = tmp_path / "dev.csr"
     made = cli("device", "keygen", "--port", url, "--tag", "42", "-o", str(csr),
                "--subject", "dev-stub", "--ca", str(ca))  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from provision.pki.authority import create_root_ca
@@ -66,7 +66,7 @@ def make_pki() -> Pki:
     other = create_root_ca("Some Other Root", organization="elsewhere")
     skey, scert = root.issue_server(["localhost", "127.0.0.1"])
     ckey, ccert = root.issue_client("device-1", organization="provision tests")
-    long_ago = datetime.now(timezone.utc) - timedelta(days=400)
+    long_ago = datetime.now(UTC) - timedelta(days=400)
     ekey, ecert = root.issue_client("device-expired", days=30, now=long_ago)
     fkey, fcert = other.issue_client("device-foreign")
     return Pki(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from provision.bundle import format as fmt
@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
 OUT = HERE / "bundles"
 PASSWORD = b"test-only-password"
-EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def make_fixtures() -> None:

@@ -1,0 +1,196 @@
+"""Start-up and one-shot write times of the `provision` command beside vendors' tools.
+
+    .venv/bin/python bench/bench_cli.py [--runs N] [--json]
+
+Every figure is the median wall time of N runs (default 7) of a fresh process, measured in
+the same run so machine load hits all tools alike:
+
+  provision --help            the top-level help (goal: no slower than `esptool version`)
+  provision device --help     a group's help (loads the device commands, not their work)
+  esptool version             Espressif's esptool: start-up and one line of output
+  nrfcredstore -h             Nordic's nrfcredstore: start-up and its help
+  provision device write      one invocation: a P-256 set (root CA, client cert, client key)
+                              written over AT%CMNG to `provision sim --dialect at-cmng --pty`
+                              (goal: <= 0.5 s)
+  nrfcredstore write x3       the same set with Nordic's tool: one invocation per credential,
+                              as its CLI takes one; only its port discovery is bypassed (it
+                              lists USB ports, which a pty is not), as in tests/dialects
+
+Ratios are provision / peer (below 1: provision is faster). Peers come from pip (the test
+extras install both); a missing one is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+NRFCREDSTORE_ON_A_PTY = (
+    "import sys, types\n"
+    "from nrfcredstore import comms\n"
+    "comms.select_device = lambda *a: (types.SimpleNamespace(device=sys.argv[1]), None)\n"
+    "from nrfcredstore.cli import run\n"
+    "sys.argv = ['nrfcredstore', *sys.argv[1:]]\n"
+    "sys.exit(run())\n"
+)
+
+
+def _tool(name: str) -> str | None:
+    here = BIN / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def _wall(argv: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=120)
+    took = time.perf_counter() - start
+    if res.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed:\n{res.stderr.decode(errors='replace')}")
+    return took
+
+
+def _median(runs: int, fn) -> float:  # type: ignore[no-untyped-def]
+    return statistics.median(fn() for _ in range(runs))
+
+
+class PtySim:
+    """`provision sim --dialect at-cmng --pty` in the background; its pty path."""
+
+    def __init__(self, provision: str, cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [provision, "sim", "--dialect", "at-cmng", "--pty", "--json"],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("bench: the simulator did not start")
+        self.port = json.loads(line)["port"]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    provision = _tool("provision")
+    if provision is None:
+        raise SystemExit("bench: `provision` is not on PATH (make bench sets it)")
+    esptool = _tool("esptool")
+    nrfcredstore = _tool("nrfcredstore")
+    figures: dict[str, float | None] = {}
+
+    with tempfile.TemporaryDirectory(prefix="bench-cli.") as tmp:
+        work = Path(tmp)
+        env_cwd = work
+
+        def run(*argv: str) -> float:
+            return _wall(list(argv), env_cwd)
+
+        # Credentials made once, outside the timing.
+        for cmd in (
+            ["pki", "init-ca", "--out-dir", "ca", "--cn", "Bench CA", "--no-password"],
+            ["pki", "issue", "client", "--ca", "ca", "--out-dir", "dev", "--device-id", "d1"],
+        ):
+            res = subprocess.run([provision, *cmd], cwd=work, capture_output=True)
+            if res.returncode != 0:
+                raise SystemExit(f"bench: provision {' '.join(cmd)}: {res.stderr.decode()}")
+        files = {
+            "ROOT_CA_CERT": "ca/ca.crt",
+            "CLIENT_CERT": "dev/d1.crt",
+            "CLIENT_KEY": "dev/d1.key",
+        }
+
+        figures["provision --help"] = _median(args.runs, lambda: run(provision, "--help"))
+        figures["provision device --help"] = _median(
+            args.runs, lambda: run(provision, "device", "--help")
+        )
+        figures["esptool version"] = (
+            _median(args.runs, lambda: run(esptool, "version")) if esptool else None
+        )
+        figures["nrfcredstore -h"] = (
+            _median(args.runs, lambda: run(nrfcredstore, "-h")) if nrfcredstore else None
+        )
+
+        sim = PtySim(provision, work)
+        try:
+            write = [
+                provision, "device", "write", "--port", sim.port, "--dialect", "at-cmng",
+                "--tag", "42", "--root-ca", files["ROOT_CA_CERT"],
+                "--client-cert", files["CLIENT_CERT"], "--client-key", files["CLIENT_KEY"],
+            ]  # fmt: skip
+            figures["provision device write (P-256 set)"] = _median(args.runs, lambda: run(*write))
+
+            def nrf_set() -> float:
+                return sum(
+                    run(
+                        sys.executable,
+                        "-c",
+                        NRFCREDSTORE_ON_A_PTY,
+                        sim.port,
+                        "--cmd-type",
+                        "at",
+                        "write",
+                        "43",
+                        kind,
+                        path,
+                    )
+                    for kind, path in files.items()
+                )
+
+            figures["nrfcredstore write x3 (P-256 set)"] = (
+                _median(max(1, args.runs // 2), nrf_set) if nrfcredstore else None
+            )
+        finally:
+            sim.close()
+
+    ratios = {
+        "provision --help / esptool version": ("provision --help", "esptool version"),
+        "provision --help / nrfcredstore -h": ("provision --help", "nrfcredstore -h"),
+        "provision device --help / esptool version": (
+            "provision device --help",
+            "esptool version",
+        ),
+        "provision write / nrfcredstore write x3": (
+            "provision device write (P-256 set)",
+            "nrfcredstore write x3 (P-256 set)",
+        ),
+    }
+    ratio_values = {
+        name: (figures[a] / figures[b]) if figures[a] and figures[b] else None
+        for name, (a, b) in ratios.items()
+    }
+    if args.json:
+        print(json.dumps({"seconds": figures, "ratios": ratio_values, "runs": args.runs}))
+        return
+    print(f"median wall time of {args.runs} runs (cpus: {os.cpu_count()})")
+    for name, value in figures.items():
+        print(f"  {name:<38} {'-' if value is None else f'{value:6.3f} s'}")
+    for name, value in ratio_values.items():
+        print(f"  {name:<42} {'-' if value is None else f'{value:5.2f}'}")
+    write_s = figures["provision device write (P-256 set)"] or 0.0
+    print(f"  goal: one-shot write <= 0.5 s: {'met' if write_s <= 0.5 else 'NOT met'}")
+    help_ratio = ratio_values["provision --help / esptool version"]
+    if help_ratio is not None:
+        print(f"  goal: --help <= esptool version: {'met' if help_ratio <= 1 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""What a user sees while waiting: a byte-granular transfer bar and a status line, on stderr
+and only on a terminal (piped or --json output stays clean). rich.progress is loaded only when
+one is shown, so `--help` and piped runs never pay for it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from provision.cli.common import err_console
+
+Progress = Callable[[int, int], None]
+
+
+def interactive() -> bool:
+    """A person is watching stderr: bars and status lines make sense there."""
+    return err_console.is_terminal and os.environ.get("TERM") != "dumb"
+
+
+@contextmanager
+def transfer_bar(description: str, total: int) -> Iterator[Progress]:
+    """A bar that moves with every byte acknowledged: percentage, bytes, rate and time left.
+
+    Yields the callback a transfer calls with (done, total) bytes."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(binary_units=False),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        # A slow link (1200 baud: ~120 B/s) still moves the bar and the rate several times a
+        # second; the default 10 refreshes per second is enough.
+        refresh_per_second=10,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done: int, total_now: int) -> None:
+            bar.update(task, completed=done, total=total_now)
+
+        yield update
+
+
+def opening_status(port: str, dialect: str) -> str:
+    """What `--dialect auto` is doing while a silent port makes it wait (seconds per try)."""
+    if dialect != "auto":
+        return f"opening {port} ({dialect})"
+    from provision.device import AUTO_ORDER
+
+    return f"probing {port}: {' … '.join(AUTO_ORDER)} …"
+
+
+@contextmanager
+def status(text: str) -> Iterator[Callable[[str], Any]]:
+    """A one-line spinner with `text` while something slow runs (probing a port, a slow read);
+    yields a function to change the text. Silent when stderr is not a terminal."""
+    if not interactive():
+        yield lambda _text: None
+        return
+    with err_console.status(text) as shown:
+        yield lambda new: shown.update(new)
