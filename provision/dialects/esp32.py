@@ -65,6 +65,15 @@ _TYPE_FOR_SLOT = {
 _SLOT_FOR_TYPE = {v: k for k, v in _TYPE_FOR_SLOT.items()}
 
 
+# One flash sector: a READ_FLASH packet of esptool's flasher stub.
+_FIRST_READ = 0x1000
+
+
+def _stops_within(damage: ProvisionError | None) -> bool:
+    """A damaged entry ends the walk for good unless it was only cut short by the read."""
+    return damage is None or damage.code != "esp_secure_cert.truncated"
+
+
 def default_sec_tag() -> int:
     text = os.environ.get(SEC_TAG_ENV, "0")
     try:
@@ -176,10 +185,21 @@ class Esp32Session:
 
     # -- reading
     def _entries(self) -> list[esc.Entry]:
-        """The entries esp_secure_cert_mgr can use: those before the first damaged one."""
-        data = self.link.read_flash(self.partition.offset, self.partition.size)
-        decoded, _damage = esc.walk(data)
-        return list(decoded.entries)
+        """The entries esp_secure_cert_mgr can use: those before the first damaged one.
+
+        Read from the start of the partition only as far as the entries go (a sector first,
+        then doubling): a P-256 set is 1.5 KB of the 8 KB partition, and the whole of it was
+        two thirds of a line's device time at 115200 baud (read before clean and at verify).
+        """
+        start, size = self.partition.offset, self.partition.size
+        data = self.link.read_flash(start, min(size, _FIRST_READ))
+        while True:
+            decoded, damage = esc.walk(data)
+            # The walk stopped on bytes that were read: where the device's reader stops too.
+            inside = decoded.used + len(esc.MAGIC_BYTES) <= len(data)
+            if len(data) >= size or (inside and _stops_within(damage)):
+                return list(decoded.entries)
+            data += self.link.read_flash(start + len(data), min(size - len(data), len(data)))
 
     def info(self) -> DeviceInfo:
         c = self.link.chip

@@ -130,3 +130,24 @@ def test_probe_tells_an_esp_bootloader_from_another_device() -> None:
 
     assert Esp32Session.probe(open_sim_transport("sim://esp32"), 1.0)
     assert not Esp32Session.probe(open_sim_transport("sim://native"), 1.0)
+
+
+def test_entries_past_the_first_sector_are_listed_and_verified(tmp_path: Path) -> None:
+    # The dialect reads the partition only as far as its entries go, a sector first: a set
+    # bigger than a sector must still be read whole.
+    from provision.pki.authority import create_root_ca
+    from provision.pki.certs import cert_pem
+
+    roots = []
+    for n in range(8):
+        root = tmp_path / f"root{n}.pem"
+        root.write_bytes(cert_pem(create_root_ca(f"ESP Root {n}").cert))
+        roots.append(root)
+    creds = _set(root_ca=tuple(roots))
+    from provision.dialects import esp32_image as esp_pack
+
+    assert len(esc.encode(esp_pack.entries_for(creds))) > 0x1000
+    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+        dev.write(creds)
+        assert dev.verify(creds).ok
+        assert dev.read(42, SlotType.ROOT_CA).count(b"BEGIN CERTIFICATE") == 8
