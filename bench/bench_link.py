@@ -1,6 +1,6 @@
-"""Native link throughput at an emulated 115200 baud line (8N1: 10 bits per byte, 11,520 B/s).
+"""Native link throughput at an emulated serial line (8N1: 10 bits per byte; 115200 by default).
 
-    .venv/bin/python bench/bench_link.py [--profile default|small] [--json]
+    .venv/bin/python bench/bench_link.py [--profile default|small] [--baud N] [--json]
 
 How it is measured: the host (provision.dialects.native) talks to the simulated device
 (provision.sim) through the sim:// pair on its *virtual clock*. Every byte on the wire, in
@@ -15,6 +15,11 @@ Figures:
             (COMMITTED's set digest compared with the bundle's): time / raw DER line time
             (goal ≤ 1.3). Also shown: the same including session open (HELLO) and with an
             extra LIST-based verify.
+  ceilings  what the wire format allows (payload bytes / every host byte of the session at
+            the line rate, zero turnarounds) and, at a fast line, what the device allows
+            (each DATA frame costs the profile's frame_us plus programming its chunk into
+            flash, overlapped with the next frame's arrival): the goodput is also shown
+            against the lower of the two.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from provision.dialects.native import NativeSession
 from provision.sim.serve import open_sim_transport
 
 BAUD = 115200
-LINE_RATE = BAUD / 10  # bytes per second, 8N1
 
 
 def _p256_set() -> CredentialSet:
@@ -63,15 +67,15 @@ def _bulk_set(total: int = 16 * 1024) -> CredentialSet:
     return CredentialSet.of(slots)
 
 
-def _session(profile: str) -> tuple[NativeSession, object]:
-    transport = open_sim_transport(f"sim://native?profile={profile}&baud={BAUD}")
+def _session(profile: str, baud: int) -> tuple[NativeSession, object]:
+    transport = open_sim_transport(f"sim://native?profile={profile}&baud={baud}")
     opened_at = transport.now
     s = NativeSession(transport, timeout=2.0, retries=5)
     return s, (transport, opened_at)
 
 
-def measure(creds: CredentialSet, profile: str) -> dict[str, float]:
-    s, (transport, opened_at) = _session(profile)
+def measure(creds: CredentialSet, profile: str, baud: int) -> dict[str, float]:
+    s, (transport, opened_at) = _session(profile, baud)
     t0 = transport.now
     result = s.write(creds)
     t_write = transport.now - t0
@@ -83,6 +87,7 @@ def measure(creds: CredentialSet, profile: str) -> dict[str, float]:
         "payload_bytes": payload,
         "bundle_bytes": len(bundle_format.encode(creds)),
         "wire_bytes_host_to_device": result.bytes_sent,
+        "session_wire_bytes": s.bytes_sent,
         "write_verify_s": t_write,
         "with_hello_s": transport.now - opened_at - (t_list - t_write),
         "with_list_verify_s": t_list,
@@ -91,32 +96,64 @@ def measure(creds: CredentialSet, profile: str) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="default")
+    ap.add_argument("--profile", help="default: both default and small")
+    ap.add_argument("--baud", type=int, help="default: both 115200 and 921600")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--sets", type=int, default=5, help="P-256 sets to measure (worst shown)")
     args = ap.parse_args()
+    out = []
+    for name in [args.profile] if args.profile else ["default", "small"]:
+        for baud in [args.baud] if args.baud else [BAUD, 921600]:
+            out.append(run(name, baud, args.sets, args.json))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
 
     from provision.sim.profile import profile
 
+    line_rate = baud / 10  # bytes per second, 8N1
+    prof = profile(profile_name)
     # A profile whose receive buffer cannot take 16 KB gets the largest 4-tag set it can.
-    size = min(16 * 1024, (profile(args.profile).max_bundle - 512) // 1024 * 1024)
-    bulk = measure(_bulk_set(size), args.profile)
+    size = min(16 * 1024, (prof.max_bundle - 512) // 1024 * 1024)
+    bulk = measure(_bulk_set(size), profile_name, baud)
     bulk_goodput = bulk["payload_bytes"] / bulk["write_verify_s"]
-    bulk_ratio = bulk_goodput / LINE_RATE
+    bulk_ratio = bulk_goodput / line_rate
+    # The wire format's ceiling: every byte the host sent in the session, back to back.
+    wire_ceiling = bulk["payload_bytes"] / bulk["session_wire_bytes"]
+    # The device's ceiling: per DATA frame, handling plus programming its chunk into flash,
+    # against the frame's time on the wire (whichever is longer sets the pace).
+    chunk = min(prof.max_payload, 1024) - 6
+    frame_wire_s = (
+        (bulk["wire_bytes_host_to_device"] / -(-bulk["bundle_bytes"] // chunk)) * 10 / baud
+    )
+    frame_device_s = prof.frame_us / 1e6 + chunk * prof.program_us_per_byte / 1e6
+    device_ceiling = wire_ceiling * frame_wire_s / max(frame_wire_s, frame_device_s)
     # Fresh keys and certificates differ by a few bytes (DER integers, signatures): take the
     # worst of several sets.
-    runs = [measure(_p256_set(), args.profile) for _ in range(args.sets)]
-    ratios = [r["write_verify_s"] / (r["payload_bytes"] / LINE_RATE) for r in runs]
+    runs = [measure(_p256_set(), profile_name, baud) for _ in range(sets)]
+    ratios = [r["write_verify_s"] / (r["payload_bytes"] / line_rate) for r in runs]
     p256 = runs[ratios.index(max(ratios))]
-    raw_line_s = p256["payload_bytes"] / LINE_RATE
+    raw_line_s = p256["payload_bytes"] / line_rate
+    p256_wire_floor = p256["session_wire_bytes"] / line_rate / raw_line_s
     p256_ratio = max(ratios)
 
     figures = {
-        "baud": BAUD,
-        "line_rate_Bps": LINE_RATE,
-        "profile": args.profile,
+        "baud": baud,
+        "line_rate_Bps": line_rate,
+        "profile": profile_name,
         "clock": "virtual (emulated line and device time)",
-        "bulk": {**bulk, "goodput_Bps": bulk_goodput, "ratio_to_line": bulk_ratio, "goal": 0.90},
+        "bulk": {
+            **bulk,
+            "goodput_Bps": bulk_goodput,
+            "ratio_to_line": bulk_ratio,
+            "wire_format_ceiling": wire_ceiling,
+            "device_ceiling": device_ceiling,
+            "ratio_to_ceiling": bulk_ratio / min(wire_ceiling, device_ceiling),
+            "goal": 0.93,
+        },
         "p256": {
             **p256,
             "raw_der_line_s": raw_line_s,
@@ -125,14 +162,13 @@ def main() -> int:
             "sets": len(ratios),
             "ratio_with_hello": p256["with_hello_s"] / raw_line_s,
             "ratio_with_list_verify": p256["with_list_verify_s"] / raw_line_s,
+            "wire_floor_with_hello": p256_wire_floor,
             "goal": 1.3,
         },
     }
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
+    if not as_json:
         print(
-            f"native link, emulated {BAUD} baud 8N1 = {LINE_RATE:.0f} B/s, profile {args.profile}"
+            f"native link, emulated {baud} baud 8N1 = {line_rate:.0f} B/s, profile {profile_name}"
         )
         print("measured on the simulator's virtual clock: wire bytes x 10 bit times + device")
         print("processing/flash latency from the profile + protocol turnarounds")
@@ -140,8 +176,14 @@ def main() -> int:
             f"bulk {bulk['payload_bytes'] // 1024} KB set: {bulk['payload_bytes']} payload bytes "
             "in "
             f"{bulk['write_verify_s'] * 1000:.0f} ms -> {bulk_goodput:.0f} B/s, "
-            f"ratio to line rate {bulk_ratio:.3f} (goal >= 0.90) "
-            f"{'OK' if bulk_ratio >= 0.90 else 'MISSED'}"
+            f"ratio to line rate {bulk_ratio:.3f} (goal >= 0.93) "
+            f"{'OK' if bulk_ratio >= 0.93 else 'MISSED'}"
+        )
+        print(
+            f"  ceilings: wire format {wire_ceiling:.3f} (payload / host bytes, no "
+            f"turnarounds), device {device_ceiling:.3f} (frame {frame_wire_s * 1e3:.2f} ms on "
+            f"the wire vs {frame_device_s * 1e3:.2f} ms handling + programming); "
+            f"goodput / lower ceiling {figures['bulk']['ratio_to_ceiling']:.3f}"
         )
         print(
             f"P-256 set, worst of {len(ratios)} ({p256['payload_bytes']} B DER): "
@@ -151,10 +193,12 @@ def main() -> int:
             f"{'OK' if p256_ratio <= 1.3 else 'MISSED'} (mean {sum(ratios) / len(ratios):.3f})"
         )
         print(
-            f"  including session open (HELLO): {figures['p256']['ratio_with_hello']:.3f}; "
-            f"with an extra LIST verify: {figures['p256']['ratio_with_list_verify']:.3f}"
+            f"  including session open (HELLO): {figures['p256']['ratio_with_hello']:.3f} "
+            f"(goal <= 1.3; the session's host bytes alone at the line rate: "
+            f"{p256_wire_floor:.3f}); with an extra LIST verify: "
+            f"{figures['p256']['ratio_with_list_verify']:.3f}"
         )
-    return 0
+    return figures
 
 
 if __name__ == "__main__":

@@ -31,7 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "hardware-in-the-loop conformance")
     group.addoption("--port", default=None, help="target name from hil/targets.toml or a URL")
     group.addoption("--target", default=None, help="what the --port URL is (targets.toml name)")
-    group.addoption("--hil-timeout", type=float, default=3.0, help="per-request timeout (s)")
+    group.addoption(
+        "--hil-timeout",
+        type=float,
+        default=None,
+        help="per-request timeout (s); default: the target's `timeout` in targets.toml, else 3",
+    )
     group.addoption(
         "--hil-cut",
         choices=("bisect", "quick"),
@@ -72,8 +77,9 @@ def url(target: Target) -> str:
 
 
 @pytest.fixture(scope="session")
-def hil_timeout(request: pytest.FixtureRequest) -> float:
-    return float(request.config.getoption("--hil-timeout"))
+def hil_timeout(request: pytest.FixtureRequest, target: Target) -> float:
+    given = request.config.getoption("--hil-timeout")
+    return float(given if given is not None else target.spec.get("timeout", 3.0))
 
 
 def wipe(dev: provision.device.Device) -> None:

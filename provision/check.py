@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding as _SerEncoding
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
     DNSName,
@@ -228,7 +228,7 @@ def _verify_server_chain(
 
 def _first_san(cert: x509.Certificate) -> str | None:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
     dns = san.get_values_for_type(x509.DNSName)
@@ -264,7 +264,7 @@ def _check_roots(
 
 def _check_eku(out: _Collector, leaf: x509.Certificate, sec_tag: int) -> None:
     try:
-        eku = leaf.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE).value
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         out.add(
             "eku.client_auth_missing",

@@ -23,6 +23,7 @@ from provision.dialects import AUTO_ORDER, profile_for_target, session_class
 from provision.dialects.base import (
     Attestation,
     AttestingSession,
+    BaudSwitchingSession,
     Capability,
     DeviceInfo,
     DialectProfile,
@@ -281,8 +282,12 @@ def open(
     retries: int = 5,
     trace: bool = False,
     interrupt: Callable[[], bool] | None = None,
+    fast_baud: int | str | None = None,
 ) -> Device:
     """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing.
+
+    `baud` is the rate to open at; `fast_baud` (a rate, or "auto": the fastest the device
+    offers) the rate to switch the session to, when the device can (Capability.LINE_RATE).
 
     `trace` (or PROVISION_TRACE=1): every frame or line of the session on stderr, secrets
     redacted (provision.trace); the probing of `auto` is not traced. `interrupt`: while it
@@ -316,7 +321,11 @@ def open(
                 raise LinkError(
                     f"{err} (not a {name} device? --dialect auto probes)", code=err.code
                 ) from None
-            return Device(session, url)
+            device = Device(session, url)
+            if fast_baud is not None and Capability.LINE_RATE in device.capabilities:
+                rate = None if fast_baud == "auto" else int(fast_baud)
+                cast("BaudSwitchingSession", session).switch_baud(rate)
+            return device
     except BaseException:
         transport.close()
         raise

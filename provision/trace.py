@@ -63,7 +63,7 @@ class TraceLog:
                 text = text.replace(s, f"<{len(s)} chars redacted>")
         return text
 
-    def _emit(self, direction: str, first: str, more: list[str] = ()) -> None:  # type: ignore[assignment]
+    def _emit(self, direction: str, first: str, more: Sequence[str] = ()) -> None:
         stamp = f"{self.clock() - self.start:9.4f}"
         out = [f"{stamp} {direction} {self._scrub(first)}"]
         out += [_INDENT + self._scrub(m) for m in more]
@@ -79,7 +79,7 @@ class TraceLog:
         *,
         redact_from: int | None = None,
         hide: Sequence[tuple[int, int]] = (),
-    ):
+    ) -> None:
         """A binary frame as a hex dump under its decoded meaning; bytes from `redact_from`
         on (a chunk that may hold key bytes) are shown by their count only, bytes in the
         `hide` spans [start, end) (a secret slot's digest) as `**`."""

@@ -17,6 +17,7 @@ enum msg_type {
     MSG_KEYGEN = 0x08,
     MSG_RESET = 0x09,
     MSG_TLS_CHECK = 0x0A,
+    MSG_CHANGE_BAUD = 0x0B,
     MSG_OK = 0x80,
     MSG_HELLO_INFO = 0x81,
     MSG_ACK = 0x82,
@@ -57,6 +58,8 @@ enum delete_scope { DELETE_SLOT = 0, DELETE_TAG = 1, DELETE_ALL = 2 };
 #define FEATURE_READ 0x0008u
 #define FEATURE_TLS_CHECK 0x0010u
 #define TLS_RESULT_MAX_CHAIN 8u
+#define FEATURE_BAUD 0x0020u /* HELLO_INFO ends with the rates CHANGE_BAUD switches to */
+#define MSG_MAX_RATES 8u
 #define DELETE_ALL_GUARD 0x214C4C41u
 #define MSG_MIN_PAYLOAD 128u
 #define MSG_MAX_TEXT 64u
@@ -114,6 +117,9 @@ typedef struct {
             const uint8_t *host; /* UTF-8, not terminated */
             uint8_t host_len;
         } tls;
+        struct {
+            uint32_t baud;
+        } change_baud;
     } u;
 } msg_request;
 
@@ -137,6 +143,8 @@ typedef struct {
     const uint8_t *uid;
     uint8_t uid_len; /* <= 32 */
     const char *firmware; /* <= 64 bytes */
+    const uint32_t *rates; /* with FEATURE_BAUD: the rates it switches to */
+    uint8_t rate_count;    /* <= MSG_MAX_RATES */
 } msg_hello_info;
 
 uint16_t msg_build_ok(uint8_t *p, uint8_t request);

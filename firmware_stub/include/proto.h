@@ -65,6 +65,12 @@ typedef struct {
     const proto_crypto *crypto; /* NULL: no KEYGEN, SIGNED_ONLY or TLS_CHECK */
 } proto_port;
 
+/* Optional, for a port whose UART can change rate (FEATURE_BAUD): the rates CHANGE_BAUD may
+ * switch to and the switch itself, called once the OK has been flushed at the old rate; it
+ * returns the rate the UART was at. Survives proto_init. */
+void proto_set_baud_port(const uint32_t *rates, uint8_t count,
+                         uint32_t (*set_baud)(void *ctx, uint32_t baud));
+
 /* Mount the store and forget any transfer (power-on, or after RESET). */
 void proto_init(const proto_port *port);
 

@@ -71,6 +71,11 @@ msg_parse msg_parse_request(uint8_t type, const uint8_t *p, uint16_t n, msg_requ
         out->u.hello.version = p[0];
         out->u.hello.max_payload = rd16(p + 1);
         return MSG_PARSE_OK;
+    case MSG_CHANGE_BAUD:
+        if (n != 4)
+            return MSG_PARSE_MALFORMED;
+        out->u.change_baud.baud = rd32(p);
+        return MSG_PARSE_OK;
     case MSG_BEGIN:
         if (n != 40)
             return MSG_PARSE_MALFORMED;
@@ -164,6 +169,12 @@ uint16_t msg_build_hello_info(uint8_t *p, const msg_hello_info *h)
     *q++ = (uint8_t)fw;
     memcpy(q, h->firmware, fw);
     q += fw;
+    if (h->features & FEATURE_BAUD) {
+        uint8_t n = h->rate_count < MSG_MAX_RATES ? h->rate_count : MSG_MAX_RATES;
+        *q++ = n;
+        for (uint8_t i = 0; i < n; i++)
+            q = wr32(q, h->rates[i]);
+    }
     return (uint16_t)(q - p);
 }
 

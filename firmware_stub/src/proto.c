@@ -40,7 +40,27 @@ static struct {
     uint16_t last_len;
     uint8_t tx[FRAME_MAX_BODY + FRAME_CRC];
     uint8_t small[FRAME_HEADER + SMALL_PAYLOAD + FRAME_CRC];
+    /* CHANGE_BAUD: the rate accepted, the rate before the first switch (0: not switched),
+     * whether a good frame has come at the new rate yet, and bad frames in a row. */
+    uint32_t baud_to;
+    uint32_t baud_base;
+    uint8_t baud_unconfirmed;
+    uint8_t bad_run;
 } P;
+
+static struct {
+    const uint32_t *rates;
+    uint8_t count;
+    uint32_t (*set_baud)(void *ctx, uint32_t baud);
+} B; /* the port's UART rates, if it can switch (proto_set_baud_port) */
+
+void proto_set_baud_port(const uint32_t *rates, uint8_t count,
+                         uint32_t (*set_baud)(void *ctx, uint32_t baud))
+{
+    B.rates = rates;
+    B.count = count;
+    B.set_baud = set_baud;
+}
 
 static void send(uint8_t *body, uint8_t type, uint16_t seq, uint16_t len)
 {
@@ -121,8 +141,54 @@ static uint16_t on_hello(const msg_request *r, uint8_t *type)
         .uid_len = P.port->uid_len,
         .firmware = P.port->firmware,
     };
+    if (B.set_baud && B.count) {
+        h.features |= FEATURE_BAUD;
+        h.rates = B.rates;
+        h.rate_count = B.count;
+    }
     *type = MSG_HELLO_INFO;
     return msg_build_hello_info(OUT, &h);
+}
+
+static uint16_t on_change_baud(const msg_request *r, uint8_t *type)
+{
+    P.baud_to = 0;
+    for (uint8_t i = 0; B.set_baud && i < B.count; i++)
+        if (B.rates[i] == r->u.change_baud.baud)
+            P.baud_to = r->u.change_baud.baud;
+    if (!P.baud_to)
+        return error(type, ERR_UNSUPPORTED, MSG_CHANGE_BAUD, "no switch to this rate");
+    *type = MSG_OK;
+    return msg_build_ok(OUT, MSG_CHANGE_BAUD);
+}
+
+/* After CHANGE_BAUD's OK has gone out at the old rate. */
+static void switch_baud(void)
+{
+    uint32_t before = B.set_baud(P.port->ctx, P.baud_to);
+    P.baud_unconfirmed = 1;
+    P.bad_run = 0;
+    if (!P.baud_base) {
+        P.baud_base = before;
+    } else if (P.baud_to == P.baud_base) { /* the host switched back */
+        P.baud_base = 0;
+        P.baud_unconfirmed = 0;
+    }
+}
+
+/* While switched: a bad first frame at the new rate (the host could not follow), or two bad
+ * frames in a row later (a host at the opening rate), take the UART back to that rate. */
+static void watch_baud(int bad)
+{
+    if (!P.baud_base)
+        return;
+    P.bad_run = bad ? (uint8_t)(P.bad_run + 1) : 0;
+    if (P.bad_run >= (P.baud_unconfirmed ? 1 : 2)) {
+        B.set_baud(P.port->ctx, P.baud_base);
+        P.baud_base = P.baud_to = 0;
+        P.bad_run = 0;
+    }
+    P.baud_unconfirmed = 0;
 }
 
 static uint16_t ack(uint8_t *p, uint8_t *type)
@@ -487,6 +553,8 @@ static void on_frame(const frame *f)
     }
     if (r.type != MSG_HELLO && P.have_last && P.last_seq == f->seq && P.last_type == r.type) {
         send(P.tx, P.last_resp, f->seq, P.last_len); /* a retry: answer again, do not redo */
+        if (r.type == MSG_CHANGE_BAUD && P.last_resp == MSG_OK && P.baud_to)
+            switch_baud();
         return;
     }
     uint8_t type = MSG_ERROR;
@@ -500,6 +568,7 @@ static void on_frame(const frame *f)
     case MSG_DELETE: len = on_delete(&r, &type); break;
     case MSG_KEYGEN: len = on_keygen(&r, &type); break;
     case MSG_TLS_CHECK: len = on_tls_check(&r, &type); break;
+    case MSG_CHANGE_BAUD: len = on_change_baud(&r, &type); break;
     case MSG_RESET:
     default:
         type = MSG_OK;
@@ -515,6 +584,8 @@ static void on_frame(const frame *f)
     send(P.tx, type, f->seq, len);
     if (r.type == MSG_RESET && P.port->reset)
         P.port->reset(P.port->ctx);
+    if (r.type == MSG_CHANGE_BAUD && type == MSG_OK)
+        switch_baud();
 }
 
 void proto_input(const uint8_t *data, size_t n)
@@ -522,6 +593,8 @@ void proto_input(const uint8_t *data, size_t n)
     for (size_t i = 0; i < n; i++) {
         frame f;
         frame_event ev = frame_rx_byte(&P.rx, data[i], &f);
+        if (ev != FRAME_NONE)
+            watch_baud(ev == FRAME_BAD);
         if (ev == FRAME_GOOD) {
             on_frame(&f);
         } else if (ev == FRAME_BAD) {

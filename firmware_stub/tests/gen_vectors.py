@@ -163,13 +163,16 @@ def made_bundles(rng: random.Random) -> list[tuple[str, bytes]]:
 
 def flat(value: object) -> str:
     """A field value as one token: ints in decimal, byte fields as the JSON's hex ("-" if
-    empty), LIST_PAGE entries as sec_tag:slot:size:sha256 joined by commas."""
+    empty), LIST_PAGE entries as sec_tag:slot:size:sha256 joined by commas, lists of ints
+    (HELLO_INFO rates) in decimal joined by commas."""
     if isinstance(value, bool | int):
         return str(int(value))
     if isinstance(value, list):
         items = [
             f"{e['sec_tag']}:{e['slot']}:{e['size']}:{e['sha256']}"
             if isinstance(e, dict)
+            else str(e)
+            if isinstance(e, int)
             else str(e).encode().hex()
             for e in value
         ]

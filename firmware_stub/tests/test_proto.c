@@ -25,6 +25,7 @@ static const struct {
     {"LIST_PAGE", MSG_LIST_PAGE}, {"READ_DATA", MSG_READ_DATA},
     {"CSR", MSG_CSR},             {"ERROR", MSG_ERROR},
     {"TLS_CHECK", MSG_TLS_CHECK}, {"TLS_RESULT", MSG_TLS_RESULT},
+    {"CHANGE_BAUD", MSG_CHANGE_BAUD},
 };
 
 typedef struct {
@@ -105,6 +106,8 @@ static int request_matches(const msg_request *r)
                n == r->u.tls.host_len && memcmp(b, r->u.tls.host, (size_t)n) == 0;
     case MSG_RESET:
         return 1;
+    case MSG_CHANGE_BAUD:
+        return r->u.change_baud.baud == ufield("baud");
     }
     return 0;
 }
@@ -125,10 +128,17 @@ static long build_response(uint8_t type, uint8_t *p)
             return -1;
         memcpy(text, b, (size_t)n);
         text[n] = 0;
+        uint32_t rates[MSG_MAX_RATES];
+        uint8_t nr = 0;
+        for (const char *e = field("rates"); e && *e && *e != '-' && nr < MSG_MAX_RATES;) {
+            rates[nr++] = (uint32_t)strtoul(e, (char **)&e, 10);
+            if (*e == ',')
+                e++;
+        }
         msg_hello_info h = {(uint16_t)ufield("max_payload"), (uint8_t)ufield("window"),
                             (uint32_t)ufield("max_bundle"), (uint16_t)ufield("max_slots"),
                             (uint16_t)ufield("max_tags"), (uint32_t)ufield("max_slot_size"),
-                            (uint16_t)ufield("features"), uid, (uint8_t)u, text};
+                            (uint16_t)ufield("features"), uid, (uint8_t)u, text, rates, nr};
         return msg_build_hello_info(p, &h);
     }
     case MSG_ACK:

@@ -133,15 +133,15 @@ class Rule(Construct):
         self.fault = fault
         self.flagbuildnone = True
 
-    def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
+    def _parse(self, stream: Any, context: Any, path: str) -> None:
         fault = self.fault(context)
         if fault is not None:
             raise RuleError(fault, path=path)
 
-    def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> None:
         self._parse(stream, context, path)
 
-    def _sizeof(self, context, path):  # type: ignore[no-untyped-def]
+    def _sizeof(self, context: Any, path: str) -> int:
         return 0
 
 
@@ -375,6 +375,41 @@ _RECORD_HEAD = _packer(RecordBody, "sec_tag", "length")
 _CRC = _packer(Record, "crc32", "crc32")
 assert _HEADER_HEAD.size + _HEADER_TAIL.size == HEADER_FIXED
 assert _RECORD_HEAD.size + _CRC.size == RECORD_OVERHEAD
+
+
+@dataclass(frozen=True)
+class RecordSpan:
+    """Where one record's payload lies in a bundle (`start`, `length` bytes)."""
+
+    sec_tag: int
+    slot: int
+    start: int
+    length: int
+
+
+def record_spans(prefix: bytes | memoryview) -> list[RecordSpan]:
+    """The records whose headers lie within `prefix`, the first bytes of a bundle, unchecked.
+
+    For a receiver that acts on records while the rest is still arriving (a device staging
+    payloads in flash); `decode()` still decides, once everything is there, whether the
+    bundle is valid. Garbage yields nonsense spans or none, never an exception."""
+    spans: list[RecordSpan] = []
+    if len(prefix) < _HEADER_HEAD.size:
+        return spans
+    *_, id_len = _HEADER_HEAD.unpack_from(prefix, 0)
+    pos = _HEADER_HEAD.size + id_len
+    if len(prefix) < pos + _HEADER_TAIL.size:
+        return spans
+    (count,) = _HEADER_TAIL.unpack_from(prefix, pos)
+    pos += _HEADER_TAIL.size
+    for _ in range(min(count, MAX_RECORDS)):
+        if len(prefix) < pos + _RECORD_HEAD.size:
+            break
+        sec_tag, slot, _encoding, _flags, length = _RECORD_HEAD.unpack_from(prefix, pos)
+        pos += _RECORD_HEAD.size
+        spans.append(RecordSpan(sec_tag, slot, pos, length))
+        pos += length + _CRC.size
+    return spans
 
 
 def _body_bytes(credentials: CredentialSet, signed: bool, device_id: bytes | None = None) -> bytes:
@@ -663,10 +698,12 @@ __all__ = [
     "Header",
     "Record",
     "RecordBody",
+    "RecordSpan",
     "build_checked",
     "decode",
     "decode_checked",
     "encode",
     "encode_signed",
+    "record_spans",
     "signing_digest",
 ]

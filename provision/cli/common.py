@@ -29,7 +29,7 @@ class PlainConsole(Console):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(markup=False, emoji=False, highlight=False, soft_wrap=True, **kwargs)
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         kwargs.pop("markup", None)  # never markup, whatever a caller asks
         kwargs.pop("emoji", None)
         super().print(
@@ -80,7 +80,7 @@ class PlainTable(Table):
     """A rich Table whose string cells are plain text (see `safe_text`): callers pass values
     as they are and cannot forget to escape one."""
 
-    def add_row(self, *renderables: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
         super().add_row(*(safe_text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
 
 

@@ -29,15 +29,21 @@ from provision.cli.common import (
     safe_text,
     table,
 )
-from provision.dialects.nrf_attestation import KeygenAttestation
-from provision.errors import ProvisionError, UsageError, VerifyFailed
+from provision.dialects.base import Attestation
+from provision.errors import ProvisionError, UsageError, VerifyFailed, clip
 from provision.inputs import read_input
 from provision.slot_view import digest_cell, slot_view
 
 app = typer.Typer(no_args_is_help=True)
 
 PORT = typer.Option(..., "--port", "-p", help="Serial port, pyserial URL or sim:// URL.")
-BAUD = typer.Option(None, "--baud", help="Line rate (default 115200).")
+BAUD = typer.Option(None, "--baud", help="Line rate to open at (default 115200).")
+FAST_BAUD = typer.Option(
+    None,
+    "--fast-baud",
+    help="Rate to switch the session to once open, or 'auto' (the fastest the device offers); "
+    "a device that offers none stays at --baud.",
+)
 TIMEOUT = typer.Option(2.0, "--timeout", help="Seconds to wait for each answer.")
 RETRIES = typer.Option(5, "--retries", help="Tries before a request or transfer gives up.")
 DIALECT = dialect_option("auto", auto=True)
@@ -60,15 +66,36 @@ TRACE = typer.Option(
 
 
 def _open(
-    port: str, baud: int | None, timeout: float, retries: int, dialect: str, trace: bool = False
-):
+    port: str,
+    baud: int | None,
+    timeout: float,
+    retries: int,
+    dialect: str,
+    trace: bool = False,
+    fast_baud: str | None = None,
+) -> device_mod.Device:
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
     return device_mod.open(
-        port, dialect=dialect, baud=baud, timeout=timeout, retries=retries, trace=trace
+        port,
+        dialect=dialect,
+        baud=baud,
+        timeout=timeout,
+        retries=retries,
+        trace=trace,
+        fast_baud=parse_fast_baud(fast_baud),
     )
+
+
+def parse_fast_baud(value: str | None) -> int | str | None:
+    """--fast-baud: a positive rate or 'auto'."""
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or not 1200 <= int(value) <= 16_000_000:
+        raise UsageError(f"--fast-baud {clip(value)!r}: give a rate (1200..16000000) or 'auto'")
+    return int(value)
 
 
 def _slot_json(s: device_mod.SlotInfo, held: bytes | None = None) -> dict[str, Any]:
@@ -79,6 +106,7 @@ def _slot_json(s: device_mod.SlotInfo, held: bytes | None = None) -> dict[str, A
 def info(
     port: str = PORT,
     baud: int | None = BAUD,
+    fast_baud: str | None = FAST_BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
@@ -86,10 +114,15 @@ def info(
     json_out: bool = JSON,
 ) -> None:
     """Show the device's identity, firmware, dialect and limits."""
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         i = dev.info()
         token = _attestation_token(dev)
-    data = {"port": port, "dialect": i.dialect, "device_id": i.device_id, "firmware": i.firmware}
+    data: dict[str, Any] = {
+        "port": port,
+        "dialect": i.dialect,
+        "device_id": i.device_id,
+        "firmware": i.firmware,
+    }
     data["details"] = i.details
     if token is not None:
         data["uuid"] = token["device_uuid"]
@@ -134,6 +167,7 @@ def _describe_cert(data: bytes) -> dict[str, Any]:
 def list_(
     port: str = PORT,
     baud: int | None = BAUD,
+    fast_baud: str | None = FAST_BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
@@ -145,7 +179,7 @@ def list_(
 ) -> None:
     """List stored slots: tag, slot, size, SHA-256; subject and expiry for certificates."""
     rows = []
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         for s in dev.list():
             row = _slot_json(s)
             if s.type.is_certificate and not no_read:
@@ -270,6 +304,7 @@ def write(
     ),
     force: bool = typer.Option(False, "--force", help="Write despite pre-flight check errors."),
     baud: int | None = BAUD,
+    fast_baud: str | None = FAST_BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
@@ -296,7 +331,7 @@ def write(
         encoding=encoding,
     )
     credentials = bundle_format.decode(data).credentials
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
             with Progress(
@@ -352,6 +387,7 @@ def verify(
     key_password_file: Path | None = KEY_PASSWORD_FILE,
     key_password_env: str | None = KEY_PASSWORD_ENV,
     baud: int | None = BAUD,
+    fast_baud: str | None = FAST_BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
@@ -370,7 +406,7 @@ def verify(
         key_password_env,
     )
     credentials = bundle_format.decode(data).credentials
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         report = dev.verify(credentials)
     if json_out:
         print_json({"ok": report.ok, "port": port, "mismatches": list(report.mismatches)})
@@ -393,6 +429,7 @@ def delete(
     all_: bool = typer.Option(False, "--all", help="Delete every credential on the device."),
     yes: bool = typer.Option(False, "--yes", help="Confirm --all."),
     baud: int | None = BAUD,
+    fast_baud: str | None = FAST_BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
@@ -408,7 +445,7 @@ def delete(
     elif tag is None:
         raise UsageError("give --tag (and optionally --slot), or --all --yes")
     slot_type = SlotType.parse(slot) if slot is not None else None
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         dev.delete(None if all_ else tag, slot_type)
     what = "everything" if all_ else f"sec_tag {tag}" + (f" {slot_type.label}" if slot_type else "")
     if json_out:
@@ -446,6 +483,7 @@ def keygen(
     days: int = typer.Option(365, "--days", help="Validity of the signed certificate."),
     force: bool = typer.Option(False, "--force", help="Replace existing output files."),
     baud: int | None = BAUD,
+    fast_baud: str | None = FAST_BAUD,
     timeout: float = TIMEOUT,
     retries: int = RETRIES,
     dialect: str = DIALECT,
@@ -499,7 +537,7 @@ def keygen(
         signed.append(cert_der(cert))
         return signed[-1]
 
-    with _open(port, baud, timeout, retries, dialect, trace) as dev:
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         report = dev.keygen_install(tag, subject, signer=sign if authority is not None else None)
     loaded = load_csr(report.csr_der, "CSR from the device")
     outputs = [OutputFile(out, csr_bytes(loaded.csr, "pem"))]
@@ -527,7 +565,7 @@ def keygen(
         console.print(f"signed and installed the client_cert in sec_tag {tag}")
 
 
-def _keygen_attestation(found: KeygenAttestation | None) -> dict[str, Any]:
+def _keygen_attestation(found: Attestation | None) -> dict[str, Any]:
     """The device's signed statement about the key it made (nRF91 %KEYGEN), already checked
     against the CSR by the dialect (a mismatch is a DeviceError there)."""
     from provision.dialects.nrf_attestation import SIGNATURE_NOT_CHECKED

@@ -121,6 +121,11 @@ def run(
     ca_key: str | None = typer.Option(
         None, "--ca-key", help="CA key file or pkcs11: URI (PIN via pin-source or env)."
     ),
+    fast_baud: str | None = typer.Option(
+        None,
+        "--fast-baud",
+        help="Rate each device's session switches to, or 'auto'; replaces the config's.",
+    ),
     count: int | None = typer.Option(None, "--count", "-n", help="Stop after N devices."),
     per_port: int | None = typer.Option(None, "--per-port", help="Stop each port after N."),
     force: bool = typer.Option(False, "--force", help="Re-provision devices already done."),
@@ -139,6 +144,7 @@ def run(
         dialect=dialect,
         flow=flow,
         ca_key=ca_key,
+        fast_baud=fast_baud,
     )
     line = Line(
         cfg,

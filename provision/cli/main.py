@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from provision import __version__
 from provision.errors import ExitCode, ProvisionError, clip, one_line
+
+if TYPE_CHECKING:
+    # typer vendors click and exports none of its exceptions but BadParameter.
+    from typer._click.exceptions import UsageError as ClickUsageError
 
 # command name → help; provision.cli.<name> exposes `app: typer.Typer`.
 GROUPS: dict[str, str] = {
@@ -32,7 +37,7 @@ def _is_cli_control(err: BaseException) -> bool:
 
 
 # typer's (vendored) click UsageError, the base of BadParameter, MissingParameter, NoSuchOption.
-_CLICK_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+_CLICK_USAGE_ERROR: type[ClickUsageError] = typer.BadParameter.__mro__[1]
 
 
 def _os_error_text(err: OSError) -> str:
@@ -41,10 +46,10 @@ def _os_error_text(err: OSError) -> str:
     return f"{clip(name)}: {reason}" if name is not None else reason
 
 
-def _usage_error(err: Exception) -> None:
+def _usage_error(err: ClickUsageError) -> NoReturn:
     """One line, like every other error (typer would draw a box over several lines); exit 2,
     typer's code for a bad command line."""
-    message = err.format_message()  # type: ignore[attr-defined]
+    message = err.format_message()
     if not message.strip():
         # No arguments at all: typer has shown the help (no_args_is_help), nothing to add.
         raise err
@@ -57,14 +62,15 @@ def _usage_error(err: Exception) -> None:
 class ProvisionGroup(TyperGroup):
     """Turns every ProvisionError into `error: …` on stderr and its exit code."""
 
-    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
         # The root's own options (`provision --bogus`) are parsed here, before invoke.
         try:
             return super().make_context(*args, **kwargs)
         except _CLICK_USAGE_ERROR as err:
             _usage_error(err)
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    # ctx: the parent's Context; typer >= 0.24 types it with its private vendored click.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except ProvisionError as err:
@@ -129,6 +135,7 @@ for _name, _help in GROUPS.items():
             _sub.registered_callback is None
             and len(_sub.registered_commands) == 1
             and not (_sub.registered_groups)
+            and _sub.registered_commands[0].callback is not None
         ):
             # A group with a single command (check, testserver) is the command itself.
             app.command(_name, help=_help)(_sub.registered_commands[0].callback)

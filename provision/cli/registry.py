@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -90,9 +91,7 @@ def show(
     if last.root_sha256:
         console.print(f"root CA sha256     {last.root_sha256}")
     if last.proof:
-        console.print(
-            f"mTLS proof         {_proof_text(last.public_dict()['proof'])}", markup=False
-        )
+        console.print(f"mTLS proof         {_proof_text(json.loads(last.proof))}", markup=False)
     if pem and last.cert_pem:
         console.print(last.cert_pem.rstrip(), markup=False)
 

@@ -128,7 +128,7 @@ def sim(
         else:
             first = [runner]
 
-            def factory():
+            def factory() -> SimRunner:
                 return first.pop() if first else make()
 
             serve_tcp(factory, tcp or 0, ready, once=once)

@@ -13,6 +13,7 @@ Nothing else names a dialect.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
 from provision.bundle.format import MAX_PAYLOAD
@@ -38,7 +39,7 @@ DIALECTS: dict[str, str] = {
 AUTO_ORDER = ("native", "at-cmng", "zephyr-shell", "at-shell")
 
 
-def _module(name: str) -> object:
+def _module(name: str) -> ModuleType:
     try:
         module_name = DIALECTS[name]
     except KeyError:
@@ -51,11 +52,11 @@ def _module(name: str) -> object:
 
 def session_class(name: str) -> SessionFactory:
     """The session class registered for dialect `name` (imported on first use)."""
-    return cast("SessionFactory", _module(name).SESSION)  # type: ignore[attr-defined]
+    return cast("SessionFactory", _module(name).SESSION)
 
 
 def dialect_profile(name: str) -> DialectProfile:
-    return cast("DialectProfile", _module(name).PROFILE)  # type: ignore[attr-defined]
+    return cast("DialectProfile", _module(name).PROFILE)
 
 
 def _no_refusals(credentials: CredentialSet) -> list[Refusal]:

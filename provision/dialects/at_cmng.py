@@ -15,7 +15,7 @@ import base64
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar, TypeVar, cast
@@ -378,20 +378,20 @@ def trace_command(data: bytes) -> tuple[str, str, list[bytes]]:
     text = data.decode("latin-1").removesuffix(TERMINATOR.decode())
     write = _CMNG_WRITE.match(text)
     if write is not None:
-        tag, nrf = int(write[1]), int(write[2])
+        write_tag, write_nrf = int(write[1]), int(write[2])
         rest = text[write.end() :]
         end = rest.find('"')
         content, after = (rest, "") if end < 0 else (rest[:end], rest[end + 1 :])
         secrets: list[bytes] = []
         shown = text[: write.end()]
-        if nrf in _PUBLIC_NRF:
+        if write_nrf in _PUBLIC_NRF:
             shown += content
         else:
             shown += f"<{len(content)} bytes redacted>"
             pem_lines = content.split("\n")
             secrets += [ln.encode("latin-1") for ln in pem_lines if not ln.startswith("-----")]
         shown += '"' if end >= 0 else ""
-        meaning = f"write {_nrf_label(nrf)} to sec_tag {tag}"
+        meaning = f"write {_nrf_label(write_nrf)} to sec_tag {write_tag}"
         if after:
             passwd = after.removeprefix(',"').removesuffix('"')
             secrets.append(passwd.encode("latin-1"))
@@ -909,7 +909,9 @@ class AtCmngSession:
             now(self._transport) - start,
         )
 
-    def _drop_stale(self, entries, planned) -> None:
+    def _drop_stale(
+        self, entries: Iterable[CmngEntry], planned: Container[tuple[int, int]]
+    ) -> None:
         """Like the native device, a written sec_tag holds what the set gives it: other slots
         of ours in that tag go (after the new ones are in), except a client_key, which may
         come from %KEYGEN and is never in a set that only brings its certificate."""
@@ -960,6 +962,8 @@ class AtCmngSession:
             # Key generation takes the modem a moment; give it more than one line's time.
             # Sent once: a second AT%KEYGEN would replace the key of the first.
             reply = self._attempt(data, f"AT%KEYGEN={sec_tag},2,0", "%KEYGEN:", self._timeout * 5)
+            if isinstance(reply, ProvisionError):
+                raise reply  # at-shell: the shell cut or refused the line
             if reply is None:
                 raise LinkError(
                     f"at-cmng: no reply to AT%KEYGEN={sec_tag} within {self._timeout * 5:g} s",
@@ -1005,7 +1009,7 @@ class DigestMismatch(VerifyFailed):
     not fix it."""
 
 
-def _reply_error(what: str, reply: Reply) -> DeviceError:
+def _reply_error(what: str, reply: Reply) -> ProvisionError:
     if reply.cme is None:
         return DeviceError(f"{what}: the modem answered ERROR", code="at.error")
     if reply.cme == CME_MEMORY_FULL:

@@ -36,6 +36,7 @@ from provision.dialects.at_cmng import (
 from provision.dialects.base import DeviceInfo, DialectProfile, Progress, WriteResult
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
 from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
+from provision.trace import TraceLog
 from provision.transport.base import Transport
 
 NAME = "at-shell"
@@ -140,11 +141,11 @@ class AtShellSession(AtCmngSession):
         timeout: float,
         retries: int,
         cmd_buff_size: int | None = None,
-        **kwargs: object,
+        trace: TraceLog | None = None,
     ) -> None:
         self._cmd_buff_size = cmd_buff_size
         self._fits = 0  # longest line the shell is known to hold
-        super().__init__(transport, timeout=timeout, retries=retries, **kwargs)
+        super().__init__(transport, timeout=timeout, retries=retries, trace=trace)
 
     def _sync(self) -> None:
         """Align with the shell like zephyr-shell: an empty line, then read until quiet."""
@@ -158,7 +159,9 @@ class AtShellSession(AtCmngSession):
         return probe_shell(transport, b"at AT" + EOL, timeout, _OK_LINE)
 
     # -- the one place that talks to the transport -------------------------------------------
-    def _shell_output(self, line: bytes, what: str, *, retry: bool, timeout: float | None = None):
+    def _shell_output(
+        self, line: bytes, what: str, *, retry: bool, timeout: float | None = None
+    ) -> list[str]:
         """Send one shell line; its output lines up to the next prompt, echo removed."""
         wait = self._timeout if timeout is None else timeout
         attempts = 1 + (self._retries if retry else 0)
@@ -271,7 +274,7 @@ def _too_long(where: str, chars: int, buffer: str) -> PolicyError:
     )
 
 
-def _shell_error(what: str, problem: str | None, chars: int) -> Exception:
+def _shell_error(what: str, problem: str | None, chars: int) -> ProvisionError:
     if problem == "e2big":
         return DeviceError(
             f"{what}: the modem's reply is longer than the shell's AT response buffer "

@@ -35,6 +35,7 @@ class Capability(str, enum.Enum):
     ATTESTATION = "attestation"  # a device-signed statement of its identity
     DEVICE_TLS = "device_tls"  # the device runs a mutual-TLS handshake with its own slots
     SLOT_SIZES = "slot_sizes"  # its listing reports each slot's size
+    LINE_RATE = "line_rate"  # switches the session to a faster line rate (BaudSwitchingSession)
 
     def __str__(self) -> str:
         return self.value
@@ -200,6 +201,14 @@ class AttestingSession(Protocol):
     last_attestation: Attestation | None
 
     def attestation_token(self) -> Attestation | None: ...
+
+
+class BaudSwitchingSession(Protocol):
+    """What a session whose device has Capability.LINE_RATE offers: move the open session
+    to `rate` (None: the fastest both ends can do), falling back to the rate it opened at
+    when the new one does not carry; returns the rate in use."""
+
+    def switch_baud(self, rate: int | None) -> int | None: ...
 
 
 class SessionFactory(Protocol):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from provision.bundle import esp_partitions as ptab
@@ -62,7 +63,7 @@ _TYPE_FOR_SLOT = {
     SlotType.CLIENT_CERT: esc.TlvType.DEV_CERT,
     SlotType.CLIENT_KEY: esc.TlvType.PRIV_KEY,
 }
-_SLOT_FOR_TYPE = {v: k for k, v in _TYPE_FOR_SLOT.items()}
+_SLOT_FOR_TYPE: dict[int, SlotType] = {v: k for k, v in _TYPE_FOR_SLOT.items()}
 
 
 # What a line reads of every board, at 115200 baud 87 us a byte: 2 KB holds a P-256 set in
@@ -86,11 +87,13 @@ def default_sec_tag() -> int:
         ) from None
 
 
-def stored_forms_of(entries: list[esc.Entry], sec_tag: int) -> dict[tuple[int, SlotType], bytes]:
+def stored_forms_of(
+    entries: Iterable[esc.Entry], sec_tag: int
+) -> dict[tuple[int, SlotType], bytes]:
     """(sec_tag, slot) → the bytes the device holds for it; all CA entries are one root_ca."""
     out: dict[tuple[int, SlotType], bytes] = {}
     for e in sorted(entries, key=lambda e: (e.type, e.subtype)):
-        slot = _SLOT_FOR_TYPE.get(e.type)  # type: ignore[call-overload]
+        slot = _SLOT_FOR_TYPE.get(e.type)
         if slot is None:
             continue
         key = (sec_tag, slot)
@@ -296,7 +299,7 @@ class Esp32Session:
             keep = [
                 e
                 for e in self._entries()
-                if e.type != esc.TlvType.INTEGRITY and _SLOT_FOR_TYPE.get(e.type) is not slot_type  # type: ignore[call-overload]
+                if e.type != esc.TlvType.INTEGRITY and _SLOT_FOR_TYPE.get(e.type) is not slot_type
             ]
         image = esc.encode(keep) if keep else b""
         self._write_image(image, None)

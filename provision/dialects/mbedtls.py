@@ -10,15 +10,21 @@ to the same answer for each kind, so a newer mbedTLS or a new key type shows in 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from provision.bundle.model import CredentialSet, SlotFlags, SlotType
 from provision.dialects.base import Refusal
 from provision.errors import ProvisionError
+
+if TYPE_CHECKING:
+    from provision.pki.keys import PrivateKey, PublicKeyTypes
 
 
 def _is_ed25519(slot_type: SlotType, data: bytes) -> bool:
     from provision.pki.certs import load_certificates
     from provision.pki.keys import describe_key, load_private_key
 
+    keys: list[PrivateKey | PublicKeyTypes]
     try:
         if slot_type.is_certificate:
             keys = [c.public_key() for c in load_certificates(data, slot_type.label)]

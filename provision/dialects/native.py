@@ -7,10 +7,11 @@ simulated sessions check time bounds without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, SlotType
@@ -34,6 +35,7 @@ from provision.transport.base import Transport, transport_clock
 
 NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
+_Reply = TypeVar("_Reply", bound=m.Message)
 
 
 def _meaning(frame: m.Frame) -> str:
@@ -142,6 +144,7 @@ _FEATURE_CAPABILITY = {
     m.Feature.KEYGEN: Capability.KEYGEN,
     m.Feature.READ: Capability.READ_BACK,
     m.Feature.TLS_CHECK: Capability.DEVICE_TLS,
+    m.Feature.BAUD: Capability.LINE_RATE,
 }
 
 
@@ -170,6 +173,7 @@ class NativeSession:
         self.trace = frame_trace(trace) if isinstance(trace, TraceLog) else trace
         baud = getattr(transport, "baudrate", None)
         self.byte_time = 10.0 / baud if baud else 0.0
+        self._opened_at_baud: int | None = baud
         self.link = HostLink()
         self.bytes_sent = 0
         self._line_free = 0.0
@@ -215,10 +219,11 @@ class NativeSession:
             self._log.note("rx", f"{self.link.bad_frames - bad} damaged frame(s) dropped")
         return frames
 
-    def _request(self, msg: m.Message, expect: type[m.Message]) -> m.Message:
+    def _request(self, msg: m.Message, expect: type[_Reply], *, tries: int | None = None) -> _Reply:
         """One request, retried with the same seq (the device answers a repeat from its cache)."""
         seq = self.link.next_seq()
-        for _attempt in range(self.retries + 1):
+        tries = self.retries + 1 if tries is None else tries
+        for _attempt in range(tries):
             arrival = self._send(msg, seq)
             deadline = max(arrival, self.clock()) + self.timeout
             resend = False
@@ -239,15 +244,61 @@ class NativeSession:
                         )
                     return reply
         raise LinkError(
-            f"no answer to {msg.TYPE.name} after {self.retries + 1} tries "
+            f"no answer to {msg.TYPE.name} after {tries} tries "
             f"({self.timeout:g} s each): {self.link.no_answer_hint()}",
             code="link.timeout",
         )
 
+    # -- line rate
+    def switch_baud(self, rate: int | None) -> int | None:
+        """Move the session to `rate` (None: the fastest the device offers): CHANGE_BAUD,
+        answered at the old rate, then both sides switch and HELLO at the new rate confirms.
+        Without an answer the port goes back to the old rate (the device does too, at the
+        first bad frame) and the session carries on there. A device that advertises no
+        rates, or a port without a line rate (socket://), is never asked. Returns the rate
+        in use."""
+        old = getattr(self.transport, "baudrate", None)
+        rates = self.hello.rates if self.hello.features & m.Feature.BAUD else ()
+        if not rates or not old:
+            return old
+        if rate is None:
+            rate = max(rates)
+        elif rate not in rates:
+            offered = ", ".join(str(r) for r in rates)
+            raise PolicyError(
+                f"the device cannot switch to {rate} baud (it offers {offered})",
+                code="device.baud",
+            )
+        if rate == old:
+            return old
+        self._request(m.ChangeBaud(rate), m.Ok)
+        self._set_rate(rate)
+        hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
+        saved, self.timeout = self.timeout, min(self.timeout, 0.5)
+        try:
+            reply = self._request(hello, m.HelloInfo, tries=2)
+        except LinkError:
+            reply = None
+        finally:
+            self.timeout = saved
+        if reply is None:
+            if self._log is not None:
+                self._log.note("--", f"no answer at {rate} baud: back to {old}")
+            self._set_rate(old)
+            reply = self._request(hello, m.HelloInfo)
+            rate = old
+        assert isinstance(reply, m.HelloInfo)
+        self.hello = reply
+        return rate
+
+    def _set_rate(self, rate: int) -> None:
+        self.transport.baudrate = rate  # type: ignore[attr-defined]
+        self.byte_time = 10.0 / rate
+
     # -- DialectSession
     def info(self) -> DeviceInfo:
         h = self.hello
-        features = [f.name.lower() for f in m.Feature if f and h.features & f]  # type: ignore[union-attr]
+        features = [f.name.lower() for f in m.Feature if f and h.features & f and f.name]
         return DeviceInfo(
             dialect=self.name,
             device_id=h.uid.hex(),
@@ -261,6 +312,8 @@ class NativeSession:
                 "max_tags": h.max_tags,
                 "max_slot_size": h.max_slot_size,
                 "features": features,
+                "baud_rates": list(h.rates),
+                "baud": getattr(self.transport, "baudrate", None),
             },
         )
 
@@ -342,8 +395,8 @@ class NativeSession:
                 return bytes(csr[: reply.total])
 
     def request(
-        self, msg: m.Message, expect: type[m.Message], *, timeout: float | None = None
-    ) -> m.Message:
+        self, msg: m.Message, expect: type[_Reply], *, timeout: float | None = None
+    ) -> _Reply:
         """One request of the caller's, retried like every other; `timeout` s per try."""
         saved = self.timeout
         if timeout is not None:
@@ -354,7 +407,21 @@ class NativeSession:
             self.timeout = saved
 
     def close(self) -> None:
+        if self._opened_at_baud and self.transport_baud() != self._opened_at_baud:
+            # Leave the device at the rate the next session opens at (best effort: a device
+            # also goes back by itself when frames at that rate keep arriving garbled).
+            with contextlib.suppress(ProvisionError):
+                saved, self.timeout = self.timeout, min(self.timeout, 0.2)
+                try:
+                    self._request(m.ChangeBaud(self._opened_at_baud), m.Ok, tries=1)
+                finally:
+                    self.timeout = saved
+            with contextlib.suppress(ProvisionError):
+                self._set_rate(self._opened_at_baud)
         self.transport.close()
+
+    def transport_baud(self) -> int | None:
+        return getattr(self.transport, "baudrate", None)
 
     # -- write
     def preflight(self, credentials: CredentialSet) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -413,8 +414,8 @@ class ZephyrShellSession:
             lines = read_until(self._transport, reader.feed, self._timeout, seen)
             if lines is not None:
                 return lines
-            if seen is not None:
-                self._trace.note("rx", f"no prompt within {self._timeout:g} s")  # type: ignore[union-attr]
+            if self._trace is not None:
+                self._trace.note("rx", f"no prompt within {self._timeout:g} s")
             drain(self._transport, min(0.1, self._timeout))
         raise LinkError(
             f"zephyr-shell: no prompt after {what} within {self._timeout:g} s "
@@ -455,14 +456,15 @@ class ZephyrShellSession:
     def _listed(
         self, sec_tag: int | None = None, slot_type: SlotType | None = None
     ) -> list[ListedCredential]:
-        for attempt in range(1 + self._retries):
-            out = self._run(encode_list(sec_tag, slot_type), "cred list", retry=True)
+        # One loop of 1 + retries sends: a listing lost or garbled on the line is asked again.
+        failure: ProvisionError | None = None
+        for _ in range(1 + self._retries):
             try:
-                return parse_list(out)
-            except DeviceError:
-                if attempt == self._retries:
-                    raise
-        raise AssertionError("unreachable")
+                return parse_list(self._run(encode_list(sec_tag, slot_type), "cred list"))
+            except (DeviceError, LinkError) as err:
+                failure = err
+        assert failure is not None
+        raise failure
 
     def list(self) -> list[SlotInfo]:
         found = [
@@ -548,11 +550,12 @@ class ZephyrShellSession:
             tuple(written), self.bytes_sent - start_bytes, now(self._transport) - start
         )
 
-    def _write_one(self, plan: PlannedAdd, chunks: list[bytes], exists: bool) -> SlotInfo:
+    def _write_one(self, plan: PlannedAdd, chunks: builtins.list[bytes], exists: bool) -> SlotInfo:
         if exists:
             # The shell never overwrites ("already exists"): delete, then add.
             self._delete_one(plan.sec_tag, plan.slot_type, garbled_ok=True)
-        self._run(line("cred buf clear"), "cred buf clear", retry=True)
+        # Sent once: write() retries the whole slot, so this stays within 1 + retries sends.
+        self._run(line("cred buf clear"), "cred buf clear")
         secret = plan.slot_type in (SlotType.CLIENT_KEY, SlotType.PSK)
         for chunk in chunks:
             out = self._run(chunk, f"cred buf (chunk for {plan.where})", secret=secret)
@@ -561,7 +564,7 @@ class ZephyrShellSession:
         self._expect_added(out, plan)
         return self._verify(plan)
 
-    def _expect_stored(self, out: list[str], expected: int, plan: PlannedAdd) -> None:
+    def _expect_stored(self, out: builtins.list[str], expected: int, plan: PlannedAdd) -> None:
         if any("RX ring buffer full" in t for t in out):
             raise LinkError(
                 f"{plan.where}: the shell dropped input (RX ring buffer full); "
@@ -583,7 +586,7 @@ class ZephyrShellSession:
         if stored != expected:
             raise Garbled(f"the shell stored {stored} of {expected} characters of a chunk")
 
-    def _expect_added(self, out: list[str], plan: PlannedAdd) -> None:
+    def _expect_added(self, out: builtins.list[str], plan: PlannedAdd) -> None:
         added = next((m for t in out if (m := _ADDED.match(t))), None)
         if added is not None:
             where = (int(added.group(2)), ADDED_TYPE.get(added.group(1)))
@@ -653,7 +656,7 @@ class ZephyrShellSession:
             code="device.no_keygen",
         )
 
-    def command_output(self, text: str, timeout: float) -> list[str]:
+    def command_output(self, text: str, timeout: float) -> builtins.list[str]:
         """One command line of the caller's (a simulator's test command, for instance), sent
         once; its output lines up to the next prompt."""
         saved, self._timeout = self._timeout, timeout

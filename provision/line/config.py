@@ -5,6 +5,7 @@
     dialect = "native"                    # any of provision.dialects.DIALECTS, or auto
     ports = ["/dev/ttyUSB*"]              # paths, globs, pyserial URLs, sim:// or jig:// URLs
     baud = 115200
+    fast_baud = "auto"                    # optional: the rate sessions switch to (or a rate)
     flow = "host-key"                     # or "device-keygen": the key never leaves the device
     represented = "allow"                 # a board provisioned before: or "refuse", "supersede"
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,10 +51,10 @@ from provision.line.schema import check_station_file
 from provision.pki.authority import SubjectTemplate
 from provision.transport.serial import port_problem
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 FLOWS = ("host-key", "device-keygen")
 REPRESENTED_POLICIES = ("allow", "refuse", "supersede")
@@ -81,6 +83,7 @@ class StationConfig:
     dialect: str = "native"
     ports: tuple[str, ...] = ()
     baud: int | None = 115200
+    fast_baud: str | None = None  # "auto" or a rate: switched to once a session is open
     flow: str = "host-key"
     key_type: str = "p256"
     days: int = 365
@@ -138,6 +141,8 @@ def _validated(cfg: StationConfig) -> StationConfig:
         raise InputError(
             f"represented {cfg.represented!r} is not one of: {', '.join(REPRESENTED_POLICIES)}"
         )
+    if cfg.fast_baud is not None and cfg.fast_baud != "auto" and not cfg.fast_baud.isdigit():
+        raise InputError(f"fast_baud {cfg.fast_baud!r}: a rate or 'auto'")
     proof_tag = cfg.proof.sec_tag if cfg.proof is not None else None
     if proof_tag is not None and proof_tag != clients[0].sec_tag:
         # The device proves with one tag's slots alone: only the client tag has a certificate.
@@ -178,6 +183,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
         "dialect",
         "ports",
         "baud",
+        "fast_baud",
         "flow",
         "ca",
         "profile",
@@ -235,6 +241,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: str = "config") -
             dialect=str(data.get("dialect", "native")),
             ports=tuple(str(p) for p in ports),
             baud=int(data["baud"]) if data.get("baud") else None,
+            fast_baud=str(data["fast_baud"]) if data.get("fast_baud") else None,
             flow=str(data.get("flow", "host-key")),
             key_type=str(profile.get("key_type", "p256")),
             days=int(profile.get("days", 365)),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provision.errors import InputError, TLSCheckError
 from provision.tls.client import DEFAULT_TIMEOUT
@@ -27,6 +27,9 @@ from provision.tls.device_check import TLSCheckUnsupported, check_on_device
 from provision.tls.material import TLS_VERSIONS
 from provision.tls.report import Failure, HandshakeReport
 from provision.tls.wire import parse_server
+
+if TYPE_CHECKING:
+    from provision.device import Device
 
 UNSUPPORTED_CHOICES = ("fail", "skip")
 _KEYS = {"server", "tag", "tls", "timeout", "unsupported"}
@@ -142,7 +145,7 @@ class ProofFailed(TLSCheckError):
         self.result = result
 
 
-def prove(device: object, cfg: ProofConfig, client_tag: int) -> ProofResult:
+def prove(device: Device, cfg: ProofConfig, client_tag: int) -> ProofResult:
     """Ask the open device to run the handshake; the result, or ProofFailed.
 
     A device that cannot run a handshake itself gives an "unsupported" result when

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import provision.device
 from provision.device import Device, DeviceInfo
@@ -242,6 +243,9 @@ class Line:
     def _wait_for_device(self, port: str, last_id: str | None) -> tuple[Device, DeviceInfo] | None:
         """Open the port until a device answers that is not the one just handled."""
         cfg = self.cfg
+        fast_baud: int | str | None = cfg.fast_baud
+        if cfg.fast_baud is not None and cfg.fast_baud.isdigit():
+            fast_baud = int(cfg.fast_baud)
         self._on_step(port, Step.WAITING, None)
         attempt = 0
         while not self.stopping.is_set() and not self._tickets_gone():
@@ -251,6 +255,7 @@ class Line:
                     port,
                     dialect=cfg.dialect,
                     baud=cfg.baud,
+                    fast_baud=fast_baud,
                     timeout=cfg.device_timeout,
                     retries=cfg.retries,
                     interrupt=self._interrupt(port),
@@ -275,6 +280,7 @@ class Line:
         return None
 
 
-def run_line(cfg: StationConfig, **kwargs: object) -> Summary:
-    """Run a line to completion (no display): the library entry point for scripts."""
-    return Line(cfg, **kwargs).run()  # type: ignore[arg-type]
+def run_line(cfg: StationConfig, **kwargs: Any) -> Summary:
+    """Run a line to completion (no display): the library entry point for scripts;
+    `kwargs` are Line's."""
+    return Line(cfg, **kwargs).run()

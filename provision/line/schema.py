@@ -53,6 +53,8 @@ class StationFile(_Table):
     poll_interval: float = 0.5
     # Its allowed values are config.py's (REPRESENTED_POLICIES), checked with the others there.
     represented: str = "allow"
+    # "auto" or a rate; config.py checks which.
+    fast_baud: int | str | None = None
     # [proof] has its own checks (provision.line.proof.proof_from_dict).
     proof: Any = None
 

@@ -22,9 +22,14 @@ import time
 import tty
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from provision.errors import InputError
+
+if TYPE_CHECKING:
+    # The simulator is a device, not host code: imported at run time only when a jig opens.
+    from provision.sim.serve import SimRunner, SimTransport
 
 _jig_counters: dict[str, int] = {}
 _jig_lock = threading.Lock()
@@ -34,14 +39,14 @@ def device_seed(name: str, n: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{name}/{n}".encode()).digest()[:6], "big")
 
 
-def _runner(kind: str, options: Mapping[str, str], seed: int, baud: int | None):  # type: ignore[no-untyped-def]
+def _runner(kind: str, options: Mapping[str, str], seed: int, baud: int | None) -> SimRunner:
     # The simulator is a device, not host code: imported only when a jig is opened.
     from provision.sim.serve import build_runner
 
     return build_runner(kind, {**options, "seed": str(seed)}, baud)
 
 
-def open_jig_transport(url: str, baud: int | None = None):  # type: ignore[no-untyped-def]
+def open_jig_transport(url: str, baud: int | None = None) -> SimTransport:
     """Transport factory for `jig://NAME?kind=…` (registered with provision.transport)."""
     from provision.sim.serve import SimTransport
 
@@ -96,7 +101,7 @@ class PtyJig:
         finally:
             os.close(master)
 
-    def _serve_device(self, master: int, runner) -> None:  # type: ignore[no-untyped-def]
+    def _serve_device(self, master: int, runner: SimRunner) -> None:
         t0 = time.monotonic()
         talked = False
         # Like a UART, take the host's bytes only as the emulated wire carries them (what
@@ -127,7 +132,7 @@ class PtyJig:
                     raise
                 if talked:
                     return  # the host let go: next board
-                time.sleep(0.02)  # nobody has the port open yet
+                time.sleep(0.002)  # nobody has the port open yet (the next board waits)
                 continue
             if data:
                 talked = True

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from typing import Any
 
 from provision.bundle.model import SlotType
 from provision.device import Device, DeviceInfo
@@ -23,7 +24,7 @@ from provision.errors import DeviceError, LinkError, ProvisionError, RegistryErr
 from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
 from provision.line.proof import ProofFailed, ProofResult, prove
-from provision.registry import Entry, Registry, Result
+from provision.registry import Claim, Entry, Registry, Result
 from provision.transport.base import Interrupted
 
 
@@ -154,8 +155,8 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
             raise Interrupted
         ctx.on_step(port, s, device_id)
 
-    def outcome(status: Status, **kw: object) -> Outcome:
-        return Outcome(port, device_id, status, time.monotonic() - t0, **kw)  # type: ignore[arg-type]
+    def outcome(status: Status, **kw: Any) -> Outcome:
+        return Outcome(port, device_id, status, time.monotonic() - t0, **kw)
 
     step(Step.CHECK)
     if not ctx.force and _already_done(dev, ctx, device_id):
@@ -314,7 +315,16 @@ def registry_entry(
     )
 
 
-def _record_failure(ctx, claim, issued, device_id, started, result, code, proof=None) -> None:  # type: ignore[no-untyped-def]
+def _record_failure(
+    ctx: StationContext,
+    claim: Claim,
+    issued: Issued | None,
+    device_id: str,
+    started: str,
+    result: Result,
+    code: str | None,
+    proof: ProofResult | None = None,
+) -> None:
     try:
         ctx.registry.record(
             registry_entry(ctx, issued, device_id, started, result, code, proof), claim=claim

@@ -41,6 +41,12 @@ class DeviceOps(Protocol):
 
     def reset(self) -> None: ...
 
+    # Optional: `stage(transfer_id, prefix)` is told each time the bundle's contiguous prefix
+    # grows, so a device can program it while the rest arrives (provision.sim.native).
+    # Optional: `baud_rates() -> tuple[int, ...]` (the rates it advertises with
+    # Feature.BAUD) and `set_baud(rate) -> int` (switch the UART once the bytes already
+    # answered have left; return the rate it was at) for CHANGE_BAUD.
+
 
 @dataclass
 class _Transfer:
@@ -87,11 +93,26 @@ class DeviceProtocol:
         self.transfer: _Transfer | None = None
         self._last: tuple[int, int, bytes] | None = None  # (seq, type, response wire bytes)
         self.frames = 0
+        # After CHANGE_BAUD: the rate to go back to if the first frame at the new one is bad
+        # (the host could not follow, or gave up and went back first).
+        self._baud_fallback: int | None = None
+        self._baud_to: int | None = None  # the rate the latest CHANGE_BAUD accepted
+        self._base_baud: int | None = None  # the rate before the first switch, while switched
+        self._bad_run = 0  # bad frames in a row while switched
 
     def receive_data(self, data: bytes) -> bytes:
         out = bytearray()
         for event in self.decoder.feed(data):
             self.frames += 1
+            if self._base_baud is not None:
+                self._bad_run = self._bad_run + 1 if isinstance(event, framing.BadFrame) else 0
+                if self._bad_run >= (1 if self._baud_fallback is not None else 2):
+                    # Not confirmed at the new rate, or a host talking at the rate the
+                    # device opened at (it ended without switching back): back to that.
+                    self.ops.set_baud(self._base_baud)  # type: ignore[attr-defined]
+                    self._base_baud = self._baud_to = None
+                    self._bad_run = 0
+                self._baud_fallback = None
             if isinstance(event, framing.BadFrame):
                 t = self.transfer
                 nak = m.Nak(
@@ -120,10 +141,28 @@ class DeviceProtocol:
         if type_ not in m.REQUESTS:
             return self._send(m.Error(m.ErrorCode.UNKNOWN_MESSAGE, type_, ""), seq)
         if type_ != m.MsgType.DATA and self._last and self._last[:2] == (seq, type_):
-            return self._last[2]
+            out = self._last[2]
+        else:
+            out = self._answer(body, type_, seq)
+            if type_ == m.MsgType.RESET:
+                self.ops.reset()
+        if type_ == m.MsgType.CHANGE_BAUD and self._baud_to is not None:
+            # The OK has gone out at the old rate; the port switches after it (a repeated
+            # CHANGE_BAUD, answered from the cache, switches again after its OK).
+            before = self.ops.set_baud(self._baud_to)  # type: ignore[attr-defined]
+            self._baud_fallback = before
+            if self._base_baud is None:
+                self._base_baud = before
+            elif self._baud_to == self._base_baud:
+                self._base_baud = self._baud_fallback = None  # switched back by the host
+        return out
+
+    def _answer(self, body: bytes, type_: int, seq: int) -> bytes:
         if type_ == m.MsgType.HELLO:
             # A new session: a remembered answer belongs to an earlier host run.
             self._last = None
+        if type_ == m.MsgType.CHANGE_BAUD:
+            self._baud_to = None
         try:
             msg = m.decode(body).message
         except RemoteProtocolError as err:
@@ -136,8 +175,6 @@ class DeviceProtocol:
             out = self._send(reply, seq)
         if type_ != m.MsgType.DATA:
             self._last = (seq, type_, out)
-            if type_ == m.MsgType.RESET:
-                self.ops.reset()
         return out
 
     # -- requests
@@ -178,6 +215,12 @@ class DeviceProtocol:
         if isinstance(msg, m.Reset):
             self.transfer = None
             return m.Ok(m.MsgType.RESET)
+        if isinstance(msg, m.ChangeBaud):
+            rates = getattr(self.ops, "baud_rates", lambda: ())()
+            if msg.baud not in rates:
+                raise DeviceFault(m.ErrorCode.UNSUPPORTED, f"no switch to {msg.baud} baud")
+            self._baud_to = msg.baud
+            return m.Ok(m.MsgType.CHANGE_BAUD)
         if isinstance(msg, m.TlsCheck):
             tls_check = getattr(self.ops, "tls_check", None)
             if tls_check is None:
@@ -230,8 +273,12 @@ class DeviceProtocol:
         if index >= t.cumulative_chunks and not t.held[index]:
             t.buffer[msg.offset : msg.offset + len(msg.chunk)] = msg.chunk
             t.held[index] = 1
+            before = t.cumulative_chunks
             while t.cumulative_chunks < t.chunks and t.held[t.cumulative_chunks]:
                 t.cumulative_chunks += 1
+            stage = getattr(self.ops, "stage", None)
+            if stage is not None and t.cumulative_chunks > before:
+                stage(t.transfer_id, memoryview(t.buffer)[: t.cumulative])
         return m.Ack(t.transfer_id, t.cumulative, t.sack())
 
     def _commit(self, msg: m.Commit) -> m.Message:

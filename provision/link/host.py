@@ -191,11 +191,11 @@ class TransferSender:
     def next_deadline(self) -> float | None:
         """When the oldest unacknowledged chunk times out (None: nothing in flight)."""
         times = [
-            self.chunks[i].sent_at
+            sent_at
             for i in self._in_window()
-            if not self.chunks[i].held and self.chunks[i].sent_at is not None
+            if not self.chunks[i].held and (sent_at := self.chunks[i].sent_at) is not None
         ]
-        return min(times) + self.rto if times else None  # type: ignore[type-var]
+        return min(times) + self.rto if times else None
 
     def on_ack(self, ack: m.Ack, now: float, *, authoritative: bool = False) -> None:
         """Apply an ACK. `authoritative` (the answer to the latest BEGIN) may move cumulative

@@ -24,6 +24,7 @@ from construct import (
     Bytes,
     ConstructError,
     GreedyBytes,
+    If,
     Int8ul,
     Int16ul,
     Int32ul,
@@ -61,6 +62,7 @@ class MsgType(IntEnum):
     KEYGEN = 0x08
     RESET = 0x09
     TLS_CHECK = 0x0A
+    CHANGE_BAUD = 0x0B
     OK = 0x80
     HELLO_INFO = 0x81
     ACK = 0x82
@@ -80,6 +82,7 @@ class Feature(IntFlag):
     RESUME = 0x0004  # a repeated BEGIN resumes a transfer
     READ = 0x0008  # READ of certificates is implemented
     TLS_CHECK = 0x0010  # the device can run a mutual-TLS handshake with its slots (simulator)
+    BAUD = 0x0020  # HELLO_INFO ends with the line rates CHANGE_BAUD can switch to
 
 
 class ErrorCode(IntEnum):
@@ -180,6 +183,8 @@ class HelloInfo(Message):
         "features" / Int16ul,
         "uid" / _Blob,
         "firmware" / _Text,
+        # Only with Feature.BAUD, so a HELLO_INFO without it is byte for byte as before.
+        "rates" / If(this.features & Feature.BAUD, PrefixedArray(Int8ul, Int32ul)),
         Terminated,
     )
     version: int
@@ -192,6 +197,7 @@ class HelloInfo(Message):
     features: int
     uid: bytes
     firmware: str
+    rates: tuple[int, ...] = ()  # baud rates the device can switch to (Feature.BAUD)
 
 
 @dataclass(frozen=True)
@@ -436,6 +442,17 @@ class TlsResult(Message):
 
 
 @dataclass(frozen=True)
+class ChangeBaud(Message):
+    """host → device: switch the line to `baud` (one of HELLO_INFO's rates). The device
+    answers OK at the old rate, then switches; the host confirms with HELLO at the new rate
+    (docs/protocol.md, CHANGE_BAUD)."""
+
+    TYPE = MsgType.CHANGE_BAUD
+    STRUCT = Struct("baud" / Int32ul, Terminated)
+    baud: int
+
+
+@dataclass(frozen=True)
 class Error(Message):
     TYPE = MsgType.ERROR
     STRUCT = Struct("code" / Int8ul, "request" / Int8ul, "detail" / _Text, Terminated)
@@ -466,6 +483,7 @@ MESSAGES: dict[MsgType, type[Message]] = {
         Csr,
         TlsCheck,
         TlsResult,
+        ChangeBaud,
         Error,
     )
 }
@@ -542,6 +560,8 @@ def decode(body: bytes) -> Frame:
         )
     if cls is TlsResult:
         values["chain"] = tuple(values["chain"])
+    if cls is HelloInfo:
+        values["rates"] = tuple(values["rates"] or ())
     for key, value in values.items():
         if isinstance(value, bytes | bytearray):
             values[key] = bytes(value)
@@ -571,4 +591,6 @@ def from_fields(name: str, fields: dict[str, Any]) -> Message:
         )
     if cls is TlsResult:
         values["chain"] = tuple(values["chain"])
+    if cls is HelloInfo:
+        values["rates"] = tuple(values.get("rates", ()))
     return cls(**values)

@@ -14,9 +14,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from enum import Enum
+from typing import Final, NamedTuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -43,10 +45,18 @@ from provision.pki.tbs_template import ClientTemplate, der_validity
 BACKDATE = timedelta(minutes=5)
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
+# Key types sign_request accepts in a CSR unless told otherwise.
+CSR_KEY_TYPES = (KeyType.P256, KeyType.P384, KeyType.RSA2048, KeyType.RSA3072, KeyType.RSA4096)
 MAX_DEVICE_ID = 64
 # RFC 5280 times (UTCTime from 1950); cryptography cannot encode earlier ones.
 _EARLIEST = datetime(1950, 1, 1)
-_NOT_MADE = object()
+
+
+class _Missing(Enum):
+    NOT_MADE = 0  # a sentinel mypy narrows: no template has been made for this key yet
+
+
+_NOT_MADE: Final = _Missing.NOT_MADE
 # RFC 5280 4.1.2.2: a serial is a positive INTEGER of at most 20 octets; DER spends the top
 # bit of the first octet on the sign, so 159 bits of value.
 MAX_SERIAL_BITS = 159
@@ -255,7 +265,7 @@ class Authority:
     key: PrivateKey = field(repr=False)
     parents: tuple[x509.Certificate, ...] = ()
     _aki: x509.AuthorityKeyIdentifier = field(init=False, repr=False, compare=False)
-    _hash: object = field(init=False, repr=False, compare=False)
+    _hash: hashes.SHA256 | hashes.SHA384 | None = field(init=False, repr=False, compare=False)
     _not_after: datetime = field(init=False, repr=False, compare=False)
     _subject: x509.Name = field(init=False, repr=False, compare=False)
     # Device certificate templates by (key type, subject shape); None: use the builder.
@@ -275,7 +285,8 @@ class Authority:
             ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
             aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
         except x509.ExtensionNotFound:
-            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key())  # type: ignore[arg-type]
+            # The certificate's key is self.key's public half (checked above).
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
         object.__setattr__(self, "_aki", aki)
         object.__setattr__(self, "_hash", signature_hash(self.key))
         object.__setattr__(self, "_not_after", self.cert.not_valid_after_utc)
@@ -341,7 +352,7 @@ class Authority:
                 profile, public_key, authority_key_id=self._aki, path_length=path_length, san=san
             ),
         )
-        return builder.sign(self.key, self._hash)  # type: ignore[arg-type]
+        return builder.sign(self.key, self._hash)
 
     def _client_builder(
         self,
@@ -367,8 +378,8 @@ class Authority:
         cache_key = (key_type, subject, organization)
         template = self._templates.get(cache_key, _NOT_MADE)
         if template is not _NOT_MADE:
-            return template  # type: ignore[return-value]
-        curve = _CURVES.get(key_type)  # type: ignore[arg-type]
+            return template
+        curve = _CURVES.get(key_type) if key_type is not None else None
         shape = _subject_shape(subject, organization)
         if curve is not None and shape is not None:
             template = ClientTemplate.create(
@@ -377,7 +388,7 @@ class Authority:
                 self._hash,
                 self.cert,
                 *shape,
-                curve,  # type: ignore[arg-type]
+                curve,
             )
         else:
             template = None
@@ -475,8 +486,8 @@ class Authority:
             validity = self._validity_der(days, now)
             serial = x509.random_serial_number() if serial is None else serial
             if key is None:
-                key, _, der = template.issue_new_key(device_id, serial, validity)
-                return key, x509.load_der_x509_certificate(der)
+                key, _, new_der = template.issue_new_key(device_id, serial, validity)
+                return key, x509.load_der_x509_certificate(new_der)
             der = template.issue(device_id, public_key_der(key), serial, validity)
             if der is not None:
                 return key, x509.load_der_x509_certificate(der)
@@ -514,7 +525,7 @@ class Authority:
         if template is not None:
             validity = self._validity_der(days, now)
             serial = x509.random_serial_number() if serial is None else serial
-            _, key_der, der = template.issue_new_key(device_id, serial, validity)  # type: ignore[union-attr]
+            _, key_der, der = template.issue_new_key(device_id, serial, validity)
             return ClientCredential(key_der, der)
         key = generate_key(key_type)
         name = subject.name(device_id) if subject else _name(device_id, organization)
@@ -529,13 +540,7 @@ class Authority:
         device_id: str | None = None,
         san: Sequence[str] = (),
         days: int = DEFAULT_LEAF_DAYS,
-        allowed_key_types: Sequence[KeyType] = (
-            KeyType.P256,
-            KeyType.P384,
-            KeyType.RSA2048,
-            KeyType.RSA3072,
-            KeyType.RSA4096,
-        ),
+        allowed_key_types: Sequence[KeyType] = CSR_KEY_TYPES,
         source: str = "CSR",
         serial: int | None = None,
         subject: SubjectTemplate | None = None,
@@ -554,12 +559,12 @@ class Authority:
         if not csr.is_signature_valid:
             raise PolicyError(f"{source}: the CSR signature does not verify")
         public_key = csr.public_key()
-        kt = key_type_of(public_key)  # type: ignore[arg-type]
-        if kt is None or kt not in allowed_key_types:
+        kt = key_type_of(public_key)
+        # A key type we issue for is one of PublicKey's classes; isinstance tells mypy so.
+        if kt is None or kt not in allowed_key_types or not isinstance(public_key, PublicKey):
             allowed = ", ".join(k.label for k in allowed_key_types)
             raise PolicyError(
-                f"{source}: key type {describe_key(public_key)} is not allowed "  # type: ignore[arg-type]
-                f"(allowed: {allowed})"
+                f"{source}: key type {describe_key(public_key)} is not allowed (allowed: {allowed})"
             )
         cn = common_name(csr.subject)
         if device_id is not None:
@@ -574,16 +579,16 @@ class Authority:
                 raise PolicyError(f"{source}: the CSR has no subject CN; give --device-id")
             subject = subject or DEFAULT_SUBJECT
             name = subject.name(cn)
-            kt = key_type_of(public_key)  # type: ignore[arg-type]
-            template = self.client_template(kt, subject)  # type: ignore[arg-type]
+            kt = key_type_of(public_key)
+            template = self.client_template(kt, subject)
             if template is not None:
-                spki = public_key_der(public_key)  # type: ignore[arg-type]
+                spki = public_key_der(public_key)
                 validity = self._validity_der(days, None)
                 serial = x509.random_serial_number() if serial is None else serial
                 der = template.issue(cn, spki, serial, validity)
                 if der is not None:
                     return x509.load_der_x509_certificate(der)
-            return self._build(Profile.CLIENT, name, public_key, days, serial=serial)  # type: ignore[arg-type]
+            return self._build(Profile.CLIENT, name, public_key, days, serial=serial)
         names = list(san)
         if not names:
             if cn is None:
@@ -592,7 +597,7 @@ class Authority:
         return self._build(
             Profile.SERVER,
             _name(cn or names[0]),
-            public_key,  # type: ignore[arg-type]
+            public_key,
             days,
             san=parse_san(names),
             serial=serial,
@@ -630,7 +635,7 @@ def create_root_ca(
         Profile.ROOT_CA, key.public_key(), authority_key_id=None, path_length=path_length
     ):
         builder = builder.add_extension(ext.value, ext.critical)
-    cert = builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+    cert = builder.sign(key, signature_hash(key))
     return Authority(cert, key)
 
 

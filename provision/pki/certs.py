@@ -9,7 +9,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from provision.errors import InputError
 from provision.pki.keys import describe_key
@@ -101,7 +101,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 def is_ca(cert: x509.Certificate) -> bool:
     try:
-        bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return False
     return bool(bc.ca)

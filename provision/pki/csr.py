@@ -49,7 +49,7 @@ def create_csr(
     builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(parse_san(san)), False)
-    return builder.sign(key, signature_hash(key))  # type: ignore[arg-type]
+    return builder.sign(key, signature_hash(key))
 
 
 def csr_bytes(csr: x509.CertificateSigningRequest, encoding: str = "pem") -> bytes:

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from provision.errors import InputError, UsageError
-from provision.pki.authority import Authority, create_root_ca, load_authority
+from provision.pki.authority import CSR_KEY_TYPES, Authority, create_root_ca, load_authority
 from provision.pki.certs import CertSummary, summarize
 from provision.pki.csr import create_csr, csr_bytes, load_csr
 from provision.pki.files import KEY_MODE, OutputFile, read_input, write_outputs
@@ -88,7 +88,7 @@ def _cert_bytes(cert: x509.Certificate, fmt: Format) -> bytes:
 def _check_format(fmt: str) -> Format:
     if fmt not in ("pem", "der"):
         raise InputError(f"unknown output format {fmt!r} (pem or der)")
-    return fmt  # type: ignore[return-value]
+    return "pem" if fmt == "pem" else "der"
 
 
 def _check_out_dir(out_dir: Path) -> Path:
@@ -353,15 +353,14 @@ def sign_csr(
     """Sign a CSR under policy (authority.sign_request); write the certificate (and chain)."""
     fmt = _check_format(fmt)
     loaded = load_csr(read_input(csr_path, "CSR"), str(csr_path))
-    kwargs = {} if allowed_key_types is None else {"allowed_key_types": tuple(allowed_key_types)}
     cert = ca.sign_request(
         loaded.csr,
         profile=profile,
         device_id=device_id,
         san=san,
         days=days,
+        allowed_key_types=CSR_KEY_TYPES if allowed_key_types is None else tuple(allowed_key_types),
         source=str(csr_path),
-        **kwargs,  # type: ignore[arg-type]
     )
     out = _Outputs(fmt, None)
     out.cert(out_path, cert)

@@ -324,10 +324,10 @@ class _Pkcs11Key:
         return f"<{type(self).__name__} {self.label}>"
 
 
-def _digest(data: bytes, algorithm: Any) -> tuple[str, bytes]:
+def _digest(data: bytes | bytearray | memoryview, algorithm: Any) -> tuple[str, bytes]:
     if isinstance(algorithm, Prehashed):
         name = algorithm._algorithm.name  # the hash the caller already applied
-        return name, data
+        return name, bytes(data)
     name = algorithm.name
     if name not in _DIGEST_INFO:
         raise HSMError(f"signing with {name} is not supported for token keys")
@@ -341,7 +341,11 @@ class HsmEcKey(_Pkcs11Key, ec.EllipticCurvePrivateKey):
     def curve(self) -> ec.EllipticCurve:
         return self._public.curve
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(
+        self,
+        data: bytes | bytearray | memoryview,
+        signature_algorithm: ec.EllipticCurveSignatureAlgorithm,
+    ) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise HSMError(f"{self.label}: only ECDSA signatures are supported")
         _, digest = _digest(data, signature_algorithm.algorithm)

@@ -12,6 +12,7 @@ from typing import Literal
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from provision.errors import InputError
 from provision.pki.files import write_private_key as _write_private_key
@@ -55,7 +56,7 @@ def generate_key(key_type: KeyType | str = DEFAULT_KEY_TYPE) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
-def key_type_of(key: PrivateKey | PublicKey) -> KeyType | None:
+def key_type_of(key: PrivateKey | PublicKeyTypes) -> KeyType | None:
     """The KeyType of a private or public key, or None for anything we do not issue for."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         return {"secp256r1": KeyType.P256, "secp384r1": KeyType.P384}.get(key.curve.name)
@@ -68,7 +69,7 @@ def key_type_of(key: PrivateKey | PublicKey) -> KeyType | None:
     return None
 
 
-def describe_key(key: PrivateKey | PublicKey) -> str:
+def describe_key(key: PrivateKey | PublicKeyTypes) -> str:
     kt = key_type_of(key)
     if kt is not None:
         return kt.label
@@ -161,9 +162,9 @@ def serialize_private_key(
     return key.private_bytes(enc, serialization.PrivateFormat.PKCS8, algorithm)
 
 
-def public_key_der(key: PrivateKey | PublicKey) -> bytes:
+def public_key_der(key: PrivateKey | PublicKeyTypes) -> bytes:
     """DER SubjectPublicKeyInfo of a key (private keys give their public half)."""
-    pub = key.public_key() if hasattr(key, "private_bytes") else key
+    pub = key.public_key() if isinstance(key, PrivateKey) else key
     return pub.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

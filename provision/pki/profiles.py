@@ -28,7 +28,7 @@ class Profile(str, Enum):
     CLIENT = "client"
 
 
-def signature_hash(signing_key: PrivateKey) -> hashes.HashAlgorithm | None:
+def signature_hash(signing_key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
     """The digest to sign with: none for Ed25519, SHA-384 for P-384, SHA-256 otherwise."""
     if isinstance(signing_key, ed25519.Ed25519PrivateKey):
         return None

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from provision.errors import InputError, PolicyError
 from provision.pki.certs import is_pem, load_certificate
-from provision.pki.keys import PublicKey, public_key_der
+from provision.pki.keys import PublicKeyTypes, public_key_der
 
 KEY_ID_SIZE = 8
 SIGNATURE_SIZE = 64
@@ -27,7 +27,7 @@ DIGEST_SIZE = 32
 _COORD = 32
 
 
-def key_id(public_key: PublicKey | ec.EllipticCurvePrivateKey) -> bytes:
+def key_id(public_key: PublicKeyTypes | ec.EllipticCurvePrivateKey) -> bytes:
     """First 8 bytes of SHA-256 over the DER SubjectPublicKeyInfo."""
     return hashlib.sha256(public_key_der(public_key)).digest()[:KEY_ID_SIZE]
 
@@ -48,7 +48,7 @@ def sign_digest(private_key: ec.EllipticCurvePrivateKey, digest: bytes) -> tuple
     return key_id(private_key.public_key()), r.to_bytes(_COORD, "big") + s.to_bytes(_COORD, "big")
 
 
-def load_public_key(data: bytes | PublicKey, source: str = "public key") -> PublicKey:
+def load_public_key(data: bytes | PublicKeyTypes, source: str = "public key") -> PublicKeyTypes:
     """A public key from a key object, a certificate (PEM/DER) or a SubjectPublicKeyInfo."""
     if not isinstance(data, (bytes, bytearray)):
         return data
@@ -63,13 +63,13 @@ def load_public_key(data: bytes | PublicKey, source: str = "public key") -> Publ
         serialization.load_pem_public_key if is_pem(data) else serialization.load_der_public_key
     )
     try:
-        return loader(data)  # type: ignore[return-value]
+        return loader(data)
     except ValueError:
         raise InputError(f"{source}: not a certificate or public key (PEM or DER)") from None
 
 
 def verify_digest(
-    public_key_or_cert_bytes: bytes | PublicKey,
+    public_key_or_cert_bytes: bytes | PublicKeyTypes,
     digest: bytes,
     key_id_: bytes,
     signature: bytes,

@@ -131,7 +131,7 @@ def _signer(key: PrivateKey, algorithm: hashes.HashAlgorithm | None) -> Callable
 
 
 def _point(public_key: PublicKey) -> bytes:
-    return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)  # type: ignore[union-attr,call-arg]
+    return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
 @dataclass(frozen=True)

@@ -98,12 +98,12 @@ def write_export(records: Iterable[Record], fmt: str, out: TextIO) -> int:
             count += 1
         return count
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
-        writer.writeheader()
+        dict_writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        dict_writer.writeheader()
         for rec in records:
             row = _row(rec)
             row["sec_tags"] = " ".join(str(t) for t in rec.sec_tags)
-            writer.writerow(row)
+            dict_writer.writerow(row)
             count += 1
         return count
     out.write("[")

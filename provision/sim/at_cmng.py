@@ -18,6 +18,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from provision.sim.serve import SimContext
 
 MAX_SEC_TAG = 2_147_483_647
 MAX_TAG_VALUE = 4_294_967_295
@@ -46,7 +52,15 @@ PASSWD_TYPE = 0xF2
 HIDDEN_TYPES = frozenset({PASSWD_TYPE, ATTEST_KEY_TYPE})
 DEFAULT_UUID = "50503041-3633-4261-803d-1e2b8f70111a"
 
-Store = object  # duck-typed: entries() / commit(changes)
+
+class Store(Protocol):
+    """What a simulated device keeps its credentials in: MemoryStore or the flash SlotStore."""
+
+    def entries(self) -> Mapping[tuple[int, int], bytes]: ...
+
+    def commit(self, changes: Mapping[tuple[int, int], bytes | None]) -> None: ...
+
+
 Keygen = Callable[[str | None], tuple[bytes, bytes]]  # attributes → (key PEM, CSR DER)
 
 
@@ -323,7 +337,9 @@ class AtCmngModem:
             return self._cmng_delete(sec_tag, cred_type)
         return self._error(50)
 
-    def _cmng_list(self, sec_tag: int | None = None, cred_type: int | None = None):
+    def _cmng_list(
+        self, sec_tag: int | None = None, cred_type: int | None = None
+    ) -> tuple[list[str], str]:
         lines = [
             f'%CMNG: {tag},{kind},"{_digest(data)}"'
             for (tag, kind), data in sorted(self._entries().items())
@@ -340,7 +356,9 @@ class AtCmngModem:
             return 514
         return None
 
-    def _cmng_write(self, sec_tag: int, cred_type: int, rest: list[tuple[str, bool]]):
+    def _cmng_write(
+        self, sec_tag: int, cred_type: int, rest: list[tuple[str, bool]]
+    ) -> tuple[list[str], str]:
         if not rest or not rest[0][1] or len(rest) > 2 or cred_type not in WRITABLE_TYPES:
             return self._error(50)
         refusal = self._refuse_change(sec_tag)
@@ -380,7 +398,7 @@ class AtCmngModem:
             return len(content) % 2 == 0 and re.fullmatch(rb"[0-9A-Fa-f]+", content) is not None
         return True
 
-    def _cmng_read(self, sec_tag: int, cred_type: int):
+    def _cmng_read(self, sec_tag: int, cred_type: int) -> tuple[list[str], str]:
         data = self._entries().get((sec_tag, cred_type))
         if data is None:
             return self._error(513)
@@ -389,7 +407,7 @@ class AtCmngModem:
         text = data.decode("latin-1")
         return [f'%CMNG: {sec_tag},{cred_type},"{_digest(data)}","{text}"'], "OK"
 
-    def _cmng_delete(self, sec_tag: int, cred_type: int):
+    def _cmng_delete(self, sec_tag: int, cred_type: int) -> tuple[list[str], str]:
         refusal = self._refuse_change(sec_tag)
         if refusal is not None:
             return self._error(refusal)
@@ -550,11 +568,12 @@ def _public_der(key_pem: bytes) -> bytes:
     return public_key_der(load_private_key(key_pem, None, "client_key"))
 
 
+_Options = TypeVar("_Options", bound="DataclassInstance")
 _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}  # fmt: skip
 
 
-def options_from_strings(values: Mapping[str, str], cls: type, seed: int = 0) -> object:
+def options_from_strings(values: Mapping[str, str], cls: type[_Options], seed: int = 0) -> _Options:
     """Dataclass options from sim:// query strings; InputError names what is wrong."""
     from dataclasses import fields
 
@@ -572,9 +591,10 @@ def options_from_strings(values: Mapping[str, str], cls: type, seed: int = 0) ->
             if kind is bool:
                 kwargs[name] = _BOOL[raw.lower()]
             elif kind is int:
-                kwargs[name] = int(raw)
-                if kwargs[name] < 0:  # sizes, counts, modes: never negative
+                number = int(raw)
+                if number < 0:  # sizes, counts, modes: never negative
                     raise ValueError
+                kwargs[name] = number
             else:
                 kwargs[name] = raw
         except (KeyError, ValueError):
@@ -626,11 +646,11 @@ def check_modem_options(options: AtCmngOptions) -> None:
         raise InputError("sim options cmd_buff_size (at least 16) and capacity must fit a command")
 
 
-def create(ctx) -> AtCmngModem:  # ctx: provision.sim.serve.SimContext
+def create(ctx: SimContext) -> AtCmngModem:
     """Factory for `sim://at-cmng?...` and `provision sim --dialect at-cmng`."""
     values = identity_defaults(dict(ctx.options), ctx.seed)
     options = options_from_strings(values, AtCmngOptions)
-    check_modem_options(options)  # type: ignore[arg-type]
-    modem = AtCmngModem(ctx.store, options)  # type: ignore[arg-type]
+    check_modem_options(options)
+    modem = AtCmngModem(ctx.store, options)
     modem._keygen_s = ctx.profile.keygen_ms / 1e3
     return modem

@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from provision.sim.at_cmng import OPTIONS as modem_table
 from provision.sim.at_cmng import (
     AtCmngModem,
     AtCmngOptions,
     MemoryStore,
+    Store,
     check_modem_options,
     describe_options,
     identity_defaults,
     options_from_strings,
 )
 from provision.sim.zephyr_shell import ZephyrShellDevice, ZephyrShellOptions
+
+if TYPE_CHECKING:
+    from provision.sim.serve import SimContext
 
 E2BIG = 7
 CREDENTIALS_CMD = "AT%CMNG=0"  # at_shell.c: the only command CONFIG_AT_SHELL_UNESCAPE_LF touches
@@ -109,7 +114,7 @@ class AtShellDevice(ZephyrShellDevice):
 
     def __init__(
         self,
-        store=None,
+        store: Store | None = None,
         options: AtShellOptions | None = None,
         modem_options: AtCmngOptions | None = None,
     ) -> None:
@@ -223,7 +228,7 @@ def _crlf(text: str) -> str:
 OPTIONS = {**modem_table, **describe_options(AtShellOptions)}
 
 
-def create(ctx) -> AtShellDevice:  # ctx: provision.sim.serve.SimContext
+def create(ctx: SimContext) -> AtShellDevice:
     """Factory for `sim://at-shell?...` and `provision sim --dialect at-shell`: shell options
     (AtShellOptions) and modem options (AtCmngOptions) in one query."""
     from provision.errors import InputError
@@ -245,8 +250,8 @@ def create(ctx) -> AtShellDevice:  # ctx: provision.sim.serve.SimContext
     identity_defaults(modem, ctx.seed)
     device = AtShellDevice(
         ctx.store,
-        options_from_strings(shell, AtShellOptions),  # type: ignore[arg-type]
-        options_from_strings(modem, AtCmngOptions),  # type: ignore[arg-type]
+        options_from_strings(shell, AtShellOptions),
+        options_from_strings(modem, AtCmngOptions),
     )
     check_modem_options(device.modem.options)
     device.modem._keygen_s = ctx.profile.keygen_ms / 1e3

@@ -186,7 +186,7 @@ class Esp32Loader:
         self.regs[hi] = int.from_bytes(self.mac[0:2], "big")
         # Writes in progress.
         self._write: dict[str, int] | None = None
-        self._inflate: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._inflate: zlib._Decompress | None = None
         self._mem: dict[str, int] | None = None
         self._reading: dict[str, int] | None = None
         if self.flash.read(ptab.TABLE_OFFSET, 2) == b"\xff\xff":

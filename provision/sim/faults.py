@@ -14,6 +14,7 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from provision.errors import InputError
 
@@ -37,19 +38,19 @@ class FaultPlan:
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> FaultPlan:
         """Build from string options (URL query, CLI); unknown keys are ignored here."""
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in options:
                 continue
             raw = options[f.name]
             try:
-                value: object = float(raw) if f.name in _FLOATS else int(raw)
+                value: float = float(raw) if f.name in _FLOATS else int(raw)
             except ValueError:
                 raise InputError(f"fault option {f.name}={raw!r} is not a number") from None
-            if f.name in _PROBABILITIES and not 0.0 <= value < 1.0:  # type: ignore[operator]
+            if f.name in _PROBABILITIES and not 0.0 <= value < 1.0:
                 raise InputError(f"fault option {f.name} must be a probability in [0, 1)")
             kwargs[f.name] = value
-        return cls(**kwargs)  # type: ignore[arg-type]
+        return cls(**kwargs)
 
 
 _PROBABILITIES = {"flip", "drop", "dup", "stall"}

@@ -19,6 +19,8 @@ from provision.sim.serve import SimContext
 from provision.sim.store import StoreFull
 
 FIRMWARE = "provision-sim 0.1"
+# What a USB-serial bridge or an MCU UART commonly reaches (esptool switches to the same).
+DEFAULT_RATES = "115200,230400,460800,921600"
 
 
 class NativeDevice:
@@ -39,7 +41,13 @@ class NativeDevice:
         self.keygen_enabled = _flag(opts, "keygen")
         # `tls=0`: a device without the TLS check, like the C stub or a real board.
         self.tls_enabled = _flag(opts, "tls")
+        self.rates = _rates(opts.get("rates", DEFAULT_RATES))
+        self.line_baud: int = 0  # the UART's rate, kept by the runner
+        self.baud_request: int | None = None  # read by the runner after CHANGE_BAUD's OK
         self._work = 0.0
+        self._stage_id: int | None = None
+        self._staged_to = 0  # bundle bytes programmed into the spare bank
+        self._stage_at: dict[int, int | None] = {}  # record index -> flash offset of its data
         self._reset_requested = False
         self.protocol = self._new_protocol()
 
@@ -81,6 +89,8 @@ class NativeDevice:
             features |= m.Feature.SIGNED_ONLY
         if self.tls_enabled:
             features |= m.Feature.TLS_CHECK
+        if self.rates:
+            features |= m.Feature.BAUD
         return m.HelloInfo(
             version=m.PROTOCOL_VERSION,
             max_payload=max_payload,
@@ -92,7 +102,31 @@ class NativeDevice:
             features=int(features),
             uid=self.uid,
             firmware=FIRMWARE,
+            rates=self.rates,
         )
+
+    def baud_rates(self) -> tuple[int, ...]:
+        return self.rates
+
+    def set_baud(self, rate: int) -> int:
+        self.baud_request = rate
+        return self.line_baud
+
+    def stage(self, transfer_id: int, prefix: memoryview) -> None:
+        """Program the bundle's records into the spare bank as they arrive (the flash keeps
+        pace with the line), so COMMIT programs only the entries kept and the bank header."""
+        if transfer_id != self._stage_id:
+            self._stage_id, self._staged_to, self._stage_at = transfer_id, 0, {}
+            self.store.stage_start()
+        for i, span in enumerate(bundle_format.record_spans(prefix)):
+            if i not in self._stage_at:
+                self._stage_at[i] = self.store.stage_entry((span.sec_tag, span.slot), span.length)
+            at = self._stage_at[i]
+            lo = max(span.start, self._staged_to)
+            hi = min(span.start + span.length, len(prefix))
+            if at is not None and lo < hi:
+                self.store.stage_data(at + lo - span.start, bytes(prefix[lo:hi]))
+        self._staged_to = len(prefix)
 
     def list_entries(self) -> list[m.Entry]:
         return [
@@ -212,7 +246,19 @@ OPTIONS: dict[str, str] = {
     "signer": "provisioning public key or certificate: apply signed bundles only",
     "keygen": "0: no KEYGEN feature",
     "tls": "0: no device-side TLS check (like the C stub)",
+    "rates": "baud rates CHANGE_BAUD may switch to, comma-separated (empty: none, like a "
+    f"device without the feature; default {DEFAULT_RATES})",
 }
+
+
+def _rates(value: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(r) for r in value.split(",") if r.strip())
+    except ValueError:
+        raise InputError(f"sim option rates={value!r} is not a list of baud rates") from None
+    if any(not 1200 <= r <= 16_000_000 for r in rates) or len(rates) > 255:
+        raise InputError(f"sim option rates={value!r}: each rate 1200..16000000, at most 255")
+    return rates
 
 
 def _flag(opts: dict[str, str], name: str) -> bool:

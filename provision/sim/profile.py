@@ -8,6 +8,7 @@ as on a UART without flow control).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from provision.errors import InputError
 
@@ -31,8 +32,8 @@ class DeviceProfile:
     keygen_ms: float = 150.0  # P-256 key generation and CSR signature
     boot_ms: float = 50.0  # from power-on until bytes are received again
 
-    def with_options(self, **overrides: object) -> DeviceProfile:
-        return replace(self, **overrides)  # type: ignore[arg-type]
+    def with_options(self, **overrides: Any) -> DeviceProfile:
+        return replace(self, **overrides)
 
 
 PROFILES: dict[str, DeviceProfile] = {

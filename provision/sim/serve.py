@@ -105,80 +105,90 @@ def device_factory(kind: str) -> Callable[[SimContext], Any]:
 class Line:
     """One direction of a serial line with byte timing and faults. Sans-IO: times are given.
 
-    Segments are (time the first byte starts, bytes); byte i of a segment has arrived at
-    start + (i + 1) * byte_time."""
+    Segments are (time the first byte starts, bytes, byte time); byte i of a segment has
+    arrived at start + (i + 1) * byte time. `byte_time` applies to bytes sent from then on
+    (a UART that switches rate does not retime what it has sent)."""
 
     def __init__(self, byte_time: float, faults: LineFaults | None) -> None:
         self.byte_time = byte_time
         self.faults = faults
         self.free_at = 0.0
-        self._segments: deque[tuple[float, bytes]] = deque()
+        self._segments: deque[tuple[float, bytes, float]] = deque()
 
     def send(self, data: bytes, now: float) -> None:
         pieces = self.faults.apply(data) if self.faults else [(0.0, data)]
         t = max(now, self.free_at)
+        bt = self.byte_time
         for delay, piece in pieces:
             t += delay
             if piece:
-                self._segments.append((t, piece))
-                t += len(piece) * self.byte_time
+                self._segments.append((t, piece, bt))
+                t += len(piece) * bt
         self.free_at = t
 
     def next_time(self) -> float | None:
         """When the next byte has arrived, or None if the line is empty."""
         if not self._segments:
             return None
-        return self._segments[0][0] + self.byte_time
+        t0, _, bt = self._segments[0]
+        return t0 + bt
 
     def unit_time(self, delimiters: bytes) -> float | None:
         """When the next unit (up to a delimiter byte or the end of a segment) has arrived."""
         if not self._segments:
             return None
-        t0, data = self._segments[0]
-        return t0 + (_unit_len(data, delimiters)) * self.byte_time
+        t0, data, bt = self._segments[0]
+        return t0 + (_unit_len(data, delimiters)) * bt
 
     def pop_unit(self, now: float, delimiters: bytes) -> tuple[float, bytes] | None:
         if not self._segments:
             return None
-        t0, data = self._segments[0]
+        t0, data, bt = self._segments[0]
         n = _unit_len(data, delimiters)
-        t_end = t0 + n * self.byte_time
+        t_end = t0 + n * bt
         if t_end > now:
             return None
         self._segments.popleft()
         if n < len(data):
-            self._segments.appendleft((t_end, data[n:]))
+            self._segments.appendleft((t_end, data[n:], bt))
         return t_end, data[:n]
 
     def deliver(self, now: float) -> bytes:
         """Every byte that has arrived by `now`."""
         out = bytearray()
         while self._segments:
-            t0, data = self._segments[0]
-            if self.byte_time <= 0:
+            t0, data, bt = self._segments[0]
+            if bt <= 0:
                 n = len(data) if t0 <= now else 0
             else:
-                n = min(len(data), int((now - t0) / self.byte_time + 1e-9))
+                n = min(len(data), int((now - t0) / bt + 1e-9))
             if n <= 0:
                 break
             out += data[:n]
             self._segments.popleft()
             if n < len(data):
-                self._segments.appendleft((t0 + n * self.byte_time, data[n:]))
+                self._segments.appendleft((t0 + n * bt, data[n:], bt))
                 break
         return bytes(out)
 
     def cut(self, t: float) -> None:
         """Power cut at `t`: bytes not yet on the wire by then are never sent."""
-        kept: deque[tuple[float, bytes]] = deque()
-        for t0, data in self._segments:
+        kept: deque[tuple[float, bytes, float]] = deque()
+        for t0, data, bt in self._segments:
             if t0 >= t:
                 continue
-            n = len(data) if self.byte_time <= 0 else int((t - t0) / self.byte_time)
+            n = len(data) if bt <= 0 else int((t - t0) / bt)
             if n > 0:
-                kept.append((t0, data[:n]))
+                kept.append((t0, data[:n], bt))
         self._segments = kept
         self.free_at = min(self.free_at, t)
+
+
+def garble(data: bytes) -> bytes:
+    """What a UART reads when the sender runs at another rate: framing errors and wrong
+    bytes. A long low line (0x00) still reads as zeros, so frames still end and fail their
+    CRC, as on a real line."""
+    return bytes(0 if b == 0 else (b ^ 0xA5) or 0x5A for b in data)
 
 
 def _unit_len(data: bytes, delimiters: bytes) -> int:
@@ -220,6 +230,12 @@ class SimRunner:
         rng = random.Random(self.faults.seed)
         line_faults = self.faults.line_rate > 0
         self.byte_time = 10.0 / baud if baud else 0.0
+        self.boot_baud = baud
+        self.host_baud = baud  # the host's port; bytes between unequal rates are garbled
+        self.line_max = float("inf")  # fastest rate the cable/bridge carries intact
+        # Served over TCP, nothing tells the runner the host's rate: it follows the device's.
+        # The in-process transport (and a pty whose termios the pump reads) sets it instead.
+        self.host_follows = True
         self.h2d = Line(self.byte_time, LineFaults(self.faults, rng) if line_faults else None)
         self.d2h = Line(self.byte_time, LineFaults(self.faults, rng) if line_faults else None)
         self.rx_count = 0
@@ -229,6 +245,10 @@ class SimRunner:
         self._waiting: deque[tuple[float, int]] = deque()  # (start of handling, bytes)
         self.busy_until = 0.0
         self.boot_until = 0.0
+        # A bank erase started while idle runs in the flash (a NOR chip's own erase, or the
+        # flash controller's): the CPU keeps handling frames and only the next flash
+        # operation waits for it.
+        self.flash_free_at = 0.0
         if self.faults.flash_cut is not None:
             ctx.store.flash.cut_power_after(self.faults.flash_cut)
         self._cut_at = self.faults.cut_at
@@ -238,6 +258,7 @@ class SimRunner:
     def _power_on(self, t: float) -> None:
         self.ctx.boots += 1
         self.device = self.factory(self.ctx)
+        self._set_device_baud(self.boot_baud)  # a UART starts at its boot rate
         out = self._guarded(self.device.boot, t)
         if out is not None:
             self._emit(out, t)
@@ -249,16 +270,27 @@ class SimRunner:
         self.ctx.store.mount()
         boot_at = t + self.ctx.profile.boot_ms / 1e3
         self.busy_until = self.boot_until = boot_at
+        self.flash_free_at = min(self.flash_free_at, t)  # a cut stops an erase
         self._power_on(boot_at)
 
-    def _guarded(self, call: Callable[[], bytes | None], t: float) -> bytes | None:
+    def _guarded(
+        self, call: Callable[[], bytes | None], t: float, *, background: bool = False
+    ) -> bytes | None:
+        flash = self.ctx.store.flash
+        ops = flash.operations
         try:
             out = call()
         except PowerCut:
             self._power_cut(max(t, self.busy_until))
             return None
         work = self._work()
-        self.busy_until = max(self.busy_until, t) + work
+        if background:
+            self.flash_free_at = max(self.flash_free_at, t) + work
+        elif flash.operations > ops:
+            # This call used the flash: it starts once a background erase is over.
+            self.busy_until = max(self.busy_until, t, self.flash_free_at) + work
+        else:
+            self.busy_until = max(self.busy_until, t) + work
         return out
 
     def _work(self) -> float:
@@ -267,11 +299,22 @@ class SimRunner:
 
     def _emit(self, out: bytes, t: float) -> None:
         if out:
-            self.d2h.send(out, max(t, self.busy_until))
+            self.d2h.send(self._across(out), max(t, self.busy_until))
+
+    def _across(self, data: bytes) -> bytes:
+        if self.baud and (self.host_baud != self.baud or self.baud > self.line_max):
+            return garble(data)
+        return data
 
     # -- host side
     def host_write(self, data: bytes, now: float) -> None:
-        self.h2d.send(data, now)
+        self.h2d.send(self._across(data), now)
+
+    def set_host_baud(self, baud: int) -> None:
+        """The host switched its port (an unpaced line has no rate to switch)."""
+        if self.baud:
+            self.host_baud = baud
+            self.h2d.byte_time = 10.0 / baud
 
     def advance(self, now: float) -> bytes:
         while True:
@@ -281,7 +324,7 @@ class SimRunner:
             self._handle(*unit)
         idle = getattr(self.device, "idle", None)
         if idle is not None and self.busy_until <= now and not self._waiting:
-            self._guarded(idle, now)
+            self._guarded(idle, now, background=True)
         return self.d2h.deliver(now)
 
     def _handle(self, t_arrived: float, data: bytes) -> None:
@@ -322,16 +365,25 @@ class SimRunner:
             self._power_cut(t_arrived)
 
     def _follow_baud_change(self) -> None:
-        """A device that switched its UART (esp32 CHANGE_BAUDRATE) asks for a new line rate;
-        bytes already queued are then timed at the new rate too (a simplification of one reply)."""
+        """A device that switched its UART (esp32 CHANGE_BAUDRATE, native CHANGE_BAUD) asks
+        for a new rate once its answer is queued: the answer keeps the old rate."""
         baud = getattr(self.device, "baud_request", None)
         if not baud or not self.baud:
             return
         self.device.baud_request = None
+        self._set_device_baud(baud)
+
+    def _set_device_baud(self, baud: int | None) -> None:
+        if not baud or not self.baud:
+            return
         self.baud = baud
         self.byte_time = 10.0 / baud
-        for line in (self.h2d, self.d2h):
-            line.byte_time = self.byte_time
+        self.d2h.byte_time = self.byte_time
+        if self.host_follows:
+            self.host_baud = baud
+            self.h2d.byte_time = self.byte_time
+        if getattr(self.device, "line_baud", None) is not None:
+            self.device.line_baud = baud
 
     def next_event_time(self, *, whole_units: bool = False) -> float | None:
         """When the device next handles input or a byte reaches the host; with whole_units,
@@ -349,11 +401,21 @@ class SimTransport:
 
     def __init__(self, runner: SimRunner) -> None:
         self.runner = runner
+        runner.host_follows = False  # the host's side switches when the host says so
         self.now = 0.0
         self._pending = b""
         self.closed = False
         self.bytes_written = 0
-        self.baudrate = runner.baud  # the drive loop estimates line time from it
+
+    @property
+    def baudrate(self) -> int | None:
+        """The host port's rate (the drive loop estimates line time from it); setting it
+        switches the host's side of the line, as termios does on a real port."""
+        return self.runner.host_baud
+
+    @baudrate.setter
+    def baudrate(self, baud: int) -> None:
+        self.runner.set_host_baud(baud)
 
     def clock(self) -> float:
         return self.now
@@ -407,6 +469,7 @@ RUNNER_OPTIONS: dict[str, str] = {
     "cut_at": "power cut after this many received bytes",
     "flash_cut": "power cut after this many flash bytes programmed",
     "silent_after": "stop answering after this many received bytes",
+    "line_max": "fastest baud the line carries intact (faster bytes are garbled)",
 }
 
 
@@ -452,12 +515,19 @@ def build_runner(
             raise InputError(f"sim option baud={raw!r} must be 0 (no pacing) or more")
     elif baud is None:
         baud = clock_baud_default
+    line_max = opts.pop("line_max", None)
     faults = FaultPlan.from_options(opts)
     for key in FAULT_KEYS:
         opts.pop(key, None)
     store = open_store(prof, flash)
     ctx = SimContext(kind, store, prof, opts, faults.seed)
-    return SimRunner(kind, ctx, baud=baud, faults=faults)
+    runner = SimRunner(kind, ctx, baud=baud, faults=faults)
+    if line_max:
+        try:
+            runner.line_max = int(line_max)
+        except ValueError:
+            raise InputError(f"sim option line_max={line_max!r} is not a number") from None
+    return runner
 
 
 def open_sim_transport(url: str, baud: int | None = None) -> SimTransport:

@@ -26,6 +26,7 @@ import os
 import struct
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.bundle.model import SlotType
@@ -81,6 +82,7 @@ class Flash:
         self.program_s = program_us_per_byte / 1e6
         self.erase_s = erase_ms / 1e3
         self.programmed = 0
+        self.operations = 0  # erases and programs: the runner sees whether a call used flash
         self._busy = 0.0
         self._cut_after: int | None = None
         try:
@@ -116,18 +118,21 @@ class Flash:
 
     def erase(self, offset: int, n: int) -> None:
         self._mem[offset : offset + n] = b"\xff" * n
+        self.operations += 1
         self._busy += self.erase_s
         self._persist(offset, n)
 
     def program(self, offset: int, data: bytes) -> None:
         n = len(data)
-        cut = self._cut_after is not None and self.programmed + n >= self._cut_after
-        if cut:
-            n = max(0, self._cut_after - self.programmed)  # type: ignore[operator]
+        cut_after = self._cut_after
+        cut = cut_after is not None and self.programmed + n >= cut_after
+        if cut_after is not None and cut:
+            n = max(0, cut_after - self.programmed)
         # NOR programming can only clear bits.
         for i in range(n):
             self._mem[offset + i] &= data[i]
         self.programmed += n
+        self.operations += 1
         self._busy += n * self.program_s
         self._persist(offset, n)
         if cut:
@@ -167,6 +172,12 @@ def decode_image(image: bytes) -> dict[Key, bytes]:
     return entries
 
 
+@dataclass
+class _Staging:
+    end: int  # next free flash offset in the spare bank
+    entries: dict[Key, tuple[int, int]] = field(default_factory=dict)  # key -> (offset, size)
+
+
 class SlotStore:
     """Credential slots on a Flash, committed atomically. Limits come from a DeviceProfile."""
 
@@ -182,6 +193,7 @@ class SlotStore:
     def mount(self) -> None:
         """(Re)read the banks, as a device does at boot."""
         best: tuple[int, int, dict[Key, bytes]] | None = None
+        self._entries: dict[Key, bytes]
         for bank in (0, 1):
             parsed = self._read_bank(bank)
             if parsed is not None and (best is None or parsed[0] > best[0]):
@@ -190,7 +202,10 @@ class SlotStore:
             self.sequence, self.active, self._entries = 0, 1, {}
         else:
             self.sequence, self.active, self._entries = best
-        self._spare_erased = False
+        # A blank spare bank (a new board's flash) needs no erase: firmware blank-checks it.
+        spare = (1 - self.active) * self.bank_size
+        self._spare_erased = self.flash.read(spare, self.bank_size).count(0xFF) == self.bank_size
+        self._staged: _Staging | None = None
 
     def _read_bank(self, bank: int) -> tuple[int, dict[Key, bytes]] | None:
         base = bank * self.bank_size
@@ -240,20 +255,69 @@ class SlotStore:
 
     def replace(self, entries: Mapping[Key, bytes]) -> None:
         self.check_limits(entries)
-        image = encode_image(entries)
         target = 1 - self.active
         base = target * self.bank_size
-        if not self._spare_erased:
-            self.flash.erase(base, self.bank_size)
+        staged, self._staged = self._staged, None
+        if staged is not None and self._stage_matches(staged, entries):
+            # The transfer's entries are on flash already: add the kept ones and the count.
+            pos = staged.end
+            for key, data in sorted(entries.items()):
+                if key not in staged.entries:
+                    entry = _ENTRY.pack(key[0], int(key[1]), len(data)) + data
+                    self.flash.program(pos, entry)
+                    pos += len(entry)
+            self.flash.program(base + _HEADER.size, struct.pack("<H", len(entries)))
+            image = self.flash.read(base + _HEADER.size, pos - base - _HEADER.size)
+        else:
+            image = encode_image(entries)
+            if not self._spare_erased:
+                self.flash.erase(base, self.bank_size)
+            self.flash.program(base + _HEADER.size, image)
         self._spare_erased = False
         seq = self.sequence + 1
-        self.flash.program(base + _HEADER.size, image)
         self.flash.program(base, _HEADER.pack(MAGIC, seq, len(image), zlib.crc32(image)))
         self.sequence, self.active, self._entries = seq, target, dict(entries)
 
+    # -- staging: a transfer's entries programmed into the spare bank while they arrive, so
+    # that a commit programs only what the store keeps and the header. The image layout is
+    # the same (decode_image does not need the entries sorted).
+    def stage_start(self) -> None:
+        """Begin staging a new image in the spare bank (erased first unless it is blank)."""
+        self._staged = None
+        self.erase_spare()
+        self._spare_erased = False  # being written from here on
+        base = (1 - self.active) * self.bank_size
+        self._staged = _Staging(base + _HEADER.size + 2)
+
+    def stage_entry(self, key: Key, size: int) -> int | None:
+        """Program an entry's header; return where its data goes (None: not staging, or it
+        would not fit the bank, so the commit writes everything itself)."""
+        st = self._staged
+        if st is None or key in st.entries:
+            return None
+        base = (1 - self.active) * self.bank_size
+        if st.end + _ENTRY.size + size > base + self.bank_size:
+            self._staged = None
+            return None
+        self.flash.program(st.end, _ENTRY.pack(key[0], int(key[1]), size))
+        st.entries[key] = (st.end + _ENTRY.size, size)
+        st.end += _ENTRY.size + size
+        return st.end - size
+
+    def stage_data(self, offset: int, data: bytes) -> None:
+        if self._staged is not None:
+            self.flash.program(offset, data)
+
+    def _stage_matches(self, staged: _Staging, entries: Mapping[Key, bytes]) -> bool:
+        return all(
+            key in entries and self.flash.read(pos, size) == entries[key]
+            for key, (pos, size) in staged.entries.items()
+        )
+
     def erase_spare(self) -> None:
-        """Erase the inactive bank ahead of the next commit (a device does this when idle)."""
-        if not self._spare_erased:
+        """Erase the inactive bank ahead of the next commit (a device does this when idle,
+        not while a transfer is being staged there)."""
+        if not self._spare_erased and self._staged is None:
             self.flash.erase((1 - self.active) * self.bank_size, self.bank_size)
             self._spare_erased = True
 

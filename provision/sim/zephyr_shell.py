@@ -16,8 +16,12 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from provision.sim.at_cmng import MemoryStore, Store, options_from_strings
+
+if TYPE_CHECKING:
+    from provision.sim.serve import SimContext
 
 # enum tls_credential_type
 CA_CERTIFICATE, SERVER_CERTIFICATE, PRIVATE_KEY, PSK, PSK_ID = 1, 2, 3, 4, 5
@@ -381,7 +385,7 @@ def _options() -> dict[str, str]:
 OPTIONS = _options()
 
 
-def create(ctx) -> ZephyrShellDevice:  # ctx: provision.sim.serve.SimContext
+def create(ctx: SimContext) -> ZephyrShellDevice:
     """Factory for `sim://zephyr-shell?...` and `provision sim --dialect zephyr-shell`."""
     values = dict(ctx.options)
     if "uid" in values:
@@ -389,4 +393,4 @@ def create(ctx) -> ZephyrShellDevice:  # ctx: provision.sim.serve.SimContext
     if "device_id" not in values:
         values["device_id"] = hashlib.sha256(f"zephyr-{ctx.seed}".encode()).hexdigest()[:16]
     options = options_from_strings(values, ZephyrShellOptions)
-    return ZephyrShellDevice(ctx.store, options)  # type: ignore[arg-type]
+    return ZephyrShellDevice(ctx.store, options)

@@ -11,6 +11,7 @@ report with a named failure, which a simulated device sends back over its link.
 
 from __future__ import annotations
 
+import _ssl
 import contextlib
 import socket
 import ssl
@@ -120,7 +121,7 @@ def _verified_chain(tls: ssl.SSLObject) -> tuple[str, ...]:
     )
     if getter is not None:
         chain: list[Any] = getter()
-        ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]
+        ders = [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in chain]
         return tuple(_subject(d) for d in ders)
     leaf = tls.getpeercert(binary_form=True)
     return (_subject(leaf),) if leaf else ()

@@ -32,7 +32,7 @@ try:
     from esptool.logger import log as esptool_log
     from esptool.util import FatalError, NotImplementedInROMError, UnsupportedCommandError
 except ImportError:  # pragma: no cover - the [esp] extra is not installed
-    esptool = None  # type: ignore[assignment]
+    esptool = None
 
 Progress = Callable[[int, int], None]
 
@@ -74,7 +74,7 @@ class TransportPort:
         self._baudrate = value
         if hasattr(self._transport, "baudrate"):
             with contextlib.suppress(AttributeError):
-                self._transport.baudrate = value  # type: ignore[attr-defined]
+                self._transport.baudrate = value
 
     def _poll(self, timeout: float) -> None:
         data = self._transport.read(65536, timeout)

@@ -36,7 +36,7 @@ def _wait_for(left: float) -> float:
 
 
 class SerialTransport:
-    def __init__(self, port: serial.SerialBase, url: str) -> None:
+    def __init__(self, port: serial.Serial, url: str) -> None:
         self.port = port
         self.url = url
         self._timeout = port.timeout
@@ -50,6 +50,16 @@ class SerialTransport:
     def baudrate(self) -> int | None:
         # A socket:// or loop:// URL has no line rate worth timing by.
         return None if "://" in self.url else self.port.baudrate
+
+    @baudrate.setter
+    def baudrate(self, baud: int) -> None:
+        """Switch the port's rate (termios); a socket:// or loop:// URL has none to switch."""
+        if "://" in self.url:
+            return
+        try:
+            self.port.baudrate = baud
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise LinkError(f"{self.url}: cannot switch to {baud} baud: {err}") from None
 
     def write(self, data: bytes) -> None:
         try:

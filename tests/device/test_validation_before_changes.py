@@ -206,3 +206,17 @@ def test_device_delete_usage_mistakes_open_no_port(cli, tmp_path: Path) -> None:
         r = cli(["device", "delete", "--port", port, *args])
         assert r.exit_code != 0, r.output
     assert _RECORDINGS == []
+
+
+@pytest.mark.parametrize("dialect", ["native", "at-cmng", "zephyr-shell"])
+def test_a_zero_record_bundle_is_refused_not_reported_as_written(
+    cli, tmp_path: Path, dialect: str
+) -> None:
+    vector = Path(__file__).resolve().parents[1] / "vectors" / "bundles" / "empty.json"
+    bundle = tmp_path / "empty.prvb"
+    bundle.write_bytes(bytes.fromhex(json.loads(vector.read_text())["hex"]))
+    port = f"rec://sim://{dialect}?flash={tmp_path / 'dev.flash'}"
+    r = cli(["device", "write", "--port", port, "--dialect", dialect, bundle])
+    assert r.exit_code == ExitCode.INPUT, r.output
+    assert "nothing to write" in r.output and "wrote" not in r.output
+    assert changing_requests(dialect) == []

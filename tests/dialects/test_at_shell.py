@@ -15,7 +15,7 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.device import Device
 from provision.dialects import at_cmng
 from provision.dialects.at_shell import AtShellSession, fit_probe_line, shell_line, strip_echo
-from provision.errors import DeviceError, PolicyError, StoreFull
+from provision.errors import DeviceError, LinkError, PolicyError, StoreFull
 from provision.sim.at_cmng import PASSWD_TYPE, AtCmngOptions
 from provision.sim.at_shell import AtShellDevice, AtShellOptions, make_argv
 from provision.sim.serve import build_runner
@@ -125,6 +125,15 @@ def test_an_overlong_line_never_reaches_the_modem():
     assert device.modem.store.entries() == {}
     # The echo shows only what the buffer kept (63 characters: one byte is the terminator).
     assert out.startswith(line[:63])
+
+
+def test_a_keygen_line_the_shell_cuts_is_a_link_error():
+    """AT%KEYGEN is sent once (a second one would replace the key); a subject too long for
+    the command buffer comes back as the shell's `not terminated`, which is reported."""
+    session, device, _ = open_session({"cmd_buff_size": 64})
+    with pytest.raises(LinkError, match="lost the end of the"):
+        session.keygen(43, "x" * 80)
+    assert device.modem.store.entries() == {}
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=200))

@@ -228,3 +228,25 @@ def test_a_written_tag_holds_what_the_set_gives_it(device_set, pki_material):
     # The client_cert went with the rewrite of tag 42; the client_key stays (it may come
     # from keygen); the root is the new one.
     assert [s.type for s in session.list()] == [SlotType.ROOT_CA, SlotType.CLIENT_KEY]
+
+
+class GarbledLister:
+    """A shell whose every `cred list` output is garbled (its count line never comes)."""
+
+    def boot(self) -> bytes:
+        return b"uart:~$ "
+
+    def receive_data(self, data: bytes) -> bytes:
+        out = b""
+        for text in data.split(b"\r\n")[:-1]:
+            reply = b"1,CA,??\r\n" if text == b"cred list" else b""
+            out += text + b"\r\n" + reply + b"uart:~$ "
+        return out
+
+
+def test_a_garbled_listing_is_asked_again_at_most_retries_plus_one_times():
+    transport = LoopTransport(GarbledLister())
+    session = ZephyrShellSession(transport, timeout=0.05, retries=3)
+    with pytest.raises(DeviceError):
+        session.list()
+    assert transport.sent.count(b"cred list\r\n") == 4

@@ -272,25 +272,18 @@ def test_certificates_carry_the_registry_allocated_serials(
 
 
 def test_a_device_costs_two_registry_commits_claim_and_record(station, jig) -> None:
-    """The serial comes with the claim: no commit of its own."""
+    """The serial comes with the claim: no commit of its own (one port: no group commit to
+    share either)."""
     cfg = station([jig()])
     reg = open_registry(cfg.registry)
-    writes = 0
-    real_write = reg._write
-
-    def counting(fn):  # type: ignore[no-untyped-def]
-        nonlocal writes
-        writes += 1
-        return real_write(fn)
-
-    reg._write = counting  # type: ignore[method-assign]
+    before = reg.commits
     try:
         summary, outcomes = _run(cfg, limit=4, registry=reg)
         serials = [int(o.cert_serial, 16) >> 63 for o in outcomes]
     finally:
         reg.close()
     assert summary.counts == {"ok": 4}
-    assert writes == 2 * 4
+    assert reg.commits - before == 2 * 4
     assert sorted(serials) == [1, 2, 3, 4]
 
 
@@ -402,3 +395,31 @@ def test_issuer_paths_give_a_matching_key_and_certificate(station, jig, ca_dir, 
     assert issued.cert_serial == f"{cert.serial_number:x}"
     if serial is not None:
         assert cert.serial_number == serial
+
+
+def test_fast_baud_switches_each_device_that_offers_rates(station, jig, monkeypatch) -> None:
+    from provision.dialects.native import NativeSession
+
+    switched: list[int | None] = []
+    real = NativeSession.switch_baud
+
+    def spy(self, rate):  # type: ignore[no-untyped-def]
+        switched.append(real(self, rate))
+        return switched[-1]
+
+    monkeypatch.setattr(NativeSession, "switch_baud", spy)
+    fast, plain = jig(), jig("native", rates="")
+    cfg = station([fast, plain], fast_baud="auto")
+    summary, _ = _run(cfg, per_port=2)
+    assert summary.counts == {"ok": 4}
+    # Devices without rates are never asked (no LINE_RATE capability, no switch_baud call).
+    assert switched and set(switched) == {921600}
+    with open_registry(cfg.registry) as reg:
+        assert reg.count() == 4 and reg.verify().ok
+
+
+def test_fast_baud_setting_is_checked(station, jig) -> None:
+    from provision.errors import InputError
+
+    with pytest.raises(InputError, match="fast_baud 'quick'"):
+        station([jig()], fast_baud="quick")

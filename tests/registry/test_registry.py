@@ -276,3 +276,104 @@ def test_schema_1_registry_is_migrated_and_its_rows_still_verify(registry_url: s
     raw_sql(registry_url, "UPDATE meta SET schema_version = 99 WHERE id = 1")
     with pytest.raises(RegistryError, match="schema version 99"):
         open_registry(registry_url)
+
+
+def _hold_a_commit(reg):  # type: ignore[no-untyped-def]
+    """Start a write that stays in its transaction until the returned event is set, so
+    every write made meanwhile queues for the next group commit."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        inside.set()
+        release.wait(10)
+
+    leader = threading.Thread(target=reg._grouped, args=(slow,))
+    leader.start()
+    assert inside.wait(10)
+    return leader, release
+
+
+def test_writes_queued_during_a_commit_share_the_next_one(registry_url: str) -> None:
+    import threading
+    import time
+
+    with open_registry(registry_url) as reg:
+        leader, release = _hold_a_commit(reg)
+        before = reg.commits
+        done: list[str] = []
+
+        def station_port(i: int) -> None:
+            claim = reg.claim(f"dev-{i}", "st-1")
+            reg.record(entry(f"dev-{i}", serial=claim.serial), claim=claim)
+            done.append(f"dev-{i}")
+
+        ports = [threading.Thread(target=station_port, args=(i,)) for i in range(8)]
+        for t in ports:
+            t.start()
+        time.sleep(0.2)
+        assert done == []  # nobody is told "done" before a commit made their row durable
+        release.set()
+        leader.join(10)
+        for t in ports:
+            t.join(10)
+        assert sorted(done) == sorted(f"dev-{i}" for i in range(8))
+        assert reg.count() == 8 and reg.verify().ok and reg.claims() == []
+        # 8 claims + 8 records in far fewer transactions than 16.
+        assert reg.commits - before < 16
+
+
+def test_a_lost_claim_in_a_group_commit_leaves_the_other_rows(registry_url: str) -> None:
+    import threading
+
+    with open_registry(registry_url) as reg:
+        good = reg.claim("dev-good", "st-1")
+        lost = reg.claim("dev-lost", "st-1")
+        reg.release(lost)  # as if another station had taken it over
+        leader, release = _hold_a_commit(reg)
+        errors: list[BaseException] = []
+
+        def write(e, claim) -> None:  # type: ignore[no-untyped-def]
+            try:
+                reg.record(e, claim=claim)
+            except RegistryError as err:
+                errors.append(err)
+
+        threads = [
+            threading.Thread(target=write, args=(entry("dev-good", serial=good.serial), good)),
+            threading.Thread(target=write, args=(entry("dev-lost", serial=lost.serial), lost)),
+        ]
+        for t in threads:
+            t.start()
+        release.set()
+        leader.join(10)
+        for t in threads:
+            t.join(10)
+        assert [getattr(e, "code", None) for e in errors] == ["registry.claim_lost"]
+        assert [r.device_id for r in reg.iter_records()] == ["dev-good"]
+        assert reg.verify().ok
+
+
+def test_a_database_error_in_a_group_commit_fails_only_its_own_write(registry_url: str) -> None:
+    import threading
+
+    with open_registry(registry_url) as reg:
+        leader, release = _hold_a_commit(reg)
+        errors: list[BaseException] = []
+
+        def write(device_id: str) -> None:
+            try:
+                reg.record(entry(device_id, serial=77))  # the same certificate serial twice
+            except RegistryError as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=write, args=(d,)) for d in ("dev-a", "dev-b")]
+        for t in threads:
+            t.start()
+        release.set()
+        leader.join(10)
+        for t in threads:
+            t.join(10)
+        assert len(errors) == 1 and "constraint" in str(errors[0])
+        assert reg.count() == 1 and reg.verify().ok

@@ -3,6 +3,10 @@ the stored tag whole, except a stored client_key the bundle carries none of for 
 
 from __future__ import annotations
 
+import random
+
+from simkit import make_set, make_store, session, sim_transport
+
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.sim.native import NativeDevice
@@ -56,3 +60,29 @@ def test_key_of_a_tag_the_bundle_does_not_name_is_untouched_and_keys_do_not_move
         (9, SlotType.CLIENT_KEY): b"k9",
         (9, SlotType.ROOT_CA): b"r9",
     }
+
+
+def test_a_staged_transfer_keeps_other_tags_and_programs_each_entry_once() -> None:
+    rng = random.Random(3)
+    old = make_set(rng, (1, 2))
+    store = make_store(old)
+    new = make_set(rng, (2, 3), size=600)
+    s = session(sim_transport(store))
+    programmed = store.flash.programmed
+    s.write(new)
+    staged_total = store.flash.programmed - programmed
+    kept = {k: v for k, v in store.entries().items() if k[0] == 1}
+    assert store.entries() == {**kept, **{x.key: x.data for x in new}}
+    assert kept == {x.key: x.data for x in old if x.sec_tag == 1}
+    # Staged entries plus kept entries plus the count and bank header: nothing twice.
+    image = sum(9 + len(v) for v in store.entries().values()) + 2
+    assert staged_total == image + 16
+    store.mount()
+    assert store.entries() == {**kept, **{x.key: x.data for x in new}}
+
+
+def test_hello_is_answered_while_the_spare_bank_erases() -> None:
+    store = make_store(make_set(random.Random(4), (1,)))  # its spare bank needs an erase
+    transport = sim_transport(store)
+    session(transport)
+    assert transport.now < store.profile.erase_ms / 1e3 / 4

@@ -89,3 +89,64 @@ def test_other_dialects_slot_numbers_round_trip() -> None:
     store.commit({(4294967294, 6): b"identity"})
     store.mount()
     assert store.entries() == {(4294967294, 6): b"identity"}
+
+
+def test_staged_entries_commit_with_the_kept_ones_and_program_less() -> None:
+    full = open_store(SMALL)
+    full.commit(OLD)
+    before = full.flash.programmed
+    full.commit(NEW)
+    unstaged = full.flash.programmed - before
+
+    store = open_store(SMALL)
+    store.commit(OLD)
+    store.stage_start()
+    root = NEW[(2, SlotType.ROOT_CA)]
+    at = store.stage_entry((2, SlotType.ROOT_CA), len(root))
+    assert at is not None
+    store.stage_data(at, root[:100])
+    store.stage_data(at + 100, root[100:])
+    before = store.flash.programmed
+    store.commit(NEW)
+    assert store.entries() == applied(OLD, NEW)
+    assert store.flash.programmed - before < unstaged - len(root)
+    store.mount()
+    assert store.entries() == applied(OLD, NEW)
+
+
+def test_a_staging_that_differs_from_the_commit_is_not_used() -> None:
+    store = open_store(SMALL)
+    store.commit(OLD)
+    store.stage_start()
+    at = store.stage_entry((2, SlotType.ROOT_CA), 5)
+    store.stage_data(at, b"other")
+    store.commit(NEW)
+    store.mount()
+    assert store.entries() == applied(OLD, NEW)
+
+
+def test_power_cut_while_staging_leaves_the_old_store() -> None:
+    store = open_store(SMALL)
+    store.commit(OLD)
+    store.stage_start()
+    root = NEW[(2, SlotType.ROOT_CA)]
+    at = store.stage_entry((2, SlotType.ROOT_CA), len(root))
+    store.flash.cut_power_after(50)
+    with contextlib.suppress(PowerCut):
+        store.stage_data(at, root)
+    store.mount()
+    assert store.entries() == OLD
+    store.commit(NEW)
+    store.mount()
+    assert store.entries() == applied(OLD, NEW)
+
+
+def test_a_blank_spare_bank_needs_no_erase_but_a_used_one_does() -> None:
+    store = open_store(SMALL)
+    store.erase_spare()
+    assert store.flash.take_busy() == 0.0
+    store.commit(OLD)
+    store.commit(NEW)
+    store.flash.take_busy()
+    store.erase_spare()
+    assert store.flash.take_busy() == pytest.approx(SMALL.erase_ms / 1e3)

@@ -326,3 +326,57 @@ def test_line_device_keygen_flow_provisions_the_posix_stub_with_its_own_key(
     found = re.findall(pem_key, flash, re.S)
     assert found
     assert load_pem_private_key(found[-1], None).public_key() == cert.public_key()
+
+
+def test_change_baud_over_a_pty_switches_termios_and_back_at_close(
+    stub: Path, tmp_path: Path
+) -> None:
+    import termios
+
+    from provision.dialects.native import NativeSession
+    from provision.transport.serial import open_serial
+
+    proc = subprocess.Popen(
+        [str(stub), "--pty", "--flash", str(tmp_path / "dev.flash")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout
+        pty = proc.stdout.readline().strip()
+        transport = open_serial(pty, 115200)
+        s = NativeSession(transport, timeout=2.0, retries=3)
+        assert s.hello.rates == (115200, 230400, 460800, 921600)
+        assert s.switch_baud(None) == 921600
+        # The port runs at 921600 now (a pty shares one termios between its two ends).
+        assert termios.tcgetattr(transport.port.fd)[4] == termios.B921600
+        creds = CredentialSet.of([Slot(5, SlotType.PSK, Encoding.RAW, b"k" * 32)])
+        s.write(creds)
+        assert [(x.sec_tag, x.type) for x in s.list()] == [(5, SlotType.PSK)]
+        s.close()
+        again = NativeSession(open_serial(pty, 115200), timeout=2.0, retries=3)
+        assert [(x.sec_tag, x.type) for x in again.list()] == [(5, SlotType.PSK)]
+        again.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_change_baud_is_a_no_op_on_stdin_stdout_and_refuses_other_rates(
+    stub: Path, tmp_path: Path
+) -> None:
+    code, frames = exchange(
+        stub,
+        tmp_path / "dev.flash",
+        m.Hello(1, 512),
+        m.ChangeBaud(921600),
+        m.Hello(1, 512),
+        m.ChangeBaud(300),
+    )
+    assert code == 0
+    hello, ok, again, refused = (f.message for f in frames)
+    assert hello.features & m.Feature.BAUD and hello.rates == (115200, 230400, 460800, 921600)
+    assert ok == m.Ok(int(m.MsgType.CHANGE_BAUD))
+    assert isinstance(again, m.HelloInfo)  # the pipe has no rate: same bytes, same answers
+    assert isinstance(refused, m.Error) and refused.code == m.ErrorCode.UNSUPPORTED

@@ -33,8 +33,14 @@ def _mbedtls() -> bool:
 def stub_binary() -> Path:
     if not (shutil.which("cc") and shutil.which("make") and _mbedtls()):
         pytest.skip("needs a C compiler and libmbedtls-dev (apt install libmbedtls-dev)")
+    # One make at a time in firmware_stub/build: tests/stub's builds share it (the same lock
+    # as tests/stub/stub_support.make; xdist runs the two files in parallel).
+    lock = ROOT / "firmware_stub" / "build" / ".make.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
     built = subprocess.run(
-        ["make", "-s", "-C", str(ROOT / "firmware_stub"), "posix"], capture_output=True, text=True
+        ["flock", str(lock), "make", "-s", "-C", str(ROOT / "firmware_stub"), "posix"],
+        capture_output=True,
+        text=True,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     return STUB

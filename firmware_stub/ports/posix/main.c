@@ -66,6 +66,36 @@ static void put(void *ctx, uint8_t b)
     out_buf[out_len++] = b;
 }
 
+/* CHANGE_BAUD: a real termios change where the port is a terminal (a pty), nothing on TCP
+ * or a pipe, which have no line rate; the rate is kept either way so a fallback returns. */
+#define BOOT_BAUD 115200u
+static const uint32_t RATES[] = {115200u, 230400u, 460800u, 921600u};
+static uint32_t line_baud = BOOT_BAUD;
+
+static speed_t speed_of(uint32_t baud)
+{
+    switch (baud) {
+    case 230400u: return B230400;
+    case 460800u: return B460800;
+    case 921600u: return B921600;
+    default: return B115200;
+    }
+}
+
+static uint32_t set_baud(void *ctx, uint32_t baud)
+{
+    (void)ctx;
+    uint32_t before = line_baud;
+    struct termios t;
+    if (isatty(out_fd) && tcgetattr(out_fd, &t) == 0) {
+        cfsetispeed(&t, speed_of(baud));
+        cfsetospeed(&t, speed_of(baud));
+        tcsetattr(out_fd, TCSADRAIN, &t); /* after the OK has left at the old rate */
+    }
+    line_baud = baud;
+    return before;
+}
+
 static uint8_t uid[8];
 static void on_reset(void *ctx);
 static proto_crypto crypto;
@@ -74,7 +104,8 @@ static proto_port PORT = {put, flush_out, on_reset, NULL, uid, sizeof uid, FIRMW
 static void on_reset(void *ctx)
 {
     (void)ctx;
-    proto_init(&PORT); /* a restart: RAM state gone, flash kept */
+    set_baud(ctx, BOOT_BAUD); /* a restart: the UART back at its boot rate */
+    proto_init(&PORT);        /* RAM state gone, flash kept */
 }
 
 static void serve(int in_fd)
@@ -214,6 +245,7 @@ int main(int argc, char **argv)
     }
 #endif
     signal(SIGPIPE, SIG_IGN);
+    proto_set_baud_port(RATES, sizeof RATES / sizeof RATES[0], set_baud);
     proto_init(&PORT);
     if (tcp_port >= 0) {
         serve_tcp(tcp_port);
