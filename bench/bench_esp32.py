@@ -24,6 +24,14 @@ line paced at 115200 baud) and provision.line's Line with an esp32 station (host
 keys, the MAC as device id, a registry row per board) on 1 port, then on all N. Efficiency =
 devices/s on N ports / (N x devices/s on 1 port).
 
+What bounds it (profiled for issue 13): a board is ~1.5 s of wire time at 115200 (stub upload
+0.63 s, 1 KB of partition table, 2 KB of esp_secure_cert read before cleaning and again at
+verify, the compressed write); the registry (tmpfs or disk: same figure) and esptool's
+wall-clock sleeps (~20 ms a board) are not it. What grows with N is CPU: ~70 ms a board
+between this process (esptool's SLIP reader formats a hex dump of every byte read even with
+tracing off: a third of it) and the jig process, so 32 ports at 15 boards/s want about one
+of the two cores, and on a shared machine the figure follows the others' load.
+
     .venv/bin/python bench/bench_esp32.py [--bauds 115200,460800] [--ports 32 --per-port 3]
     .venv/bin/python bench/bench_esp32.py --skip-write   # the line only
 """
