@@ -18,13 +18,29 @@ The image is what `bundle pack --format esp-secure-cert` makes from tests/vector
 (root CA, device cert, P-256 key, PEM): Espressif's configure_esp_secure_cert.py makes the
 same bytes. Figures are wall seconds on this machine (shared cores: run it twice).
 
-    .venv/bin/python bench/bench_esp32.py [--bauds 115200,460800]
+Then the factory line (issue 13 goal: scaling efficiency >= 0.9): `provision line simulate
+N --dialect esp32` (N ESP32 jigs on pseudo-terminals, in their own process, wall clock, the
+line paced at 115200 baud) and provision.line's Line with an esp32 station (host-generated
+keys, the MAC as device id, a registry row per board) on 1 port, then on all N. Efficiency =
+devices/s on N ports / (N x devices/s on 1 port).
+
+What bounds it (profiled for issue 13): a board is ~1.5 s of wire time at 115200 (stub upload
+0.63 s, 1 KB of partition table, 2 KB of esp_secure_cert read before cleaning and again at
+verify, the compressed write); the registry (tmpfs or disk: same figure) and esptool's
+wall-clock sleeps (~20 ms a board) are not it. What grows with N is CPU: ~70 ms a board
+between this process (esptool's SLIP reader formats a hex dump of every byte read even with
+tracing off: a third of it) and the jig process, so 32 ports at 15 boards/s want about one
+of the two cores, and on a shared machine the figure follows the others' load.
+
+    .venv/bin/python bench/bench_esp32.py [--bauds 115200,460800] [--ports 32 --per-port 3]
+    .venv/bin/python bench/bench_esp32.py --skip-write   # the line only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,9 +51,14 @@ import provision.device
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.spec import PackSources, TagSources
 from provision.dialects import esp32_image as esp_pack
-from provision.dialects.esp32 import Esp32Session
+from provision.dialects.esp32 import SEC_TAG_ENV, Esp32Session
+from provision.line import Line
+from provision.line.config import config_from_dict
 from provision.packing import read_credentials
-from provision.transport.base import open_transport
+from provision.pki.authority import create_root_ca
+from provision.pki.certs import cert_pem
+from provision.pki.keys import serialize_private_key
+from provision.urls import open_url
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "fixtures"
 
@@ -74,7 +95,7 @@ def ours(baud: int) -> float:
     creds = _credentials()
     with Sim(baud) as sim:
         t0 = time.perf_counter()
-        transport = open_transport(sim.port)
+        transport = open_url(sim.port)
         session = Esp32Session(transport, timeout=2.0, retries=3, baud=baud)
         dev = provision.device.Device(session, sim.port)
         with dev:
@@ -107,25 +128,90 @@ def startup() -> float:
     return time.perf_counter() - t0
 
 
+def _station(where: Path, ports: list[str], registry: str):  # type: ignore[no-untyped-def]
+    return config_from_dict(
+        {
+            "station": "bench-esp32",
+            "registry": registry,
+            "dialect": "esp32",
+            "ports": ports,
+            "baud": 115200,
+            "poll_interval": 0.05,
+            "ca": {"cert": "ca.crt", "key": "ca.key"},
+            "sec_tags": [{"sec_tag": 42, "client": True}],
+        },
+        where,
+    )
+
+
+def _line(where: Path, ports: list[str], per_port: int, tag: str) -> tuple[float, int, dict]:
+    cfg = _station(where, ports, str(where / f"{tag}.sqlite"))
+    summary = Line(cfg, operator="bench", per_port=per_port).run()
+    return summary.seconds, summary.provisioned, summary.counts
+
+
+def bench_line(ports: int, per_port: int, single: int) -> None:
+    os.environ[SEC_TAG_ENV] = "42"  # the partition does not record its tag: the line names it
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        ca = create_root_ca("Bench ESP32 CA")
+        (where / "ca.crt").write_bytes(cert_pem(ca.cert))
+        (where / "ca.key").write_bytes(serialize_private_key(ca.key))
+        (where / "ca.key").chmod(0o600)
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "provision", "line", "simulate", str(ports), "--dialect",
+             "esp32", "--baud", "115200", "--json"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            paths = json.loads(sim.stdout.readline())["ports"]  # type: ignore[union-attr]
+            s1, n1, c1 = _line(where, paths[:1], single, "one")
+            sn, nn, cn = _line(where, paths, per_port, "all")
+        finally:
+            sim.terminate()
+            sim.wait(10)
+    rate1, rate_n = n1 / s1, nn / sn
+    eff = rate_n / (ports * rate1)
+    print(f"line, esp32 pty jigs at 115200 baud ({os.cpu_count()} cores)")
+    print(f"  1 port : {n1:4d} devices in {s1:6.2f} s -> {rate1:6.3f} devices/s  {c1}")
+    print(f"  {ports} ports: {nn:4d} devices in {sn:6.2f} s -> {rate_n:6.3f} devices/s  {cn}")
+    print(
+        f"  scaling efficiency = {rate_n:.3f} / ({ports} x {rate1:.3f}) = {eff:.3f}"
+        f"  (goal >= 0.9: {'met' if eff >= 0.9 else 'NOT met'})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bauds", default="115200,460800")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--ports", type=int, default=32)
+    ap.add_argument("--per-port", type=int, default=3)
+    ap.add_argument("--single", type=int, default=4, help="devices for the 1-port rate")
+    ap.add_argument("--skip-write", action="store_true", help="the line only")
+    ap.add_argument("--skip-line", action="store_true", help="write + verify only")
     args = ap.parse_args()
+    if not args.skip_write:
+        bench_write(args.bauds, args.runs)
+    if not args.skip_line:
+        bench_line(args.ports, args.per_port, args.single)
+
+
+def bench_write(bauds: str, runs: int) -> None:
     image_bytes = esc.encode(esp_pack.entries_for(_credentials()))
     with tempfile.TemporaryDirectory() as d:
         image = Path(d) / "esp_secure_cert.bin"
         image.write_bytes(image_bytes)
         print(f"image: {len(image_bytes)} bytes (partition 0x2000), P-256 set, PEM")
-        boot = min(startup() for _ in range(args.runs))
+        boot = min(startup() for _ in range(runs))
         print(f"python + import esptool: {boot:.2f} s per esptool run")
         print(
             f"{'baud':>8} {'ours s':>8} {'esptool s':>10} {'esptool/ours':>13} "
             f"{'(less 2 start-ups)':>19}"
         )
-        for baud in (int(b) for b in args.bauds.split(",")):
-            o = min(ours(baud) for _ in range(args.runs))
-            t = min(theirs(baud, image) for _ in range(args.runs))
+        for baud in (int(b) for b in bauds.split(",")):
+            o = min(ours(baud) for _ in range(runs))
+            t = min(theirs(baud, image) for _ in range(runs))
             print(f"{baud:>8} {o:>8.2f} {t:>10.2f} {t / o:>13.2f} {(t - 2 * boot) / o:>19.2f}")
 
 

@@ -97,6 +97,17 @@ def decode(table: bytes) -> list[Partition]:
     return out
 
 
+def ends_within(table: bytes) -> bool:
+    """Whether the table ends (an MD5 entry or erased flash) inside these first bytes of it:
+    a device's table is read that far only, not all of TABLE_MAX."""
+    pos = 0
+    while pos + ENTRY_SIZE <= len(table):
+        if int.from_bytes(table[pos : pos + 2], "little") != ENTRY_MAGIC:
+            return True
+        pos += ENTRY_SIZE
+    return len(table) >= TABLE_MAX
+
+
 def find(partitions: list[Partition], label: str) -> Partition | None:
     for p in partitions:
         if p.label == label:

@@ -74,6 +74,17 @@ _TYPE_FOR_SLOT = {
 _SLOT_FOR_TYPE: dict[int, SlotType] = {v: k for k, v in _TYPE_FOR_SLOT.items()}
 
 
+# What a line reads of every board, at 115200 baud 87 us a byte: 2 KB holds a P-256 set in
+# PEM (1.5 KB), 1 KB 31 partition entries and the MD5 entry.
+_FIRST_READ = 0x800
+_TABLE_FIRST_READ = 0x400
+
+
+def _stops_within(damage: ProvisionError | None) -> bool:
+    """A damaged entry ends the walk for good unless it was only cut short by the read."""
+    return damage is None or damage.code != "esp_secure_cert.truncated"
+
+
 def default_sec_tag() -> int:
     text = os.environ.get(SEC_TAG_ENV, "0")
     try:
@@ -161,7 +172,11 @@ class Esp32Session:
         self.link = EspLink(
             transport, name=url, stub=stub, baud=baud, connect_attempts=max(1, retries)
         )
-        table = ptab.decode(self.link.read_flash(ptab.TABLE_OFFSET, ptab.TABLE_MAX))
+        # Most tables are a few entries: read 1 KB, all of the table only if it goes on.
+        table_bytes = self.link.read_flash(ptab.TABLE_OFFSET, _TABLE_FIRST_READ)
+        if not ptab.ends_within(table_bytes):
+            table_bytes = self.link.read_flash(ptab.TABLE_OFFSET, ptab.TABLE_MAX)
+        table = ptab.decode(table_bytes)
         part = ptab.find(table, esc.PARTITION_LABEL)
         if part is None:
             raise DeviceError(
@@ -188,10 +203,21 @@ class Esp32Session:
 
     # -- reading
     def _entries(self) -> list[esc.Entry]:
-        """The entries esp_secure_cert_mgr can use: those before the first damaged one."""
-        data = self.link.read_flash(self.partition.offset, self.partition.size)
-        decoded, _damage = esc.walk(data)
-        return list(decoded.entries)
+        """The entries esp_secure_cert_mgr can use: those before the first damaged one.
+
+        Read from the start of the partition only as far as the entries go (2 KB first,
+        then doubling): a P-256 set is 1.5 KB of the 8 KB partition, and the whole of it was
+        two thirds of a line's device time at 115200 baud (read before clean and at verify).
+        """
+        start, size = self.partition.offset, self.partition.size
+        data = self.link.read_flash(start, min(size, _FIRST_READ))
+        while True:
+            decoded, damage = esc.walk(data)
+            # The walk stopped on bytes that were read: where the device's reader stops too.
+            inside = decoded.used + len(esc.MAGIC_BYTES) <= len(data)
+            if len(data) >= size or (inside and _stops_within(damage)):
+                return list(decoded.entries)
+            data += self.link.read_flash(start + len(data), min(size - len(data), len(data)))
 
     def info(self) -> DeviceInfo:
         c = self.link.chip

@@ -119,6 +119,24 @@ def _controlling_terminal_of(rdev: int) -> int | None:
     return None
 
 
+# A device found to be no session's terminal is not scanned for again for a few seconds: a
+# line reopens each port for every board, and the /proc scan was a tenth of its CPU per device
+# with 32 ports. Keyed by inode and ctime too: a pty number given to a new session (or a
+# terminal program's grantpt) is a new inode or a new ctime, and is scanned again.
+_NOT_A_TERMINAL_FOR = 5.0
+_not_a_terminal: dict[tuple[int, int, int], float] = {}
+
+
+def _session_owner(info: os.stat_result) -> int | None:
+    key = (info.st_rdev, info.st_ino, info.st_ctime_ns)
+    if time.monotonic() - _not_a_terminal.get(key, -_NOT_A_TERMINAL_FOR) < _NOT_A_TERMINAL_FOR:
+        return None
+    owner = _controlling_terminal_of(info.st_rdev)
+    if owner is None:
+        _not_a_terminal[key] = time.monotonic()
+    return owner
+
+
 # /dev/tty (whoever opens it: their own terminal), /dev/console, /dev/tty0 (the current
 # virtual console).
 _CONSOLES = (
@@ -143,7 +161,7 @@ def port_problem(port: str) -> str | None:
         return f"not a serial port ({kind})"
     if info.st_rdev in _CONSOLES:
         return "not a device port: a console or this process's own terminal"
-    owner = _controlling_terminal_of(info.st_rdev)
+    owner = _session_owner(info)
     if owner is not None:
         return f"not a device port: the terminal of a running session (process {owner})"
     return None

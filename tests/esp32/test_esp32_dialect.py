@@ -130,3 +130,46 @@ def test_probe_tells_an_esp_bootloader_from_another_device() -> None:
 
     assert Esp32Session.probe(open_sim_transport("sim://esp32"), 1.0)
     assert not Esp32Session.probe(open_sim_transport("sim://native"), 1.0)
+
+
+def test_entries_past_the_first_sector_are_listed_and_verified(tmp_path: Path) -> None:
+    # The dialect reads the partition only as far as its entries go, 2 KB first: a set
+    # bigger than a sector must still be read whole.
+    from provision.pki.authority import create_root_ca
+    from provision.pki.certs import cert_pem
+
+    roots = []
+    for n in range(8):
+        root = tmp_path / f"root{n}.pem"
+        root.write_bytes(cert_pem(create_root_ca(f"ESP Root {n}").cert))
+        roots.append(root)
+    creds = _set(root_ca=tuple(roots))
+    from provision.dialects import esp32_image as esp_pack
+
+    assert len(esc.encode(esp_pack.entries_for(creds))) > 0x1000
+    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+        dev.write(creds)
+        assert dev.verify(creds).ok
+        assert dev.read(42, SlotType.ROOT_CA).count(b"BEGIN CERTIFICATE") == 8
+
+
+def test_a_partition_table_longer_than_the_first_read_is_read_whole(tmp_path: Path) -> None:
+    # The dialect reads 1 KB of the table first (31 entries): esp_secure_cert as the 41st
+    # entry must still be found.
+    from provision.bundle import esp_partitions as ptab
+
+    table = [
+        ptab.Partition(f"data{n}", 0x01, 0x81, 0x100000 + n * 0x1000, 0x1000) for n in range(40)
+    ]
+    table.append(ptab.Partition("esp_secure_cert", 0x3F, 0x00, 0xD000, 0x2000))
+    image = bytearray(b"\xff" * (4 * 1024 * 1024))
+    encoded = ptab.encode(table)
+    assert len(encoded) > 0x400 and not ptab.ends_within(encoded[:0x400])
+    image[ptab.TABLE_OFFSET : ptab.TABLE_OFFSET + len(encoded)] = encoded
+    flash = tmp_path / "dev.flash"
+    flash.write_bytes(bytes(image))
+    creds = _set()
+    with device.open(f"sim://esp32?flash={flash}&baud=0", dialect="esp32") as dev:
+        assert dev.info().details["partition_offset"] == 0xD000
+        dev.write(creds)
+        assert dev.verify(creds).ok

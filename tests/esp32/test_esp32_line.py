@@ -69,3 +69,26 @@ def test_esp32_jigs_provision_with_host_keys_and_mac_ids_and_rerun_skips(
     Line(one, operator="t", emit=again.append, limit=1).run()
     assert [o.status.value for o in first] == ["ok"]
     assert [o.status.value for o in again] == ["skipped"]
+
+
+def test_esp32_pty_jigs_as_line_simulate_serves_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `line simulate --dialect esp32` serves pseudo-terminals: a device path, so esptool gets
+    # the real pyserial port (its reset sequence on a pty) rather than jig://'s adapter.
+    from provision.line.simulate import start_jigs
+
+    monkeypatch.setenv("PROVISION_ESP32_SEC_TAG", "42")
+    jigs = start_jigs(2, kind="esp32", baud=None, prefix=f"esp{secrets.token_hex(3)}-")
+    try:
+        cfg = _station(tmp_path, [j.path for j in jigs])
+        outcomes: list = []
+        summary = Line(cfg, operator="t", emit=outcomes.append, per_port=2).run()
+    finally:
+        for j in jigs:
+            j.stop.set()
+    assert summary.counts == {"ok": 4}
+    ids = {o.device_id for o in outcomes}
+    assert len(ids) == 4 and all(i.startswith("24:0a:c4:") for i in ids)
+    with open_registry(cfg.registry) as reg:
+        assert all(reg.latest(i).result is Result.OK for i in ids)

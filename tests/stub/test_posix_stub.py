@@ -251,6 +251,85 @@ def test_signer_must_be_a_p256_key(stub: Path, tmp_path: Path) -> None:
         assert done.returncode == 2 and says in done.stderr, done.stderr
 
 
+def test_line_device_keygen_flow_provisions_the_posix_stub_with_its_own_key(
+    tcp_stub, tmp_path: Path
+) -> None:
+    """`provision line run` with flow = "device-keygen" on the stub built with mbedTLS: the
+    stub makes the key and the CSR, the line issues and installs the certificate, verifies
+    it, and the stub proves it with its own mutual-TLS handshake (the key matches)."""
+    import sqlite3
+
+    from cryptography import x509
+
+    from provision.pki.authority import create_root_ca
+    from provision.pki.certs import cert_pem
+    from provision.pki.keys import serialize_private_key
+    from provision.registry import Result, open_registry
+    from provision.tls.material import TLSMaterial
+    from provision.tls.server import TestServer
+
+    mbedtls_build()
+    url = tcp_stub()
+    ca = create_root_ca("Stub Line CA")
+    (tmp_path / "ca.crt").write_bytes(cert_pem(ca.cert))
+    (tmp_path / "ca.key").write_bytes(serialize_private_key(ca.key))
+    (tmp_path / "ca.key").chmod(0o600)
+    server_key, server_cert = ca.issue_server(["localhost", "127.0.0.1"])
+    material = TLSMaterial(
+        (cert_pem(ca.cert),), cert_pem(server_cert), serialize_private_key(server_key)
+    )
+    server = TestServer(material).start(lambda event: None)
+    try:
+        (tmp_path / "station.toml").write_text(
+            'station = "stub-1"\nregistry = "reg.sqlite"\ndialect = "native"\n'
+            f'ports = ["{url}"]\nflow = "device-keygen"\n'
+            '[ca]\ncert = "ca.crt"\nkey = "ca.key"\n'
+            '[[sec_tags]]\nsec_tag = 42\nclient = true\nroots = ["ca.crt"]\n'
+            # A name, not 127.0.0.1: mbedTLS 2.28 matches DNS names only, not IP SANs.
+            f'[proof]\nserver = "localhost:{server.port}"\ntls = "1.2"\n'
+        )
+        ran = cli("line", "run", str(tmp_path / "station.toml"), "--count", "1", "--json",
+                  "--no-live", "--operator", "t")  # fmt: skip
+    finally:
+        server.close()
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+    device = next(line for line in lines if line.get("status"))
+    assert device["status"] == "ok", device
+    assert lines[-1]["counts"] == {"ok": 1}
+    # The stub's own handshake with its own key, which the server verified against the CA.
+    assert device["proof"]["result"] == "accepted", device["proof"]
+    device_id = device["device_id"]
+
+    with open_registry(str(tmp_path / "reg.sqlite")) as reg:
+        rec = reg.latest(device_id)
+    assert rec is not None and rec.result is Result.OK
+    cert = x509.load_pem_x509_certificate(rec.cert_pem.encode())
+    assert cert.subject.rfc4514_string() == f"CN={device_id}"
+    # The key never left the device: no private key anywhere in the registry.
+    with sqlite3.connect(tmp_path / "reg.sqlite") as db:
+        dump = "\n".join(db.iterdump())
+    assert "PRIVATE KEY" not in dump and rec.cert_pem.strip() in dump
+
+    listed = json.loads(cli("device", "list", "--port", url, "--json").stdout)
+    slots = {(s["sec_tag"], s["slot"]): s for s in listed["slots"]}
+    assert set(slots) == {(42, "root_ca"), (42, "client_cert"), (42, "client_key")}
+    assert slots[(42, "client_cert")]["subject"] == f"CN={device_id}"
+    with socket_link(url) as link:
+        frames = link(m.Hello(1, 512), m.Read(42, int(SlotType.CLIENT_KEY), 0, 400))
+    assert frames[-1].message.code == m.ErrorCode.FORBIDDEN
+    # The key the certificate names is the one mbedTLS made in the stub's flash.
+    import re
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    flash = (tmp_path / "dev0.flash").read_bytes()
+    pem_key = rb"-----BEGIN EC PRIVATE KEY-----.+?-----END EC PRIVATE KEY-----"
+    found = re.findall(pem_key, flash, re.S)
+    assert found
+    assert load_pem_private_key(found[-1], None).public_key() == cert.public_key()
+
+
 def test_change_baud_over_a_pty_switches_termios_and_back_at_close(
     stub: Path, tmp_path: Path
 ) -> None:
