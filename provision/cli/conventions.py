@@ -170,6 +170,8 @@ def _with_resets(command: Any) -> None:
     command.params += list(_reset_params())
     original = command.callback
 
+    # wraps: the command's own signature and hints stay readable (help, tests of the tree).
+    @functools.wraps(original)
     def callback(**kwargs: Any) -> Any:
         before, after = kwargs.pop("before"), kwargs.pop("after")
         for name, table, flag in (

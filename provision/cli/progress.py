@@ -29,12 +29,14 @@ def transfer_bar(description: str, total: int) -> Iterator[Progress]:
         DownloadColumn,
         Progress,
         TaskProgressColumn,
+        TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
 
     with Progress(
-        "[progress.description]{task.description}",
+        # Plain text: the console prints no markup (a port name is data).
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         DownloadColumn(binary_units=False),

@@ -68,6 +68,9 @@ def show(
         "sec_tags",
         title=f"device {device_id}",
     )
+    # The result may carry a code and "(superseded by row N)": free text, folded, not cut.
+    rows.columns[1].no_wrap = False
+    rows.columns[1].min_width = len("ok (superseded")
     for r in history:
         rows.add_row(
             str(r.seq),

@@ -71,11 +71,33 @@ def _mentions(annotation: object, kind: type) -> bool:
     return any(_mentions(arg, kind) for arg in typing.get_args(annotation))
 
 
+def _annotation_from_callback(cmd: typing.Any, name: str) -> object:
+    callback = getattr(cmd, "callback", None)
+    if callback is None:
+        return None
+    try:
+        return typing.get_type_hints(callback).get(name)
+    except Exception:
+        pass
+    # A hint that names a type imported for the checker only: read its text.
+    import inspect
+
+    param = inspect.signature(callback).parameters.get(name)
+    text = str(param.annotation) if param is not None else ""
+    if "Path" in text:
+        return Path | None
+    return str | None if "str" in text else None
+
+
 def _params(cmd: typing.Any) -> tuple[Param, ...]:
     out = []
     for p in cmd.params:
         descriptor = getattr(p, "type_descriptor", None)
         annotation = descriptor.annotation if descriptor is not None else None
+        if descriptor is None:
+            # typer before 0.28 (the floor) keeps no annotation: a path option has click's
+            # Path type (its class name), and other annotations are read off the callback.
+            annotation = _annotation_from_callback(cmd, p.name)
         out.append(
             Param(
                 name=p.name,
