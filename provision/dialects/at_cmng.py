@@ -286,6 +286,19 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
     return {(p.sec_tag, p.slot_type): p.content for p in plan_entries(credentials)[0]}
 
 
+# %CMNG has no transaction and no way to rename a sec_tag, so a staging tag could not be
+# switched in: the best a host can do is order its commands. Every entry a write replaces is
+# deleted before the first new one is written; a cut therefore stops in the deleting phase
+# (old entries, some missing) or the writing phase (new entries, some missing), and the one
+# state a device could not tell from a complete set — old and new entries side by side in
+# one tag — never exists. (Writing the key last, or the root last, would still leave a new
+# root beside an old key: each order has such a cut point.)
+NO_MIX_GUARANTEE = (
+    "not atomic: the entries a write replaces are deleted before the new ones are written, "
+    "so a cut leaves the old set, the new set, or an incomplete set (slots missing), never "
+    "old and new slots together"
+)
+
 PROFILE = DialectProfile(
     dialect=NAME,
     target="nrf91",
@@ -299,6 +312,7 @@ PROFILE = DialectProfile(
     encodings="PEM with LF line ends (DER items converted); PSK as hex text",
     # A server certificate chain above 4 kB crashed the modem (field report).
     server_chain_limit=4096,
+    guarantee=NO_MIX_GUARANTEE,
 )
 
 
@@ -864,6 +878,7 @@ class AtCmngSession:
         # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
         sends_left = {key: 1 + self._retries for key in encoded}
         with self._offline():
+            self._clear_replaced(credentials.sec_tags, encoded)
             pending = list(encoded)
             first = True
             while True:
@@ -889,8 +904,6 @@ class AtCmngSession:
                             written[key] = SlotInfo(
                                 plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
                             )
-                    if first:
-                        self._drop_stale(found.values(), encoded)
                 first = False
                 if not mismatched:
                     break
@@ -901,7 +914,8 @@ class AtCmngSession:
                         f"{plan.where}: the modem's SHA-256 differs from the digest of what "
                         "was sent"
                     )
-                # A write overwrites an existing entry, so sending it again is safe.
+                # Sending an entry again overwrites what a garbled send stored: only new
+                # entries are in the set's tags by now.
                 pending = mismatched
         return WriteResult(
             tuple(written[k] for k in encoded),
@@ -909,17 +923,28 @@ class AtCmngSession:
             now(self._transport) - start,
         )
 
-    def _drop_stale(self, entries, planned) -> None:
-        """Like the native device, a written sec_tag holds what the set gives it: other slots
-        of ours in that tag go (after the new ones are in), except a client_key, which may
-        come from %KEYGEN and is never in a set that only brings its certificate."""
-        for entry in entries:
-            key = (entry.sec_tag, entry.nrf_type)
-            if key in planned or entry.nrf_type not in NRF_TO_SLOT:
-                continue
-            if entry.nrf_type == NrfType.CLIENT_KEY or entry.sec_tag > MAX_SEC_TAG:
-                continue
-            self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
+    def _clear_replaced(self, sec_tags, planned) -> None:
+        """Delete, before anything new is written, every entry of ours in the set's tags
+        (NO_MIX_GUARANTEE): the entries the set rewrites and, like the native device, the
+        ones it no longer gives the tag, except a client_key the set does not carry (it may
+        come from %KEYGEN and is never in a set that only brings its certificate)."""
+        for sec_tag in sec_tags:
+            for entry in self._entries(sec_tag):
+                key = (entry.sec_tag, entry.nrf_type)
+                if entry.sec_tag > MAX_SEC_TAG or entry.nrf_type not in NRF_TO_SLOT:
+                    continue
+                if entry.nrf_type == NrfType.CLIENT_KEY and key not in planned:
+                    continue
+                self._delete_entry(*key)
+
+    def _delete_entry(self, sec_tag: int, nrf_type: int) -> None:
+        """Delete one entry; one whose delete was answered before (a reply lost, the
+        command sent again) is gone already, which is what was asked."""
+        try:
+            self._request(encode_delete(sec_tag, nrf_type), f"AT%CMNG=3,{sec_tag},{nrf_type}")
+        except DeviceError as err:
+            if err.code != "at.cme.513":
+                raise
 
     def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:
         what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"

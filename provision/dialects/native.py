@@ -136,6 +136,8 @@ PROFILE = DialectProfile(
     refusals=_refusals,
     stored_forms=_stored_forms,
     encodings="the bundle as packed (DER or PEM per item); limits announced in HELLO",
+    guarantee="atomic: one COMMIT switches flash banks, so a cut at any byte leaves the old "
+    "set or the new one, whole",
 )
 # What a device must announce in HELLO for the capability to hold.
 _FEATURE_CAPABILITY = {

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
 from provision.dialects import mbedtls
-from provision.dialects.at_cmng import slot_pem
+from provision.dialects.at_cmng import NO_MIX_GUARANTEE, slot_pem
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -200,6 +200,7 @@ PROFILE = DialectProfile(
     encodings="PEM (bint, NUL-terminated) for certificates and keys; raw bytes for PSKs",
     # CONFIG_TLS_MAX_CREDENTIALS_NUMBER defaults to 4 (volatile backend).
     max_items=4,
+    guarantee=NO_MIX_GUARANTEE,
 )
 
 
@@ -507,12 +508,12 @@ class ZephyrShellSession:
         batches = [(p, encode_buf_lines(p.payload, self._chunk_chars)) for p in plans]
         total = sum(sum(len(x) for x in chunks) for _, chunks in batches)
         start_bytes, start = self.bytes_sent, now(self._transport)
-        present = {(c.sec_tag, c.type_name) for c in self._listed()}
+        self._clear_replaced(credentials, plans)
         done = 0
         written: list[SlotInfo] = []
         for plan, chunks in batches:
             compact = next(k for k, v in COMPACT_TYPE.items() if v is plan.slot_type)
-            exists = (plan.sec_tag, compact) in present
+            exists = False  # _clear_replaced took every slot of ours in the set's tags out
             for attempt in range(1 + self._retries):
                 try:
                     written.append(self._write_one(plan, chunks, exists))
@@ -533,20 +534,34 @@ class ZephyrShellSession:
             done += sum(len(x) for x in chunks)
             if progress is not None:
                 progress(done, total)
-        # Like the native device, a written sec_tag holds what the set gives it: other slots
-        # go once the new ones are in, except a client_key (it may have been made on the
-        # device and is never in a set that only brings its certificate).
-        planned = {(p.sec_tag, p.slot_type) for p in plans}
-        for tag, name in sorted(present):
-            slot_type = COMPACT_TYPE.get(name)
-            if tag not in credentials.sec_tags or slot_type is None:
-                continue
-            if (tag, slot_type) in planned or slot_type is SlotType.CLIENT_KEY:
-                continue
-            self._delete_one(tag, slot_type, garbled_ok=False)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, now(self._transport) - start
         )
+
+    def _clear_replaced(self, credentials: CredentialSet, plans: list[PlannedAdd]) -> None:
+        """Delete, before any `cred add`, every slot of ours in the set's tags that the set
+        rewrites or no longer gives the tag (like the native device), except a client_key
+        the set does not carry (it may have been made on the device). Zephyr's credential
+        store has no transaction and no way to move a credential to another sec_tag, so this
+        order is the guarantee (NO_MIX_GUARANTEE): a cut leaves old slots with some missing,
+        or new ones with some missing, never old and new side by side in one tag."""
+        planned = {(p.sec_tag, p.slot_type) for p in plans}
+        present = sorted({(c.sec_tag, c.type_name) for c in self._listed()})
+        for tag, name in present:
+            slot_type = COMPACT_TYPE.get(name)
+            if tag not in credentials.sec_tags or slot_type is None:
+                continue
+            if slot_type is SlotType.CLIENT_KEY and (tag, slot_type) not in planned:
+                continue
+            for attempt in range(1 + self._retries):
+                try:
+                    self._delete_one(tag, slot_type, garbled_ok=True)
+                    break
+                except (Garbled, LinkError) as err:
+                    if attempt == self._retries:
+                        raise LinkError(
+                            f"sec_tag {tag} {slot_type.label}: {err}", code="zephyr.garbled"
+                        ) from None
 
     def _write_one(self, plan: PlannedAdd, chunks: list[bytes], exists: bool) -> SlotInfo:
         if exists:
