@@ -174,7 +174,7 @@ class Device:
         before = None
         if not atomic:
             try:
-                before = self._held(credentials.sec_tags)
+                before = self._held_agreed(credentials.sec_tags, believe_last=True)
             except ProvisionError as err:
                 err.message = f"{err.message}; nothing written"
                 err.args = (err.message,)
@@ -206,6 +206,19 @@ class Device:
         """What the device holds in `sec_tags`: (sec_tag, slot) → its digest."""
         return {(s.sec_tag, s.type): s.sha256 for s in self.session.list() if s.sec_tag in sec_tags}
 
+    def _held_agreed(
+        self, sec_tags: Sequence[int], *, believe_last: bool = False
+    ) -> dict[SlotKey, bytes | None] | None:
+        """`_held`, believed when two readings in a row agree (a text link's listing has no
+        checksum: a garbled line can drop an entry or its digest). After VERIFY_READS
+        readings without agreement: None, or the last reading with `believe_last`."""
+        readings = [self._held(sec_tags)]
+        for _ in range(VERIFY_READS):
+            readings.append(self._held(sec_tags))
+            if readings[-1] == readings[-2]:
+                return readings[-1]
+        return readings[-1] if believe_last else None
+
     def _after_failed_write(
         self, credentials: CredentialSet, before: dict[SlotKey, bytes | None]
     ) -> str:
@@ -214,8 +227,10 @@ class Device:
         guarantee. Reading the device again is best effort: it may be what just failed."""
         new = {k: digest(v) for k, v in self.profile.stored_forms(credentials).items()}
         try:
-            held = self._held(credentials.sec_tags)
+            held = self._held_agreed(credentials.sec_tags)
         except ProvisionError:
+            held = None
+        if held is None:
             return (
                 "the device may hold a partial set (reading it back failed too: run "
                 f"`provision device list`); {self.dialect} guarantees: {self.profile.guarantee}"
@@ -232,6 +247,8 @@ class Device:
                 continue
             if key not in held:
                 state = "missing" if key in new else "deleted"
+            elif held[key] is None:
+                state = "present (digest not readable)"
             elif key in new and held[key] == new[key]:
                 state = "new"
             elif key in before and held[key] == before[key]:

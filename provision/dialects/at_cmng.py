@@ -421,7 +421,7 @@ def trace_command(data: bytes) -> tuple[str, str, list[bytes]]:
         return text, f"{verb} {what}{where}", []
     if text.startswith("AT+CFUN="):
         mode = text.removeprefix("AT+CFUN=")
-        name = _CFUN_NAMES.get(int(mode), f"mode {mode}") if mode.isdigit() else mode
+        name = _CFUN_NAMES.get(int(mode), f"mode {mode}") if mode.isdecimal() else mode
         return text, f"functional mode: {name}", []
     if text.startswith("AT%KEYGEN="):
         tag = text.removeprefix("AT%KEYGEN=").split(",")[0]
@@ -927,13 +927,13 @@ class AtCmngSession:
         """Delete, before anything new is written, every entry of ours in the set's tags
         (NO_MIX_GUARANTEE): the entries the set rewrites and, like the native device, the
         ones it no longer gives the tag, except a client_key the set does not carry (it may
-        come from %KEYGEN and is never in a set that only brings its certificate)."""
+        come from %KEYGEN and is never in a set that only brings its certificate). Each type
+        is deleted whether a listing shows it or not: a listing line the line garbled is
+        dropped, and an old entry it hid would stay beside the new ones."""
         for sec_tag in sec_tags:
-            for entry in self._entries(sec_tag):
-                key = (entry.sec_tag, entry.nrf_type)
-                if entry.sec_tag > MAX_SEC_TAG or entry.nrf_type not in NRF_TO_SLOT:
-                    continue
-                if entry.nrf_type == NrfType.CLIENT_KEY and key not in planned:
+            for slot_type, nrf_type in SLOT_TO_NRF.items():
+                key = (sec_tag, int(nrf_type))
+                if slot_type is SlotType.CLIENT_KEY and key not in planned:
                     continue
                 self._delete_entry(*key)
 

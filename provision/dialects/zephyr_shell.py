@@ -546,11 +546,8 @@ class ZephyrShellSession:
         order is the guarantee (NO_MIX_GUARANTEE): a cut leaves old slots with some missing,
         or new ones with some missing, never old and new side by side in one tag."""
         planned = {(p.sec_tag, p.slot_type) for p in plans}
-        present = sorted({(c.sec_tag, c.type_name) for c in self._listed()})
-        for tag, name in present:
-            slot_type = COMPACT_TYPE.get(name)
-            if tag not in credentials.sec_tags or slot_type is None:
-                continue
+        # Every type, listed or not: a slot a garbled listing hid would stay beside the new.
+        for tag, slot_type in [(t, s) for t in credentials.sec_tags for s in TYPE_KEYWORD]:
             if slot_type is SlotType.CLIENT_KEY and (tag, slot_type) not in planned:
                 continue
             for attempt in range(1 + self._retries):

@@ -28,7 +28,7 @@ class ListsWrongly:
 
     def __init__(self, bad: int) -> None:
         self.bad = bad
-        self.listings = 0  # after the write (the job lists once before it, for its report)
+        self.listings = 0  # after the write (the job lists before it too, for its report)
         self.written = False
 
     def write(self, credentials, progress=None) -> WriteResult:
@@ -55,8 +55,8 @@ def test_a_mismatch_that_stays_is_verify_failed() -> None:
     session = ListsWrongly(bad=VERIFY_READS)
     with pytest.raises(VerifyFailed) as failed:
         Device(session, "loop").provision(SET)  # type: ignore[arg-type]
-    # One listing more after the failure: the error says what the device holds.
-    assert failed.value.code == "device.verify_failed" and session.listings == VERIFY_READS + 1
+    # Two listings more after the failure, which agree: the error says what the device holds.
+    assert failed.value.code == "device.verify_failed" and session.listings == VERIFY_READS + 2
     assert "the device holds the whole new set" in failed.value.message
 
 

@@ -11,6 +11,7 @@ and new slots together.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import shutil
@@ -30,24 +31,34 @@ from provision.transport.base import transport_clock
 DEVICE_OPTIONS: dict[str, dict[str, str]] = {"at-shell": {"cmd_buff_size": "4096"}}
 
 
+SETS = Path(__file__).parent / "sets"
+
+
 @functools.cache
 def sets() -> tuple[CredentialSet, CredentialSet]:
-    """OLD and NEW: one sec_tag, root_ca + client_cert + client_key, made with provision.pki
-    (P-256, small enough for the zephyr shell's 1024-byte credential buffer)."""
-    from provision.pki.authority import create_root_ca
-    from provision.pki.certs import cert_pem
-    from provision.pki.keys import serialize_private_key
-
+    """OLD and NEW: sec_tag 42, root_ca + client_cert + client_key (P-256, small enough for
+    the zephyr shell's 1024-byte credential buffer). Made once with provision.pki and kept
+    in tests/faults/sets: seeded faults replay only over the same bytes."""
     out = []
     for name in ("old", "new"):
-        root = create_root_ca(f"Fault Soak Root {name}")
-        key, cert = root.issue_client(f"dev-{name}")
         out.append(
             CredentialSet.of(
                 [
-                    Slot(42, SlotType.ROOT_CA, Encoding.PEM, cert_pem(root.cert)),
-                    Slot(42, SlotType.CLIENT_CERT, Encoding.PEM, cert_pem(cert)),
-                    Slot(42, SlotType.CLIENT_KEY, Encoding.PEM, serialize_private_key(key)),
+                    Slot(
+                        42, SlotType.ROOT_CA, Encoding.PEM, (SETS / f"{name}-root.pem").read_bytes()
+                    ),
+                    Slot(
+                        42,
+                        SlotType.CLIENT_CERT,
+                        Encoding.PEM,
+                        (SETS / f"{name}-cert.pem").read_bytes(),
+                    ),
+                    Slot(
+                        42,
+                        SlotType.CLIENT_KEY,
+                        Encoding.PEM,
+                        (SETS / f"{name}-key.pem").read_bytes(),
+                    ),
                 ]
             )
         )
@@ -148,36 +159,58 @@ def check_truth(out: Outcome, bound_s: float) -> str:
     "new", "partial") for the caller's tallies."""
     old, new = (digests(out.dialect, s) for s in sets())
     assert out.seconds <= bound_s, f"{out.where}: took {out.seconds:.1f} s (virtual)"
+    # A command header the line garbled can make a modem store a credential under another
+    # tag or type (AT has no checksum; the zephyr driver sees the shell say so and deletes
+    # it, at-cmng's OK does not say where): such strays are counted, not checked here.
+    tags = {k[0] for k in new}
+    strays = {k for k in out.held if k[0] not in tags}
+    held = {k: v for k, v in out.held.items() if k not in strays}
+    extra = set(held) - set(new)
+    if extra:
+        assert out.error is not None, f"{out.where}: success with extra slots {extra}"
+        unread = "reading it back failed" in out.error.message
+        for tag, slot in extra:
+            said = f"sec_tag {tag} {slot.label} unknown content" in out.error.message
+            assert said or unread, out.where
+    held = {k: v for k, v in held.items() if k in new}
+    out = dataclasses.replace(out, held=held)
     words = state_words(out.dialect, out.held)
-    assert "other" not in words.values(), f"{out.where}: foreign content {words}"
-    assert set(out.held) <= set(new), f"{out.where}: slots outside the set {out.held}"
     if out.error is None:
         assert out.held == new, f"{out.where}: success but the device holds {words}"
-        return "ok"
+        return "stray" if strays else "ok"
     message = out.error.message
     assert message and "\n" not in message and "BEGIN" not in message, out.where
     kinds = set(words.values())
-    # Never a silent mix: old and new slots side by side, whatever the dialect.
-    assert kinds != {"old", "new"} and not {"old", "new"} <= kinds, f"{out.where}: mix {words}"
+    # Never a silent mix: old slots beside new ones (or beside a new write the line garbled
+    # and rewrites could not fix, which only the writing phase leaves), whatever the dialect.
+    assert not ("old" in kinds and kinds & {"new", "other"}), f"{out.where}: mix {words}"
     state = "old" if out.held == old else "new" if out.held == new else "partial"
     atomic = dialect_profile(out.dialect).can(Capability.ATOMIC_COMMIT)
     if atomic:
-        assert state in ("old", "new"), f"{out.where}: {words}"
+        assert state in ("old", "new"), f"{out.where}: {words}"  # never anything else
         if state == "new":
             # Only a COMMIT whose answer was lost ends in an error with the new set in place.
             assert out.error.code == "link.commit_unknown", out.where
-        return state
+        return f"{state}+stray" if strays else state
     if out.phase == "open":
         assert state == "old", out.where  # no session: nothing was sent that writes
-        return state
+        return f"{state}+stray" if strays else state
+    # A byte stalled on the line past the host's patience can still reach the device after
+    # the host has read it back (a real line does that too): the report is then a snapshot
+    # the late command changed. Without stalls, the report is the device's state, word for
+    # word.
+    exact = not out.faults.get("stall")
     if "nothing written" in message or "still holds its old set" in message:
-        assert state == "old", out.where
+        assert state == "old" or not exact, out.where
     elif "holds the whole new set" in message:
-        assert state == "new", out.where
+        assert state == "new" or not exact, out.where
     elif "may hold a partial set" in message:
-        if "reading it back failed" not in message:
+        if exact and "reading it back failed" not in message:
             for (tag, slot), word in words.items():
-                assert f"sec_tag {tag} {slot.label} {word}" in message, out.where
+                word = "unknown content" if word == "other" else word
+                said = f"sec_tag {tag} {slot.label} "
+                unread = said + "present (digest not readable)"
+                assert said + word in message or unread in message, out.where
     else:
         raise AssertionError(f"{out.where}: the error does not say what the device holds")
-    return state
+    return f"{state}+stray" if strays else state
