@@ -174,7 +174,8 @@ class Device:
         before = None
         if not atomic:
             try:
-                before = self._held_agreed(credentials.sec_tags, believe_last=True)
+                # None: no two listings agreed; the report then cannot say "old".
+                before = self._held_agreed(credentials.sec_tags)
             except ProvisionError as err:
                 err.message = f"{err.message}; nothing written"
                 err.args = (err.message,)
@@ -187,7 +188,7 @@ class Device:
             if not result.confirmed:
                 self._verify_written(credentials)
         except ProvisionError as err:
-            if before is not None:
+            if not atomic:
                 report = self._after_failed_write(credentials, before)
                 err.message = f"{err.message}; {report}"
                 err.args = (err.message,)
@@ -206,21 +207,19 @@ class Device:
         """What the device holds in `sec_tags`: (sec_tag, slot) → its digest."""
         return {(s.sec_tag, s.type): s.sha256 for s in self.session.list() if s.sec_tag in sec_tags}
 
-    def _held_agreed(
-        self, sec_tags: Sequence[int], *, believe_last: bool = False
-    ) -> dict[SlotKey, bytes | None] | None:
+    def _held_agreed(self, sec_tags: Sequence[int]) -> dict[SlotKey, bytes | None] | None:
         """`_held`, believed when two readings in a row agree (a text link's listing has no
-        checksum: a garbled line can drop an entry or its digest). After VERIFY_READS
-        readings without agreement: None, or the last reading with `believe_last`."""
+        checksum: a garbled line can drop an entry or its digest); None after VERIFY_READS
+        readings without agreement."""
         readings = [self._held(sec_tags)]
         for _ in range(VERIFY_READS):
             readings.append(self._held(sec_tags))
             if readings[-1] == readings[-2]:
                 return readings[-1]
-        return readings[-1] if believe_last else None
+        return None
 
     def _after_failed_write(
-        self, credentials: CredentialSet, before: dict[SlotKey, bytes | None]
+        self, credentials: CredentialSet, before: dict[SlotKey, bytes | None] | None
     ) -> str:
         """What the device holds after a write failed, in words: the old set, the new set,
         or each slot of the set's tags as new, old or missing, with the dialect's
@@ -235,8 +234,10 @@ class Device:
                 "the device may hold a partial set (reading it back failed too: run "
                 f"`provision device list`); {self.dialect} guarantees: {self.profile.guarantee}"
             )
-        if held == before:
+        if before is not None and held == before:
             return "the device still holds its old set"
+        if before is None:
+            before = {}  # what the tags held is not known: no slot can be called old
         # A client_key the set does not carry stays in its tag (made on the device).
         kept = {k for k in before if k[1] is SlotType.CLIENT_KEY and k not in new}
         if {k: v for k, v in held.items() if k not in kept} == new:
@@ -253,8 +254,10 @@ class Device:
                 state = "new"
             elif key in before and held[key] == before[key]:
                 state = "old"
-            else:
+            elif before:
                 state = "unknown content"
+            else:
+                state = "not the new content"
             states.append(f"sec_tag {key[0]} {key[1].label} {state}")
         return (
             f"the device may hold a partial set: {', '.join(states)} ({self.dialect} "

@@ -68,6 +68,7 @@ class HostTransfer:
         self._commit_deadline = 0.0
         self._commit_tries = 0
         self._wait_complete = False  # after INCOMPLETE: COMMIT again only once all is held
+        self._commit_sent = False  # any COMMIT of this transfer went out (outcome unknown)
         self._outbox: list[tuple[m.Message, int]] = []
         self._begin()
 
@@ -126,6 +127,7 @@ class HostTransfer:
         if isinstance(msg, m.Data):
             self.sender.sent(msg.offset, arrival)
         elif isinstance(msg, m.Commit) and seq == self._commit_seq:
+            self._commit_sent = True
             # The first COMMIT may be early (DATA still in flight): wait a retransmission
             # time; a repeated one waits the full answer timeout.
             wait = self.sender.rto if self._commit_tries == 0 else self.limits.timeout
@@ -165,6 +167,15 @@ class HostTransfer:
         if msg.code == m.ErrorCode.NO_TRANSFER and (seq in self._epoch or seq == self._commit_seq):
             self.restarts += 1
             if self.restarts > self.limits.retries:
+                if self._commit_sent:
+                    # A COMMIT whose COMMITTED was lost is answered NO_TRANSFER when sent
+                    # again: the device may well have committed.
+                    raise LinkError(
+                        "the device keeps losing the transfer (restarting?) after a COMMIT "
+                        "went out, so it holds either its old set or the new one, whole: "
+                        "`provision device verify` tells which",
+                        code="link.commit_unknown",
+                    )
                 raise LinkError(
                     "the device keeps losing the transfer (restarting?)", code="link.restarts"
                 )
