@@ -928,14 +928,40 @@ class AtCmngSession:
         (NO_MIX_GUARANTEE): the entries the set rewrites and, like the native device, the
         ones it no longer gives the tag, except a client_key the set does not carry (it may
         come from %KEYGEN and is never in a set that only brings its certificate). Each type
-        is deleted whether a listing shows it or not: a listing line the line garbled is
-        dropped, and an old entry it hid would stay beside the new ones."""
-        for sec_tag in sec_tags:
-            for slot_type, nrf_type in SLOT_TO_NRF.items():
-                key = (sec_tag, int(nrf_type))
-                if slot_type is SlotType.CLIENT_KEY and key not in planned:
-                    continue
+        is deleted whether a listing shows it or not (a garbled listing line is dropped),
+        and the deletes are checked: a garbled `AT%CMNG=3,42,1` can name another tag and be
+        answered 513 (not found), which looks like success."""
+        targets = [
+            (sec_tag, int(nrf_type))
+            for sec_tag in sec_tags
+            for slot_type, nrf_type in SLOT_TO_NRF.items()
+            if slot_type is not SlotType.CLIENT_KEY or (sec_tag, int(nrf_type)) in planned
+        ]
+        for _ in range(1 + self._retries):
+            for key in targets:
                 self._delete_entry(*key)
+            targets = sorted(set(targets) & self._held_keys(sorted({k[0] for k in targets})))
+            if not targets:
+                return
+        tag, nrf_type = targets[0]
+        raise DeviceError(
+            f"sec_tag {tag} {NRF_TO_SLOT[nrf_type].label}: still on the modem after "
+            f"{1 + self._retries} deletes; nothing new written",
+            code="at.delete_failed",
+        )
+
+    def _held_keys(self, sec_tags: list[int]) -> set[tuple[int, int]]:
+        """(sec_tag, type) of the entries in `sec_tags`, from two listings that agree (or
+        all that any listing showed: a dropped line must not hide an entry)."""
+        seen: set[tuple[int, int]] = set()
+        previous = None
+        for _ in range(2 + self._retries):
+            keys = {(e.sec_tag, e.nrf_type) for tag in sec_tags for e in self._entries(tag)}
+            if keys == previous:
+                return keys
+            seen |= keys
+            previous = keys
+        return seen
 
     def _delete_entry(self, sec_tag: int, nrf_type: int) -> None:
         """Delete one entry; one whose delete was answered before (a reply lost, the

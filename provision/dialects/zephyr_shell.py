@@ -546,19 +546,59 @@ class ZephyrShellSession:
         order is the guarantee (NO_MIX_GUARANTEE): a cut leaves old slots with some missing,
         or new ones with some missing, never old and new side by side in one tag."""
         planned = {(p.sec_tag, p.slot_type) for p in plans}
-        # Every type, listed or not: a slot a garbled listing hid would stay beside the new.
-        for tag, slot_type in [(t, s) for t in credentials.sec_tags for s in TYPE_KEYWORD]:
-            if slot_type is SlotType.CLIENT_KEY and (tag, slot_type) not in planned:
-                continue
-            for attempt in range(1 + self._retries):
-                try:
-                    self._delete_one(tag, slot_type, garbled_ok=True)
-                    break
-                except (Garbled, LinkError) as err:
-                    if attempt == self._retries:
-                        raise LinkError(
-                            f"sec_tag {tag} {slot_type.label}: {err}", code="zephyr.garbled"
-                        ) from None
+        # Every type, listed or not, and the deletes checked by listing: a garbled
+        # `cred del 42 …` can name another tag, whose "There is no TLS credential" looks
+        # like success.
+        targets = [
+            (tag, slot_type)
+            for tag in credentials.sec_tags
+            for slot_type in TYPE_KEYWORD
+            if slot_type is not SlotType.CLIENT_KEY or (tag, slot_type) in planned
+        ]
+        for _ in range(1 + self._retries):
+            for tag, slot_type in targets:
+                self._delete_checked(tag, slot_type)
+            targets = sorted(
+                set(targets) & self._held_keys(sorted({t for t, _ in targets})),
+                key=lambda k: (k[0], int(k[1])),
+            )
+            if not targets:
+                return
+        tag, slot_type = targets[0]
+        raise DeviceError(
+            f"sec_tag {tag} {slot_type.label}: still on the device after "
+            f"{1 + self._retries} deletes; nothing new written",
+            code="zephyr.delete_failed",
+        )
+
+    def _delete_checked(self, tag: int, slot_type: SlotType) -> None:
+        for attempt in range(1 + self._retries):
+            try:
+                self._delete_one(tag, slot_type, garbled_ok=True)
+                return
+            except (Garbled, LinkError) as err:
+                if attempt == self._retries:
+                    raise LinkError(
+                        f"sec_tag {tag} {slot_type.label}: {err}", code="zephyr.garbled"
+                    ) from None
+
+    def _held_keys(self, sec_tags: list[int]) -> set[tuple[int, SlotType]]:
+        """(sec_tag, slot) of what `sec_tags` hold, from two listings that agree (or all
+        that any listing showed)."""
+        seen: set[tuple[int, SlotType]] = set()
+        previous = None
+        for _ in range(2 + self._retries):
+            keys = {
+                (c.sec_tag, COMPACT_TYPE[c.type_name])
+                for tag in sec_tags
+                for c in self._listed(tag)
+                if c.type_name in COMPACT_TYPE
+            }
+            if keys == previous:
+                return keys
+            seen |= keys
+            previous = keys
+        return seen
 
     def _write_one(self, plan: PlannedAdd, chunks: list[bytes], exists: bool) -> SlotInfo:
         if exists:

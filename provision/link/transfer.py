@@ -107,6 +107,15 @@ class HostTransfer:
             self._outbox.append((data, seq))
         if sender.timeouts > timeouts_before:
             if sender.timeouts > self.limits.retries:
+                if self._commit_sent:
+                    # Its answers may all have been lost while it took everything, and
+                    # the COMMIT too: the outcome is not known.
+                    raise LinkError(
+                        "the device stopped answering after a COMMIT went out, so it holds "
+                        "either its old set or the new one, whole: `provision device "
+                        "verify` tells which",
+                        code="link.commit_unknown",
+                    )
                 raise LinkError(
                     "the device stopped answering during the transfer "
                     f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
