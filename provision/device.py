@@ -205,17 +205,22 @@ class Device:
 
     def _held(self, sec_tags: Sequence[int]) -> dict[SlotKey, bytes | None]:
         """What the device holds in `sec_tags`: (sec_tag, slot) → its digest."""
-        return {(s.sec_tag, s.type): s.sha256 for s in self.session.list() if s.sec_tag in sec_tags}
+        return {k: v for k, v in self._listing().items() if k[0] in sec_tags}
+
+    def _listing(self) -> dict[SlotKey, bytes | None]:
+        return {(s.sec_tag, s.type): s.sha256 for s in self.session.list()}
 
     def _held_agreed(self, sec_tags: Sequence[int]) -> dict[SlotKey, bytes | None] | None:
         """`_held`, believed when two readings in a row agree (a text link's listing has no
         checksum: a garbled line can drop an entry or its digest); None after VERIFY_READS
         readings without agreement."""
-        readings = [self._held(sec_tags)]
+        # Whole listings are compared: a garbled tag number moves an entry out of the
+        # set's tags, and two readings garbled differently would agree on its absence.
+        readings = [self._listing()]
         for _ in range(VERIFY_READS):
-            readings.append(self._held(sec_tags))
+            readings.append(self._listing())
             if readings[-1] == readings[-2]:
-                return readings[-1]
+                return {k: v for k, v in readings[-1].items() if k[0] in sec_tags}
         return None
 
     def _after_failed_write(
