@@ -30,10 +30,11 @@ from provision.dialects.base import (
     DialectSession,
     Progress,
     SlotInfo,
+    SlotKey,
     WriteResult,
     digest,
 )
-from provision.errors import InputError, LinkError, PolicyError, VerifyFailed
+from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import InterruptibleTransport, Transport, transport_clock
 from provision.urls import open_url
@@ -168,12 +169,31 @@ class Device:
         findings = checked
         if findings is None:
             findings = self.preflight(credentials, target=target, force=force)
-        if bundle is not None and Capability.SIGNED_BUNDLES in self.capabilities:
-            result = self.session.write_bundle(bundle, progress)
-        else:
-            result = self.session.write(credentials, progress)
-        if not result.confirmed:
-            self._verify_written(credentials)
+        atomic = Capability.ATOMIC_COMMIT in self.capabilities
+        # Without an atomic commit a failed write may leave part of the set: what the
+        # tags held before is what "old" means in the report after a failure.
+        before = None
+        if not atomic:
+            try:
+                # None: no two listings agreed; the report then cannot say "old".
+                before = self._held_agreed(credentials.sec_tags)
+            except ProvisionError as err:
+                err.message = f"{err.message}; nothing written"
+                err.args = (err.message,)
+                raise
+        try:
+            if bundle is not None and Capability.SIGNED_BUNDLES in self.capabilities:
+                result = self.session.write_bundle(bundle, progress)
+            else:
+                result = self.session.write(credentials, progress)
+            if not result.confirmed:
+                self._verify_written(credentials)
+        except ProvisionError as err:
+            if not atomic:
+                report = self._after_failed_write(credentials, before)
+                err.message = f"{err.message}; {report}"
+                err.args = (err.message,)
+            raise
         return ProvisionReport(
             dialect=self.dialect,
             target=target or self.profile.target,
@@ -182,6 +202,72 @@ class Device:
             bytes_sent=result.bytes_sent,
             seconds=result.seconds,
             verified=True,
+        )
+
+    def _held(self, sec_tags: Sequence[int]) -> dict[SlotKey, bytes | None]:
+        """What the device holds in `sec_tags`: (sec_tag, slot) → its digest."""
+        return {k: v for k, v in self._listing().items() if k[0] in sec_tags}
+
+    def _listing(self) -> dict[SlotKey, bytes | None]:
+        return {(s.sec_tag, s.type): s.sha256 for s in self.session.list()}
+
+    def _held_agreed(self, sec_tags: Sequence[int]) -> dict[SlotKey, bytes | None] | None:
+        """`_held`, believed when two readings in a row agree (a text link's listing has no
+        checksum: a garbled line can drop an entry or its digest); None after VERIFY_READS
+        readings without agreement."""
+        # Whole listings are compared: a garbled tag number moves an entry out of the
+        # set's tags, and two readings garbled differently would agree on its absence.
+        readings = [self._listing()]
+        for _ in range(VERIFY_READS):
+            readings.append(self._listing())
+            if readings[-1] == readings[-2]:
+                return {k: v for k, v in readings[-1].items() if k[0] in sec_tags}
+        return None
+
+    def _after_failed_write(
+        self, credentials: CredentialSet, before: dict[SlotKey, bytes | None] | None
+    ) -> str:
+        """What the device holds after a write failed, in words: the old set, the new set,
+        or each slot of the set's tags as new, old or missing, with the dialect's
+        guarantee. Reading the device again is best effort: it may be what just failed."""
+        new = {k: digest(v) for k, v in self.profile.stored_forms(credentials).items()}
+        try:
+            held = self._held_agreed(credentials.sec_tags)
+        except ProvisionError:
+            held = None
+        if held is None:
+            return (
+                "the device may hold a partial set (reading it back failed too: run "
+                f"`provision device list`); {self.dialect} guarantees: {self.profile.guarantee}"
+            )
+        if before is not None and held == before:
+            return "the device still holds its old set"
+        if before is None:
+            before = {}  # what the tags held is not known: no slot can be called old
+        # A client_key the set does not carry stays in its tag (made on the device).
+        kept = {k for k in before if k[1] is SlotType.CLIENT_KEY and k not in new}
+        if {k: v for k, v in held.items() if k not in kept} == new:
+            return "the device holds the whole new set (its write was not confirmed)"
+        states = []
+        for key in sorted(set(new) | set(before) | set(held), key=lambda k: (k[0], int(k[1]))):
+            if key in kept and held.get(key) == before.get(key):
+                continue
+            if key not in held:
+                state = "missing" if key in new else "deleted"
+            elif held[key] is None:
+                state = "present (digest not readable)"
+            elif key in new and held[key] == new[key]:
+                state = "new"
+            elif key in before and held[key] == before[key]:
+                state = "old"
+            elif before:
+                state = "unknown content"
+            else:
+                state = "not the new content"
+            states.append(f"sec_tag {key[0]} {key[1].label} {state}")
+        return (
+            f"the device may hold a partial set: {', '.join(states)} ({self.dialect} "
+            f"guarantees: {self.profile.guarantee}); write the set again"
         )
 
     def _verify_written(self, credentials: CredentialSet) -> None:

@@ -324,7 +324,13 @@ def write(
     trace: bool = TRACE,
     json_out: bool = JSON,
 ) -> None:
-    """Check, send and commit a credential set atomically, then verify the device's digests."""
+    """Check and write a credential set, then verify the device's digests.
+
+    What a cut-short write leaves depends on the dialect: native commits atomically (the old
+    set or the new one, whole); at-cmng, at-shell and zephyr-shell delete the slots they
+    replace before writing, so a cut leaves the old set, the new set or an incomplete set,
+    never old and new slots together; the error after a failed write lists what the device
+    holds. Each dialect's guarantee: docs/dialects.md."""
     data = _load_input(
         bundle,
         spec,

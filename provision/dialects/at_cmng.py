@@ -12,6 +12,7 @@ Sources (see docs/dialects.md): Nordic's AT command reference (%CMNG, %KEYGEN, +
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import hashlib
 import re
@@ -287,6 +288,19 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
     return {(p.sec_tag, p.slot_type): p.content for p in plan_entries(credentials)[0]}
 
 
+# %CMNG has no transaction and no way to rename a sec_tag, so a staging tag could not be
+# switched in: the best a host can do is order its commands. Every entry a write replaces is
+# deleted before the first new one is written; a cut therefore stops in the deleting phase
+# (old entries, some missing) or the writing phase (new entries, some missing), and the one
+# state a device could not tell from a complete set — old and new entries side by side in
+# one tag — never exists. (Writing the key last, or the root last, would still leave a new
+# root beside an old key: each order has such a cut point.)
+NO_MIX_GUARANTEE = (
+    "not atomic: the entries a write replaces are deleted before the new ones are written, "
+    "so a cut leaves the old set, the new set, or an incomplete set (slots missing), never "
+    "old and new slots together"
+)
+
 PROFILE = DialectProfile(
     dialect=NAME,
     target="nrf91",
@@ -300,6 +314,7 @@ PROFILE = DialectProfile(
     encodings="PEM with LF line ends (DER items converted); PSK as hex text",
     # A server certificate chain above 4 kB crashed the modem (field report).
     server_chain_limit=4096,
+    guarantee=NO_MIX_GUARANTEE,
 )
 
 
@@ -408,7 +423,7 @@ def trace_command(data: bytes) -> tuple[str, str, list[bytes]]:
         return text, f"{verb} {what}{where}", []
     if text.startswith("AT+CFUN="):
         mode = text.removeprefix("AT+CFUN=")
-        name = _CFUN_NAMES.get(int(mode), f"mode {mode}") if mode.isdigit() else mode
+        name = _CFUN_NAMES.get(int(mode), f"mode {mode}") if mode.isdecimal() else mode
         return text, f"functional mode: {name}", []
     if text.startswith("AT%KEYGEN="):
         tag = text.removeprefix("AT%KEYGEN=").split(",")[0]
@@ -869,6 +884,7 @@ class AtCmngSession:
         # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
         sends_left = {key: 1 + self._retries for key in encoded}
         with self._offline():
+            self._clear_replaced(credentials.sec_tags, encoded)
             pending = list(encoded)
             first = True
             while True:
@@ -894,8 +910,6 @@ class AtCmngSession:
                             written[key] = SlotInfo(
                                 plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
                             )
-                    if first:
-                        self._drop_stale(found.values(), encoded)
                 first = False
                 if not mismatched:
                     break
@@ -906,7 +920,8 @@ class AtCmngSession:
                         f"{plan.where}: the modem's SHA-256 differs from the digest of what "
                         "was sent"
                     )
-                # A write overwrites an existing entry, so sending it again is safe.
+                # Sending an entry again overwrites what a garbled send stored: only new
+                # entries are in the set's tags by now.
                 pending = mismatched
         return WriteResult(
             tuple(written[k] for k in encoded),
@@ -914,19 +929,54 @@ class AtCmngSession:
             now(self._transport) - start,
         )
 
-    def _drop_stale(
-        self, entries: Iterable[CmngEntry], planned: Container[tuple[int, int]]
-    ) -> None:
-        """Like the native device, a written sec_tag holds what the set gives it: other slots
-        of ours in that tag go (after the new ones are in), except a client_key, which may
-        come from %KEYGEN and is never in a set that only brings its certificate."""
-        for entry in entries:
-            key = (entry.sec_tag, entry.nrf_type)
-            if key in planned or entry.nrf_type not in NRF_TO_SLOT:
-                continue
-            if entry.nrf_type == NrfType.CLIENT_KEY or entry.sec_tag > MAX_SEC_TAG:
-                continue
-            self._ok(encode_delete(*key), f"AT%CMNG=3,{key[0]},{key[1]}")
+    def _clear_replaced(self, sec_tags: Iterable[int], planned: Container[tuple[int, int]]) -> None:
+        """Delete, before anything new is written, every entry of ours in the set's tags
+        (NO_MIX_GUARANTEE): the entries the set rewrites and, like the native device, the
+        ones it no longer gives the tag, except a client_key the set does not carry (it may
+        come from %KEYGEN and is never in a set that only brings its certificate). Each type
+        is deleted whether a listing shows it or not (a garbled listing line is dropped),
+        and the deletes are checked: a garbled `AT%CMNG=3,42,1` can name another tag and be
+        answered 513 (not found), which looks like success."""
+        targets = [
+            (sec_tag, int(nrf_type))
+            for sec_tag in sec_tags
+            for slot_type, nrf_type in SLOT_TO_NRF.items()
+            if slot_type is not SlotType.CLIENT_KEY or (sec_tag, int(nrf_type)) in planned
+        ]
+        for _ in range(1 + self._retries):
+            for key in targets:
+                self._delete_entry(*key)
+            targets = sorted(set(targets) & self._held_keys(sorted({k[0] for k in targets})))
+            if not targets:
+                return
+        tag, nrf_type = targets[0]
+        raise DeviceError(
+            f"sec_tag {tag} {NRF_TO_SLOT[nrf_type].label}: still on the modem after "
+            f"{1 + self._retries} deletes; nothing new written",
+            code="at.delete_failed",
+        )
+
+    def _held_keys(self, sec_tags: builtins.list[int]) -> set[tuple[int, int]]:
+        """(sec_tag, type) of the entries in `sec_tags`, from two listings that agree (or
+        all that any listing showed: a dropped line must not hide an entry)."""
+        seen: set[tuple[int, int]] = set()
+        previous = None
+        for _ in range(2 + self._retries):
+            keys = {(e.sec_tag, e.nrf_type) for tag in sec_tags for e in self._entries(tag)}
+            if keys == previous:
+                return keys
+            seen |= keys
+            previous = keys
+        return seen
+
+    def _delete_entry(self, sec_tag: int, nrf_type: int) -> None:
+        """Delete one entry; one whose delete was answered before (a reply lost, the
+        command sent again) is gone already, which is what was asked."""
+        try:
+            self._request(encode_delete(sec_tag, nrf_type), f"AT%CMNG=3,{sec_tag},{nrf_type}")
+        except DeviceError as err:
+            if err.code != "at.cme.513":
+                raise
 
     def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:
         what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"

@@ -75,6 +75,9 @@ class DialectProfile:
     # Advisory limits the check warns about (a device may be configured otherwise).
     max_items: int | None = None
     server_chain_limit: int | None = None
+    # What a write leaves on the device if it is cut short (a power cut, a lost link), in
+    # one sentence: help, docs and the error after a failed write quote it.
+    guarantee: str = "no guarantee stated: after a failed write, list what the device holds"
 
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -88,6 +91,7 @@ class DialectProfile:
             "slots": sorted(t.label for t in self.slot_types),
             "capabilities": sorted(c.value for c in self.capabilities),
             "encodings": self.encodings,
+            "guarantee": self.guarantee,
         }
 
 

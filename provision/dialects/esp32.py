@@ -136,6 +136,8 @@ PROFILE = DialectProfile(
     stored_forms=_stored_forms,
     encodings="TLV entries: certificates PEM (NUL-terminated) or DER as packed; keys "
     "decrypted on the host",
+    guarantee="not atomic: the partition is flashed in place, so a cut leaves its old "
+    "image, its new one, or a partly written image whose entries list and verify report",
 )
 
 

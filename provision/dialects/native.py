@@ -28,6 +28,7 @@ from provision.dialects.base import (
 from provision.dialects.drive import retried
 from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
+from provision.link.chunking import ChunkSizer
 from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
 from provision.link.transfer import HostTransfer, Limits, State
 from provision.slot_view import digest_is_secret
@@ -139,6 +140,8 @@ PROFILE = DialectProfile(
     refusals=_refusals,
     stored_forms=_stored_forms,
     encodings="the bundle as packed (DER or PEM per item); limits announced in HELLO",
+    guarantee="atomic: one COMMIT switches flash banks, so a cut at any byte leaves the old "
+    "set or the new one, whole",
 )
 # What a device must announce in HELLO for the capability to hold.
 _FEATURE_CAPABILITY = {
@@ -177,6 +180,10 @@ class NativeSession:
         self._opened_at_baud: int | None = baud
         self.link = HostLink()
         self.bytes_sent = 0
+        # The DATA chunk size learnt from losses lasts the session (provision.link.chunking);
+        # adaptive_chunks False keeps the largest (benches compare the two).
+        self.adaptive_chunks = True
+        self.chunk_sizer: ChunkSizer | None = None
         self._line_free = 0.0
         # Flush noise out of the device's receive buffer (an empty frame is ignored).
         self._write(b"\x00")
@@ -489,7 +496,10 @@ class NativeSession:
         """The drive loop of one transfer: the state machine (provision.link.transfer) says
         what to send and when to wake up; this moves the bytes and keeps the time."""
         h = self.hello
-        chunk = min(h.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
+        largest = min(h.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
+        if self.chunk_sizer is None or self.chunk_sizer.max_size != largest:
+            self.chunk_sizer = ChunkSizer(largest) if self.adaptive_chunks else None
+        chunk = self.chunk_sizer.size if self.chunk_sizer is not None else largest
         chunks = -(-len(bundle) // chunk)
         frame_bytes = len(bundle) + (chunks + 2) * 32
         limits = Limits(
@@ -506,6 +516,7 @@ class NativeSession:
             rto=min(self.timeout, 0.25 + 4 * (chunk + 20) * self.byte_time),
             limits=limits,
             now=self.clock(),
+            sizer=self.chunk_sizer,
         )
         reported = -1
         try:

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
 from provision.dialects import mbedtls
-from provision.dialects.at_cmng import slot_pem
+from provision.dialects.at_cmng import NO_MIX_GUARANTEE, slot_pem
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -203,6 +203,7 @@ PROFILE = DialectProfile(
     encodings="PEM (bint, NUL-terminated) for certificates and keys; raw bytes for PSKs",
     # CONFIG_TLS_MAX_CREDENTIALS_NUMBER defaults to 4 (volatile backend).
     max_items=4,
+    guarantee=NO_MIX_GUARANTEE,
 )
 
 
@@ -519,26 +520,15 @@ class ZephyrShellSession:
         batches = [(p, encode_buf_lines(p.payload, self._chunk_chars)) for p in plans]
         total = sum(sum(len(x) for x in chunks) for _, chunks in batches)
         start_bytes, start = self.bytes_sent, now(self._transport)
-        present = {(c.sec_tag, c.type_name) for c in self._listed()}
+        self._clear_replaced(credentials, plans)
         done = 0
         written: list[SlotInfo] = []
         for plan, chunks in batches:
-            compact = next(k for k, v in COMPACT_TYPE.items() if v is plan.slot_type)
-            written.append(self._write_slot(plan, chunks, (plan.sec_tag, compact) in present))
+            # _clear_replaced took every slot of ours in the set's tags out first.
+            written.append(self._write_slot(plan, chunks, False))
             done += sum(len(x) for x in chunks)
             if progress is not None:
                 progress(done, total)
-        # Like the native device, a written sec_tag holds what the set gives it: other slots
-        # go once the new ones are in, except a client_key (it may have been made on the
-        # device and is never in a set that only brings its certificate).
-        planned = {(p.sec_tag, p.slot_type) for p in plans}
-        for tag, name in sorted(present):
-            slot_type = COMPACT_TYPE.get(name)
-            if tag not in credentials.sec_tags or slot_type is None:
-                continue
-            if (tag, slot_type) in planned or slot_type is SlotType.CLIENT_KEY:
-                continue
-            self._delete_one(tag, slot_type, garbled_ok=False)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, now(self._transport) - start
         )
@@ -573,6 +563,73 @@ class ZephyrShellSession:
             no_answer=lambda: LinkError(f"{plan.where}: no answer", code="link.timeout"),
             resync=start_over,
         )
+
+    def _clear_replaced(self, credentials: CredentialSet, plans: builtins.list[PlannedAdd]) -> None:
+        """Delete, before any `cred add`, every slot of ours in the set's tags that the set
+        rewrites or no longer gives the tag (like the native device), except a client_key
+        the set does not carry (it may have been made on the device). Zephyr's credential
+        store has no transaction and no way to move a credential to another sec_tag, so this
+        order is the guarantee (NO_MIX_GUARANTEE): a cut leaves old slots with some missing,
+        or new ones with some missing, never old and new side by side in one tag."""
+        planned = {(p.sec_tag, p.slot_type) for p in plans}
+        # Every type, listed or not, and the deletes checked by listing: a garbled
+        # `cred del 42 …` can name another tag, whose "There is no TLS credential" looks
+        # like success.
+        targets = [
+            (tag, slot_type)
+            for tag in credentials.sec_tags
+            for slot_type in TYPE_KEYWORD
+            if slot_type is not SlotType.CLIENT_KEY or (tag, slot_type) in planned
+        ]
+        for _ in range(1 + self._retries):
+            for tag, slot_type in targets:
+                self._delete_checked(tag, slot_type)
+            targets = sorted(
+                set(targets) & self._held_keys(sorted({t for t, _ in targets})),
+                key=lambda k: (k[0], int(k[1])),
+            )
+            if not targets:
+                return
+        tag, slot_type = targets[0]
+        raise DeviceError(
+            f"sec_tag {tag} {slot_type.label}: still on the device after "
+            f"{1 + self._retries} deletes; nothing new written",
+            code="zephyr.delete_failed",
+        )
+
+    def _delete_checked(self, tag: int, slot_type: SlotType) -> None:
+        def attempt() -> bool:
+            try:
+                self._delete_one(tag, slot_type, garbled_ok=True)
+                return True
+            except (Garbled, LinkError) as err:
+                raise LineGarbled(
+                    LinkError(f"sec_tag {tag} {slot_type.label}: {err}", code="zephyr.garbled")
+                ) from None
+
+        retried(
+            attempt,
+            attempts=1 + self._retries,
+            no_answer=lambda: LinkError(f"cred del {tag}: no answer", code="link.timeout"),
+        )
+
+    def _held_keys(self, sec_tags: builtins.list[int]) -> set[tuple[int, SlotType]]:
+        """(sec_tag, slot) of what `sec_tags` hold, from two listings that agree (or all
+        that any listing showed)."""
+        seen: set[tuple[int, SlotType]] = set()
+        previous = None
+        for _ in range(2 + self._retries):
+            keys = {
+                (c.sec_tag, COMPACT_TYPE[c.type_name])
+                for tag in sec_tags
+                for c in self._listed(tag)
+                if c.type_name in COMPACT_TYPE
+            }
+            if keys == previous:
+                return keys
+            seen |= keys
+            previous = keys
+        return seen
 
     def _write_one(self, plan: PlannedAdd, chunks: builtins.list[bytes], exists: bool) -> SlotInfo:
         if exists:

@@ -129,11 +129,10 @@ class TransferSender:
     ) -> None:
         self.transfer_id = transfer_id
         self.total = len(data)
-        self.chunk_size = chunk_size
+        self._data = data
         self.window = max(1, min(window, m.MAX_WINDOW))
-        self.chunks = [
-            _Chunk(off, data[off : off + chunk_size]) for off in range(0, len(data), chunk_size)
-        ]
+        self._cut(chunk_size)
+        self.copies = 0  # DATA frames handed out, first copies and resent ones
         self.rto_initial = rto
         self.rto = rto
         self.rto_max = max(rto, rto_max)
@@ -141,6 +140,22 @@ class TransferSender:
         self.timeouts = 0
         self.retransmissions = 0
         self.epoch = 0
+
+    def _cut(self, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
+        data = self._data
+        self.chunks = [
+            _Chunk(off, data[off : off + chunk_size]) for off in range(0, len(data), chunk_size)
+        ]
+
+    def rechunk(self, chunk_size: int, transfer_id: int) -> None:
+        """Start over with another chunk size under a new transfer id (the device takes
+        one chunk size per BEGIN; answers to the old id's frames are then ignored)."""
+        self.transfer_id = transfer_id
+        self._cut(chunk_size)
+        self.cum = 0
+        self.timeouts = 0
+        self.rto = self.rto_initial
 
     @property
     def acked_bytes(self) -> int:
@@ -169,6 +184,7 @@ class TransferSender:
             c = self.chunks[i]
             if not c.held and c.sent_at is None:
                 out.append(m.Data(self.transfer_id, c.offset, c.data))
+                self.copies += 1
                 c.epoch = self.epoch
                 c.sent_at = now  # replaced by sent() with the real arrival estimate
         return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from provision.errors import LinkError
 from provision.link import messages as m
+from provision.link.chunking import MIN_SAMPLE, ChunkSizer
 from provision.link.host import HostLink, TransferSender, device_error
 
 
@@ -51,9 +52,13 @@ class HostTransfer:
         rto: float,
         limits: Limits,
         now: float,
+        sizer: ChunkSizer | None = None,
     ) -> None:
         self.link = link
         self.limits = limits
+        # Adapts the chunk size to the losses seen (provision.link.chunking); None: fixed.
+        self.sizer = sizer
+        self.rechunks = 0
         self.sha256 = hashlib.sha256(bundle).digest()
         self.sender = TransferSender(
             transfer_id, bundle, chunk_size, window, rto=rto, rto_max=limits.timeout
@@ -68,7 +73,9 @@ class HostTransfer:
         self._commit_deadline = 0.0
         self._commit_tries = 0
         self._wait_complete = False  # after INCOMPLETE: COMMIT again only once all is held
+        self._commit_sent = False  # any COMMIT of this transfer went out (outcome unknown)
         self._outbox: list[tuple[m.Message, int]] = []
+        self._sampled = (0, 0)  # the sender's (copies, retransmissions) at the last sample
         self._begin()
 
     # -- what to send ---------------------------------------------------------------------
@@ -91,6 +98,8 @@ class HostTransfer:
                 code="link.timeout",
             )
         sender = self.sender
+        if self.state is State.SENDING:
+            self._adapt_chunks()
         timeouts_before = sender.timeouts
         for data in sender.due(now):
             seq = self.link.next_seq()
@@ -98,6 +107,15 @@ class HostTransfer:
             self._outbox.append((data, seq))
         if sender.timeouts > timeouts_before:
             if sender.timeouts > self.limits.retries:
+                if self._commit_sent:
+                    # Its answers may all have been lost while it took everything, and
+                    # the COMMIT too: the outcome is not known.
+                    raise LinkError(
+                        "the device stopped answering after a COMMIT went out, so it holds "
+                        "either its old set or the new one, whole: `provision device "
+                        "verify` tells which",
+                        code="link.commit_unknown",
+                    )
                 raise LinkError(
                     "the device stopped answering during the transfer "
                     f"({sender.acked_bytes} of {sender.total} bytes acknowledged)",
@@ -124,8 +142,10 @@ class HostTransfer:
     def sent(self, msg: m.Message, seq: int, arrival: float) -> None:
         """`msg` (from poll) will have reached the device at `arrival`."""
         if isinstance(msg, m.Data):
-            self.sender.sent(msg.offset, arrival)
+            if msg.transfer_id == self.sender.transfer_id:  # not one cut before a rechunk
+                self.sender.sent(msg.offset, arrival)
         elif isinstance(msg, m.Commit) and seq == self._commit_seq:
+            self._commit_sent = True
             # The first COMMIT may be early (DATA still in flight): wait a retransmission
             # time; a repeated one waits the full answer timeout.
             wait = self.sender.rto if self._commit_tries == 0 else self.limits.timeout
@@ -165,16 +185,51 @@ class HostTransfer:
         if msg.code == m.ErrorCode.NO_TRANSFER and (seq in self._epoch or seq == self._commit_seq):
             self.restarts += 1
             if self.restarts > self.limits.retries:
+                if self._commit_sent:
+                    # A COMMIT whose COMMITTED was lost is answered NO_TRANSFER when sent
+                    # again: the device may well have committed.
+                    raise LinkError(
+                        "the device keeps losing the transfer (restarting?) after a COMMIT "
+                        "went out, so it holds either its old set or the new one, whole: "
+                        "`provision device verify` tells which",
+                        code="link.commit_unknown",
+                    )
                 raise LinkError(
                     "the device keeps losing the transfer (restarting?)", code="link.restarts"
                 )
-            self.sender.restart()
+            self.sender.restart()  # same size: a grown one waits for the next transfer
             self._commit_seq = None
             self.state = State.SENDING
             self._begin()
         elif ours:
             raise device_error(msg)
         # Anything else answers an earlier request: a late copy, ignored.
+
+    def _adapt_chunks(self) -> None:
+        """Judge the losses of the DATA sent since the last sample; restart at a smaller
+        chunk when the sizer says the current one costs more than starting over."""
+        sender, sizer = self.sender, self.sizer
+        if sizer is None:
+            return
+        copies = sender.copies - self._sampled[0]
+        losses = sender.retransmissions - self._sampled[1]
+        # A window's worth, or sooner two losses: at 1,018-byte chunks on a bad line a
+        # window's worth is kilobytes of frames that mostly arrive broken.
+        if copies < max(MIN_SAMPLE, sender.window) and not (losses >= 2 and copies >= 2):
+            return
+        sizer.sample(sender.chunk_size, copies, losses)
+        self._sampled = (sender.copies, sender.retransmissions)
+        if sizer.shrink_now(sender.chunk_size, sender.acked_bytes, sender.total):
+            self._rechunk(sizer.size)
+            self._wait_complete = False
+            self._begin()
+
+    def _rechunk(self, size: int) -> None:
+        self.rechunks += 1
+        # A new transfer id: ACKs and NAKs of the old chunking can then not be taken for
+        # answers about the new one.
+        self.sender.rechunk(size, self.sender.transfer_id % 0xFFFF + 1)
+        self._sampled = (self.sender.copies, self.sender.retransmissions)
 
     def _begin(self) -> None:
         self._epoch.clear()

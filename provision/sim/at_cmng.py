@@ -314,12 +314,12 @@ class AtCmngModem:
 
     def _cmng(self, args: str) -> tuple[list[str], str]:
         params = split_params(args)
-        if not params or params[0][1] or not params[0][0].isdigit():
+        if not params or params[0][1] or not params[0][0].isdecimal():
             return self._error(50)
         opcode = int(params[0][0])
         numbers: list[int] = []
         for value, quoted in params[1:3]:
-            if quoted or not value.isdigit() or int(value) > MAX_TAG_VALUE:
+            if quoted or not value.isdecimal() or int(value) > MAX_TAG_VALUE:
                 return self._error(50)
             numbers.append(int(value))
         if opcode == 1:
@@ -433,7 +433,7 @@ class AtCmngModem:
         params = split_params(args)
         if not params or len(params) < 2 or any(quoted for _, quoted in params[:2]):
             return self._error(50)
-        if not (params[0][0].isdigit() and params[1][0].isdigit()):
+        if not (params[0][0].isdecimal() and params[1][0].isdecimal()):
             return self._error(50)
         sec_tag, key_type = int(params[0][0]), int(params[1][0])
         response = 0
@@ -441,7 +441,7 @@ class AtCmngModem:
         for value, quoted in params[2:]:
             if quoted:
                 attributes = value
-            elif value.isdigit() and response == 0 and attributes is None:
+            elif value.isdecimal() and response == 0 and attributes is None:
                 response = int(value)
         if key_type != 2 or response not in (0, 1) or sec_tag > MAX_TAG_VALUE:
             return self._error(50)
@@ -503,7 +503,7 @@ class AtCmngModem:
         params = split_params(args)
         if not params or len(params) != 2 or any(quoted for _, quoted in params):
             return self._error(50)
-        if not all(value.isdigit() for value, _ in params):
+        if not all(value.isdecimal() for value, _ in params):
             return self._error(50)
         sec_tag, cred_type = (int(value) for value, _ in params)
         if cred_type not in (0, 1, 10):

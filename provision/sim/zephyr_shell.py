@@ -193,7 +193,7 @@ class ZephyrShellDevice:
     def _sectag(self, arg: str, out: list[str], allow_any: bool = False) -> int | None:
         if allow_any and arg.lower() == "any":
             return -1
-        if not arg.isdigit() or int(arg) > SEC_TAG_MAX:
+        if not arg.isdecimal() or int(arg) > SEC_TAG_MAX:
             out.append(self._err(f"{arg} is not a valid sectag."))
             return None
         return int(arg)

@@ -28,12 +28,16 @@ class ListsWrongly:
 
     def __init__(self, bad: int) -> None:
         self.bad = bad
-        self.listings = 0
+        self.listings = 0  # after the write (the job lists before it too, for its report)
+        self.written = False
 
     def write(self, credentials, progress=None) -> WriteResult:
+        self.written = True
         return WriteResult((), 0, 0.0)
 
     def list(self) -> list[SlotInfo]:
+        if not self.written:
+            return []
         self.listings += 1
         digest = hashlib.sha256(b"device-3").digest()
         if self.listings <= self.bad:
@@ -51,7 +55,9 @@ def test_a_mismatch_that_stays_is_verify_failed() -> None:
     session = ListsWrongly(bad=VERIFY_READS)
     with pytest.raises(VerifyFailed) as failed:
         Device(session, "loop").provision(SET)  # type: ignore[arg-type]
-    assert failed.value.code == "device.verify_failed" and session.listings == VERIFY_READS
+    # Two listings more after the failure, which agree: the error says what the device holds.
+    assert failed.value.code == "device.verify_failed" and session.listings == VERIFY_READS + 2
+    assert "the device holds the whole new set" in failed.value.message
 
 
 def test_a_write_the_device_confirmed_is_not_listed_again() -> None:

@@ -47,7 +47,7 @@ CHATTER = {
 
 
 @pytest.mark.parametrize("what", list(CHATTER))
-@pytest.mark.parametrize("dialect", ["at-cmng", "zephyr-shell", "at-shell"])
+@pytest.mark.parametrize("dialect", ["native", "at-cmng", "zephyr-shell", "at-shell"])
 def test_a_session_with_a_device_that_never_stops_talking_ends(dialect: str, what: str) -> None:
     transport = Talkative(CHATTER[what], echo=what == "echo storm")
     with pytest.raises(LinkError):
