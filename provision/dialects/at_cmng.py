@@ -31,6 +31,7 @@ from provision.dialects.base import (
     Refusal,
     SlotInfo,
     WriteResult,
+    WritesDecodedBundles,
 )
 from provision.dialects.drive import Garbled, retried
 from provision.dialects.lines import drain, now, read_until
@@ -636,7 +637,7 @@ def sync_line(transport: Transport, timeout: float, flush: bytes = b"") -> bool:
 # The drive loop
 
 
-class AtCmngSession:
+class AtCmngSession(WritesDecodedBundles):
     """A conversation with an nRF91 modem over its AT interface."""
 
     name: ClassVar[str] = NAME
@@ -855,15 +856,6 @@ class AtCmngSession:
                 code="device.not_found",
             )
         return parse_read(reply.lines[0])[1]
-
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.profile.capabilities
-
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
-        from provision.bundle.format import decode
-
-        return self.write(decode(bundle).credentials, progress)
 
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         data = encode_keygen(sec_tag, subject)

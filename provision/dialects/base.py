@@ -238,6 +238,26 @@ class SessionFactory(Protocol):
     def probe(self, transport: Transport, timeout: float) -> bool: ...
 
 
+class WritesDecodedBundles:
+    """For a session whose device takes credentials, not bundles (no SIGNED_BUNDLES): the
+    contract's `write_bundle` is `write` of the bundle's decoded set, and its capabilities
+    are its profile's (nothing a device announces narrows them)."""
+
+    profile: ClassVar[DialectProfile]
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.profile.capabilities
+
+    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+        raise NotImplementedError
+
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        from provision.bundle.format import decode
+
+        return self.write(decode(bundle).credentials, progress)
+
+
 def digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 

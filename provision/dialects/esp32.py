@@ -40,6 +40,7 @@ from provision.dialects.base import (
     Refusal,
     SlotInfo,
     WriteResult,
+    WritesDecodedBundles,
 )
 from provision.errors import DeviceError, InputError, PolicyError, ProvisionError
 from provision.transport.base import Transport, transport_clock
@@ -141,7 +142,7 @@ PROFILE = DialectProfile(
 )
 
 
-class Esp32Session:
+class Esp32Session(WritesDecodedBundles):
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
     CUT_RESYNC: ClassVar[bytes | None] = None  # whole lines only: nothing is ever cut
@@ -267,17 +268,8 @@ class Esp32Session:
 
     # -- writing
     @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.profile.capabilities
-
-    @property
     def bytes_sent(self) -> int:
         return int(self.link.bytes_sent)
-
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
-        from provision.bundle.format import decode
-
-        return self.write(decode(bundle).credentials, progress)
 
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         raise PolicyError(f"esp32: {CANNOT['keygen']}", code="esp32.no_keygen")

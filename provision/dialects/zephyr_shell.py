@@ -30,6 +30,7 @@ from provision.dialects.base import (
     Refusal,
     SlotInfo,
     WriteResult,
+    WritesDecodedBundles,
 )
 from provision.dialects.drive import Garbled as LineGarbled
 from provision.dialects.drive import retried
@@ -364,7 +365,7 @@ class Garbled(Exception):
 # The drive loop
 
 
-class ZephyrShellSession:
+class ZephyrShellSession(WritesDecodedBundles):
     """A conversation with a Zephyr shell that has the `cred` command."""
 
     name: ClassVar[str] = NAME
@@ -502,15 +503,6 @@ class ZephyrShellSession:
                 code="zephyr.not_pem",
             )
         return parse_get(out)
-
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.profile.capabilities
-
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
-        from provision.bundle.format import decode
-
-        return self.write(decode(bundle).credentials, progress)
 
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         self.keygen(sec_tag, subject)  # refuses every request: the shell has no keygen
