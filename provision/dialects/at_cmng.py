@@ -962,12 +962,19 @@ class AtCmngSession(WritesDecodedBundles):
         return seen
 
     def _delete_entry(self, sec_tag: int, nrf_type: int) -> None:
-        """Delete one entry; one whose delete was answered before (a reply lost, the
-        command sent again) is gone already, which is what was asked."""
+        """Send one delete, once: _clear_replaced lists afterwards and deletes again what is
+        still there, so that loop is the retry (at most 1 + retries sends per entry).
+        "Not found" is what was asked; silence or a reply the line garbled is left to the
+        listing to judge."""
         try:
-            self._request(encode_delete(sec_tag, nrf_type), f"AT%CMNG=3,{sec_tag},{nrf_type}")
+            self._request(
+                encode_delete(sec_tag, nrf_type), f"AT%CMNG=3,{sec_tag},{nrf_type}", attempts=1
+            )
+        except LinkError:
+            pass
         except DeviceError as err:
-            if err.code != "at.cme.513":
+            hints = {"at.error" if c is None else f"at.cme.{c}" for c in CORRUPTION_HINTS}
+            if err.code != "at.cme.513" and err.code not in hints:
                 raise
 
     def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:
