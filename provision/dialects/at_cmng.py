@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import difflib
 import hashlib
 import re
 from collections.abc import Callable, Container, Iterable, Iterator
@@ -110,9 +111,17 @@ CME_ERRORS: dict[int, str] = {
 }
 
 
+CME_NOT_FOUND = 513
 CME_MEMORY_FULL = 515
 # Replies that, to a command we built and checked, point at corruption on the line.
 CORRUPTION_HINTS = frozenset({None, 50, 527})
+
+
+def line_garbled(cme: int | None) -> bool:
+    """Whether an error reply to a command we built and checked points at the line, not the
+    modem: a corruption hint, or a code the modem does not have (`+CME ERROR: 5113` is a
+    513 with a byte duplicated; make soak, at-cmng seed 8593)."""
+    return cme in CORRUPTION_HINTS or cme not in CME_ERRORS
 
 
 def cme_message(code: int) -> str:
@@ -479,6 +488,10 @@ class Reply:
     lines: tuple[str, ...]  # information lines with the wanted prefix, in order
     ok: bool
     cme: int | None = None  # +CME ERROR code; None with ok=False means a plain ERROR
+    # Lines that look like a wanted line whose prefix the line garbled (`%CLNG: 42,1,…`):
+    # dropping one silently would make a listing short, and two listings short of the same
+    # entry would agree on a slot the modem holds (make soak, at-shell seed 3736).
+    near_misses: int = 0
 
 
 class ReplyReader:
@@ -498,6 +511,7 @@ class ReplyReader:
         self._in_quotes = False
         self._lines: list[str] = []
         self.ignored = 0
+        self.near_misses = 0
         self.overflows = 0  # lines longer than max_line, dropped
 
     def feed(self, data: bytes) -> Reply | None:
@@ -540,23 +554,47 @@ class ReplyReader:
         stripped = text.strip()
         if not stripped:
             return None
+        lines, near = tuple(self._lines), self.near_misses
         if stripped == FINAL_OK:
-            return Reply(tuple(self._lines), True)
+            return Reply(lines, True, near_misses=near)
         if stripped == "ERROR":
-            return Reply(tuple(self._lines), False)
+            return Reply(lines, False, near_misses=near)
         match = _CME.match(stripped)
         if match:
-            return Reply(tuple(self._lines), False, int(match.group(1)))
+            return Reply(lines, False, int(match.group(1)), near_misses=near)
         if stripped == self._echo:
             return None
         if self._prefix is not None and stripped.startswith(self._prefix):
             self._lines.append(text)
         else:
             self.ignored += 1
+            if self._prefix and near_miss(stripped, self._prefix):
+                self.near_misses += 1
         return None
 
 
-_LIST_LINE = re.compile(r'^%CMNG: ?(\d+), ?(\d+)(?:, ?"([0-9A-Fa-f]*)")?')
+def near_miss(line: str, prefix: str) -> bool:
+    """Whether `line` may be a `prefix` line the line garbled: its head differs from the
+    prefix in a byte or two, or the prefix's name appears later in it. A garbled echo of
+    the command (`AT%CMNF=1`) is not one: it carries no entry."""
+    if line.startswith("AT"):
+        return False
+    head = line[: len(prefix)]
+    if difflib.SequenceMatcher(None, head, prefix).ratio() >= NEAR_MISS_RATIO:
+        return True
+    name = prefix.strip("%+:# ")
+    return bool(name) and name in line
+
+
+# Of a 6-character prefix, four still in place: two bytes flipped, dropped or duplicated.
+NEAR_MISS_RATIO = 0.66
+
+
+# A whole line, so that two entries a lost line end ran together, or a digest with a
+# garbled character, are garbled replies and not an entry read as something else.
+_ENTRY_HEAD = r'%CMNG: ?(\d+), ?(\d+)(?:, ?"([0-9A-Fa-f]{64})")?'
+_LIST_LINE = re.compile(_ENTRY_HEAD + r"\s*$")
+_READ_LINE = re.compile(_ENTRY_HEAD + r', ?"([^"]*)"\s*$')
 
 
 @dataclass(frozen=True)
@@ -566,23 +604,24 @@ class CmngEntry:
     sha256: bytes | None
 
 
+def _entry(match: re.Match[str]) -> CmngEntry:
+    sha = match.group(3)
+    return CmngEntry(int(match.group(1)), int(match.group(2)), bytes.fromhex(sha) if sha else None)
+
+
 def parse_list_line(line: str) -> CmngEntry:
     match = _LIST_LINE.match(line.strip())
     if not match:
         raise DeviceError(f"unexpected %CMNG reply line: {line[:60]!r}", code="at.garbled")
-    sha = match.group(3)
-    digest = bytes.fromhex(sha) if sha and len(sha) == 64 else None
-    return CmngEntry(int(match.group(1)), int(match.group(2)), digest)
+    return _entry(match)
 
 
 def parse_read(line: str) -> tuple[CmngEntry, bytes]:
     """`%CMNG: <tag>,<type>,"<sha>","<content>"` → the entry and the content bytes."""
-    entry = parse_list_line(line)
-    parts = line.split('"')
-    # parts: [head, sha, ",", content, tail]
-    if len(parts) < 5:
+    match = _READ_LINE.match(line.strip())
+    if not match:
         raise DeviceError("a %CMNG read reply without content", code="at.garbled")
-    return entry, parts[3].encode("latin-1")
+    return _entry(match), match.group(4).encode("latin-1")
 
 
 def parse_keygen(line: str) -> bytes:
@@ -722,7 +761,7 @@ class AtCmngSession(WritesDecodedBundles):
         reply (or `parse(reply)`).
 
         A lost reply, a reply `parse` cannot read, or an error that to a command we built
-        and checked can only mean the line garbled it (CORRUPTION_HINTS) is a remote
+        and checked can only mean the line garbled it (line_garbled) is a remote
         protocol error: the line is resynchronised and the command sent again. Any other
         error reply is the modem's answer and is raised at once. At most 1 + retries sends.
         `what` names the command in errors (never key bytes)."""
@@ -737,11 +776,15 @@ class AtCmngSession(WritesDecodedBundles):
                 raise Garbled(reply)
             if not reply.ok:
                 error = _reply_error(what, reply)
-                if reply.cme in CORRUPTION_HINTS:
+                if line_garbled(reply.cme):
                     raise Garbled(error)
                 raise error
             if parse is None:
                 return reply
+            if reply.near_misses:
+                raise Garbled(
+                    DeviceError(f"{what}: a reply line arrived garbled", code="at.garbled")
+                )
             try:
                 return parse(reply)
             except DeviceError as err:
@@ -973,8 +1016,12 @@ class AtCmngSession(WritesDecodedBundles):
         except LinkError:
             pass
         except DeviceError as err:
-            hints = {"at.error" if c is None else f"at.cme.{c}" for c in CORRUPTION_HINTS}
-            if err.code != "at.cme.513" and err.code not in hints:
+            code = err.code or ""
+            if code.startswith("at.cme."):
+                cme = int(code.removeprefix("at.cme."))
+                if cme != CME_NOT_FOUND and not line_garbled(cme):
+                    raise
+            elif code not in ("at.error", "at.garbled"):
                 raise
 
     def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:

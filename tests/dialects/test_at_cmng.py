@@ -368,8 +368,24 @@ class Answering:
 
 @pytest.mark.parametrize(
     "reply",
-    [b"\r\n+CME ERROR: 527\r\n", b"\r\n%CMNG: garbled\r\nOK\r\n", b"\r\nERROR\r\n"],
-    ids=["corruption-hint", "unparsable-line", "bare-error"],
+    [
+        b"\r\n+CME ERROR: 527\r\n",
+        b"\r\n%CMNG: garbled\r\nOK\r\n",
+        b"\r\nERROR\r\n",
+        b"\r\n+CME ERROR: 5113\r\n",
+        b'\r\n%CLNG: 42,1,"' + b"AB" * 32 + b'"\r\nOK\r\n',
+        b'\r\n%CMNG: 42,1,"' + b"AB" * 32 + b'"%CMNG: 42,2\r\nOK\r\n',
+        b'\r\n%CMNG: 42,1,"' + b"AB" * 31 + b'XB"\r\nOK\r\n',
+    ],
+    ids=[
+        "corruption-hint",
+        "unparsable-line",
+        "bare-error",
+        "undocumented-code",
+        "garbled-prefix",
+        "two-entries-run-together",
+        "garbled-digest",
+    ],
 )
 def test_one_request_is_sent_at_most_retries_plus_one_times(reply):
     transport = LoopTransport(Answering(reply))
@@ -395,3 +411,48 @@ def test_reply_reader_memory_is_bounded_by_its_longest_line():
     assert reader.overflows >= 1
     reply = reader.feed(b"\r\n%CMNG: 1,0\r\nOK\r\n")
     assert reply is not None and reply.ok and reply.lines == ("%CMNG: 1,0",)
+
+
+A_SHA = "AB" * 32
+
+
+@pytest.mark.parametrize(
+    "line",
+    [f'%CLNG: 42,1,"{A_SHA}"', f'%CMG: 42,1,"{A_SHA}"', f'x%CMNG: 42,1,"{A_SHA}"', "%CMNG;42,1"],
+)
+def test_a_listing_line_with_a_garbled_prefix_is_a_near_miss_not_noise(line):
+    reader = ReplyReader(b"AT%CMNG=1\r\n", "%CMNG:")
+    reply = reader.feed(f'\r\n%CMNG: 42,0,"{A_SHA}"\r\n{line}\r\nOK\r\n'.encode())
+    assert reply is not None and reply.ok
+    assert reply.near_misses == 1 and len(reply.lines) == 1
+
+
+@pytest.mark.parametrize("line", ['+CEREG: 2,"0A"', "AT%CMNF=1", "\x00\xff garbage", "%XSIM: 1"])
+def test_urcs_noise_and_a_garbled_echo_are_not_near_misses(line):
+    reader = ReplyReader(b"AT%CMNG=1\r\n", "%CMNG:")
+    reply = reader.feed(f"\r\n{line}\r\n%CMNG: 42,0\r\nOK\r\n".encode("latin-1"))
+    assert reply is not None and reply.near_misses == 0 and reply.lines == ("%CMNG: 42,0",)
+
+
+def test_a_listing_that_arrived_garbled_once_is_read_again_not_trusted_short(device_set):
+    class GarbleFirstList(AtCmngModem):
+        lists = 0
+
+        def receive_data(self, data: bytes) -> bytes:
+            out = super().receive_data(data)
+            if data.startswith(b"AT%CMNG=1"):
+                self.lists += 1
+                if self.lists == 1:
+                    out = out.replace(b"%CMNG: 42,1", b"%CMOG: 42,1")
+            return out
+
+    modem = GarbleFirstList()
+    session, _, _ = open_session(modem)
+    session.write(device_set)
+    modem.lists = 0
+    assert [s.type for s in session.list() if s.sec_tag == 42] == [
+        SlotType.ROOT_CA,
+        SlotType.CLIENT_CERT,
+        SlotType.CLIENT_KEY,
+    ]
+    assert modem.lists == 2
