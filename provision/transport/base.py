@@ -60,8 +60,19 @@ class InterruptibleTransport:
         self._clock = transport_clock(inner)
 
     def __getattr__(self, name: str) -> object:
-        # clock(), baudrate, url…: whatever the drive loops look for on the real transport.
+        # clock(), url…: whatever the drive loops look for on the real transport.
         return getattr(self.inner, name)
+
+    @property
+    def baudrate(self) -> int | None:
+        return getattr(self.inner, "baudrate", None)
+
+    @baudrate.setter
+    def baudrate(self, rate: int) -> None:
+        # A session that switches the line rate must switch the port, not this wrapper: set
+        # here, `line run --fast-baud` moved the device to the new rate and left the port at
+        # the old one, and every session fell back.
+        self.inner.baudrate = rate  # type: ignore[attr-defined]
 
     def _check(self) -> None:
         if not self.interrupted():

@@ -404,8 +404,10 @@ def test_fast_baud_switches_each_device_that_offers_rates(station, jig, monkeypa
     real = NativeSession.switch_baud
 
     def spy(self, rate):  # type: ignore[no-untyped-def]
-        switched.append(real(self, rate))
-        return switched[-1]
+        rate = real(self, rate)
+        port = getattr(self.transport, "inner", self.transport)
+        switched.append(port.baudrate)  # the port's own rate, not what a wrapper says
+        return rate
 
     monkeypatch.setattr(NativeSession, "switch_baud", spy)
     fast, plain = jig(), jig("native", rates="")

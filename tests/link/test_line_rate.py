@@ -103,3 +103,17 @@ def test_fast_baud_on_the_command_line(cli) -> None:
     bad = cli(["device", "info", "-p", "sim://native", "--fast-baud", "fast"])
     assert bad.exit_code == 2  # a bad option value: a bad command line
     assert "--fast-baud 'fast'" in bad.output
+
+
+def test_the_switch_moves_the_port_itself_behind_the_lines_interrupt_wrapper() -> None:
+    from provision import device
+
+    # line run opens every device behind an InterruptibleTransport (its signals cut reads
+    # short): the new rate must reach the port under it, or the host stays at the old rate.
+    opened = device.open(
+        "sim://native?baud=115200", dialect="native", fast_baud=921600, interrupt=lambda: False
+    )
+    with opened:
+        port = opened.session.transport.inner  # type: ignore[attr-defined]
+        assert port.baudrate == port.runner.baud == 921600
+        assert opened.session.list() == []
