@@ -14,6 +14,7 @@ dialect. `device write`, `device keygen`, `line run` and library users all go th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -36,7 +37,13 @@ from provision.dialects.base import (
 )
 from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.trace import TraceLog, env_enabled
-from provision.transport.base import InterruptibleTransport, Transport, transport_clock
+from provision.transport.base import (
+    Interrupted,
+    InterruptibleTransport,
+    NoiseMeter,
+    Transport,
+    transport_clock,
+)
 from provision.urls import open_url
 
 if TYPE_CHECKING:
@@ -99,6 +106,9 @@ class Device:
     def __init__(self, session: DialectSession, url: str) -> None:
         self.session = session
         self.url = url
+        # Told, in one line, about a wait the operator did not ask for (the line clearing
+        # after a Ctrl-C); the CLI prints it on stderr.
+        self.notice: Callable[[str], None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -355,7 +365,17 @@ class Device:
     def __enter__(self) -> Device:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt | Interrupted):
+            # Cut short by the operator: let the line clear, so the next command finds the
+            # device listening, not busy with what this one had queued (best effort: a second
+            # Ctrl-C leaves at once).
+            settle = getattr(self.session, "settle", None)
+            if settle is not None:
+                if self.notice is not None:
+                    self.notice("interrupted: letting the line clear (Ctrl-C again to leave now)")
+                with contextlib.suppress(ProvisionError, OSError):
+                    settle()
         self.close()
 
 
@@ -385,10 +405,14 @@ def open(
         raise InputError("--retries must be 0 or more")
     names: Sequence[str] = AUTO_ORDER if dialect == "auto" else (dialect,)
     classes = [session_class(name) for name in names]  # an unknown name: before the port opens
-    transport: Transport = open_url(url, baud)
+    meter = NoiseMeter(open_url(url, baud))
+    transport: Transport = meter
     if interrupt is not None:
         transport = InterruptibleTransport(transport, interrupt)
     try:
+        # Answers still arriving from an earlier session (one cut short, a device that was
+        # retransmitting) would otherwise meet the probes.
+        drain_stale(transport)
         for name, cls in zip(names, classes, strict=True):
             if dialect == "auto" and not cls.probe(transport, timeout):
                 continue
@@ -401,6 +425,9 @@ def open(
             try:
                 session = cls(transport, timeout=timeout, retries=retries, trace=log)
             except LinkError as err:
+                hint = meter.speed_hint()
+                if hint and "--baud" not in err.message:
+                    raise LinkError(f"{err.message}: {hint}", code=err.code) from None
                 if dialect == "auto":
                     raise
                 # The commonest cause of silence from a named dialect is the wrong name.
@@ -418,7 +445,32 @@ def open(
     transport.close()
     # Nothing recognisable came back: a link failure (exit 8, "no answer"), not a device's
     # error reply.
+    tried = f"{url}: no known dialect answered (tried {', '.join(names)})"
+    for name, cls in zip(names, classes, strict=True):
+        recognises = getattr(cls, "recognises", None)
+        if recognises is not None and recognises(bytes(meter.sample)):
+            raise LinkError(
+                f"{tried}; {name} frames arrived, none answering its probe: the device may "
+                f"still be busy with an earlier session; try again, or name --dialect {name}"
+            )
+    hint = meter.speed_hint()
+    if hint:
+        raise LinkError(f"{tried}; {hint}")
     raise LinkError(
-        f"{url}: no known dialect answered (tried {', '.join(names)}): is a device on this "
-        "port, powered, at this --baud? If it is, name its --dialect"
+        f"{tried}: is a device on this port, powered, at this --baud? If it is, name its --dialect"
     )
+
+
+# How long bytes already waiting at open may keep coming before the probes go ahead anyway.
+STALE_LIMIT = 1.0
+
+
+def drain_stale(transport: Transport) -> None:
+    """Discard what is already waiting on the port, until the line is quiet (at most
+    STALE_LIMIT s). Nothing waiting costs one read that returns at once."""
+    if not transport.read(4096, 0.0):
+        return
+    clock = transport_clock(transport)
+    deadline = clock() + STALE_LIMIT
+    while clock() < deadline and transport.read(4096, 0.05):
+        pass

@@ -83,7 +83,7 @@ def _open(
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
     with status(opening_status(port, dialect)):
-        return device_mod.open(
+        dev = device_mod.open(
             port,
             dialect=dialect,
             baud=baud,
@@ -92,6 +92,8 @@ def _open(
             trace=trace,
             fast_baud=parse_fast_baud(fast_baud),
         )
+    dev.notice = lambda text: typer.echo(text, err=True)
+    return dev
 
 
 def parse_fast_baud(value: str | None) -> int | str | None:

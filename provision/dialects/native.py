@@ -152,6 +152,11 @@ _FEATURE_CAPABILITY = {
 }
 
 
+# The longest an interrupted session waits for the line to clear (1 KB frames, a window of
+# them at 1200 baud would be a minute: past this, the next command's retries take over).
+SETTLE_LIMIT = 15.0
+
+
 class NativeSession:
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
@@ -198,9 +203,18 @@ class NativeSession:
         deadline = clock() + min(timeout, 1.0)
         while (left := deadline - clock()) > 0:
             data = transport.read(4096, left)
-            if any(isinstance(f.message, m.HelloInfo) for f in link.receive_data(data)):
+            # Any frame that passes its CRC is this protocol: a HELLO_INFO, or a device
+            # still answering an earlier session's frames (the session's HELLO retries
+            # wait for it), never a shell's or a modem's text.
+            if link.receive_data(data):
                 return True
         return False
+
+    @staticmethod
+    def recognises(data: bytes) -> bool:
+        """Whether `data` holds a frame of this protocol that passes its CRC (what `auto`
+        reports when the probe got frames but no HELLO_INFO)."""
+        return bool(HostLink().receive_data(data))
 
     # -- IO helpers
     def _write(self, data: bytes) -> float:
@@ -434,6 +448,23 @@ class NativeSession:
             with contextlib.suppress(ProvisionError):
                 self._set_rate(self._opened_at_baud)
         self.transport.close()
+
+    def settle(self, limit: float = SETTLE_LIMIT) -> None:
+        """After an exchange cut short (Ctrl-C): drop what the port has not sent yet, end a
+        cut frame, and wait until what is already on the line has reached the device and its
+        answers have stopped (at most `limit` s). Without this, at 1200 baud the next
+        command's probe met a device still reading seconds of this one's DATA frames."""
+        discard = getattr(self.transport, "discard_output", None)
+        if callable(discard):
+            discard()
+        self._write(b"\x00")
+        deadline = self.clock() + limit
+        on_line_until = min(self._line_free, deadline)
+        quiet = max(0.05, 64 * self.byte_time)  # a reply's worth of silence
+        while (now := self.clock()) < deadline:
+            wait = on_line_until - now if now < on_line_until else quiet
+            if not self.transport.read(4096, max(wait, 0.0)) and now >= on_line_until:
+                return
 
     def transport_baud(self) -> int | None:
         return getattr(self.transport, "baudrate", None)

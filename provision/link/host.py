@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from provision.errors import DeviceError, PolicyError, ProvisionError, StoreFull
 from provision.link import framing
 from provision.link import messages as m
+from provision.transport.base import SPEED_HINT
 
 HOST_MAX_PAYLOAD = 1024
 
@@ -34,7 +35,7 @@ class HostLink:
         """What a "no answer" error should suggest: noise without a frame points at --baud."""
         if self.undecoded_bytes:
             # No count in the text: `line run` repeats a notice only when its reason changes.
-            return "bytes arrived but no frame decoded: is the line speed right (--baud)?"
+            return f"bytes arrived but no frame decoded: {SPEED_HINT}"
         return "is a device on this port?"
 
     def next_seq(self) -> int:

@@ -221,6 +221,7 @@ class SimRunner:
         *,
         baud: int | None = DEFAULT_BAUD,
         faults: FaultPlan | None = None,
+        line_max: float = float("inf"),
     ) -> None:
         self.kind = kind
         self.baud = baud
@@ -232,7 +233,9 @@ class SimRunner:
         self.byte_time = 10.0 / baud if baud else 0.0
         self.boot_baud = baud
         self.host_baud = baud  # the host's port; bytes between unequal rates are garbled
-        self.line_max = float("inf")  # fastest rate the cable/bridge carries intact
+        # Fastest rate the cable/bridge carries intact: known before the boot banner is sent,
+        # which crosses the same cable.
+        self.line_max = line_max
         # Served over TCP, nothing tells the runner the host's rate: it follows the device's.
         # The in-process transport (and a pty whose termios the pump reads) sets it instead.
         self.host_follows = True
@@ -515,19 +518,17 @@ def build_runner(
             raise InputError(f"sim option baud={raw!r} must be 0 (no pacing) or more")
     elif baud is None:
         baud = clock_baud_default
-    line_max = opts.pop("line_max", None)
+    raw_line_max = opts.pop("line_max", None)
+    try:
+        line_max = float(int(raw_line_max)) if raw_line_max else float("inf")
+    except ValueError:
+        raise InputError(f"sim option line_max={raw_line_max!r} is not a number") from None
     faults = FaultPlan.from_options(opts)
     for key in FAULT_KEYS:
         opts.pop(key, None)
     store = open_store(prof, flash)
     ctx = SimContext(kind, store, prof, opts, faults.seed)
-    runner = SimRunner(kind, ctx, baud=baud, faults=faults)
-    if line_max:
-        try:
-            runner.line_max = int(line_max)
-        except ValueError:
-            raise InputError(f"sim option line_max={line_max!r} is not a number") from None
-    return runner
+    return SimRunner(kind, ctx, baud=baud, faults=faults, line_max=line_max)
 
 
 def open_sim_transport(url: str, baud: int | None = None) -> SimTransport:

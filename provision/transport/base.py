@@ -42,7 +42,70 @@ class Interrupted(Exception):
 _INTERRUPT_SLICE = 0.1
 
 
-class InterruptibleTransport:
+class TransportWrapper:
+    """A transport around another. What the drive loops look for beyond the contract
+    (clock(), url, discard_output…) is the port's, and so is the line rate: set on a wrapper
+    that kept it for itself, `line run --fast-baud` moved the device and not the port."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    @property
+    def baudrate(self) -> int | None:
+        return getattr(self.inner, "baudrate", None)
+
+    @baudrate.setter
+    def baudrate(self, rate: int) -> None:
+        self.inner.baudrate = rate  # type: ignore[attr-defined]
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        return self.inner.read(max_bytes, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# What a line-based device sends: printable ASCII, line ends, tabs, VT100 escapes.
+_TEXT = bytes(range(0x20, 0x7F)) + b"\t\r\n\x1b"
+SPEED_HINT = "is the line speed right (--baud)?"
+
+
+class NoiseMeter(TransportWrapper):
+    """Counts the bytes read that are not text. A UART reading a sender at another rate
+    makes most bytes into ones with the high bit set and no line ends, so a line dialect
+    that times out amid such bytes was not met by silence: the error should say --baud."""
+
+    SAMPLE = 4096
+
+    def __init__(self, inner: Transport) -> None:
+        super().__init__(inner)
+        self.received = 0
+        self.noise = 0
+        # The first bytes read, for a dialect to recognise its own (binary) frames in.
+        self.sample = bytearray()
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        data = self.inner.read(max_bytes, timeout)
+        self.received += len(data)
+        self.noise += len(data.translate(None, _TEXT))
+        if len(self.sample) < self.SAMPLE:
+            self.sample += data[: self.SAMPLE - len(self.sample)]
+        return data
+
+    def speed_hint(self) -> str | None:
+        """The hint for a "no answer" error, when what arrived was mostly not text."""
+        if self.received >= 8 and 2 * self.noise >= self.received:
+            return f"bytes arrived but nothing in them decoded: {SPEED_HINT}"
+        return None
+
+
+class InterruptibleTransport(TransportWrapper):
     """`inner`, but every read and write first asks `interrupted()` and raises Interrupted
     when it says so; a long read waits in slices, so a signal cuts a step short at 1200 baud
     instead of waiting for it. Writes are not split: a text dialect's line goes out whole,
@@ -54,25 +117,10 @@ class InterruptibleTransport:
     the cut frame."""
 
     def __init__(self, inner: Transport, interrupted: Callable[[], bool]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.interrupted = interrupted
         self.resync: bytes | None = None
         self._clock = transport_clock(inner)
-
-    def __getattr__(self, name: str) -> object:
-        # clock(), url…: whatever the drive loops look for on the real transport.
-        return getattr(self.inner, name)
-
-    @property
-    def baudrate(self) -> int | None:
-        return getattr(self.inner, "baudrate", None)
-
-    @baudrate.setter
-    def baudrate(self, rate: int) -> None:
-        # A session that switches the line rate must switch the port, not this wrapper: set
-        # here, `line run --fast-baud` moved the device to the new rate and left the port at
-        # the old one, and every session fell back.
-        self.inner.baudrate = rate  # type: ignore[attr-defined]
 
     def _check(self) -> None:
         if not self.interrupted():
@@ -95,6 +143,3 @@ class InterruptibleTransport:
             data = self.inner.read(max_bytes, max(0.0, min(left, _INTERRUPT_SLICE)))
             if data or left <= _INTERRUPT_SLICE:
                 return data
-
-    def close(self) -> None:
-        self.inner.close()

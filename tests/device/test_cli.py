@@ -245,3 +245,49 @@ def test_write_psk_items_like_bundle_pack(cli, port, tmp_path) -> None:
     assert "00112233445566778899aabbccddeeff" not in r.output
     r = cli(["device", "write", "--port", port])
     assert r.exit_code == ExitCode.USAGE and "give one of" in r.output
+
+
+def test_a_write_cut_short_by_ctrl_c_leaves_the_line_clear_for_the_next_command(
+    cli, creds, tmp_path
+) -> None:
+    # At 2400 baud a native write queues seconds of DATA frames; cut short, they still
+    # reach the device after the host has gone, and the next command's probes met a device
+    # busy reading them ("no known dialect answered"). The interrupted host lets the line
+    # clear before it exits.
+    import signal
+
+    sim, port = _start(["sim", "--pty", "--baud", "2400", "--flash", str(tmp_path / "s.flash")])
+    provision = str(Path(sys.executable).with_name("provision"))
+    try:
+        write = subprocess.Popen(
+            [
+                provision,
+                "device",
+                "write",
+                "--port",
+                port,
+                "--baud",
+                "2400",
+                "--trace",
+                "--dialect",
+                "native",
+                *map(str, items(creds)),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        assert write.stderr is not None
+        for line in write.stderr:  # the trace: Ctrl-C once the first DATA frame is sent
+            if " tx " in line and " DATA " in line:
+                break
+        write.send_signal(signal.SIGINT)
+        _, err = write.communicate(timeout=60)
+        assert write.returncode == ExitCode.INTERRUPTED, err
+        assert "letting the line clear" in err and "Traceback" not in err
+        r = cli(["device", "info", "--port", port, "--baud", "2400", "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["dialect"] == "native"
+    finally:
+        sim.terminate()
+        sim.wait(10)

@@ -284,6 +284,56 @@ def test_noise_without_frames_points_at_the_baud_rate(run) -> None:
     assert "arrived but no frame decoded" in line and "--baud" in line
 
 
+@pytest.mark.parametrize("dialect", ["zephyr-shell", "at-shell", "auto"])
+def test_a_text_device_at_another_line_speed_points_at_the_baud_rate(run, dialect) -> None:
+    # The cable carries 9600 baud intact, the device talks at 115200: its banner and echo
+    # arrive as bytes with the high bit set and no line ends, which is not silence.
+    kind = "zephyr-shell" if dialect == "auto" else dialect
+    result = run("device", "info", "--port", f"sim://{kind}?baud=115200&line_max=9600",
+                 "--dialect", dialect, "--timeout", "0.3", "--retries", "1")  # fmt: skip
+    line = assert_clean_failure(result, None, ExitCode.LINK)
+    assert "nothing in them decoded" in line and "--baud" in line
+
+
+def test_a_silent_text_device_is_not_blamed_on_the_baud_rate(run) -> None:
+    # An nRF91 modem without echo says nothing to garbled commands: nothing arrived.
+    result = run("device", "info", "--port", "sim://at-cmng?baud=115200&line_max=9600",
+                 "--dialect", "at-cmng", "--timeout", "0.3", "--retries", "1")  # fmt: skip
+    line = assert_clean_failure(result, None, ExitCode.LINK)
+    assert "--baud" not in line.split("(")[0] and "nothing in them decoded" not in line
+
+
+def test_text_and_native_frames_are_not_line_noise() -> None:
+    from provision.dialects.native import NativeSession
+    from provision.link import messages as m
+    from provision.link.host import HostLink
+    from provision.transport.base import NoiseMeter
+
+    class Canned:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, max_bytes: int, timeout: float) -> bytes:
+            out, self.data = self.data[:max_bytes], self.data[max_bytes:]
+            return out
+
+        def write(self, data: bytes) -> None: ...
+
+        def close(self) -> None: ...
+
+    text = NoiseMeter(Canned(b"\x1b[1;32muart:~$ \x1b[m\r\n*** Booting Zephyr OS ***\r\n"))
+    text.read(4096, 0)
+    assert text.speed_hint() is None
+    garbled = NoiseMeter(Canned(bytes(b ^ 0xA5 for b in b"*** Booting Zephyr OS ***\r\n")))
+    garbled.read(4096, 0)
+    assert garbled.speed_hint() is not None and "--baud" in garbled.speed_hint()
+    link = HostLink()
+    frame = link.frame(m.Hello(m.PROTOCOL_VERSION, 512), link.next_seq())
+    assert NativeSession.recognises(b"\x13\x37\x00" + frame) and not NativeSession.recognises(
+        bytes(b ^ 0xA5 for b in frame)
+    )
+
+
 def test_silence_still_asks_whether_a_device_is_there() -> None:
     from provision.link.host import HostLink
 
