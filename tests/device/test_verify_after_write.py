@@ -67,3 +67,14 @@ def test_a_write_the_device_confirmed_is_not_listed_again() -> None:
     )
     assert Device(session, "loop").provision(SET).verified  # type: ignore[arg-type]
     assert session.listings == 0
+
+
+def test_two_listings_garbled_alike_do_not_make_a_digest_nobody_wrote_the_report() -> None:
+    # The verify fails (every listing garbled); the report's first two listings are
+    # garbled alike: they agree on a digest of neither the old nor the new content, which
+    # takes a third agreeing listing to be believed.
+    session = ListsWrongly(bad=VERIFY_READS + 2)
+    with pytest.raises(VerifyFailed) as failed:
+        Device(session, "loop").provision(SET)  # type: ignore[arg-type]
+    assert "the device holds the whole new set" in failed.value.message
+    assert session.listings == VERIFY_READS + 4
