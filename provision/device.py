@@ -84,6 +84,9 @@ class ProvisionReport:
     bytes_sent: int
     seconds: float
     verified: bool
+    # Copies of this set's content the line made the device store under a key nobody named
+    # (a garbled command header), found after the write and deleted.
+    strays_deleted: tuple[SlotKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,11 +185,11 @@ class Device:
         atomic = Capability.ATOMIC_COMMIT in self.capabilities
         # Without an atomic commit a failed write may leave part of the set: what the
         # tags held before is what "old" means in the report after a failure.
-        before = None
+        before_all = None
         if not atomic:
             try:
                 # None: no two listings agreed; the report then cannot say "old".
-                before = self._held_agreed(credentials.sec_tags)
+                before_all = self._listing_agreed()
             except ProvisionError as err:
                 err.message = f"{err.message}; nothing written"
                 err.args = (err.message,)
@@ -196,11 +199,13 @@ class Device:
                 result = self.session.write_bundle(bundle, progress)
             else:
                 result = self.session.write(credentials, progress)
+            strays: tuple[SlotKey, ...] = ()
             if not result.confirmed:
-                self._verify_written(credentials)
+                after = self._verify_written(credentials)
+                strays = self._delete_strays(credentials, before_all, after)
         except ProvisionError as err:
             if not atomic:
-                report = self._after_failed_write(credentials, before)
+                report = self._after_failed_write(credentials, before_all)
                 err.message = f"{err.message}; {report}"
                 err.args = (err.message,)
             raise
@@ -212,21 +217,44 @@ class Device:
             bytes_sent=result.bytes_sent,
             seconds=result.seconds,
             verified=True,
+            strays_deleted=strays,
         )
 
-    def _held(self, sec_tags: Sequence[int]) -> dict[SlotKey, bytes | None]:
-        """What the device holds in `sec_tags`: (sec_tag, slot) → its digest."""
-        return {k: v for k, v in self._listing().items() if k[0] in sec_tags}
+    def _delete_strays(
+        self,
+        credentials: CredentialSet,
+        before: dict[SlotKey, bytes | None] | None,
+        after: dict[SlotKey, bytes | None],
+    ) -> tuple[SlotKey, ...]:
+        """Delete what a garbled command header stored under a key nobody named: an entry
+        that was not on the device before the write, is not one the set writes, and holds
+        exactly content of this set (a private key among them). AT carries no checksum, so
+        `AT%CMNG=0,42,…` can arrive as `AT%CMNG=0,4,…` and be answered OK. Without a
+        believed listing from before the write nothing is deleted; a key a garbled listing
+        made up is not on the device, and deleting it changes nothing (not reported)."""
+        if before is None:
+            return ()
+        forms = {k: digest(v) for k, v in self.profile.stored_forms(credentials).items()}
+        ours = set(forms.values())
+        deleted = []
+        for key, found in sorted(after.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
+            if key in forms or key in before or found is None or found not in ours:
+                continue
+            try:
+                self.session.delete(key[0], key[1])
+            except ProvisionError:
+                continue
+            deleted.append(key)
+        return tuple(deleted)
 
     def _listing(self) -> dict[SlotKey, bytes | None]:
         return {(s.sec_tag, s.type): s.sha256 for s in self.session.list()}
 
-    def _held_agreed(
+    def _listing_agreed(
         self,
-        sec_tags: Sequence[int],
         expected: Callable[[dict[SlotKey, bytes | None]], bool] | None = None,
     ) -> dict[SlotKey, bytes | None] | None:
-        """`_held`, believed when two readings in a row agree (a text link's listing has no
+        """`_listing`, believed when two readings in a row agree (a text link's listing has no
         checksum: a garbled line can drop an entry or its digest); None after VERIFY_READS
         readings without agreement. A reading that `expected` finds surprising (a digest
         of neither the old nor the new content) is believed when three in a row agree."""
@@ -240,34 +268,52 @@ class Device:
             readings.append(self._listing())
             if readings[-1] != readings[-2]:
                 continue
-            held = {k: v for k, v in readings[-1].items() if k[0] in sec_tags}
-            if expected is None or expected(held):
-                return held
+            if expected is None or expected(readings[-1]):
+                return readings[-1]
             if len(readings) >= 3 and readings[-3] == readings[-1]:
-                return held
+                return readings[-1]
         return None
 
     def _after_failed_write(
-        self, credentials: CredentialSet, before: dict[SlotKey, bytes | None] | None
+        self, credentials: CredentialSet, before_all: dict[SlotKey, bytes | None] | None
     ) -> str:
         """What the device holds after a write failed, in words: the old set, the new set,
         or each slot of the set's tags as new, old or missing, with the dialect's
         guarantee. Reading the device again is best effort: it may be what just failed."""
         new = {k: digest(v) for k, v in self.profile.stored_forms(credentials).items()}
+        tags = credentials.sec_tags
+        before = None if before_all is None else _in_tags(before_all, tags)
         known = before or {}
 
-        def expected(held: dict[SlotKey, bytes | None]) -> bool:
+        def expected(listing: dict[SlotKey, bytes | None]) -> bool:
+            held = _in_tags(listing, tags)
             return all(v is None or v in (new.get(k), known.get(k)) for k, v in held.items())
 
         try:
-            held = self._held_agreed(credentials.sec_tags, expected)
+            listing = self._listing_agreed(expected)
         except ProvisionError:
-            held = None
-        if held is None:
+            listing = None
+        if listing is None:
             return (
                 "the device may hold a partial set (reading it back failed too: run "
                 f"`provision device list`); {self.dialect} guarantees: {self.profile.guarantee}"
             )
+        held = _in_tags(listing, tags)
+        try:
+            strays = self._delete_strays(credentials, before_all, listing)
+        except ProvisionError:
+            strays = ()
+        if strays:
+            # The words after the state, so that the state reads as before.
+            return f"{self._held_words(new, before, held)}; {strays_words(strays)}"
+        return self._held_words(new, before, held)
+
+    def _held_words(
+        self,
+        new: dict[SlotKey, bytes],
+        before: dict[SlotKey, bytes | None] | None,
+        held: dict[SlotKey, bytes | None],
+    ) -> str:
         if before is not None and held == before:
             return "the device still holds its old set"
         if before is None:
@@ -298,17 +344,16 @@ class Device:
             f"guarantees: {self.profile.guarantee}); write the set again"
         )
 
-    def _verify_written(self, credentials: CredentialSet) -> None:
-        """The device's digests against the set just written. A text link's listing can be
-        garbled once (AT and shells carry no checksum): a mismatch is read again before it
-        is believed; reading changes nothing on the device."""
-        report = self.verify(credentials)
-        for _ in range(VERIFY_READS - 1):
+    def _verify_written(self, credentials: CredentialSet) -> dict[SlotKey, bytes | None]:
+        """The device's digests against the set just written; the listing that matched. A
+        text link's listing can be garbled once (AT and shells carry no checksum): a
+        mismatch is read again before it is believed; reading changes nothing."""
+        for _ in range(VERIFY_READS):
+            listing = self._listing()
+            report = self._compare(credentials, listing)
             if report.ok:
-                return
-            report = self.verify(credentials)
-        if not report.ok:
-            raise VerifyFailed(f"verify after write failed: {report.mismatches[0]}")
+                return listing
+        raise VerifyFailed(f"verify after write failed: {report.mismatches[0]}")
 
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         """PolicyError for a keygen request this device cannot do; sends nothing that
@@ -364,16 +409,20 @@ class Device:
 
     def verify(self, credentials: CredentialSet) -> VerifyReport:
         """Compare the device's digests with the digests of what this dialect stores."""
-        on_device = {(s.sec_tag, s.type): s for s in self.session.list()}
+        return self._compare(credentials, self._listing())
+
+    def _compare(
+        self, credentials: CredentialSet, on_device: dict[SlotKey, bytes | None]
+    ) -> VerifyReport:
         mismatches: list[str] = []
         # A dialect that merges slots (several root_ca in one nRF91 entry) or keeps one out
         # of its store (key_password as the client_key's passwd) says what each key holds.
         for key, form in self.profile.stored_forms(credentials).items():
             found = on_device.get(key)
             where = f"sec_tag {key[0]} {key[1].label}"
-            if found is None:
+            if key not in on_device:
                 mismatches.append(f"{where}: missing on device")
-            elif found.sha256 is not None and found.sha256 != digest(form):
+            elif found is not None and found != digest(form):
                 mismatches.append(f"{where}: digest differs")
         return VerifyReport(tuple(mismatches))
 
@@ -477,6 +526,17 @@ def open(
     raise LinkError(
         f"{tried}: is a device on this port, powered, at this --baud? If it is, name its --dialect"
     )
+
+
+def _in_tags(
+    listing: dict[SlotKey, bytes | None], sec_tags: Sequence[int]
+) -> dict[SlotKey, bytes | None]:
+    return {k: v for k, v in listing.items() if k[0] in sec_tags}
+
+
+def strays_words(strays: Sequence[SlotKey]) -> str:
+    where = ", ".join(f"sec_tag {tag} {slot.label}" for tag, slot in strays)
+    return f"deleted a copy of this set's content the line had stored under {where}"
 
 
 # How long bytes already waiting at open may keep coming before the probes go ahead anyway.

@@ -375,7 +375,12 @@ def write(
         "seconds": round(result.seconds, 4),
         "verified": True,
         "findings": [f.to_json() for f in findings],
+        "strays_deleted": [
+            {"sec_tag": tag, "slot": slot.label} for tag, slot in result.strays_deleted
+        ],
     }
+    if result.strays_deleted:
+        typer.echo(f"warning: {device_mod.strays_words(result.strays_deleted)}", err=True)
     if json_out:
         print_json(out)
         return

@@ -456,3 +456,30 @@ def test_a_listing_that_arrived_garbled_once_is_read_again_not_trusted_short(dev
         SlotType.CLIENT_KEY,
     ]
     assert modem.lists == 2
+
+
+class GarblesOneHeader(AtCmngModem):
+    """A line that turns the first `AT%CMNG=0,42,2` into `AT%CMNG=0,4,2`: the modem stores
+    the key under tag 4 and answers OK (AT carries no checksum)."""
+
+    garbled = False
+
+    def receive_data(self, data: bytes) -> bytes:
+        if not self.garbled and data.startswith(b"AT%CMNG=0,42,2,"):
+            self.garbled = True
+            data = b"AT%CMNG=0,4,2," + data[len(b"AT%CMNG=0,42,2,") :]
+        return super().receive_data(data)
+
+
+def test_a_key_the_line_stored_under_another_tag_is_deleted_and_said(device_set, pki_material):
+    modem = GarblesOneHeader()
+    session, _, _ = open_session(modem)
+    # The owner's own copy of the same root under tag 43, there before: not a stray.
+    session.write(
+        CredentialSet.of([Slot(43, SlotType.ROOT_CA, Encoding.PEM, pki_material["root_pem"])])
+    )
+    report = Device(session, "loop").provision(device_set)
+    assert modem.garbled and report.strays_deleted == ((4, SlotType.CLIENT_KEY),)
+    held = {(s.sec_tag, s.type) for s in session.list()}
+    assert (4, SlotType.CLIENT_KEY) not in held and (43, SlotType.ROOT_CA) in held
+    assert {(42, t) for t in (SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY)} <= held
