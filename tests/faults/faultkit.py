@@ -161,9 +161,14 @@ def check_truth(out: Outcome, bound_s: float) -> str:
     assert out.seconds <= bound_s, f"{out.where}: took {out.seconds:.1f} s (virtual)"
     # A command header the line garbled can make a modem store a credential under another
     # tag or type (AT has no checksum; the zephyr driver sees the shell say so and deletes
-    # it, at-cmng's OK does not say where): such strays are counted, not checked here.
+    # it, at-cmng's OK does not say where): such strays are counted.
     tags = {k[0] for k in new}
     strays = {k for k in out.held if k[0] not in tags}
+    # What a write ends with success has no copy of its own content left under another
+    # tag (the job deletes such strays after the write); after a failure the listing that
+    # would find them may have failed too.
+    ours = {k for k in strays if out.held[k] in set(new.values())}
+    assert not (out.error is None and ours), f"{out.where}: success leaves our content at {ours}"
     held = {k: v for k, v in out.held.items() if k not in strays}
     extra = set(held) - set(new)
     if extra:
