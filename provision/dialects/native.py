@@ -152,6 +152,9 @@ _FEATURE_CAPABILITY = {
 }
 
 
+# A HELLO_INFO's size on the wire, about (the firmware string and rate list vary).
+PROBE_ANSWER_BYTES = 96
+
 # The longest an interrupted session waits for the line to clear (1 KB frames, a window of
 # them at 1200 baud would be a minute: past this, the next command's retries take over).
 SETTLE_LIMIT = 15.0
@@ -199,8 +202,13 @@ class NativeSession:
         link = HostLink()
         clock = transport_clock(transport)
         hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
-        transport.write(b"\x00" + link.frame(hello, link.next_seq()))
-        deadline = clock() + min(timeout, 1.0)
+        frame = b"\x00" + link.frame(hello, link.next_seq())
+        transport.write(frame)
+        # A second of patience, plus the exchange's own line time: at 1200 baud HELLO and
+        # its answer take most of a second on the wire.
+        baud = getattr(transport, "baudrate", None)
+        wire = (len(frame) + PROBE_ANSWER_BYTES) * 10.0 / baud if baud else 0.0
+        deadline = clock() + min(timeout, 1.0) + wire
         while (left := deadline - clock()) > 0:
             data = transport.read(4096, left)
             # Any frame that passes its CRC is this protocol: a HELLO_INFO, or a device

@@ -285,7 +285,7 @@ def test_a_write_cut_short_by_ctrl_c_leaves_the_line_clear_for_the_next_command(
         _, err = write.communicate(timeout=60)
         assert write.returncode == ExitCode.INTERRUPTED, err
         assert "letting the line clear" in err and "Traceback" not in err
-        r = cli(["device", "info", "--port", port, "--baud", "2400", "--json"])
+        r = cli(["device", "info", "--port", port, "--baud", "2400", "--timeout", "4", "--json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["dialect"] == "native"
     finally:
