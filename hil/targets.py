@@ -120,8 +120,9 @@ class Target:
             line = self.lines.pop(name, None)
             if line:
                 line.close()
-            qmp = self.qmp.pop(name, None) if self.spec.get("flash") == "guest" else None
-            self.qmp.pop(name, None)
+            qmp = self.qmp.pop(name, None)
+            if self.spec.get("flash") != "guest":
+                qmp = None  # nothing of the board's to save: it is in a host file
             for proc in self.processes.pop(name, []):
                 if qmp and proc.poll() is None:
                     try:
@@ -204,7 +205,6 @@ class Target:
         _wait_listening(port, proc)
         return f"socket://127.0.0.1:{port}"
 
-    # -- a store in the emulated chip's own flash (flash = "guest")
     def _qmp_args(self, instance: str) -> list[str]:
         """A QMP socket per instance: the suite reads registers (rated_line) and saves a
         guest flash (stop) through it."""
@@ -213,6 +213,7 @@ class Target:
         self.qmp[instance] = qmp
         return ["-qmp", f"unix:{qmp},server=on,wait=off"]
 
+    # -- a store in the emulated chip's own flash (flash = "guest")
     def _guest_flash_args(self, instance: str, flash: Path, elf: Path) -> list[str]:
         """Put the saved store back into the chip's flash at boot (stop() saves it through
         QMP). QEMU 7.2's microbit has no block backend for its flash (the NVMC model keeps
