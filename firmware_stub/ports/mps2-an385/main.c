@@ -24,9 +24,10 @@
 /* The line rate: BAUDDIV = PCLK / baud, an integer of at least 16 (Cortex-M System Design Kit
  * TRM, ARM DDI 0479C, APB UART); PCLK is the AN385 image's 25 MHz system clock (QEMU's
  * hw/arm/mps2.c gives the UART the same SYSCLK_FRQ). Offered: the standard rates whose
- * nearest divisor lands within 2.5 % (half of the ~5 % an 8N1 receiver sampling mid-bit
- * tolerates in all): 115200 (217, +0.01 %), 230400 (109, -0.45 %), 460800 (54, +0.47 %),
- * 921600 (27, +0.47 %), 1000000 (25, 0), 1500000 (17, -1.96 %); 2000000 would need 12.5. */
+ * nearest divisor lands within 2.5 %, about half of the 4.6 % an 8N1 receiver sampling
+ * mid-bit tolerates in all (docs/firmware-stub.md): 115200 (217, +0.01 %), 230400 (109,
+ * -0.45 %), 460800 (54, +0.47 %), 921600 (27, +0.47 %), 1000000 (25, 0), 1500000 (17,
+ * -1.96 %); 2000000 would need 12.5. */
 #define PCLK_HZ 25000000u
 #define BOOT_BAUD 115200u
 #define BAUDDIV_OF(baud) ((PCLK_HZ + (baud) / 2u) / (baud))

@@ -53,11 +53,12 @@
 /* The line rate: BAUDRATE takes one of the values its table lists (nRF51 RM v3.0, UART,
  * BAUDRATE register; the nRF52840 PS lists the same values for its UART and, for each, the
  * rate the 16 MHz clock actually gives). Offered: the standard rates at or above the boot
- * rate whose actual rate lands within 2.5 % (half of the ~5 % an 8N1 receiver sampling mid-bit
- * tolerates in all): 115200 (0x01D7E000, actual 115942, +0.64 %), 230400 (0x03AFB000,
- * 231884, +0.64 %), 460800 (0x075F7000, 470588, +2.1 %), 921600 (0x0EBED000, 941176,
- * +2.1 %), 1000000 (0x10000000, exact). The nRF52 build runs UARTE0 in UART mode (ENABLE 4),
- * so these values, not UARTE's (0x01D60000 for 115200...), apply there too. */
+ * rate whose actual rate lands within 2.5 %, about half of the 4.6 % an 8N1 receiver
+ * sampling mid-bit tolerates in all (docs/firmware-stub.md): 115200 (0x01D7E000, actual
+ * 115942, +0.64 %), 230400 (0x03AFB000, 231884, +0.64 %), 460800 (0x075F7000, 470588,
+ * +2.1 %), 921600 (0x0EBED000, 941176, +2.1 %), 1000000 (0x10000000, exact). The nRF52 build
+ * runs UARTE0 in UART mode (ENABLE 4), so these values, not UARTE's (0x01D60000 for
+ * 115200...), apply there too. */
 #define BOOT_BAUD 115200u
 static const uint32_t RATES[] = {115200u, 230400u, 460800u, 921600u, 1000000u};
 static const uint32_t BAUDRATE_OF[] = {0x01D7E000u, 0x03AFB000u, 0x075F7000u, 0x0EBED000u,
