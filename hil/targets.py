@@ -10,14 +10,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 import tomllib
+import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ class Target:
     processes: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
     boots: int = 0
     qmp: dict[str, Path] = field(default_factory=dict)  # instance -> QEMU's QMP socket
+    lines: dict[str, PtyLine] = field(default_factory=dict)  # instance -> its pty line
 
     @property
     def power_cut(self) -> bool:
@@ -113,7 +117,12 @@ class Target:
         names = [instance] if instance is not None else list(self.processes)
         failed: TargetUnavailable | None = None
         for name in names:
+            line = self.lines.pop(name, None)
+            if line:
+                line.close()
             qmp = self.qmp.pop(name, None)
+            if self.spec.get("flash") != "guest":
+                qmp = None  # nothing of the board's to save: it is in a host file
             for proc in self.processes.pop(name, []):
                 if qmp and proc.poll() is None:
                     try:
@@ -188,6 +197,7 @@ class Target:
             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
             "-semihosting-config", "enable=on,target=native," + ",".join(args),
         ]  # fmt: skip
+        cmd += self._qmp_args(instance)
         if guest:
             cmd += self._guest_flash_args(instance, flash, elf)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -195,56 +205,141 @@ class Target:
         _wait_listening(port, proc)
         return f"socket://127.0.0.1:{port}"
 
-    # -- a store in the emulated chip's own flash (flash = "guest")
-    def _guest_flash_args(self, instance: str, flash: Path, elf: Path) -> list[str]:
-        """Put the saved store back into the chip's flash at boot, and open a QMP socket to
-        save it at stop. QEMU 7.2's microbit has no block backend for its flash (the NVMC
-        model keeps it in a ROM device), so the region goes in with the generic loader and
-        out with QMP memsave. The loader must name the CPU (the flash is in the SoC's own
-        address space, not in system memory), which also sets the PC to the load address: a
-        second loader sets it back to the image's entry point (after the CPU's reset has
-        taken SP from the vector table)."""
+    def _qmp_args(self, instance: str) -> list[str]:
+        """A QMP socket per instance: the suite reads registers (rated_line) and saves a
+        guest flash (stop) through it."""
         qmp = self.workdir / f"{self.name}-{instance}.qmp"
         qmp.unlink(missing_ok=True)
         self.qmp[instance] = qmp
+        return ["-qmp", f"unix:{qmp},server=on,wait=off"]
+
+    # -- a store in the emulated chip's own flash (flash = "guest")
+    def _guest_flash_args(self, instance: str, flash: Path, elf: Path) -> list[str]:
+        """Put the saved store back into the chip's flash at boot (stop() saves it through
+        QMP). QEMU 7.2's microbit has no block backend for its flash (the NVMC model keeps
+        it in a ROM device), so the region goes in with the generic loader and out with QMP
+        memsave. The loader must name the CPU (the flash is in the SoC's own address space,
+        not in system memory), which also sets the PC to the load address: a second loader
+        sets it back to the image's entry point (after the CPU's reset has taken SP from the
+        vector table)."""
         entry = struct.unpack_from("<I", elf.read_bytes(), 0x18)[0]  # e_entry, Thumb bit set
         base = int(self.spec["flash_base"])
         return [
-            "-qmp", f"unix:{qmp},server=on,wait=off",
             "-device", f"loader,file={flash},addr={base:#x},force-raw=on,cpu-num=0",
             "-device", f"loader,addr={entry:#x},cpu-num=0",
         ]  # fmt: skip
 
+    def read_register(self, instance: str, address: int) -> int:
+        """A 32-bit word of the instance's address space as its CPU sees it (QMP `xp`): a
+        peripheral register read-back, without the firmware's help."""
+        qmp = self.qmp.get(instance)
+        if qmp is None:
+            raise TargetUnavailable(f"{self.name} instance {instance} has no QMP socket")
+        reply = _qmp(qmp, [("human-monitor-command", {"command-line": f"xp /1wx {address:#x}"})])
+        return int(str(reply[-1]).split(":")[1].split()[0], 16)
+
+    # -- a line with a rate (CHANGE_BAUD)
+    def rated_line(self, instance: str = "baud") -> str:
+        """A URL of a device instance whose port has a line rate, so a host may switch it
+        (socket:// has none): the simulator with its line model at 115200 baud; the posix
+        stub and QEMU on their TCP port behind a pty (PtyLine: the host's termios changes,
+        the bytes pass unpaced, as QEMU's chardev does not pace them either); a board on its
+        serial port."""
+        launch = self.spec["launch"]
+        if launch == "sim":
+            url = self.spec["url"].replace("baud=0", "baud=115200")
+            return f"{url}&flash={self.flash_path(instance)}"
+        if launch == "none":
+            assert self.url
+            if "://" in self.url:
+                raise TargetUnavailable(f"{self.url} has no line rate to switch")
+            return self.url
+        url = self.start(instance=instance)
+        line = PtyLine(url)
+        self.lines[instance] = line
+        return line.path
+
     def _save_guest_flash(self, qmp: Path, instance: str, proc: subprocess.Popen[bytes]) -> None:
         """Write the chip's store region to the instance's flash file, then end QEMU."""
         try:
-            with socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(10)
-                sock.connect(str(qmp))
-                stream = sock.makefile("rwb")
-                stream.readline()  # the greeting
-                for command, arguments in (
-                    ("qmp_capabilities", {}),
-                    ("memsave", {
-                        "val": int(self.spec["flash_base"]),
-                        "size": int(self.spec["flash_size"]),
-                        "filename": str(self.flash_path(instance)),
-                        "cpu-index": 0,
-                    }),
-                    ("quit", {}),
-                ):  # fmt: skip
-                    stream.write(json.dumps({"execute": command, "arguments": arguments}).encode())
-                    stream.write(b"\n")
-                    stream.flush()
-                    while True:
-                        reply = json.loads(stream.readline() or b"{}")
-                        if "error" in reply:
-                            raise TargetUnavailable(f"QMP {command}: {reply['error']}")
-                        if "return" in reply or not reply:
-                            break
+            _qmp(qmp, [
+                ("memsave", {
+                    "val": int(self.spec["flash_base"]),
+                    "size": int(self.spec["flash_size"]),
+                    "filename": str(self.flash_path(instance)),
+                    "cpu-index": 0,
+                }),
+                ("quit", {}),
+            ])  # fmt: skip
             proc.wait(timeout=5)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as err:
+        except (TargetUnavailable, subprocess.TimeoutExpired) as err:
             raise TargetUnavailable(f"could not save the flash of {self.name} ({err})") from err
+
+
+def _qmp(path: Path, commands: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Run QMP commands on QEMU's socket; their returns, in order."""
+    results = []
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(path))
+            stream = sock.makefile("rwb")
+            stream.readline()  # the greeting
+            for command, arguments in [("qmp_capabilities", {}), *commands]:
+                stream.write(json.dumps({"execute": command, "arguments": arguments}).encode())
+                stream.write(b"\n")
+                stream.flush()
+                while True:
+                    reply = json.loads(stream.readline() or b"{}")
+                    if "error" in reply:
+                        raise TargetUnavailable(f"QMP {command}: {reply['error']}")
+                    if "return" in reply or not reply:  # no reply: QEMU quit
+                        results.append(reply.get("return"))
+                        break
+    except (OSError, ValueError) as err:
+        raise TargetUnavailable(f"QMP on {path}: {err}") from err
+    return results[1:]
+
+
+class PtyLine:
+    """A pty whose far end is joined to a device's socket:// URL, byte for byte: the host
+    opens `path` as a serial port (so it has a rate to set, as on a board's USB serial).
+    The bridge keeps its own handle on the pty's device end, so the host may close and
+    reopen it."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("socket://").rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self._stop_r, self._stop_w = os.pipe()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        sock = self.sock.fileno()
+        while True:
+            ready, _, _ = select.select([self.master, sock, self._stop_r], [], [])
+            if self._stop_r in ready:
+                return
+            try:
+                if self.master in ready:
+                    self.sock.sendall(os.read(self.master, 4096))
+                if sock in ready:
+                    data = self.sock.recv(4096)
+                    if not data:
+                        return
+                    os.write(self.master, data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        os.write(self._stop_w, b"x")
+        self.thread.join(timeout=5)
+        self.sock.close()
+        for fd in (self.master, self.slave, self._stop_r, self._stop_w):
+            os.close(fd)
 
 
 def _free_port() -> int:

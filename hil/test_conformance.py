@@ -6,17 +6,19 @@ import hashlib
 import os
 import random
 import shutil
+from typing import cast
 
 import pytest
 
 import provision.device
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from provision.dialects.base import BaudSwitchingSession
 from provision.errors import DeviceError, InputError, PolicyError, ProvisionError
 from provision.link import messages as m
 
 from .raw import RawLink
-from .targets import Target
+from .targets import Target, TargetUnavailable
 
 ROOT_CA, CLIENT_CERT, CLIENT_KEY, PSK = (
     SlotType.ROOT_CA,
@@ -339,6 +341,64 @@ def test_transfer_resumes_after_the_link_drops(
         second.request(m.Delete(m.DeleteScope.ALL, 0, 0, m.DELETE_ALL_GUARD))
     finally:
         second.close()
+
+
+# --- line rate (CHANGE_BAUD) -------------------------------------------------------------------
+
+
+def test_fast_baud_session_switches_and_keeps_working(target: Target, hil_timeout: float) -> None:
+    """--fast-baud on a port with a line rate: every rate the device offers is switched to
+    and confirmed by HELLO there (a device left behind at the old rate fails that HELLO and
+    the session falls back, which the check on `baud` catches); the session works at it and
+    switches back. Under QEMU, whose chardev does not pace bytes, the UART's rate register
+    is read back after each switch and compared with the chip's documented value."""
+    try:
+        url = target.rated_line("baud")
+    except TargetUnavailable as err:
+        pytest.skip(str(err))
+    try:
+        with provision.device.open(url, dialect="native", baud=115200, timeout=hil_timeout) as dev:
+            details = dev.info().details
+            if "baud" not in details["features"]:
+                pytest.skip(f"target {target.name} does not advertise BAUD in HELLO")
+            rates = sorted(details["baud_rates"])
+            wipe_all(dev)
+        assert 115200 in rates
+
+        def register() -> int | None:
+            if "baud_register" not in target.spec:
+                return None
+            return target.read_register("baud", int(target.spec["baud_register"]))
+
+        def documented(rate: int) -> int | None:
+            values = target.spec.get("baud_values")
+            return None if values is None else int(values[str(rate)])
+
+        cs = device_set(seed=91)
+        with provision.device.open(
+            url, dialect="native", baud=115200, fast_baud="auto", timeout=hil_timeout
+        ) as dev:
+            assert dev.info().details["baud"] == rates[-1]
+            assert register() == documented(rates[-1])
+            dev.write(cs)
+            assert listing(dev) == expected(cs)
+            assert dev.verify(cs).ok
+            session = cast("BaudSwitchingSession", dev.session)
+            for rate in [*rates[:-1], 115200]:
+                assert session.switch_baud(rate) == rate
+                assert register() == documented(rate)
+                assert listing(dev) == expected(cs)
+        # The session left the device at the rate the next one opens at.
+        with provision.device.open(url, dialect="native", baud=115200, timeout=hil_timeout) as dev:
+            assert register() == documented(115200)
+            assert listing(dev) == expected(cs)
+            wipe_all(dev)
+        with pytest.raises(PolicyError, match="cannot switch to 300 baud"):
+            provision.device.open(
+                url, dialect="native", baud=115200, fast_baud=300, timeout=hil_timeout
+            )
+    finally:
+        target.stop("baud")
 
 
 # --- restarts and power cuts -----------------------------------------------------------------

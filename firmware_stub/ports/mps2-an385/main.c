@@ -21,6 +21,25 @@
 #define CTRL_TX_EN 0x1u
 #define CTRL_RX_EN 0x2u
 
+/* The line rate: BAUDDIV = PCLK / baud, an integer of at least 16 (Cortex-M System Design Kit
+ * TRM, ARM DDI 0479C, APB UART); PCLK is the AN385 image's 25 MHz system clock (QEMU's
+ * hw/arm/mps2.c gives the UART the same SYSCLK_FRQ). Offered: the standard rates whose
+ * nearest divisor lands within 2.5 %, about half of the 4.6 % an 8N1 receiver sampling
+ * mid-bit tolerates in all (docs/firmware-stub.md): 115200 (217, +0.01 %), 230400 (109,
+ * -0.45 %), 460800 (54, +0.47 %), 921600 (27, +0.47 %), 1000000 (25, 0), 1500000 (17,
+ * -1.96 %); 2000000 would need 12.5. */
+#define PCLK_HZ 25000000u
+#define BOOT_BAUD 115200u
+#define BAUDDIV_OF(baud) ((PCLK_HZ + (baud) / 2u) / (baud))
+#define BAUD_OUT(baud) (PCLK_HZ / BAUDDIV_OF(baud))
+#define BAUD_OK(baud)                                                                          \
+    (BAUDDIV_OF(baud) >= 16u &&                                                                \
+     (BAUD_OUT(baud) > (baud) ? BAUD_OUT(baud) - (baud) : (baud) - BAUD_OUT(baud)) * 40u <= (baud))
+static const uint32_t RATES[] = {115200u, 230400u, 460800u, 921600u, 1000000u, 1500000u};
+_Static_assert(BAUD_OK(115200u) && BAUD_OK(230400u) && BAUD_OK(460800u) && BAUD_OK(921600u) &&
+                   BAUD_OK(1000000u) && BAUD_OK(1500000u) && !BAUD_OK(2000000u),
+               "every rate offered within 2.5 % (2000000 is not)");
+
 #define STUB_FLASH_SIZE (3u * 8u * FLASH_PAGE_SIZE) /* two 32 KB banks + 32 KB staging */
 #define FIRMWARE "provision-stub 0.1 mps2-an385"
 
@@ -39,14 +58,30 @@ void board_power_off(void)
     }
 }
 
+/* CHANGE_BAUD, once its OK is in the transmitter. The UART has a one-byte TX buffer and a
+ * shift register, and STATE shows only the buffer: after it empties, the last byte still
+ * takes 10 bit times (10 x BAUDDIV PCLK cycles; a loop turn is at least one) to leave at
+ * the old rate before the divisor may change. */
+static uint32_t set_baud(void *ctx, uint32_t baud)
+{
+    (void)ctx;
+    uint32_t div = UART_BAUDDIV;
+    while (UART_STATE & STATE_TX_FULL) {
+    }
+    for (uint32_t i = 10u * div; i; i--)
+        __asm__ volatile("nop");
+    UART_BAUDDIV = BAUDDIV_OF(baud);
+    return (PCLK_HZ + div / 2u) / div; /* the rate the register held */
+}
+
 static uint8_t uid[8] = {'m', 'p', 's', '2', 0, 0, 0, 1};
 static void on_reset(void *ctx);
 static const proto_port PORT = {uart_put, NULL, on_reset, NULL, uid, sizeof uid, FIRMWARE, NULL};
 
 static void on_reset(void *ctx)
 {
-    (void)ctx;
-    proto_init(&PORT); /* a warm restart: RAM state gone, flash kept */
+    set_baud(ctx, BOOT_BAUD); /* a restart: the UART back at its boot rate (after the OK) */
+    proto_init(&PORT);        /* a warm restart: RAM state gone, flash kept */
 }
 
 static long parse_long(const char *s)
@@ -87,10 +122,11 @@ int main(void)
             t = saved ? end + 1 : end;
         }
     }
-    UART_BAUDDIV = 16;
+    UART_BAUDDIV = BAUDDIV_OF(BOOT_BAUD);
     UART_CTRL = CTRL_TX_EN | CTRL_RX_EN;
     if (flash_semihost_open(flash_path, STUB_FLASH_SIZE, cut_after) != 0)
         board_power_off();
+    proto_set_baud_port(RATES, sizeof RATES / sizeof RATES[0], set_baud);
     proto_init(&PORT);
     for (;;) {
         if (UART_STATE & STATE_RX_FULL) {
