@@ -7,7 +7,7 @@ Measures over TCP 127.0.0.1, median of N runs each:
   handshake  TLS_CHECK round trip against an in-process `provision testserver` (TLS 1.2)
 and the posix binary's size with and without mbedTLS (plus the shared libraries it loads).
 These are host figures (x86-64); the modelled times are for a Cortex-M class device, so the
-ratio says how far apart they are, not that the model is wrong.
+ratio says how far apart they are: bench_mcu_crypto.py measures the same paths on Cortex-M.
 
     .venv/bin/python bench/bench_stub_crypto.py [--runs 10]
 """
@@ -33,6 +33,7 @@ from provision.pki.certs import cert_pem
 from provision.pki.keys import serialize_private_key
 from provision.pki.signing import sign_digest
 from provision.sim.profile import PROFILES
+from provision.tls.device_check import check_on_device
 from provision.tls.material import TLSMaterial
 from provision.tls.server import TestServer
 
@@ -83,15 +84,9 @@ def binary_sizes() -> None:
             print(f"  + {Path(path).name} .text {text.stdout.splitlines()[1].split()[0]} B")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
-    args = parser.parse_args()
-    if not Path("/usr/include/mbedtls/x509_csr.h").exists():
-        print("bench_stub_crypto: libmbedtls-dev not installed (apt install libmbedtls-dev)")
-        return 0
+def measure(runs: int) -> dict[str, float]:
+    """Median ms of KEYGEN, the signature check and TLS_CHECK on the posix stub (built here)."""
     subprocess.run(["make", "-s", "-C", str(STUB), "posix"], check=True)
-    profile = PROFILES["default"]
     root = create_root_ca("Bench Root")
     skey, scert = root.issue_server(["localhost", "127.0.0.1"])
     ckey, ccert = root.issue_client("bench-device")
@@ -119,29 +114,44 @@ def main() -> int:
         proc, url = start_stub(workdir, "plain")
         procs.append(proc)
         with provision.device.open(url, dialect="native") as dev:
-            keygen = median_ms(args.runs, lambda: dev.keygen(7, "bench"))
+            keygen = median_ms(runs, lambda: dev.keygen(7, "bench"))
             dev.write(creds)
-            session = dev.session
             handshake = median_ms(
-                args.runs,
-                lambda: session.tls_check(
-                    42, "localhost", server.port, tls_version=None, timeout=5
-                ),
+                runs, lambda: check_on_device(dev, "localhost", server.port, 42, timeout=5)
             )
-            unsigned = median_ms(args.runs, lambda: dev.write(creds))
+            unsigned = median_ms(runs, lambda: dev.write(creds))
         proc, url = start_stub(workdir, "signed", "--signer", str(signer_pub))
         procs.append(proc)
         bundle = bundle_format.encode_signed(
             creds, lambda digest: bundle_format.BundleSignature(*sign_digest(signer, digest))
         )
         with provision.device.open(url, dialect="native") as dev:
-            signed = median_ms(args.runs, lambda: dev.write_bundle(bundle))
+            signed = median_ms(runs, lambda: dev.write_bundle(bundle))
     finally:
         server.close()
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=5)
-    verify = signed - unsigned
+    return {
+        "keygen": keygen,
+        "verify": signed - unsigned,
+        "signed": signed,
+        "unsigned": unsigned,
+        "handshake": handshake,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    if not Path("/usr/include/mbedtls/x509_csr.h").exists():
+        print("bench_stub_crypto: libmbedtls-dev not installed (apt install libmbedtls-dev)")
+        return 0
+    profile = PROFILES["default"]
+    got = measure(args.runs)
+    keygen, verify, handshake = got["keygen"], got["verify"], got["handshake"]
+    signed, unsigned = got["signed"], got["unsigned"]
     print(f"device-side crypto, posix stub with mbedTLS (median of {args.runs})")
     modelled = f"modelled {profile.keygen_ms:6.1f} ms  ratio {keygen / profile.keygen_ms:.2f}"
     print(f"  keygen     {keygen:7.1f} ms   {modelled}")

@@ -26,7 +26,9 @@
 #ifndef HEAP_BYTES
 #define HEAP_BYTES (64 * 1024)
 #endif
-#define RUNS 3
+#ifndef RUNS
+#define RUNS 3 /* each measurement, for a median */
+#endif
 
 #if defined(BOARD_MPS2)
 /* CMSDK APB timer 0 (ARM DDI 0479C §4.4), clocked by the AN385's 25 MHz system clock. */
