@@ -124,11 +124,18 @@ def derive_cpi(tarball: str | None) -> dict[str, float]:
         shares = ", ".join(
             f"{kind} {count / mix.instructions:.1%}" for kind, count in mix.classes.most_common(6)
         )
+        # The trace must hold what the timer counted (it also holds the start-up before it).
+        said = dict(line.split(" ", 1) for line in mix.console.splitlines() if " " in line)
+        hz = int(said["timer_hz"])
+        timed = insns(int(said["total_since_timer_start"]), hz)
+        if not timed <= mix.instructions <= timed * 1.01:
+            raise SystemExit(f"{target.board}: traced {mix.instructions:,}, timer {timed:,.0f}")
         refill = 2.0 if target.core == "m4" else 0.0
         cpi[name] = mix.cpi(refill)
         band = f"{mix.cpi(1.0):.2f}-{mix.cpi(3.0):.2f}" if target.core == "m4" else "-"
         print(
-            f"  {target.board:<11} {mix.instructions:>12,} instructions  CPI {cpi[name]:.2f}"
+            f"  {target.board:<11} {mix.instructions:>12,} instructions traced"
+            f" ({timed:,.0f} after the timer started)  CPI {cpi[name]:.2f}"
             f" (refill 1-3: {band})  {time.perf_counter() - start:.0f} s\n    {shares}"
         )
     return cpi

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _INSN = re.compile(r"^0x([0-9a-f]+):\s+((?:[0-9a-f]{4} ?)+)\s+(\S+)\s*(.*)$")
@@ -38,6 +40,7 @@ class Mix:
     classes: Counter[str] = field(default_factory=Counter)
     cycles_fixed: float = 0.0  # everything but the refills of taken branches
     refills: int = 0  # taken branches (each 1+P on the M4; P fixed at 2 on the M0)
+    console: str = ""  # what the program wrote on semihosting (QEMU's stderr)
 
     def cycles(self, refill: float) -> float:
         return self.cycles_fixed + self.refills * refill
@@ -71,9 +74,9 @@ def _classify(mnemonic: str, operands: str) -> tuple[str, int]:
         return "ldst", 0
     if m in ("bl",):
         return "bl", 0
-    if m in ("b", "bx", "blx") or m in ("cbz", "cbnz"):
+    if m in ("b", "bx", "blx"):
         return "branch", 0
-    if m.startswith("b") and m[1:] in _COND:
+    if m in ("cbz", "cbnz") or (m.startswith("b") and m[1:] in _COND):
         return "bcond", 0
     if m in ("tbb", "tbh"):
         return "table", 0
@@ -92,19 +95,27 @@ def _classify(mnemonic: str, operands: str) -> tuple[str, int]:
 
 def analyse(cmd: list[str], core: str) -> Mix:
     """Run QEMU with its block log on a pipe and price every executed instruction."""
+    mix = Mix()
+    with tempfile.TemporaryFile("w+") as console:
+        proc = subprocess.Popen(
+            [*cmd, "-d", "in_asm,exec,nochain", "-D", "/dev/stdout"],
+            stdout=subprocess.PIPE, stderr=console, text=True, bufsize=1 << 20,
+        )  # fmt: skip
+        assert proc.stdout
+        _consume(proc.stdout, mix, core == "m0")
+        proc.wait()
+        console.seek(0)
+        mix.console = console.read()
+    return mix
+
+
+def _consume(log: Iterable[str], mix: Mix, m0: bool) -> None:
     # Keyed by QEMU's host address of the translated block: a block at one guest address may
     # be translated again shorter (icount's instruction budget), and both stay in use.
-    blocks: dict[int, list[tuple[str, int, int, int]]] = {}
+    blocks: dict[int, list[tuple[str, int, int, int]]] = {}  # (class, regs, address, size)
     pending: list[tuple[str, int, int, int]] = []
-    mix = Mix()
-    last: tuple[list[tuple[str, int, int, int]], int] | None = None
-    m0 = core == "m0"
-    proc = subprocess.Popen(
-        [*cmd, "-d", "in_asm,exec,nochain", "-D", "/dev/stdout"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1 << 20,
-    )  # fmt: skip
-    assert proc.stdout
-    for line in proc.stdout:
+    last: list[tuple[str, int, int, int]] | None = None
+    for line in log:
         if line.startswith("0x"):
             got = _INSN.match(line)
             if got:
@@ -121,18 +132,13 @@ def analyse(cmd: list[str], core: str) -> Mix:
                 blocks[host] = pending
             pending = []
             if last is not None:
-                _price_end(mix, last[0], pc, m0)
-            block = blocks.get(host)
-            if block is None:
-                last = None
-                continue
-            _price(mix, block, m0)
-            last = (block, pc)
+                _price_end(mix, last, pc, m0)
+            last = blocks.get(host)
+            if last is not None:
+                _price(mix, last, m0)
             continue
-        if line.startswith("IN:") or line.startswith("----"):
+        if line.startswith(("IN:", "----")):
             pending = []
-    proc.wait()
-    return mix
 
 
 def _price(mix: Mix, block: list[tuple[str, int, int, int]], m0: bool) -> None:

@@ -311,6 +311,8 @@ int main(void)
         out(piece);
     }
     out("\n");
+    /* Everything since the timer started, for a trace to be checked against. */
+    out_u32("total_since_timer_start", timer_now());
     out(failed ? "result fail\n" : "result ok\n");
     semihost(SH_EXIT, (void *)(uintptr_t)(failed ? 0x20023u : SH_STOPPED_APP_EXIT));
     for (;;) {
