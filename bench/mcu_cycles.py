@@ -95,21 +95,23 @@ def _classify(mnemonic: str, operands: str) -> tuple[str, int]:
 
 def analyse(cmd: list[str], core: str) -> Mix:
     """Run QEMU with its block log on a pipe and price every executed instruction."""
-    mix = Mix()
     with tempfile.TemporaryFile("w+") as console:
         proc = subprocess.Popen(
             [*cmd, "-d", "in_asm,exec,nochain", "-D", "/dev/stdout"],
             stdout=subprocess.PIPE, stderr=console, text=True, bufsize=1 << 20,
         )  # fmt: skip
         assert proc.stdout
-        _consume(proc.stdout, mix, core == "m0")
+        mix = price_log(proc.stdout, core)
         proc.wait()
         console.seek(0)
         mix.console = console.read()
     return mix
 
 
-def _consume(log: Iterable[str], mix: Mix, m0: bool) -> None:
+def price_log(log: Iterable[str], core: str) -> Mix:
+    """Price a QEMU `-d in_asm,exec,nochain` log for `core` ("m0" or "m4")."""
+    mix = Mix()
+    m0 = core == "m0"
     # Keyed by QEMU's host address of the translated block: a block at one guest address may
     # be translated again shorter (icount's instruction budget), and both stay in use.
     blocks: dict[int, list[tuple[str, int, int, int]]] = {}  # (class, regs, address, size)
@@ -139,6 +141,7 @@ def _consume(log: Iterable[str], mix: Mix, m0: bool) -> None:
             continue
         if line.startswith(("IN:", "----")):
             pending = []
+    return mix
 
 
 def _price(mix: Mix, block: list[tuple[str, int, int, int]], m0: bool) -> None:
@@ -168,12 +171,11 @@ def _price(mix: Mix, block: list[tuple[str, int, int, int]], m0: bool) -> None:
             mix.cycles_fixed += 2
         elif kind == "div":
             mix.cycles_fixed += 7
-        elif kind == "mul":
-            mix.cycles_fixed += 1
+        elif kind == "bcond":
+            pass  # priced once the next block shows whether it was taken (_price_end)
         else:
             mix.cycles_fixed += 1
         prev_single = kind == "ldst"
-    # bcond is priced when the next block shows whether it was taken (_price_end).
 
 
 def _price_end(mix: Mix, block: list[tuple[str, int, int, int]], next_pc: int, m0: bool) -> None:
