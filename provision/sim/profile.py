@@ -31,11 +31,12 @@ class DeviceProfile:
     # Device-side crypto, mbedTLS 2.28.3 as the posix stub runs it (bench/bench_mcu_crypto.py):
     # instructions counted under QEMU (-icount) on the profile's core, x the CPI the Cortex-M
     # timing tables give for that instruction mix (bench/mcu_cycles.py), / the chip's clock.
-    # Here an nRF52840 (Cortex-M4F, 64 MHz, nRF52840 PS v1.7): 25.8 M instructions each for
-    # KEYGEN and for the first verify after boot, CPI 1.82 (1.63-2.01 as a taken branch costs
-    # 2-4 cycles); later verifies, which reuse the comb table, 18.7 M (530 ms). Was 150 / 40.
-    verify_ms: float = 730.0  # ECDSA P-256 verify of a signed bundle (the first after boot)
-    keygen_ms: float = 730.0  # P-256 key generation, CSR built and signed, key as PEM
+    # Here an nRF52840 (Cortex-M4F, 64 MHz, nRF52840 Product Specification v1.7): 25.8 M
+    # instructions each for KEYGEN and for the first verify after boot, CPI 1.70 (1.52-1.88
+    # as a taken branch costs 2-4 cycles): 683 and 684 ms; later verifies, which reuse the
+    # comb table, 18.7 M (497 ms). Was 150 / 40.
+    verify_ms: float = 680.0  # ECDSA P-256 verify of a signed bundle (the first after boot)
+    keygen_ms: float = 680.0  # P-256 key generation, CSR built and signed, key as PEM
     boot_ms: float = 50.0  # from power-on until bytes are received again
 
     def with_options(self, **overrides: Any) -> DeviceProfile:
@@ -57,12 +58,12 @@ PROFILES: dict[str, DeviceProfile] = {
         rx_buffer=1024,
         program_us_per_byte=10.0,
         erase_ms=85.0,
-        # An nRF51822 (Cortex-M0, 16 MHz, nRF51822 PS v3.4) running the same mbedTLS code:
-        # 44.9 M instructions for KEYGEN, 44.7 M for the first verify (32.4 M later: 3.3 s),
-        # CPI 1.64 with the single-cycle multiplier (a chip with the 32-cycle one: ~2.7).
-        # bench/bench_mcu_crypto.py; was 150 / 40 like the default.
-        keygen_ms=4600.0,
-        verify_ms=4600.0,
+        # An nRF51822 (Cortex-M0, 16 MHz, nRF51822 Product Specification) running the same
+        # mbedTLS code: 44.9 M instructions for KEYGEN, 44.7 M for the first verify (32.4 M
+        # later: 3.1 s), CPI 1.55 with the single-cycle multiplier (the 32-cycle one: ~2.6):
+        # 4,365 and 4,344 ms. bench/bench_mcu_crypto.py; was 150 / 40 like the default.
+        keygen_ms=4400.0,
+        verify_ms=4300.0,
     ),
     # An ESP32 module: 4 MB of flat NOR flash (two "banks" of 2 MB), 4 KB sectors erased in
     # some 45 ms each (W25Q32 datasheet, typical); the ROM and stub buffer a whole packet.
