@@ -254,5 +254,4 @@ def create(ctx: SimContext) -> AtShellDevice:
         options_from_strings(modem, AtCmngOptions),
     )
     check_modem_options(device.modem.options)
-    device.modem._keygen_s = ctx.profile.keygen_ms / 1e3
     return device
