@@ -10,14 +10,17 @@ on SQLite, a row lock on PostgreSQL), so several threads, processes or stations 
 one registry.
 
 Group commit: claims and records from this process's threads (a line's ports) that arrive
-while another commit is in progress, or while the write lock is held by another station, go
-in one transaction together. The leader takes the write lock first and only then the queue,
-so the longer other stations hold the lock, the larger the group. The group's claims are one
-statement, its serials one counter update, its released claims one statement; its rows are
-chained here, under the lock, and inserted together with one chain-head update. On
-PostgreSQL these statements are pipelined: three round trips per group, whatever its size.
-A device's own refusal (claimed elsewhere, claim lost) fails only that device; one fsync then
-makes the others' writes durable, and each caller returns only after that commit.
+while another commit is in progress, or while another station holds the write lock, go in
+one transaction together, and each caller returns only after that commit made its write
+durable. A group's leader locks the chain head first and takes the queue after, so the group
+grows while other stations hold the lock. The group's claims are one statement (a stale claim
+taken over in it), its released claims one statement, its rows chained here under the lock
+and inserted with one chain-head update; on PostgreSQL the statements are pipelined, and
+claims commit in groups of their own that never wait for the chain head. A device's own
+refusal (claimed elsewhere, claim lost) fails only that device.
+
+Serials: the high bits come from one counter row, which each process reserves a block of at a
+time (`_SerialPool`), so stations' claims do not queue on it.
 """
 
 from __future__ import annotations
