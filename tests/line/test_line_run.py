@@ -121,6 +121,36 @@ def test_device_that_failed_midway_is_retried_cleanly(station, tmp_path: Path) -
         assert reg.verify().ok and reg.claims() == []
 
 
+def test_a_device_that_stops_answering_at_its_listing_is_recorded_failed(
+    station, tmp_path: Path
+) -> None:
+    """The listing runs while the claim commits: once the claim is won, a listing that
+    failed is a failed attempt like any other (recorded, claim released)."""
+    # The device answers the session's HELLO, then goes silent within the LIST.
+    cfg = station(["sim://native?seed=21&silent_after=20"])
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"failed": 1}
+    assert outcomes[0].error_code.startswith("link")
+    with open_registry(cfg.registry) as reg:
+        (row,) = reg.history(outcomes[0].device_id)
+        assert row.result is Result.FAILED and row.error_code == outcomes[0].error_code
+        assert reg.claims() == [] and reg.verify().ok
+
+
+def test_a_stop_during_the_listing_gives_the_claim_back(station, jig, monkeypatch) -> None:
+    from provision.transport.base import Interrupted
+
+    def cut(self):  # type: ignore[no-untyped-def]
+        raise Interrupted("interrupted by the operator")
+
+    monkeypatch.setattr(provision.device.Device, "list", cut)
+    cfg = station([jig()])
+    _summary, outcomes = _run(cfg, limit=1)
+    assert outcomes == []
+    with open_registry(cfg.registry) as reg:
+        assert reg.claims() == [] and reg.count() == 0
+
+
 def test_device_held_by_another_station_is_left_alone(station, jig) -> None:
     port = jig()
     cfg = station([port])
