@@ -17,7 +17,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from provision.bundle.model import SlotType
 from provision.device import Device, DeviceInfo, SlotInfo
@@ -121,6 +121,9 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class StationContext:
     cfg: StationConfig
@@ -134,13 +137,14 @@ class StationContext:
     # own thread, one after the other).
     background: Executor | None = None
 
-    def claim_later(self, device_id: str) -> Future[Claim]:
+    def later(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """`fn(*args, **kwargs)` on the background executor (or now, without one)."""
         if self.background is not None:
-            return self.background.submit(self.registry.claim, device_id, self.cfg.station)
-        done: Future[Claim] = Future()
+            return self.background.submit(fn, *args, **kwargs)
+        done: Future[T] = Future()
         try:
-            done.set_result(self.registry.claim(device_id, self.cfg.station))
-        except RegistryError as err:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as err:
             done.set_exception(err)
         return done
 
@@ -184,7 +188,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         return outcome(Status.SKIPPED)
     # The claim's commit (an fsync) runs while the device lists what it holds: both come
     # before anything on the device changes, and the listing is what the clean-up needs.
-    pending = ctx.claim_later(device_id)
+    pending = ctx.later(ctx.registry.claim, device_id, cfg.station)
     held: list[SlotInfo] = []
     listing_failed: Exception | None = None
     try:
@@ -279,7 +283,13 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         )
         if represented is not None and represented.policy == "supersede":
             entry = dataclasses.replace(entry, supersedes=represented.previous_serials)
-        ctx.registry.record(entry, claim=claim)
+        # The row's commit (an fsync) runs while the device goes back to the rate the session
+        # opened at; the device is reported done once the row is durable, and a row that
+        # cannot be written still rolls the device back (the session stays open for it).
+        recording = ctx.later(ctx.registry.record, entry, claim=claim)
+        with contextlib.suppress(Exception):  # best effort (closing tries again)
+            dev.restore_baud()
+        recording.result()
         return outcome(
             Status.OK,
             cert_serial=issued.cert_serial,

@@ -450,6 +450,35 @@ def test_fast_baud_switches_each_device_that_offers_rates(station, jig, monkeypa
         assert reg.count() == 4 and reg.verify().ok
 
 
+def test_a_row_that_cannot_be_written_rolls_the_device_back_at_the_opening_rate(
+    station, tmp_path: Path, monkeypatch
+) -> None:
+    """With --fast-baud the device goes back to the opening rate while its row commits;
+    done is reported only once the row is durable, and a row that fails leaves the
+    device empty (rolled back over the still-open session) and the registry saying so."""
+    from provision.errors import RegistryError
+    from provision.registry.store import Registry
+
+    real = Registry.record
+
+    def refuse_ok_rows(self, entry, claim=None):  # type: ignore[no-untyped-def]
+        if entry.result is Result.OK:
+            raise RegistryError("registry unreachable")
+        return real(self, entry, claim)
+
+    monkeypatch.setattr(Registry, "record", refuse_ok_rows)
+    url = f"sim://native?seed=31&flash={tmp_path / 'dev.flash'}"
+    cfg = station([url], fast_baud="auto")
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"failed": 1}
+    assert outcomes[0].error_code == "registry.error"
+    with provision.device.open(url, dialect="native") as dev:
+        assert dev.list() == []
+    with open_registry(cfg.registry) as reg:
+        (row,) = reg.history(outcomes[0].device_id)
+        assert row.result is Result.FAILED and reg.claims() == []
+
+
 def test_fast_baud_setting_is_checked(station, jig) -> None:
     from provision.errors import InputError
 
