@@ -350,7 +350,7 @@ class Registry:
         try:
             with self._write_lock, db.errors():
                 try:
-                    self._transaction(db, group.take, chain=group is self._chain)
+                    self._transaction(db, group.take, chain=group is self._chain, optimistic=True)
                     self._committed()
                 except BaseException:
                     db.rollback()
@@ -379,7 +379,14 @@ class Registry:
                 db.rollback()
                 raise
 
-    def _transaction(self, db: Backend, take: Callable[[], list[_Pending]], chain: bool) -> None:
+    def _transaction(
+        self,
+        db: Backend,
+        take: Callable[[], list[_Pending]],
+        chain: bool,
+        *,
+        optimistic: bool = False,
+    ) -> None:
         """Begin, the writes of `take()`, commit. A write's own refusal (claimed elsewhere,
         a claim lost) is its `error`, decided before anything of it is written.
 
@@ -388,7 +395,14 @@ class Registry:
         once the lock is held: the longer other stations hold it, the more writes join. A
         PostgreSQL claims group locks only the claim rows (and the serial counter, once a
         block of serials), so claims never wait for the chain head: it commits beside the
-        chain's group and the two fsyncs overlap."""
+        chain's group and the two fsyncs overlap.
+
+        `optimistic` (a group on PostgreSQL): the rows are chained as if every claim they
+        release is still this station's, and the released claims are deleted in the
+        statement that moves the chain head, which fails (row_hash NULL) unless it deleted
+        every one; the head is then held for one round trip and the commit, not two. A lost
+        claim thus undoes the group, whose writes are then tried one by one, each checked
+        before anything is written."""
         head: tuple[int, str] = (0, "")
         if chain:
             with db.pipeline():
@@ -406,11 +420,22 @@ class Registry:
         claims = [p for p in batch if p.entry is None and p.claim is not None]
         records = [p for p in batch if p.entry is not None]
         releases = [p.claim for p in records if p.claim is not None]
+        optimistic = (
+            optimistic
+            and chain
+            and db.name == "postgresql"
+            and 0 < len(releases) <= _CHUNK
+            and len(releases) == len({(c.device_id, c.token) for c in releases})
+        )
         serials = self._serials.take(len(claims))  # counter values this process holds
         reserve = max(len(claims) - len(serials), 0) and max(len(claims), _SERIAL_BLOCK)
         now = time.time()
+        # A pipeline that would carry nothing still costs a round trip (its sync).
+        first_needed = bool(claims or reserve or not records or not chain) or (
+            bool(releases) and not optimistic
+        )
         try:
-            with db.pipeline():
+            with db.pipeline() if first_needed else contextlib.nullcontext():
                 if not chain:
                     db.begin_write()
                 taken_curs = [
@@ -441,13 +466,15 @@ class Registry:
                         + ") RETURNING device_id, token",
                         [v for c in chunk for v in (c.device_id, c.token)],
                     )
-                    for chunk in _chunks(releases)
+                    for chunk in ([] if optimistic else _chunks(releases))
                 ]
                 if not records:
                     # A refused claim wrote nothing: the rest commit without another look.
                     db.commit()
             taken = {tuple(r) for cur in taken_curs for r in cur.fetchall()}
             released = {tuple(r) for cur in released_curs for r in cur.fetchall()}
+            if optimistic:
+                released = {(c.device_id, c.token) for c in releases}
             reserved = []
             if counter_cur is not None:
                 end = int(counter_cur.fetchone()[0])
@@ -462,10 +489,21 @@ class Registry:
                     if rows:
                         db.executemany(_INSERT_RECORD, rows)
                         last = rows[-1]
-                        db.execute(
-                            "UPDATE chain_head SET seq = ?, row_hash = ? WHERE id = 1",
-                            (last[0], last[14]),
-                        )
+                        if optimistic:
+                            db.execute(
+                                "WITH gone AS (DELETE FROM claims WHERE (device_id, token) IN "
+                                "(VALUES " + ", ".join(["(?, ?)"] * len(releases)) + ") "
+                                "RETURNING 1) UPDATE chain_head SET seq = ?, row_hash = "
+                                "CASE WHEN (SELECT count(*) FROM gone) = ? THEN ? END "
+                                "WHERE id = 1",
+                                [v for c in releases for v in (c.device_id, c.token)]
+                                + [last[0], len(releases), last[14]],
+                            )
+                        else:
+                            db.execute(
+                                "UPDATE chain_head SET seq = ?, row_hash = ? WHERE id = 1",
+                                (last[0], last[14]),
+                            )
                     db.commit()
         except BaseException:
             self._serials.give_back(serials)
