@@ -426,6 +426,13 @@ class Device:
                 mismatches.append(f"{where}: digest differs")
         return VerifyReport(tuple(mismatches))
 
+    def restore_baud(self) -> None:
+        """A session moved to a faster rate (`fast_baud`) goes back to the one it opened at,
+        which closing does too: done early, it overlaps the host's last work (`line run`'s
+        registry row) instead of following it. Nothing to do on other sessions."""
+        if Capability.LINE_RATE in self.capabilities:
+            cast("BaudSwitchingSession", self.session).restore_baud()
+
     def close(self) -> None:
         self.session.close()
 

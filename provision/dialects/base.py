@@ -214,6 +214,9 @@ class BaudSwitchingSession(Protocol):
 
     def switch_baud(self, rate: int | None) -> int | None: ...
 
+    def restore_baud(self) -> None:
+        """Back to the rate the session opened at, the session still open (best effort)."""
+
 
 class SessionFactory(Protocol):
     """A session class: `probe` asks whether the transport's device speaks the dialect;

@@ -444,9 +444,14 @@ class NativeSession:
             self.timeout = saved
 
     def close(self) -> None:
+        self.restore_baud()
+        self.transport.close()
+
+    def restore_baud(self) -> None:
+        """Put the device and the port back at the rate the session opened at, the rate the
+        next session opens at (best effort: a device also goes back by itself when frames
+        at that rate keep arriving garbled). The session stays open."""
         if self._opened_at_baud and self.transport_baud() != self._opened_at_baud:
-            # Leave the device at the rate the next session opens at (best effort: a device
-            # also goes back by itself when frames at that rate keep arriving garbled).
             with contextlib.suppress(ProvisionError):
                 saved, self.timeout = self.timeout, min(self.timeout, 0.2)
                 try:
@@ -455,7 +460,6 @@ class NativeSession:
                     self.timeout = saved
             with contextlib.suppress(ProvisionError):
                 self._set_rate(self._opened_at_baud)
-        self.transport.close()
 
     def settle(self, limit: float = SETTLE_LIMIT) -> None:
         """After an exchange cut short (Ctrl-C): drop what the port has not sent yet, end a

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,7 @@ class Line:
             force=force,
             abort=self.aborting,
             on_step=self._on_step,
+            background=ThreadPoolExecutor(len(self.ports), thread_name_prefix="registry"),
         )
 
     # -- control --------------------------------------------------------------------
@@ -191,6 +193,8 @@ class Line:
             for t in threads:
                 while t.is_alive():
                     t.join(0.1)
+            if self.ctx.background is not None:
+                self.ctx.background.shutdown()
             if self._own_registry:
                 self.registry.close()
         return Summary(

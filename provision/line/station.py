@@ -13,13 +13,14 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from provision.bundle.model import SlotType
-from provision.device import Device, DeviceInfo
+from provision.device import Device, DeviceInfo, SlotInfo
 from provision.errors import DeviceError, LinkError, ProvisionError, RegistryError
 from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
@@ -120,6 +121,9 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class StationContext:
     cfg: StationConfig
@@ -129,6 +133,27 @@ class StationContext:
     force: bool = False
     abort: threading.Event = field(default_factory=threading.Event)
     on_step: Callable[[str, Step, str | None], None] = lambda port, step, device: None
+    # Where the claim's commit runs while the port lists the device (None: in the port's
+    # own thread, one after the other).
+    background: Executor | None = None
+
+    def later(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """`fn(*args, **kwargs)` on the background executor (or now, without one)."""
+        if self.background is not None:
+            return self.background.submit(fn, *args, **kwargs)
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as err:
+            done.set_exception(err)
+        return done
+
+
+def _drop_claim(pending: Future[Claim], ctx: StationContext) -> None:
+    """The device step failed while its claim was in flight: a claim that was won is given
+    back (nothing was written)."""
+    with contextlib.suppress(Exception):
+        ctx.registry.release(pending.result())
 
 
 def _key_present(dev: Device, sec_tag: int) -> bool:
@@ -161,8 +186,20 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     step(Step.CHECK)
     if not ctx.force and _already_done(dev, ctx, device_id):
         return outcome(Status.SKIPPED)
+    # The claim's commit (an fsync) runs while the device lists what it holds: both come
+    # before anything on the device changes, and the listing is what the clean-up needs.
+    pending = ctx.later(ctx.registry.claim, device_id, cfg.station)
+    held: list[SlotInfo] = []
+    listing_failed: Exception | None = None
     try:
-        claim = ctx.registry.claim(device_id, cfg.station)
+        held = dev.list()
+    except Interrupted:
+        _drop_claim(pending, ctx)
+        raise
+    except Exception as err:
+        listing_failed = err  # once the device is ours: a failed attempt, recorded
+    try:
+        claim = pending.result()
     except RegistryError as err:
         return outcome(Status.BUSY, error_code=error_code(err), message=err.message)
 
@@ -173,6 +210,8 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     device_uuid: str | None = None
     represented: Represented | None = None
     try:
+        if listing_failed is not None:
+            raise listing_failed
         in_service = ctx.registry.certificates_in_service(device_id)
         if in_service:
             serials = tuple(str(r.cert_serial) for r in in_service)
@@ -203,7 +242,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         step(Step.CLEAN)
         # Leftovers of an earlier, interrupted attempt (or an old provisioning) go first.
         tags = {t.sec_tag for t in cfg.layout}
-        if any(s.sec_tag in tags for s in dev.list()):
+        if any(s.sec_tag in tags for s in held):
             touched = True
             for tag in sorted(tags):
                 dev.delete(tag)
@@ -244,7 +283,13 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         )
         if represented is not None and represented.policy == "supersede":
             entry = dataclasses.replace(entry, supersedes=represented.previous_serials)
-        ctx.registry.record(entry, claim=claim)
+        # The row's commit (an fsync) runs while the device goes back to the rate the session
+        # opened at; the device is reported done once the row is durable, and a row that
+        # cannot be written still rolls the device back (the session stays open for it).
+        recording = ctx.later(ctx.registry.record, entry, claim=claim)
+        with contextlib.suppress(Exception):  # best effort (closing tries again)
+            dev.restore_baud()
+        recording.result()
         return outcome(
             Status.OK,
             cert_serial=issued.cert_serial,

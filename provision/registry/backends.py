@@ -8,6 +8,7 @@ itself, so a transaction looks the same on both.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import sqlite3
@@ -90,6 +91,14 @@ class Backend:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def pipeline(self) -> contextlib.AbstractContextManager[Any]:
+        """Statements executed inside go to the server together and their results come back
+        together when the block ends (read each cursor's rows after it): one round trip
+        instead of one per statement. Nothing to save on SQLite, which is in-process."""
+        return contextlib.nullcontext()
+
     def begin_write(self) -> None: ...
 
     def begin_read(self) -> None:
@@ -108,6 +117,20 @@ class Backend:
     @contextmanager
     def errors(self) -> Iterator[None]:
         yield
+
+
+class _Rows:
+    """A statement's rows, read to the end."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
 
 
 class SQLiteBackend(Backend):
@@ -149,7 +172,15 @@ class SQLiteBackend(Backend):
             raise RegistryError(f"{path}: cannot open registry: {err}") from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(sql, tuple(params))
+        cur = self.conn.execute(sql, tuple(params))
+        if "RETURNING" in sql:
+            # Step the statement to its end now: one left open would stop the COMMIT
+            # ("SQL statements in progress"), and a pipeline's caller reads it after that.
+            return _Rows(cur.fetchall(), cur.rowcount)
+        return cur
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
 
     def begin_write(self) -> None:
         # IMMEDIATE takes the write lock now: two processes never both read the same chain
@@ -212,6 +243,13 @@ class PostgresBackend(Backend):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql.replace("?", "%s"), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        # psycopg sends the rows pipelined: one round trip, not one per row.
+        self.conn.cursor().executemany(sql.replace("?", "%s"), rows)
+
+    def pipeline(self) -> contextlib.AbstractContextManager[Any]:
+        return self.conn.pipeline()
 
     def begin_write(self) -> None:
         self.execute("BEGIN")

@@ -10,9 +10,17 @@ on SQLite, a row lock on PostgreSQL), so several threads, processes or stations 
 one registry.
 
 Group commit: claims and records from this process's threads (a line's ports) that arrive
-while another commit is in progress wait for it, then go in one transaction together, each
-inside its own savepoint (one device's failure never undoes another's row). One fsync then
-makes all of them durable, and each caller returns only after that commit.
+while another commit is in progress, or while another station holds the write lock, go in
+one transaction together, and each caller returns only after that commit made its write
+durable. A group's leader locks the chain head first and takes the queue after, so the group
+grows while other stations hold the lock. The group's claims are one statement (a stale claim
+taken over in it), its released claims one statement, its rows chained here under the lock
+and inserted with one chain-head update; on PostgreSQL the statements are pipelined, and
+claims commit in groups of their own that never wait for the chain head. A device's own
+refusal (claimed elsewhere, claim lost) fails only that device.
+
+Serials: the high bits come from one counter row, which each process reserves a block of at a
+time (`_SerialPool`), so stations' claims do not queue on it.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from provision.errors import ProvisionError, RegistryError, clip
@@ -55,6 +63,11 @@ _COLUMNS = (
 # A claim older than this is taken to belong to a station that died mid-device.
 DEFAULT_LEASE_SECONDS = 900.0
 _SERIAL_RANDOM_BITS = 63
+_INSERT_RECORD = f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+# Rows per multi-row claim statement: far below SQLite's (and PostgreSQL's) parameter limits.
+_CHUNK = 200
+# Counter values a claim transaction reserves at once when this process has none left.
+_SERIAL_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -68,13 +81,61 @@ class Claim:
     serial: int = 0
 
 
+class _SerialPool:
+    """Counter values this process reserved (committed) and has not handed out yet.
+
+    The serial counter is one row every station updates: reserving a block at a time keeps
+    that row out of almost every transaction, so stations' claims do not queue on it. The
+    values stay unique across stations; values a process reserved and never used are
+    skipped, not reused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: list[int] = []
+
+    def take(self, n: int) -> list[int]:
+        with self._lock:
+            taken, self._values = self._values[:n], self._values[n:]
+            return taken
+
+    def give_back(self, values: list[int]) -> None:
+        with self._lock:
+            self._values = sorted(self._values + values)
+
+
+class _Group:
+    """Writes that commit together: a queue, and at most one transaction in progress (its
+    leader's, on the group's own connection)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.queue: list[_Pending] = []
+        self.inflight: list[_Pending] = []  # the writes of the transaction in progress
+        self.leading = False
+        self.db: Backend | None = None
+
+    def take(self) -> list[_Pending]:
+        with self.cond:
+            self.inflight, self.queue = self.queue, []
+            return self.inflight
+
+
 class _Pending:
-    """One caller's write waiting for (or inside) a group commit."""
+    """One caller's write waiting for (or inside) a group commit: a claim to take (`claim`
+    with serial 0 until taken), an entry to append (`entry`, releasing `claim` if given), or
+    a function to run inside the transaction (`fn`; it must not append to the chain)."""
 
-    __slots__ = ("done", "error", "fn", "value")
+    __slots__ = ("claim", "done", "entry", "error", "fn", "lease", "value")
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.fn = fn
+    def __init__(
+        self,
+        *,
+        claim: Claim | None = None,
+        entry: Entry | None = None,
+        lease: float = 0.0,
+        fn: Callable[[], Any] | None = None,
+    ) -> None:
+        self.claim, self.entry, self.lease, self.fn = claim, entry, lease, fn
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -93,6 +154,46 @@ class ChainReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def _serial(counter: int) -> int:
+    """High bits: the database counter (uniqueness, across stations). Low 63 bits: random,
+    so serials stay unpredictable (the defence RFC 5280 and CA/B rules ask for against
+    chosen-prefix attacks on the signature hash)."""
+    return (counter << _SERIAL_RANDOM_BITS) | secrets.randbits(_SERIAL_RANDOM_BITS)
+
+
+def _claim_row(p: _Pending) -> tuple[str, str, str]:
+    assert p.claim is not None
+    return (p.claim.device_id, p.claim.station, p.claim.token)
+
+
+def _claim_key(p: _Pending) -> tuple[str, str]:
+    assert p.claim is not None
+    return (p.claim.device_id, p.claim.token)
+
+
+def _claim_chunks(claims: list[_Pending]) -> list[list[_Pending]]:
+    """Claims in statements of one lease each (the statement's takeover cutoff), a device
+    at most once per statement (PostgreSQL will not upsert one row twice in a statement)."""
+    chunks: list[list[_Pending]] = []
+    for p in claims:
+        assert p.claim is not None
+        last = chunks[-1] if chunks else None
+        if (
+            last is None
+            or len(last) >= _CHUNK
+            or last[0].lease != p.lease
+            or any(q.claim is not None and q.claim.device_id == p.claim.device_id for q in last)
+        ):
+            chunks.append([p])
+        else:
+            last.append(p)
+    return chunks
+
+
+def _chunks(items: list[Any]) -> list[list[Any]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -153,9 +254,12 @@ class Registry:
             threading.Lock() if self._db.name == "sqlite" else contextlib.nullcontext()
         )
         self.group_commit = group_commit
-        self._group = threading.Condition()
-        self._queue: list[_Pending] = []
-        self._leading = False
+        # SQLite: one group for everything (one database lock, one fsync). PostgreSQL: claims
+        # commit in groups of their own, beside the chain's: they never wait for the chain
+        # head, which every station's rows wait for.
+        self._chain = _Group()
+        self._claims = self._chain if self._db.name == "sqlite" else _Group()
+        self._serials = _SerialPool()
         self.commits = 0  # transactions committed by claim/record (group commit counts one)
         if self._db.read_only:
             self._check_schema()
@@ -171,6 +275,19 @@ class Registry:
             with self._open_lock:
                 self._open.append(db)
         return db
+
+    def _group_db(self, group: _Group) -> Backend:
+        """The connection a group's commits run on, whichever thread leads (one at a time):
+        a port's first write does not wait for a connection of its own."""
+        if group.db is None:
+            group.db = self._opener()
+            with self._open_lock:
+                self._open.append(group.db)
+        return group.db
+
+    def _committed(self) -> None:
+        with self._open_lock:
+            self.commits += 1
 
     @property
     def backend(self) -> str:
@@ -193,68 +310,250 @@ class Registry:
                 self._db.rollback()
                 raise
 
-    def _grouped(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn` in a write transaction, shared with the writes queued meanwhile."""
+    def _grouped(self, op: _Pending | Callable[[], Any]) -> Any:
+        """Run `op` in a write transaction, shared with the writes queued meanwhile; return
+        (or raise) its own result once the transaction holding it has committed."""
+        me = op if isinstance(op, _Pending) else _Pending(fn=op)
         if not self.group_commit:
-            self.commits += 1
-            return self._write(fn)
-        me = _Pending(fn)
-        with self._group:
-            self._queue.append(me)
-            while not me.done and self._leading:
-                self._group.wait()
+            self._committed()
+            self._alone(me, self._db)
+            return me.result()
+        group = self._claims if me.entry is None and me.claim is not None else self._chain
+        with group.cond:
+            group.queue.append(me)
+            while not me.done and group.leading:
+                group.cond.wait()
             if me.done:
                 return me.result()
-            # No commit in progress: lead one with everything queued (this write included).
-            self._leading = True
-            batch, self._queue = self._queue, []
+            group.leading = True  # no commit in progress: lead the next one
         try:
-            self._commit_batch(batch)
+            self._lead(group)
         finally:
-            with self._group:
-                for p in batch:
+            with group.cond:
+                if me in group.queue:  # interrupted before the queue was taken
+                    group.queue.remove(me)
+                    group.inflight.append(me)
+                for p in group.inflight:
                     if not p.done:
                         p.error = p.error or RegistryError("registry write interrupted")
                         p.done = True
-                self._leading = False
-                self._group.notify_all()
+                group.inflight = []
+                group.leading = False
+                group.cond.notify_all()
         return me.result()
 
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        """One transaction for the batch. A write's own refusal (a device claimed elsewhere,
-        a claim lost) is raised before it changes anything, so the others carry on; a
-        database error undoes the batch, and each write is then tried in a transaction of
-        its own, so it fails only the write that caused it."""
-        db = self._db
+    def _lead(self, group: _Group) -> None:
+        """One transaction for everything queued in `group`. A database error undoes it,
+        and each write is then tried in a transaction of its own, so it fails only the write
+        that caused it."""
+        db = self._group_db(group)
         try:
-            with self._write_lock:
-                db.begin_write()
+            with self._write_lock, db.errors():
                 try:
-                    # The chain head first, whatever the batch holds: every station's batch
-                    # then takes the head's and the counter's locks in the same order (a
-                    # batch of claims and records could otherwise deadlock with another's).
-                    if len(batch) > 1:
-                        db.execute(db.lock_head_sql()).fetchone()
-                    for p in batch:
-                        try:
-                            p.value = p.fn()
-                        except RegistryError as refusal:
-                            p.error = refusal
-                    db.commit()
-                    self.commits += 1
+                    self._transaction(db, group.take, chain=group is self._chain, optimistic=True)
+                    self._committed()
                 except BaseException:
                     db.rollback()
                     raise
-        except Exception:
-            for p in batch:
-                p.value, p.error = None, None
-                self.commits += 1
-                try:
-                    p.value = self._write(p.fn)
-                except RegistryError as err:
+        except Exception as err:
+            if not group.inflight:  # the write lock never came: no write was tried
+                for p in group.take():
                     p.error = err
-        for p in batch:
+            else:
+                for p in group.inflight:
+                    p.value, p.error = None, None
+                    self._committed()
+                    try:
+                        self._alone(p, db)
+                    except RegistryError as alone_err:
+                        p.error = alone_err
+        for p in group.inflight:
             p.done = True
+
+    def _alone(self, p: _Pending, db: Backend) -> None:
+        """`p` in a transaction of its own."""
+        with self._write_lock, db.errors():
+            try:
+                self._transaction(db, lambda: [p], chain=True)
+            except BaseException:
+                db.rollback()
+                raise
+
+    def _transaction(
+        self,
+        db: Backend,
+        take: Callable[[], list[_Pending]],
+        chain: bool,
+        *,
+        optimistic: bool = False,
+    ) -> None:
+        """Begin, the writes of `take()`, commit. A write's own refusal (claimed elsewhere,
+        a claim lost) is its `error`, decided before anything of it is written.
+
+        `chain`: the transaction may append rows, so it locks the chain head first (on
+        SQLite, where BEGIN IMMEDIATE locks the whole database, always). The group is taken
+        once the lock is held: the longer other stations hold it, the more writes join. A
+        PostgreSQL claims group locks only the claim rows (and the serial counter, once a
+        block of serials), so claims never wait for the chain head: it commits beside the
+        chain's group and the two fsyncs overlap.
+
+        `optimistic` (a group on PostgreSQL): the rows are chained as if every claim they
+        release is still this station's, and the released claims are deleted in the
+        statement that moves the chain head, which fails (row_hash NULL) unless it deleted
+        every one; the head is then held for one round trip and the commit, not two. A lost
+        claim thus undoes the group, whose writes are then tried one by one, each checked
+        before anything is written."""
+        head: tuple[int, str] = (0, "")
+        if chain:
+            with db.pipeline():
+                db.begin_write()
+                head_cur = db.execute(db.lock_head_sql())
+            seq_text, prev_hash = head_cur.fetchone()
+            head = (int(seq_text), prev_hash)
+        batch = take()
+        for p in batch:
+            if p.fn is not None:
+                try:
+                    p.value = p.fn()
+                except RegistryError as refusal:
+                    p.error = refusal
+        claims = [p for p in batch if p.entry is None and p.claim is not None]
+        records = [p for p in batch if p.entry is not None]
+        releases = [p.claim for p in records if p.claim is not None]
+        optimistic = (
+            optimistic
+            and chain
+            and db.name == "postgresql"
+            and 0 < len(releases) <= _CHUNK
+            and len(releases) == len({(c.device_id, c.token) for c in releases})
+        )
+        serials = self._serials.take(len(claims))  # counter values this process holds
+        reserve = max(len(claims) - len(serials), 0) and max(len(claims), _SERIAL_BLOCK)
+        now = time.time()
+        # A pipeline that would carry nothing still costs a round trip (its sync).
+        first_needed = bool(claims or reserve or not records or not chain) or (
+            bool(releases) and not optimistic
+        )
+        try:
+            with db.pipeline() if first_needed else contextlib.nullcontext():
+                if not chain:
+                    db.begin_write()
+                taken_curs = [
+                    # A claim whose station has been silent past the lease is taken over.
+                    db.execute(
+                        "INSERT INTO claims (device_id, station, token, claimed_at) VALUES "
+                        + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                        + " ON CONFLICT (device_id) DO UPDATE SET station = excluded.station, "
+                        "token = excluded.token, claimed_at = excluded.claimed_at "
+                        "WHERE claims.claimed_at < ? RETURNING device_id, token",
+                        [v for p in chunk for v in (*_claim_row(p), now)] + [now - chunk[0].lease],
+                    )
+                    for chunk in _claim_chunks(claims)
+                ]
+                counter_cur = (
+                    db.execute(
+                        "UPDATE serial_counter SET next_value = next_value + ? WHERE id = 1 "
+                        "RETURNING next_value",
+                        (reserve,),
+                    )
+                    if reserve
+                    else None
+                )
+                released_curs = [
+                    db.execute(
+                        "DELETE FROM claims WHERE (device_id, token) IN (VALUES "
+                        + ", ".join(["(?, ?)"] * len(chunk))
+                        + ") RETURNING device_id, token",
+                        [v for c in chunk for v in (c.device_id, c.token)],
+                    )
+                    for chunk in ([] if optimistic else _chunks(releases))
+                ]
+                if not records:
+                    # A refused claim wrote nothing: the rest commit without another look.
+                    db.commit()
+            taken = {tuple(r) for cur in taken_curs for r in cur.fetchall()}
+            released = {tuple(r) for cur in released_curs for r in cur.fetchall()}
+            if optimistic:
+                released = {(c.device_id, c.token) for c in releases}
+            reserved = []
+            if counter_cur is not None:
+                end = int(counter_cur.fetchone()[0])
+                reserved = list(range(end - reserve, end))
+            granted = [p for p in claims if _claim_key(p) in taken]
+            for p in claims:
+                if _claim_key(p) not in taken:
+                    p.error = self._held_elsewhere(db, p)
+            if records:
+                rows = self._chained(records, released, head)
+                with db.pipeline():
+                    if rows:
+                        db.executemany(_INSERT_RECORD, rows)
+                        last = rows[-1]
+                        if optimistic:
+                            db.execute(
+                                "WITH gone AS (DELETE FROM claims WHERE (device_id, token) IN "
+                                "(VALUES " + ", ".join(["(?, ?)"] * len(releases)) + ") "
+                                "RETURNING 1) UPDATE chain_head SET seq = ?, row_hash = "
+                                "CASE WHEN (SELECT count(*) FROM gone) = ? THEN ? END "
+                                "WHERE id = 1",
+                                [v for c in releases for v in (c.device_id, c.token)]
+                                + [last[0], len(releases), last[14]],
+                            )
+                        else:
+                            db.execute(
+                                "UPDATE chain_head SET seq = ?, row_hash = ? WHERE id = 1",
+                                (last[0], last[14]),
+                            )
+                    db.commit()
+        except BaseException:
+            self._serials.give_back(serials)
+            raise
+        # Committed: the reserved block is ours; granted claims take their serials in order,
+        # and what is left serves this process's next claims.
+        serials += reserved
+        for p, counter in zip(granted, serials, strict=False):
+            assert p.claim is not None
+            p.value = replace(p.claim, serial=_serial(counter))
+        self._serials.give_back(serials[len(granted) :])
+
+    @staticmethod
+    def _held_elsewhere(db: Backend, p: _Pending) -> RegistryError:
+        assert p.claim is not None
+        row = db.execute(
+            "SELECT station FROM claims WHERE device_id = ?", (p.claim.device_id,)
+        ).fetchone()
+        holder = row[0] if row else "another station"
+        return RegistryError(
+            f"device {p.claim.device_id} is being provisioned by station {holder}",
+            code="registry.claimed",
+        )
+
+    def _chained(
+        self, records: list[_Pending], released: set[tuple[str, str]], head: tuple[int, str]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `records` chained on from `head`, each record's value set; a record
+        whose claim was not released here (taken over by another station) gets its refusal
+        and no row."""
+        seq, prev = head
+        rows = []
+        for p in records:
+            assert p.entry is not None
+            if p.claim is not None:
+                key = (p.claim.device_id, p.claim.token)
+                if key not in released:
+                    p.error = RegistryError(
+                        f"device {p.claim.device_id}: claim lost to another station; not recorded",
+                        code="registry.claim_lost",
+                    )
+                    continue
+                released.discard(key)  # one claim releases one row, not two
+            seq += 1
+            digest = row_hash(p.entry, seq, prev)
+            values = self._values(p.entry, seq, prev, digest)
+            rows.append(values)
+            p.value = _record(values)
+            prev = digest
+        return rows
 
     def _init_schema(self) -> None:
         def create() -> None:
@@ -298,25 +597,32 @@ class Registry:
 
     # -- serials and claims ---------------------------------------------------------
 
-    def _next_serial(self) -> int:
-        """Inside a write transaction: bump the counter row (its lock orders stations)."""
-        row = self._db.execute(
-            "UPDATE serial_counter SET next_value = next_value + 1 WHERE id = 1 "
-            "RETURNING next_value"
-        ).fetchone()
-        counter = int(row[0]) - 1
-        # High bits: the database counter (uniqueness, across stations). Low 63 bits: random,
-        # so serials stay unpredictable (the defence RFC 5280 and CA/B rules ask for against
-        # chosen-prefix attacks on the signature hash).
-        return (counter << _SERIAL_RANDOM_BITS) | secrets.randbits(_SERIAL_RANDOM_BITS)
-
     def allocate_serial(self) -> int:
         """A certificate serial no other caller of this registry will ever get.
 
-        One transaction of its own; the line takes its serial with the claim instead
+        From this process's block of counter values, or a transaction of its own that
+        reserves the next block; the line takes its serial with the claim instead
         (`Claim.serial`), which costs no extra commit.
         """
-        return self._write(self._next_serial)
+        (counter,) = self._serials.take(1) or self._reserve_serials()
+        return _serial(counter)
+
+    def _reserve_serials(self) -> list[int]:
+        """A block of counter values, committed before any is used; the first is returned
+        and the rest kept for this process."""
+
+        def bump() -> int:
+            row = self._db.execute(
+                "UPDATE serial_counter SET next_value = next_value + ? WHERE id = 1 "
+                "RETURNING next_value",
+                (_SERIAL_BLOCK,),
+            ).fetchone()
+            return int(row[0])
+
+        end = self._write(bump)
+        block = list(range(end - _SERIAL_BLOCK, end))
+        self._serials.give_back(block[1:])
+        return block[:1]
 
     def claim(
         self, device_id: str, station: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -326,35 +632,10 @@ class Registry:
         The claim carries the serial for the device's certificate (`Claim.serial`), taken
         from the counter in the same transaction: one commit per device start, not two.
         """
-        token = secrets.token_hex(16)
-
-        def take() -> Claim:
-            now = time.time()
-            cur = self._db.execute(
-                "INSERT INTO claims (device_id, station, token, claimed_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (device_id) DO NOTHING",
-                (device_id, station, token, now),
-            )
-            if cur.rowcount == 1:
-                return Claim(device_id, station, token, self._next_serial())
-            # Held already: take it over only if its station has been silent too long.
-            cur = self._db.execute(
-                "UPDATE claims SET station = ?, token = ?, claimed_at = ? "
-                "WHERE device_id = ? AND claimed_at < ?",
-                (station, token, now, device_id, now - lease_seconds),
-            )
-            if cur.rowcount == 1:
-                return Claim(device_id, station, token, self._next_serial())
-            row = self._db.execute(
-                "SELECT station FROM claims WHERE device_id = ?", (device_id,)
-            ).fetchone()
-            holder = row[0] if row else "another station"
-            raise RegistryError(
-                f"device {device_id} is being provisioned by station {holder}",
-                code="registry.claimed",
-            )
-
-        return self._grouped(take)
+        pending = _Pending(
+            claim=Claim(device_id, station, secrets.token_hex(16)), lease=lease_seconds
+        )
+        return self._grouped(pending)
 
     def release(self, claim: Claim) -> None:
         """Give a claim up without recording anything (safe to call twice)."""
@@ -400,33 +681,7 @@ class Registry:
         if claim is not None and claim.device_id != entry.device_id:
             raise RegistryError(f"claim for {claim.device_id} used for {entry.device_id}")
 
-        def append() -> Record:
-            head_seq, head_hash = self._db.execute(self._db.lock_head_sql()).fetchone()
-            # The claim first: a refusal then comes before this write has changed anything
-            # (a group commit carries on with the other devices' writes).
-            if claim is not None:
-                cur = self._db.execute(
-                    "DELETE FROM claims WHERE device_id = ? AND token = ?",
-                    (claim.device_id, claim.token),
-                )
-                if cur.rowcount != 1:
-                    raise RegistryError(
-                        f"device {claim.device_id}: claim lost to another station; not recorded",
-                        code="registry.claim_lost",
-                    )
-            seq = int(head_seq) + 1
-            digest = row_hash(entry, seq, head_hash)
-            values = self._values(entry, seq, head_hash, digest)
-            self._db.execute(
-                f"INSERT INTO records ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
-                values,
-            )
-            self._db.execute(
-                "UPDATE chain_head SET seq = ?, row_hash = ? WHERE id = 1", (seq, digest)
-            )
-            return _record(values)
-
-        return self._grouped(append)
+        return self._grouped(_Pending(entry=entry, claim=claim))
 
     @staticmethod
     def _values(entry: Entry, seq: int, prev: str, digest: str) -> tuple[Any, ...]:
@@ -583,6 +838,7 @@ class Registry:
             for db in self._open:
                 db.close()
             self._open.clear()
+        self._chain.db = self._claims.db = None
         self._local = threading.local()
 
     def __enter__(self) -> Registry:

@@ -121,6 +121,36 @@ def test_device_that_failed_midway_is_retried_cleanly(station, tmp_path: Path) -
         assert reg.verify().ok and reg.claims() == []
 
 
+def test_a_device_that_stops_answering_at_its_listing_is_recorded_failed(
+    station, tmp_path: Path
+) -> None:
+    """The listing runs while the claim commits: once the claim is won, a listing that
+    failed is a failed attempt like any other (recorded, claim released)."""
+    # The device answers the session's HELLO, then goes silent within the LIST.
+    cfg = station(["sim://native?seed=21&silent_after=20"])
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"failed": 1}
+    assert outcomes[0].error_code.startswith("link")
+    with open_registry(cfg.registry) as reg:
+        (row,) = reg.history(outcomes[0].device_id)
+        assert row.result is Result.FAILED and row.error_code == outcomes[0].error_code
+        assert reg.claims() == [] and reg.verify().ok
+
+
+def test_a_stop_during_the_listing_gives_the_claim_back(station, jig, monkeypatch) -> None:
+    from provision.transport.base import Interrupted
+
+    def cut(self):  # type: ignore[no-untyped-def]
+        raise Interrupted("interrupted by the operator")
+
+    monkeypatch.setattr(provision.device.Device, "list", cut)
+    cfg = station([jig()])
+    _summary, outcomes = _run(cfg, limit=1)
+    assert outcomes == []
+    with open_registry(cfg.registry) as reg:
+        assert reg.claims() == [] and reg.count() == 0
+
+
 def test_device_held_by_another_station_is_left_alone(station, jig) -> None:
     port = jig()
     cfg = station([port])
@@ -418,6 +448,35 @@ def test_fast_baud_switches_each_device_that_offers_rates(station, jig, monkeypa
     assert switched and set(switched) == {921600}
     with open_registry(cfg.registry) as reg:
         assert reg.count() == 4 and reg.verify().ok
+
+
+def test_a_row_that_cannot_be_written_rolls_the_device_back_at_the_opening_rate(
+    station, tmp_path: Path, monkeypatch
+) -> None:
+    """With --fast-baud the device goes back to the opening rate while its row commits;
+    done is reported only once the row is durable, and a row that fails leaves the
+    device empty (rolled back over the still-open session) and the registry saying so."""
+    from provision.errors import RegistryError
+    from provision.registry.store import Registry
+
+    real = Registry.record
+
+    def refuse_ok_rows(self, entry, claim=None):  # type: ignore[no-untyped-def]
+        if entry.result is Result.OK:
+            raise RegistryError("registry unreachable")
+        return real(self, entry, claim)
+
+    monkeypatch.setattr(Registry, "record", refuse_ok_rows)
+    url = f"sim://native?seed=31&flash={tmp_path / 'dev.flash'}"
+    cfg = station([url], fast_baud="auto")
+    summary, outcomes = _run(cfg, limit=1)
+    assert summary.counts == {"failed": 1}
+    assert outcomes[0].error_code == "registry.error"
+    with provision.device.open(url, dialect="native") as dev:
+        assert dev.list() == []
+    with open_registry(cfg.registry) as reg:
+        (row,) = reg.history(outcomes[0].device_id)
+        assert row.result is Result.FAILED and reg.claims() == []
 
 
 def test_fast_baud_setting_is_checked(station, jig) -> None:

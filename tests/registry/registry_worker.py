@@ -1,11 +1,13 @@
 """One station in the concurrency test, run as its own process.
 
-    python registry_worker.py URL STATION GO_FILE DEVICE_COUNT SERIALS
+    python registry_worker.py URL STATION GO_FILE DEVICE_COUNT SERIALS [PORTS]
 
 Waits until GO_FILE exists (so both stations start together), then allocates SERIALS serials
 and tries to claim and record each of DEVICE_COUNT devices, as the line does: the claim brings
-the certificate serial. Prints one JSON line with the serials it got (allocated and from every
-claim it won) and the devices it recorded.
+the certificate serial. With PORTS, that many threads (a line's ports) share the devices and
+the registry, so their claims and records go through group commits. Prints one JSON line with
+the serials it got (allocated and from every claim it won), the devices it recorded and the
+transactions its claims and records took.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 
 from registry_helpers import entry
@@ -36,27 +39,37 @@ def main() -> None:
     order = list(range(devices))
     if station.endswith("b"):
         order.reverse()
-    for i in range(max(devices, serial_count)):
-        if i < serial_count:
-            serials.append(reg.allocate_serial())
-        if i < devices:
-            device_id = f"uid-{order[i]:04d}"
-            try:
-                claim = reg.claim(device_id, station)
-            except RegistryError:
-                continue
-            serials.append(claim.serial)
-            # Someone else may have finished it between our claims: the line checks this too.
-            if reg.latest(device_id) is not None:
-                reg.release(claim)
-                continue
-            reg.record(entry(device_id, station=station, serial=claim.serial), claim=claim)
-            recorded.append(device_id)
-        # A real station spends seconds with each device between registry calls; without
-        # a pause, SQLite's busy handler lets one process starve the other for the whole run.
-        time.sleep(0.002)
+    ports = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+
+    def port(n: int) -> None:
+        for i in range(n, max(devices, serial_count), ports):
+            if i < serial_count:
+                serials.append(reg.allocate_serial())
+            if i < devices:
+                device_id = f"uid-{order[i]:04d}"
+                try:
+                    claim = reg.claim(device_id, station)
+                except RegistryError:
+                    continue
+                serials.append(claim.serial)
+                # Someone else may have finished it between our claims: the line checks
+                # this too.
+                if reg.latest(device_id) is not None:
+                    reg.release(claim)
+                    continue
+                reg.record(entry(device_id, station=station, serial=claim.serial), claim=claim)
+                recorded.append(device_id)
+            # A real station spends seconds with each device between registry calls; without
+            # a pause, SQLite's busy handler lets one process starve the other for the run.
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=port, args=(n,)) for n in range(ports)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     reg.close()
-    print(json.dumps({"serials": serials, "recorded": recorded}))
+    print(json.dumps({"serials": serials, "recorded": recorded, "commits": reg.commits}))
 
 
 if __name__ == "__main__":

@@ -138,6 +138,18 @@ def test_claims_carry_serials_from_the_same_counter(registry_url: str) -> None:
     assert all(0 < s < 2**159 for s in (first.serial, second.serial, third.serial))
 
 
+def test_each_station_draws_serials_from_a_block_of_its_own(registry_url: str) -> None:
+    """Two stations' claims interleave; each takes its serials from a block of the counter
+    it reserved, so the shared counter row is written once a block, not once a claim."""
+    with open_registry(registry_url) as a, open_registry(registry_url) as b:
+        got: dict[str, list[int]] = {"a": [], "b": []}
+        for i in range(40):
+            got["a"].append(a.claim(f"uid-a{i}", "st-a").serial >> 63)
+            got["b"].append(b.claim(f"uid-b{i}", "st-b").serial >> 63)
+    assert got["a"] == list(range(1, 33)) + list(range(65, 73))
+    assert got["b"] == list(range(33, 65)) + list(range(97, 105))
+
+
 def test_serial_column_is_unique(registry_url: str) -> None:
     with open_registry(registry_url) as reg:
         reg.record(entry("uid-1", serial=1234))
@@ -377,3 +389,33 @@ def test_a_database_error_in_a_group_commit_fails_only_its_own_write(registry_ur
             t.join(10)
         assert len(errors) == 1 and "constraint" in str(errors[0])
         assert reg.count() == 1 and reg.verify().ok
+
+
+@pytest.mark.postgres
+def test_claims_do_not_wait_for_a_commit_holding_the_chain_head_on_postgresql(
+    pg_url: str,
+) -> None:
+    """On PostgreSQL claims commit in groups of their own: a station's claims go on while
+    its rows (or another station's) hold the chain head. (On SQLite one lock covers the
+    whole database, and claims share the rows' commit.)"""
+    import threading
+
+    with open_registry(pg_url) as reg:
+        leader, release = _hold_a_commit(reg)  # inside a transaction holding the head
+        claimed = threading.Event()
+        got: list[int] = []
+
+        def claim() -> None:
+            got.append(reg.claim("uid-1", "st-1").serial)
+            claimed.set()
+
+        worker = threading.Thread(target=claim)
+        worker.start()
+        try:
+            assert claimed.wait(10), "the claim waited for the chain head's commit"
+        finally:
+            release.set()
+            leader.join(10)
+            worker.join(10)
+        assert got and got[0] >> 63 == 1
+        assert reg.claims() == [("uid-1", "st-1")]
