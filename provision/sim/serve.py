@@ -203,7 +203,9 @@ def _unit_len(data: bytes, delimiters: bytes) -> int:
 # --- the runner ---------------------------------------------------------------------------
 
 # A frame ends at 0x00 (native) and a line at CR/LF (shells): the device handles each unit
-# when its last byte has arrived, so its answer starts at the right time.
+# when its last byte has arrived, so its answer starts at the right time. A device whose
+# frames hold those bytes names its own (UNIT_END: the esp32's SLIP frames end at 0xC0 and
+# carry zeros in every header).
 _DELIMITERS = b"\x00\n\r"
 
 
@@ -261,6 +263,7 @@ class SimRunner:
     def _power_on(self, t: float) -> None:
         self.ctx.boots += 1
         self.device = self.factory(self.ctx)
+        self.delimiters: bytes = getattr(self.device, "UNIT_END", _DELIMITERS)
         self._set_device_baud(self.boot_baud)  # a UART starts at its boot rate
         out = self._guarded(self.device.boot, t)
         if out is not None:
@@ -321,7 +324,7 @@ class SimRunner:
 
     def advance(self, now: float) -> bytes:
         while True:
-            unit = self.h2d.pop_unit(now, _DELIMITERS)
+            unit = self.h2d.pop_unit(now, self.delimiters)
             if unit is None:
                 break
             self._handle(*unit)
@@ -391,8 +394,8 @@ class SimRunner:
     def next_event_time(self, *, whole_units: bool = False) -> float | None:
         """When the device next handles input or a byte reaches the host; with whole_units,
         when the next complete frame or line has reached the host."""
-        out = self.d2h.unit_time(_DELIMITERS) if whole_units else self.d2h.next_time()
-        times = [t for t in (self.h2d.unit_time(_DELIMITERS), out) if t is not None]
+        out = self.d2h.unit_time(self.delimiters) if whole_units else self.d2h.next_time()
+        times = [t for t in (self.h2d.unit_time(self.delimiters), out) if t is not None]
         return min(times) if times else None
 
 
