@@ -168,7 +168,7 @@ def _mac(ctx: SimContext) -> bytes:
 class Esp32Loader:
     """The sans-IO device: bytes in, bytes out; flash through ctx.store.flash."""
 
-    UNIT_END = b"\xc0"  # the runner hands over whole SLIP frames (their headers hold zeros)
+    FRAME_END = b"\xc0"  # the runner hands over whole SLIP frames (their headers hold zeros)
 
     def __init__(self, ctx: SimContext) -> None:
         name = ctx.options.get("chip", "esp32")

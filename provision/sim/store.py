@@ -98,9 +98,11 @@ class Flash:
                         f"{self.path}: flash file is {shown} bytes, the profile needs {size}"
                     )
                 self._mem = bytearray(data)
+                self._blank = False
             else:
                 # Repeating one byte: no 4 MB intermediate for each simulated board.
                 self._mem = bytearray(b"\xff") * size
+                self._blank = True  # until the first program: a new board's flash
                 if self.path is not None:
                     self._persist(0, len(self._mem))
         except OSError as err:  # a folder, a missing parent folder, no permission
@@ -119,7 +121,7 @@ class Flash:
 
     def is_erased(self, offset: int, n: int) -> bool:
         """All 0xFF (counted in place: no copy of a 2 MB bank for every simulated board)."""
-        return self._mem.count(0xFF, offset, offset + n) == n
+        return self._blank or self._mem.count(0xFF, offset, offset + n) == n
 
     def erase(self, offset: int, n: int) -> None:
         self._mem[offset : offset + n] = b"\xff" * n
@@ -135,6 +137,7 @@ class Flash:
             n = max(0, cut_after - self.programmed)
         # NOR programming can only clear bits: AND, done on whole integers (not byte by byte).
         if n:
+            self._blank = False
             old = int.from_bytes(self._mem[offset : offset + n], "little")
             new = old & int.from_bytes(data[:n], "little")
             self._mem[offset : offset + n] = new.to_bytes(n, "little")
