@@ -283,7 +283,7 @@ class Line:
                 dev.close()
             self._on_step(port, Step.WAITING, None)
             # Look again soon (a swap is often already done), then back off to poll_interval.
-            self.stopping.wait(min(cfg.poll_interval, 0.02 * 2**attempt))
+            self.stopping.wait(min(cfg.poll_interval, 0.02 * 2 ** min(attempt, 10)))
             attempt += 1
         return None
 

@@ -134,9 +134,9 @@ class PtyJig:
                 if talked:
                     return  # the host let go: next board
                 # Nobody has the port open yet (the next board waits). select() cannot wait for
-                # an open (a master without a slave is always readable): back off to 10 ms,
+                # an open (a master without a slave is always readable): back off to 8 ms,
                 # or 31 idle jigs of 32 spin at 500 wake-ups a second each.
-                time.sleep(min(0.01, 0.001 * 2**unopened))
+                time.sleep(0.001 * 2 ** min(unopened, 3))
                 unopened += 1
                 continue
             if data:
