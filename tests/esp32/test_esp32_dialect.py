@@ -225,3 +225,27 @@ def test_listing_again_asks_the_device_for_an_md5_and_reads_only_what_changed() 
     transport.runner.ctx.store.flash.program(0xD000 + 40, b"\x00")
     assert session.list() == []
     assert reads and reads[0] == (0xD000, 0x40)
+
+
+def test_a_failed_connect_on_a_serial_port_leaves_the_port_to_its_owner() -> None:
+    # A pty stands in for a serial port where no chip answers (it has no modem lines: esptool
+    # warns that it could not reset). esptool gives up and closes "its" port, which is the
+    # Transport's adapter: the Transport's port stays open for its owner to close.
+    import os
+    import tty
+
+    from provision.transport.esptool_link import EspLink
+    from provision.urls import open_url
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    transport = open_url(path)
+    try:
+        with pytest.raises(LinkError, match="connecting to the ESP bootloader"):
+            EspLink(transport, name=path, connect_attempts=1)
+        assert transport.port.is_open  # type: ignore[attr-defined]
+    finally:
+        transport.close()
+        os.close(master)
+        os.close(slave)
