@@ -17,8 +17,8 @@ the end of the partition (so no entry of an older, longer image survives), from 
 byte to the last; then the device's MD5 of the region is compared with ours. A power cut in
 between leaves the entries before the cut, maybe one cut short (its CRC fails, so
 esp_secure_cert_mgr refuses it) and erased flash after: the old credentials are gone and the
-new ones incomplete. verify (the MD5 at the end of write, and Device.verify's digests from a
-fresh read) reports it; writing again repairs it.
+new ones incomplete. verify (the MD5 at the end of write, and Device.verify's digests of what
+the device holds: read, or confirmed by its MD5) reports it; writing again repairs it.
 """
 
 from __future__ import annotations
