@@ -223,7 +223,8 @@ def pack(
         )  # fmt: skip
         bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key, esp)
         return
-    if esp_entry or esp_key_storage != "plain" or esp_chip or esp_efuse_key_file:
+    esp_given = (esp_chip, esp_efuse_key_file, esp_efuse_key_id, esp_salt_file)
+    if esp_entry or esp_key_storage != "plain" or any(v is not None for v in esp_given):
         raise UsageError("the --esp-* options are for --format esp-secure-cert")
     signer = bundle_options.signer_from_options(
         sign_key, sign_key_password_file, sign_key_password_env

@@ -605,3 +605,10 @@ def test_entries_from_files_are_checked_for_their_layout_and_span(cli, tmp_path)
     r = cli(["bundle", "pack", "--format", "esp-secure-cert", *PEM_SET,
              "--esp-entry", f"priv_key={block}", "-o", out])  # fmt: skip
     assert r.exit_code == ExitCode.USAGE and not out.exists()
+
+
+def test_esp_options_are_a_usage_error_for_a_bundle(cli, tmp_path) -> None:
+    out = tmp_path / "x.prvb"
+    r = cli(["bundle", "pack", *PEM_SET, "--esp-efuse-key-id", "1", "-o", out])
+    assert r.exit_code == ExitCode.USAGE and "--format esp-secure-cert" in r.output
+    assert not out.exists()
