@@ -277,7 +277,7 @@ def key_entries(p: Protection, key: Any, key_bytes: bytes, subtype: int = 0) -> 
 
 # Where each type goes in an image: Espressif's tool writes the DS or SEC_CFG entries first,
 # then the certificates and the key; a signature block signs what comes before it.
-_RANK = {
+_RANK: dict[int, int] = {
     esc.TlvType.DS_DATA: 0,
     esc.TlvType.DS_CONTEXT: 1,
     esc.TlvType.SEC_CFG: 2,
