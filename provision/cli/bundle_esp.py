@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from provision import packing as bundle_io
-from provision.bundle import esp_key_storage, esp_secure_cert
+from provision.bundle import esp_secure_cert
 from provision.check import Finding, Severity, check_credential_set, refuse_errors
 from provision.cli.check import findings_table
 from provision.cli.common import console, print_json, resolve_password, safe_text, table
-from provision.dialects import esp32_image
+from provision.dialects import esp32_image, esp32_keys
 from provision.errors import InputError, UsageError, clip
 from provision.inputs import read_input
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, check_outputs, write_outputs
@@ -35,28 +35,28 @@ class EspOptions:
     entries: tuple[str, ...] = ()
 
 
-def _protection(o: EspOptions) -> esp_key_storage.Protection:
+def _protection(o: EspOptions) -> esp32_keys.Protection:
     try:
-        storage = esp_key_storage.KeyStorage(o.key_storage)
+        storage = esp32_keys.KeyStorage(o.key_storage)
     except ValueError:
-        names = ", ".join(k.value for k in esp_key_storage.KeyStorage)
+        names = ", ".join(k.value for k in esp32_keys.KeyStorage)
         raise UsageError(f"--esp-key-storage {clip(o.key_storage)!r}: use one of {names}") from None
-    if o.chip is not None and o.chip not in esp_key_storage.CHIPS:
-        names = ", ".join(esp_key_storage.CHIPS)
+    if o.chip is not None and o.chip not in esp32_keys.CHIPS:
+        names = ", ".join(esp32_keys.CHIPS)
         raise UsageError(f"--esp-chip {clip(o.chip)!r}: use one of {names}")
-    if o.efuse_key_id is not None and o.efuse_key_id not in esp_key_storage.EFUSE_KEY_IDS:
+    if o.efuse_key_id is not None and o.efuse_key_id not in esp32_keys.EFUSE_KEY_IDS:
         raise UsageError(f"--esp-efuse-key-id {o.efuse_key_id}: use 0 to 5 (BLOCK_KEY0-5)")
     efuse_key = (
         read_input(o.efuse_key_file, "eFuse key file", limit=64) if o.efuse_key_file else None
     )
     salt = None
-    if storage is esp_key_storage.KeyStorage.HMAC_DERIVED:
+    if storage is esp32_keys.KeyStorage.HMAC_DERIVED:
         salt = (
             read_input(o.salt_file, "salt file", limit=1024)
             if o.salt_file
-            else os.urandom(esp_key_storage.DEFAULT_SALT_SIZE)
+            else os.urandom(esp32_keys.DEFAULT_SALT_SIZE)
         )
-    return esp_key_storage.Protection(storage, o.chip, efuse_key, o.efuse_key_id, salt)
+    return esp32_keys.Protection(storage, o.chip, efuse_key, o.efuse_key_id, salt)
 
 
 def _extra_entries(specs: tuple[str, ...]) -> list[esp_secure_cert.Entry]:

@@ -9,7 +9,7 @@ image we pack equals the one their tool generates for the same files (tests/esp3
 
 A password-encrypted client_key is decrypted here, on the host: esp_secure_cert_mgr reads
 keys in the clear unless the image ties the key to the chip's eFuse keys
-(provision.bundle.esp_key_storage: HMAC-encrypted, HMAC-derived, ECDSA peripheral, RSA DS;
+(provision.dialects.esp32_keys: HMAC-encrypted, HMAC-derived, ECDSA peripheral, RSA DS;
 `bundle pack --esp-key-storage`), so a plain partition is only as secret as the flash, i.e. it
 relies on flash encryption. Other entries (DS data and context, a salt, a signature block,
 user data) can be added from files as they are (`--esp-entry`).
@@ -22,13 +22,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from provision.bundle import esp_key_storage as keys
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.dialects import esp32_keys as keys
 from provision.dialects.base import Refusal
 from provision.errors import InputError, PolicyError, ProvisionError
-from provision.pki.certs import describe_certificate, to_der, to_pem
-from provision.pki.keys import describe_key, load_private_key, serialize_private_key
+from provision.pki import esp_efuse
+from provision.pki.certs import describe_certificate, load_certificate, to_der, to_pem
+from provision.pki.keys import (
+    describe_key,
+    load_private_key,
+    public_key_der,
+    serialize_private_key,
+)
 
 # Key types (provision.pki.keys.describe_key) ESP-IDF's mbedTLS and the chips' peripherals
 # use for TLS client authentication; other ECDSA curves parse but rarely work end to end.
@@ -193,8 +199,8 @@ def _storage_refusals(
         out.append(Refusal("esp_secure_cert.efuse_required", need, warning=True))
     cert = credentials.get(tag, SlotType.CLIENT_CERT) if tag is not None else None
     if p.storage is keys.KeyStorage.HMAC_DERIVED and p.efuse_key and p.salt and cert:
-        derived = keys.derived_key(p.efuse_key, p.salt).public_key()
-        if _public_der(_cert_public_key(cert)) != _public_der(derived):
+        derived = public_key_der(esp_efuse.derived_key(p.efuse_key, p.salt))
+        if public_key_der(load_certificate(cert.data, "client_cert").public_key()) != derived:
             out.append(
                 Refusal(
                     "esp_secure_cert.derived_key_mismatch",
@@ -205,23 +211,6 @@ def _storage_refusals(
                 )
             )
     return out
-
-
-def _cert_public_key(slot: Slot) -> Any:
-    from cryptography import x509
-
-    der = to_der(slot.data, slot.type.label)
-    return x509.load_der_x509_certificate(der).public_key()
-
-
-def _public_der(public: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return bytes(
-        public.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
 
 
 # What --esp-entry may add: not what the set's slots or the integrity entry become.

@@ -361,8 +361,8 @@ def test_rsa_ds_image_equals_espressif_tool_output_given_its_iv(tmp_path, espres
     # The tool draws the DS IV at random: with its IV ours is the same image, byte for byte.
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from provision.bundle import esp_key_storage as ks
     from provision.dialects import esp32_image
+    from provision.dialects import esp32_keys as ks
     from provision.packing import read_credentials
 
     key = rsa.generate_private_key(65537, 2048)

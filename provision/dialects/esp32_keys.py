@@ -1,6 +1,7 @@
 """How an esp_secure_cert partition can keep the client key tied to the chip's eFuse keys.
 
-Sans-IO: bytes and `cryptography` objects in, TLV entries out. Facts, from esp_secure_cert_mgr
+Sans-IO: bytes and keys in, TLV entries out (the cryptography is provision.pki.esp_efuse's).
+Facts, from esp_secure_cert_mgr
 (srcs/esp_secure_cert_tlv_read.c, srcs/esp_secure_cert_tlv_write.c,
 private_include/esp_secure_cert_tlv_private.h), esp-secure-cert-tool 2.6.1
 (esp_secure_cert/configure_ds.py, tlv_format_construct.py) and ESP-IDF's "Digital Signature
@@ -29,21 +30,13 @@ module, and provision, never burn eFuses.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
-import struct
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-
 from provision.bundle import esp_secure_cert as esc
+from provision.pki import esp_efuse
 
 
 class KeyStorage(str, Enum):
@@ -76,10 +69,6 @@ ECDSA_BITS: dict[str, tuple[int, ...]] = {
 CHIPS = ("esp32", *sorted({*RSA_DS_BITS, *ECDSA_BITS}))
 EFUSE_KEY_IDS = range(6)  # BLOCK_KEY0 .. BLOCK_KEY5
 EFUSE_KEY_SIZE = 32
-DS_PADDING = b"\x08" * 8
-HMAC_AES_MESSAGE = b"\xff" * 32
-HMAC_IV_MESSAGE = struct.pack("<8I", *[0xABCDABCD] * 8)
-DERIVATION_ITERATIONS = 2048
 DEFAULT_SALT_SIZE = 32
 _ECDSA_PURPOSE = {192: "ECDSA_KEY_P192", 256: "ECDSA_KEY", 384: "ECDSA_KEY_P384"}
 
@@ -123,7 +112,8 @@ def requirement(p: Protection, key: Any = None) -> str | None:
             f"no key is stored in flash{tail}"
         )
     if p.storage is KeyStorage.ECDSA_PERIPHERAL:
-        bits = key.curve.key_size if isinstance(key, ec.EllipticCurvePrivateKey) else 256
+        kind, bits = esp_efuse.key_kind(key)
+        bits = bits if kind == "ec" else 256
         return (
             f"ecdsa-peripheral: the client_key must be in eFuse {block} with purpose "
             f"{_ECDSA_PURPOSE.get(bits, 'ECDSA_KEY')} (espefuse.py burn_key {block} "
@@ -172,73 +162,28 @@ def problems(p: Protection, key: Any) -> list[tuple[str, str]]:
         return out
     if key is None:
         out.append(("no_key", f"{mode}: needs the client_key"))
-    elif p.storage is KeyStorage.RSA_DS:
+        return out
+    kind, bits = esp_efuse.key_kind(key)
+    if p.storage is KeyStorage.RSA_DS:
         sizes = RSA_DS_BITS.get(p.chip, ())
-        if not isinstance(key, rsa.RSAPrivateKey):
+        if kind != "rsa":
             out.append(("key_type", f"{mode}: the DS peripheral signs with RSA keys only"))
-        elif sizes and key.key_size not in sizes:
-            out.append(
-                (
-                    "key_size",
-                    f"{mode}: the {p.chip} DS peripheral takes RSA {sizes}, not {key.key_size}",
-                )
-            )
+        elif sizes and bits not in sizes:
+            text = f"{mode}: the {p.chip} DS peripheral takes RSA {sizes}, not {bits}"
+            out.append(("key_size", text))
     elif p.storage is KeyStorage.ECDSA_PERIPHERAL:
         curves = ECDSA_BITS.get(p.chip, ())
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
+        if kind != "ec":
             out.append(("key_type", f"{mode}: the ECDSA peripheral takes ECDSA keys only"))
-        elif curves and key.curve.key_size not in curves:
-            out.append(
-                (
-                    "key_size",
-                    f"{mode}: the {p.chip} ECDSA peripheral takes P-{curves}, not "
-                    f"P-{key.curve.key_size}",
-                )
-            )
+        elif curves and bits not in curves:
+            text = f"{mode}: the {p.chip} ECDSA peripheral takes P-{curves}, not P-{bits}"
+            out.append(("key_size", text))
     return out
 
 
-def _hmac(efuse_key: bytes, message: bytes) -> bytes:
-    return hmac.new(efuse_key, message, hashlib.sha256).digest()
-
-
-def hmac_encrypt(data: bytes, efuse_key: bytes) -> bytes:
-    """The data of an hmac-encrypted entry: ciphertext and tag, as the chip decrypts it."""
-    iv = _hmac(efuse_key, HMAC_IV_MESSAGE)[:16]
-    return AESGCM(_hmac(efuse_key, HMAC_AES_MESSAGE)).encrypt(iv, data, None)
-
-
-def hmac_decrypt(data: bytes, efuse_key: bytes) -> bytes:
-    iv = _hmac(efuse_key, HMAC_IV_MESSAGE)[:16]
-    return AESGCM(_hmac(efuse_key, HMAC_AES_MESSAGE)).decrypt(iv, data, None)
-
-
-def derived_key(efuse_key: bytes, salt: bytes) -> ec.EllipticCurvePrivateKey:
-    """The P-256 key a chip with this HMAC_UP eFuse key derives from `salt`."""
-    kdf = PBKDF2HMAC(hashes.SHA256(), 32, salt, DERIVATION_ITERATIONS)
-    scalar = int.from_bytes(kdf.derive(efuse_key), "big")
-    return ec.derive_private_key(scalar, ec.SECP256R1())  # ValueError if out of range
-
-
-def _le(number: int, size: int) -> bytes:
-    return number.to_bytes(size, "little")
-
-
-def ds_data(key: rsa.RSAPrivateKey, efuse_key: bytes, chip: str, iv: bytes) -> bytes:
+def ds_data(key: Any, efuse_key: bytes, chip: str, iv: bytes) -> bytes:
     """The DS_DATA entry's data for `key` on `chip` (esp_ds_data_t)."""
-    bits = key.key_size
-    size = max(RSA_DS_BITS[chip]) // 8
-    n = key.public_key().public_numbers().n
-    y = key.private_numbers().d
-    rb = (1 << (2 * bits)) % n
-    m_prime = -pow(n, -1, 1 << 32) & 0xFFFFFFFF
-    length = bits // 32 - 1
-    numbers = _le(y, size) + _le(n, size) + _le(rb, size)
-    tail = struct.pack("<II", m_prime, length)
-    md = hashlib.sha256(numbers + tail + iv).digest()
-    cipher = Cipher(algorithms.AES(_hmac(efuse_key, HMAC_AES_MESSAGE)), modes.CBC(iv))
-    enc = cipher.encryptor()
-    c = enc.update(numbers + md + tail + DS_PADDING) + enc.finalize()
+    length, c = esp_efuse.ds_ciphertext(key, efuse_key, max(RSA_DS_BITS[chip]), iv)
     return esc.DsData.build({"rsa_length": length, "iv": iv, "c": c})
 
 
@@ -249,7 +194,7 @@ def key_entries(p: Protection, key: Any, key_bytes: bytes, subtype: int = 0) -> 
         return [esc.Entry(esc.TlvType.PRIV_KEY, subtype, key_bytes)]
     if p.storage is KeyStorage.HMAC_ENCRYPTED:
         assert p.efuse_key is not None
-        data = hmac_encrypt(key_bytes, p.efuse_key)
+        data = esp_efuse.hmac_encrypt(key_bytes, p.efuse_key)
         return [esc.Entry(esc.TlvType.PRIV_KEY, subtype, data, esc.FLAG_HMAC_ENCRYPTED)]
     if p.storage is KeyStorage.HMAC_DERIVED:
         assert p.salt is not None
@@ -268,7 +213,7 @@ def key_entries(p: Protection, key: Any, key_bytes: bytes, subtype: int = 0) -> 
         ]
     assert p.efuse_key is not None and p.chip is not None
     iv = p.iv or os.urandom(16)  # esp-secure-cert-tool draws it the same way
-    context = {"efuse_key_id": p.efuse_key_id, "rsa_length_bits": key.key_size}
+    context = {"efuse_key_id": p.efuse_key_id, "rsa_length_bits": esp_efuse.key_kind(key)[1]}
     return [
         esc.Entry(esc.TlvType.DS_DATA, subtype, ds_data(key, p.efuse_key, p.chip, iv)),
         esc.Entry(esc.TlvType.DS_CONTEXT, subtype, esc.DsContext.build(context)),
