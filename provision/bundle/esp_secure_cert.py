@@ -20,6 +20,15 @@ the PyPI package esp-secure-cert-tool 2.6 (esp_secure_cert/tlv_format_construct.
   SHA-256 of every byte before it. We do the same, so our image equals theirs byte for byte.
 - Private-key flags: bit 7 set / bit 6 clear = HMAC-encrypted key, bit 6 = HMAC-derived ECDSA
   key, bits 5..3 == 0b001 = key in the ECDSA peripheral. Plain keys have flags 0.
+- Entry bodies with a fixed layout (esp_secure_cert_tlv_private.h, srcs/esp_secure_cert_tlv_read.c
+  and esp-secure-cert-tool's TlvPartitionBuilder): DS_DATA is ESP-IDF's esp_ds_data_t (the RSA
+  length as key bits / 32 - 1, signed 32-bit; a 16-byte IV; the DS ciphertext); DS_CONTEXT is
+  esp_ds_data_ctx_t as stored (4 bytes where the firmware puts its pointer to the DS data, the
+  eFuse key id, one pad byte, the RSA length in bits); SEC_CFG is the eFuse block of an
+  ECDSA-peripheral key (key id + 4, i.e. EFUSE_BLK_KEY0 + id) and 39 reserved bytes; the
+  HMAC_ECDSA_KEY_SALT entry is the PBKDF2 salt as it is; SIGNATURE_BLOCK is a version, the
+  offset and length of the partition bytes it signs, the algorithm (0 RSA-3072, 1/2/3 ECDSA
+  P-192/P-256/P-384), then the public key and signature.
 """
 
 from __future__ import annotations
@@ -37,8 +46,10 @@ from construct import (
     Const,
     ConstructError,
     Default,
+    GreedyBytes,
     Int8ul,
     Int16ul,
+    Int32sl,
     Int32ul,
     Padding,
     RawCopy,
@@ -128,6 +139,73 @@ TlvEntry = Struct(
     "body" / RawCopy(_Body),
     "crc" / Checksum(Int32ul, crc32, this.body.data),
 )
+
+
+# Entry bodies (the data of one entry), each defined here once.
+DsData = Struct(
+    "rsa_length" / Int32sl,  # key bits / 32 - 1
+    "iv" / Bytes(16),
+    "c" / GreedyBytes,
+)
+DsContext = Struct(
+    "reserved" / Default(Int32ul, 0),  # the firmware's pointer to the DS data, at run time
+    "efuse_key_id" / Int8ul,
+    "padding" / Default(Int8ul, 0),
+    "rsa_length_bits" / Int16ul,
+)
+SecCfg = Struct(
+    "priv_key_efuse_block" / Int8ul,  # EFUSE_BLK_KEY0 (4) + key id
+    "reserved" / Default(Bytes(39), bytes(39)),
+)
+SignatureBlock = Struct(
+    "version" / Int8ul,
+    "reserved1" / Default(Bytes(3), bytes(3)),
+    "offset" / Int32ul,
+    "length" / Int32ul,
+    "algorithm" / Int8ul,
+    "reserved2" / Default(Bytes(3), bytes(3)),
+    "key_and_signature" / GreedyBytes,
+)
+EFUSE_BLK_KEY0 = 4
+SIGNATURE_ALGORITHMS = {0: "rsa3072", 1: "ecdsa192", 2: "ecdsa256", 3: "ecdsa384"}
+# Fixed sizes the firmware reads without checking the entry's length.
+BODY_SIZES: dict[int, int] = {
+    TlvType.DS_CONTEXT: DsContext.sizeof(),
+    TlvType.SEC_CFG: SecCfg.sizeof(),
+}
+
+
+def body_details(type_: int, data: bytes) -> dict[str, object]:
+    """What the fixed-layout entries say (for `bundle inspect`); BundleError if an entry of
+    these types does not have their layout."""
+    bad = BundleError(
+        f"esp_secure_cert {TlvType.label_of(type_)} entry of {len(data)} bytes does not have "
+        "its layout",
+        code="esp_secure_cert.bad_body",
+    )
+    size = BODY_SIZES.get(type_)
+    if size is not None and len(data) != size:
+        raise bad
+    try:
+        if type_ == TlvType.DS_DATA:
+            d = DsData.parse(data)
+            return {"rsa_bits": (d.rsa_length + 1) * 32, "ciphertext_size": len(d.c)}
+        if type_ == TlvType.DS_CONTEXT:
+            c = DsContext.parse(data)
+            return {"efuse_key_id": c.efuse_key_id, "rsa_bits": c.rsa_length_bits}
+        if type_ == TlvType.SEC_CFG:
+            block = SecCfg.parse(data).priv_key_efuse_block
+            return {"efuse_block": block, "efuse_key_id": block - EFUSE_BLK_KEY0}
+        if type_ == TlvType.SIGNATURE_BLOCK:
+            b = SignatureBlock.parse(data)
+            return {
+                "algorithm": SIGNATURE_ALGORITHMS.get(b.algorithm, f"unknown ({b.algorithm})"),
+                "signed_offset": b.offset,
+                "signed_length": b.length,
+            }
+    except ConstructError:
+        raise bad from None
+    return {}
 
 
 @dataclass(frozen=True)

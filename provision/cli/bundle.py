@@ -159,6 +159,31 @@ def pack(
     partition_size: str = typer.Option(
         "0x2000", "--partition-size", help="esp-secure-cert: the partition's size."
     ),
+    esp_key_storage: str = typer.Option(
+        "plain",
+        "--esp-key-storage",
+        help="esp-secure-cert: plain, hmac-encrypted, hmac-derived, ecdsa-peripheral or rsa-ds "
+        "(the chip's eFuse keys are burned separately).",
+    ),
+    esp_chip: str | None = typer.Option(
+        None, "--esp-chip", help="esp-secure-cert: the chip (esp32c3, esp32s3, ...)."
+    ),
+    esp_efuse_key_file: Path | None = typer.Option(
+        None, "--esp-efuse-key-file", help="esp-secure-cert: the 32-byte eFuse HMAC key."
+    ),
+    esp_efuse_key_id: int | None = typer.Option(
+        None, "--esp-efuse-key-id", help="esp-secure-cert: the eFuse key block (0-5)."
+    ),
+    esp_salt_file: Path | None = typer.Option(
+        None, "--esp-salt-file", help="esp-secure-cert hmac-derived: the salt (default: random)."
+    ),
+    esp_entry: list[str] = typer.Option(
+        [],
+        "--esp-entry",
+        metavar="TYPE[:SUBTYPE]=FILE",
+        help="esp-secure-cert: add an entry from a file (ds_data, ds_context, sec_cfg, "
+        "hmac_ecdsa_key_salt, signature_block, user_data_1..5; repeatable).",
+    ),
 ) -> None:
     """Pack credential files into a bundle (checked first; written all-or-nothing)."""
     if format_ not in ("bundle", "esp-secure-cert"):
@@ -192,8 +217,15 @@ def pack(
         # Espressif's tool and esp-tls expect PEM; --encoding der for DER (e.g. Matter).
         esp_encoding = encoding or ("pem" if sources.encoding == "compact" else sources.encoding)
         sources = bundle_options.override_spec(sources, device_id=None, encoding=esp_encoding)
-        bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key)
+        esp = bundle_esp.EspOptions(
+            esp_key_storage, esp_chip, esp_efuse_key_file, esp_efuse_key_id, esp_salt_file,
+            tuple(esp_entry),
+        )  # fmt: skip
+        bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key, esp)
         return
+    esp_given = (esp_chip, esp_efuse_key_file, esp_efuse_key_id, esp_salt_file)
+    if esp_entry or esp_key_storage != "plain" or any(v is not None for v in esp_given):
+        raise UsageError("the --esp-* options are for --format esp-secure-cert")
     signer = bundle_options.signer_from_options(
         sign_key, sign_key_password_file, sign_key_password_env
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ from provision.bundle import esp_secure_cert
 from provision.check import Finding, Severity, check_credential_set, refuse_errors
 from provision.cli.check import findings_table
 from provision.cli.common import console, print_json, resolve_password, safe_text, table
-from provision.dialects import esp32_image
-from provision.errors import InputError
+from provision.dialects import esp32_image, esp32_keys
+from provision.errors import InputError, UsageError, clip
 from provision.inputs import read_input
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, check_outputs, write_outputs
 
@@ -24,8 +25,72 @@ def ask_password(prompt: str) -> bytes:
     return password
 
 
+@dataclass(frozen=True)
+class EspOptions:
+    key_storage: str = "plain"
+    chip: str | None = None
+    efuse_key_file: Path | None = None
+    efuse_key_id: int | None = None
+    salt_file: Path | None = None
+    entries: tuple[str, ...] = ()
+
+
+def _protection(o: EspOptions) -> esp32_keys.Protection:
+    try:
+        storage = esp32_keys.KeyStorage(o.key_storage)
+    except ValueError:
+        names = ", ".join(k.value for k in esp32_keys.KeyStorage)
+        raise UsageError(f"--esp-key-storage {clip(o.key_storage)!r}: use one of {names}") from None
+    if o.chip is not None and o.chip not in esp32_keys.CHIPS:
+        names = ", ".join(esp32_keys.CHIPS)
+        raise UsageError(f"--esp-chip {clip(o.chip)!r}: use one of {names}")
+    if o.efuse_key_id is not None and o.efuse_key_id not in esp32_keys.EFUSE_KEY_IDS:
+        raise UsageError(f"--esp-efuse-key-id {o.efuse_key_id}: use 0 to 5 (BLOCK_KEY0-5)")
+    efuse_key = (
+        read_input(o.efuse_key_file, "eFuse key file", limit=64) if o.efuse_key_file else None
+    )
+    salt = None
+    if storage is esp32_keys.KeyStorage.HMAC_DERIVED:
+        salt = (
+            read_input(o.salt_file, "salt file", limit=1024)
+            if o.salt_file
+            else os.urandom(esp32_keys.DEFAULT_SALT_SIZE)
+        )
+    return esp32_keys.Protection(storage, o.chip, efuse_key, o.efuse_key_id, salt)
+
+
+def _extra_entries(specs: tuple[str, ...]) -> list[esp_secure_cert.Entry]:
+    out = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        label, _, subtype = name.partition(":")
+        try:
+            kind = esp_secure_cert.TlvType[label.strip().upper()]
+            number = int(subtype or "0", 0)
+        except (KeyError, ValueError):
+            kind, number = None, -1
+        if not sep or not path or kind not in esp32_image.EXTRA_TYPES or not 0 <= number <= 254:
+            names = ", ".join(sorted(t.name.lower() for t in esp32_image.EXTRA_TYPES))
+            raise UsageError(
+                f"--esp-entry {clip(spec)!r}: give TYPE[:SUBTYPE]=FILE, TYPE one of {names}"
+            )
+        assert kind is not None
+        data = read_input(
+            Path(path), f"--esp-entry {kind.name.lower()}", limit=esp_secure_cert.MAX_DATA
+        )
+        out.append(esp_secure_cert.Entry(kind, number, data))
+    return out
+
+
 def pack(
-    sources: Any, out: Path, target: str, force: bool, size: str, json_out: bool, sign_key: Any
+    sources: Any,
+    out: Path,
+    target: str,
+    force: bool,
+    size: str,
+    json_out: bool,
+    sign_key: Any,
+    esp: EspOptions | None = None,
 ) -> None:
     if sign_key is not None:
         raise InputError("--sign-key: an esp_secure_cert image has no signature of ours")
@@ -34,6 +99,9 @@ def pack(
     except ValueError:
         raise InputError(f"--partition-size {size!r}: give a number like 0x2000") from None
     interactive = sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"
+    esp = esp or EspOptions()
+    protection = _protection(esp)
+    extra = _extra_entries(esp.entries)
     credentials = bundle_io.read_credentials(
         sources, ask_password=ask_password if interactive else None
     )
@@ -42,7 +110,9 @@ def pack(
     findings = check_credential_set(credentials, target=target)
     if not force:
         refuse_errors(findings, "--force packs anyway")
-    image, entries, warnings = esp32_image.build(credentials, partition_size=partition_size)
+    image, entries, warnings = esp32_image.build(
+        credentials, partition_size=partition_size, protection=protection, extra=extra
+    )
     findings += [
         Finding(w.code, Severity.WARNING, w.message, w.sec_tag, w.slot.label if w.slot else None)
         for w in warnings
@@ -75,6 +145,20 @@ def pack(
         console.print(findings_table(findings, title="pre-flight check"))
 
 
+def _detail(row: dict[str, Any]) -> str:
+    """The subject column for entries that are not certificates."""
+    if "storage" in row:
+        return str(row["storage"])
+    if "signed_length" in row:
+        return f"{row['algorithm']} over bytes {row['signed_offset']}..{row['signed_length']}"
+    parts = []
+    if "efuse_key_id" in row:
+        parts.append(f"eFuse BLOCK_KEY{row['efuse_key_id']}")
+    if "rsa_bits" in row:
+        parts.append(f"RSA-{row['rsa_bits']}")
+    return ", ".join(parts) or str(row.get("error", ""))
+
+
 def _table(report: dict[str, Any]) -> None:
     console.print(
         safe_text(
@@ -94,7 +178,7 @@ def _table(report: dict[str, Any]) -> None:
             str(r["subtype"]),
             r["encoding"],
             str(r["size"]),
-            safe_text(r.get("subject") or r.get("storage") or ""),
+            safe_text(r.get("subject") or _detail(r)),
             r["sha256"][:12] + "…",
         )
     console.print(rows)

@@ -8,8 +8,11 @@ those of Espressif's configure_esp_secure_cert.py (CA, device cert, key, integri
 image we pack equals the one their tool generates for the same files (tests/esp32).
 
 A password-encrypted client_key is decrypted here, on the host: esp_secure_cert_mgr reads
-keys in the clear (or through eFuse HMAC/DS peripherals, which we do not drive), so such a
-partition is only as secret as the flash, i.e. it relies on flash encryption.
+keys in the clear unless the image ties the key to the chip's eFuse keys
+(provision.dialects.esp32_keys: HMAC-encrypted, HMAC-derived, ECDSA peripheral, RSA DS;
+`bundle pack --esp-key-storage`), so a plain partition is only as secret as the flash, i.e. it
+relies on flash encryption. Other entries (DS data and context, a salt, a signature block,
+user data) can be added from files as they are (`--esp-entry`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,17 @@ from typing import Any
 
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, SlotType
+from provision.dialects import esp32_keys as keys
 from provision.dialects.base import Refusal
-from provision.errors import InputError, PolicyError
-from provision.pki.certs import describe_certificate, to_der, to_pem
-from provision.pki.keys import describe_key, load_private_key, serialize_private_key
+from provision.errors import InputError, PolicyError, ProvisionError
+from provision.pki import esp_efuse
+from provision.pki.certs import describe_certificate, load_certificate, to_der, to_pem
+from provision.pki.keys import (
+    describe_key,
+    load_private_key,
+    public_key_der,
+    serialize_private_key,
+)
 
 # Key types (provision.pki.keys.describe_key) ESP-IDF's mbedTLS and the chips' peripherals
 # use for TLS client authentication; other ECDSA curves parse but rarely work end to end.
@@ -71,8 +81,13 @@ def the_tag(credentials: CredentialSet) -> int:
     return tags[0]
 
 
-def entries_for(credentials: CredentialSet) -> list[esc.Entry]:
-    """The TLV entries for a set that passed `preflight` (no PSK, one sec_tag)."""
+def entries_for(
+    credentials: CredentialSet,
+    protection: keys.Protection = keys.PLAIN,
+    extra: Sequence[esc.Entry] = (),
+) -> list[esc.Entry]:
+    """The TLV entries for a set that passed `preflight` (no PSK, one sec_tag), the key kept
+    as `protection` says, with `extra` entries, in the order Espressif's tool writes them."""
     tag = the_tag(credentials)
     entries = [
         esc.Entry(esc.TlvType.CA_CERT, i, _cert_bytes(s))
@@ -82,16 +97,23 @@ def entries_for(credentials: CredentialSet) -> list[esc.Entry]:
     if cert is not None:
         entries.append(esc.Entry(esc.TlvType.DEV_CERT, 0, _cert_bytes(cert)))
     key = credentials.get(tag, SlotType.CLIENT_KEY)
-    if key is not None:
-        entries.append(
-            esc.Entry(esc.TlvType.PRIV_KEY, 0, _key_bytes(key, _password(credentials, tag)))
-        )
-    return entries
+    if protection.storage is keys.KeyStorage.HMAC_DERIVED:
+        entries += keys.key_entries(protection, None, b"")
+    elif key is not None:
+        password = _password(credentials, tag)
+        entries += keys.key_entries(protection, _key(key, password), _key_bytes(key, password))
+    return keys.ordered(entries + list(extra))
 
 
-def refusals(credentials: CredentialSet, partition_size: int = esc.DEFAULT_SIZE) -> list[Refusal]:
+def refusals(
+    credentials: CredentialSet,
+    partition_size: int = esc.DEFAULT_SIZE,
+    protection: keys.Protection = keys.PLAIN,
+    extra: Sequence[esc.Entry] = (),
+) -> list[Refusal]:
     """What esp_secure_cert_mgr cannot hold or use, and the size against the partition
-    (warnings: what it holds but where the user should know more)."""
+    (warnings: what it holds but where the user should know more, and what the chip must
+    hold in eFuse for the key storage mode)."""
     out: list[Refusal] = []
     tags = credentials.sec_tags
     if len(tags) > 1:
@@ -135,7 +157,7 @@ def refusals(credentials: CredentialSet, partition_size: int = esc.DEFAULT_SIZE)
                     slot,
                 )
             )
-        if slot.flags & SlotFlags.ENCRYPTED:
+        if slot.flags & SlotFlags.ENCRYPTED and protection.storage is keys.KeyStorage.PLAIN:
             out.append(
                 _refusal(
                     "key_decrypted",
@@ -146,9 +168,13 @@ def refusals(credentials: CredentialSet, partition_size: int = esc.DEFAULT_SIZE)
                     warning=True,
                 )
             )
+    out += _storage_refusals(credentials, protection, tags[0] if tags else None)
+    out += _extra_refusals(extra)
     if any(not r.warning for r in out):
         return out
-    size = len(esc.encode(entries_for(credentials)))
+    entries = entries_for(credentials, protection, extra)
+    out += _signature_refusals(entries)
+    size = len(esc.encode(entries))
     if size > partition_size:
         out.append(
             Refusal(
@@ -160,15 +186,95 @@ def refusals(credentials: CredentialSet, partition_size: int = esc.DEFAULT_SIZE)
     return out
 
 
+def _storage_refusals(
+    credentials: CredentialSet, p: keys.Protection, tag: int | None
+) -> list[Refusal]:
+    slot = credentials.get(tag, SlotType.CLIENT_KEY) if tag is not None else None
+    key = _key(slot, _password(credentials, slot.sec_tag)) if slot is not None else None
+    out = [Refusal(f"esp_secure_cert.{code}", text) for code, text in keys.problems(p, key)]
+    if out:
+        return out
+    need = keys.requirement(p, key)
+    if need is not None:
+        out.append(Refusal("esp_secure_cert.efuse_required", need, warning=True))
+    cert = credentials.get(tag, SlotType.CLIENT_CERT) if tag is not None else None
+    if p.storage is keys.KeyStorage.HMAC_DERIVED and p.efuse_key and p.salt and cert:
+        derived = public_key_der(esp_efuse.derived_key(p.efuse_key, p.salt))
+        if public_key_der(load_certificate(cert.data, "client_cert").public_key()) != derived:
+            out.append(
+                Refusal(
+                    "esp_secure_cert.derived_key_mismatch",
+                    "hmac-derived: the client_cert's public key is not the key this eFuse key "
+                    "and salt derive",
+                    cert.sec_tag,
+                    cert.type,
+                )
+            )
+    return out
+
+
+# What --esp-entry may add: not what the set's slots or the integrity entry become.
+EXTRA_TYPES = frozenset(esc.TlvType) - {
+    esc.TlvType.CA_CERT,
+    esc.TlvType.DEV_CERT,
+    esc.TlvType.PRIV_KEY,
+    esc.TlvType.INTEGRITY,
+    esc.TlvType.END,
+}
+
+
+def _extra_refusals(extra: Sequence[esc.Entry]) -> list[Refusal]:
+    out = []
+    for e in extra:
+        try:
+            esc.body_details(e.type, e.data)
+        except ProvisionError as err:
+            out.append(Refusal(err.code or "esp_secure_cert.bad_body", err.message))
+    return out
+
+
+def _signature_refusals(entries: Sequence[esc.Entry]) -> list[Refusal]:
+    """A signature block signs the partition bytes from its offset for its length: they must
+    be the entries before it, or the chip's verification fails."""
+    out = []
+    seen: set[tuple[int, int]] = set()
+    for i, e in enumerate(entries):
+        if (e.type, e.subtype) in seen:
+            out.append(
+                Refusal(
+                    "esp_secure_cert.duplicate",
+                    f"two {esc.TlvType.label_of(e.type)} entries with subtype {e.subtype}",
+                )
+            )
+        seen.add((e.type, e.subtype))
+        if e.type != esc.TlvType.SIGNATURE_BLOCK:
+            continue
+        signed = len(esc.encode(entries[:i], integrity=False))
+        block = esc.SignatureBlock.parse(e.data)
+        if (block.offset, block.length) != (0, signed):
+            out.append(
+                Refusal(
+                    "esp_secure_cert.signature_span",
+                    f"the signature block signs {block.length} bytes at offset {block.offset}; "
+                    f"the image has {signed} bytes before it (sign this image's entries)",
+                )
+            )
+    return out
+
+
 def build(
-    credentials: CredentialSet, *, partition_size: int = esc.DEFAULT_SIZE
+    credentials: CredentialSet,
+    *,
+    partition_size: int = esc.DEFAULT_SIZE,
+    protection: keys.Protection = keys.PLAIN,
+    extra: Sequence[esc.Entry] = (),
 ) -> tuple[bytes, tuple[esc.Entry, ...], list[Refusal]]:
     """(image, entries, warnings); PolicyError for what the partition cannot hold."""
-    found = refusals(credentials, partition_size)
+    found = refusals(credentials, partition_size, protection, extra)
     errors = [r for r in found if not r.warning]
     if errors:
         raise PolicyError(f"esp32: {errors[0].message}; nothing written", code=errors[0].code)
-    entries = tuple(entries_for(credentials))
+    entries = tuple(entries_for(credentials, protection, extra))
     return esc.encode(entries), entries, found
 
 
@@ -207,6 +313,12 @@ def describe_entries(
             row.update(_cert_row(e.data))
         elif e.type == esc.TlvType.PRIV_KEY:
             row["storage"] = esc.key_storage(e.flags)
+            if row["storage"] != "plain":
+                row["encoding"] = "encrypted" if e.data else "none"
+        try:
+            row.update(esc.body_details(e.type, e.data))
+        except ProvisionError as err:
+            row["error"] = err.message
         rows.append(row)
     return rows
 

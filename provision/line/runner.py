@@ -255,6 +255,10 @@ class Line:
             fast_baud = int(cfg.fast_baud)
         self._on_step(port, Step.WAITING, None)
         attempt = 0
+        if last_id is not None:
+            # The board just done is still on the jig: opening at once only finds it again,
+            # at the cost of a whole connect (an ESP32's reset, SYNC and chip detection).
+            self.stopping.wait(min(cfg.poll_interval, 0.02))
         while not self.stopping.is_set() and not self._tickets_gone():
             dev: Device | None = None
             try:
@@ -283,7 +287,7 @@ class Line:
                 dev.close()
             self._on_step(port, Step.WAITING, None)
             # Look again soon (a swap is often already done), then back off to poll_interval.
-            self.stopping.wait(min(cfg.poll_interval, 0.02 * 2**attempt))
+            self.stopping.wait(min(cfg.poll_interval, 0.02 * 2 ** min(attempt, 10)))
             attempt += 1
         return None
 

@@ -104,6 +104,7 @@ class PtyJig:
     def _serve_device(self, master: int, runner: SimRunner) -> None:
         t0 = time.monotonic()
         talked = False
+        unopened = 0  # looks at a port nobody has open
         # Like a UART, take the host's bytes only as the emulated wire carries them (what
         # 50 ms of line holds, at least a 64-byte FIFO): the rest waits in the host's tty
         # queue, where a host that gives up on a transfer can still drop it (tcflush).
@@ -132,7 +133,11 @@ class PtyJig:
                     raise
                 if talked:
                     return  # the host let go: next board
-                time.sleep(0.002)  # nobody has the port open yet (the next board waits)
+                # Nobody has the port open yet (the next board waits). select() cannot wait for
+                # an open (a master without a slave is always readable): back off to 8 ms,
+                # or 31 idle jigs of 32 spin at 500 wake-ups a second each.
+                time.sleep(0.001 * 2 ** min(unopened, 3))
+                unopened += 1
                 continue
             if data:
                 talked = True

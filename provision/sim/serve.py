@@ -133,18 +133,19 @@ class Line:
         t0, _, bt = self._segments[0]
         return t0 + bt
 
-    def unit_time(self, delimiters: bytes) -> float | None:
-        """When the next unit (up to a delimiter byte or the end of a segment) has arrived."""
+    def unit_time(self, delimiters: bytes, skip: int = 0) -> float | None:
+        """When the next unit (up to a delimiter byte or the end of a segment) has arrived;
+        `skip`: leading bytes that cannot end it (an opening SLIP 0xC0)."""
         if not self._segments:
             return None
         t0, data, bt = self._segments[0]
-        return t0 + (_unit_len(data, delimiters)) * bt
+        return t0 + (_unit_len(data, delimiters, skip)) * bt
 
-    def pop_unit(self, now: float, delimiters: bytes) -> tuple[float, bytes] | None:
+    def pop_unit(self, now: float, delimiters: bytes, skip: int = 0) -> tuple[float, bytes] | None:
         if not self._segments:
             return None
         t0, data, bt = self._segments[0]
-        n = _unit_len(data, delimiters)
+        n = _unit_len(data, delimiters, skip)
         t_end = t0 + n * bt
         if t_end > now:
             return None
@@ -191,10 +192,10 @@ def garble(data: bytes) -> bytes:
     return bytes(0 if b == 0 else (b ^ 0xA5) or 0x5A for b in data)
 
 
-def _unit_len(data: bytes, delimiters: bytes) -> int:
+def _unit_len(data: bytes, delimiters: bytes, skip: int = 0) -> int:
     best = len(data)
     for d in delimiters:
-        i = data.find(d)
+        i = data.find(d, skip)
         if 0 <= i < best:
             best = i
     return min(best + 1, len(data))
@@ -203,7 +204,10 @@ def _unit_len(data: bytes, delimiters: bytes) -> int:
 # --- the runner ---------------------------------------------------------------------------
 
 # A frame ends at 0x00 (native) and a line at CR/LF (shells): the device handles each unit
-# when its last byte has arrived, so its answer starts at the right time.
+# when its last byte has arrived, so its answer starts at the right time. A device whose
+# frames hold those bytes names its own: FRAME_END, a byte that opens and closes every frame
+# (SLIP's 0xC0; esp32 headers are full of zeros), so a unit is a whole frame, its opening
+# byte included (a lone opening byte would cost the pty jig and the host a wake-up each).
 _DELIMITERS = b"\x00\n\r"
 
 
@@ -261,6 +265,9 @@ class SimRunner:
     def _power_on(self, t: float) -> None:
         self.ctx.boots += 1
         self.device = self.factory(self.ctx)
+        frame_end: bytes | None = getattr(self.device, "FRAME_END", None)
+        self.delimiters = frame_end or _DELIMITERS
+        self._skip = 1 if frame_end else 0
         self._set_device_baud(self.boot_baud)  # a UART starts at its boot rate
         out = self._guarded(self.device.boot, t)
         if out is not None:
@@ -321,7 +328,7 @@ class SimRunner:
 
     def advance(self, now: float) -> bytes:
         while True:
-            unit = self.h2d.pop_unit(now, _DELIMITERS)
+            unit = self.h2d.pop_unit(now, self.delimiters, self._skip)
             if unit is None:
                 break
             self._handle(*unit)
@@ -391,8 +398,10 @@ class SimRunner:
     def next_event_time(self, *, whole_units: bool = False) -> float | None:
         """When the device next handles input or a byte reaches the host; with whole_units,
         when the next complete frame or line has reached the host."""
-        out = self.d2h.unit_time(_DELIMITERS) if whole_units else self.d2h.next_time()
-        times = [t for t in (self.h2d.unit_time(_DELIMITERS), out) if t is not None]
+        d2h = self.d2h
+        out = d2h.unit_time(self.delimiters, self._skip) if whole_units else d2h.next_time()
+        into = self.h2d.unit_time(self.delimiters, self._skip)
+        times = [t for t in (into, out) if t is not None]
         return min(times) if times else None
 
 

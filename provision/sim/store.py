@@ -98,8 +98,11 @@ class Flash:
                         f"{self.path}: flash file is {shown} bytes, the profile needs {size}"
                     )
                 self._mem = bytearray(data)
+                self._blank = False
             else:
-                self._mem = bytearray(b"\xff" * size)
+                # Repeating one byte: no 4 MB intermediate for each simulated board.
+                self._mem = bytearray(b"\xff") * size
+                self._blank = True  # until the first program: a new board's flash
                 if self.path is not None:
                     self._persist(0, len(self._mem))
         except OSError as err:  # a folder, a missing parent folder, no permission
@@ -116,6 +119,10 @@ class Flash:
     def read(self, offset: int, n: int) -> bytes:
         return bytes(self._mem[offset : offset + n])
 
+    def is_erased(self, offset: int, n: int) -> bool:
+        """All 0xFF (counted in place: no copy of a 2 MB bank for every simulated board)."""
+        return self._blank or self._mem.count(0xFF, offset, offset + n) == n
+
     def erase(self, offset: int, n: int) -> None:
         self._mem[offset : offset + n] = b"\xff" * n
         self.operations += 1
@@ -128,9 +135,12 @@ class Flash:
         cut = cut_after is not None and self.programmed + n >= cut_after
         if cut_after is not None and cut:
             n = max(0, cut_after - self.programmed)
-        # NOR programming can only clear bits.
-        for i in range(n):
-            self._mem[offset + i] &= data[i]
+        # NOR programming can only clear bits: AND, done on whole integers (not byte by byte).
+        if n:
+            self._blank = False
+            old = int.from_bytes(self._mem[offset : offset + n], "little")
+            new = old & int.from_bytes(data[:n], "little")
+            self._mem[offset : offset + n] = new.to_bytes(n, "little")
         self.programmed += n
         self.operations += 1
         self._busy += n * self.program_s
@@ -204,7 +214,7 @@ class SlotStore:
             self.sequence, self.active, self._entries = best
         # A blank spare bank (a new board's flash) needs no erase: firmware blank-checks it.
         spare = (1 - self.active) * self.bank_size
-        self._spare_erased = self.flash.read(spare, self.bank_size).count(0xFF) == self.bank_size
+        self._spare_erased = self.flash.is_erased(spare, self.bank_size)
         self._staged: _Staging | None = None
 
     def _read_bank(self, bank: int) -> tuple[int, dict[Key, bytes]] | None:

@@ -3,8 +3,13 @@
 Who owns the port: our Transport does (provision.device.open opens and closes it). esptool
 never opens one: its ESPLoader takes any object that behaves like a pyserial port, so
 
-- on a real serial port we lend it the open pyserial object itself, and esptool's DTR/RTS
-  reset into the bootloader works as with its own CLI;
+- on a real serial port it gets `SerialPortAdapter`: reads and writes go through the
+  Transport, the modem lines, file descriptor and name are the open pyserial object's, so
+  esptool's DTR/RTS reset into the bootloader works as with its own CLI. esptool sets the
+  port's timeout around every command; on the pyserial object each change was a tcsetattr
+  and a flock (about 200 system calls a board), on the adapter it is an attribute. A
+  `close()` from esptool (it closes the port when a connect fails) leaves the Transport's
+  port open for its owner;
 - on anything else (sim://, where time is virtual; socket://) it gets `TransportPort`, a
   pyserial-shaped adapter over Transport.read/write, and connects without a reset (esptool
   does the same on socket://: DTR/RTS do not cross a socket).
@@ -21,6 +26,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from provision.errors import DeviceError, InputError, LinkError
 from provision.transport.base import Transport
@@ -55,6 +61,9 @@ def require_esptool() -> None:
 class TransportPort:
     """Enough of pyserial's Serial for esptool's ESPLoader, over a Transport."""
 
+    dtr = False  # modem lines: nothing to drive on a socket or a simulated line
+    rts = False
+
     def __init__(self, transport: Transport, name: str, baudrate: int) -> None:
         self._transport = transport
         self._buf = bytearray()
@@ -62,7 +71,6 @@ class TransportPort:
         self._baudrate = baudrate
         self.timeout: float | None = 3.0
         self.write_timeout: float | None = None
-        self.dtr = self.rts = False
 
     # esptool sets the rate after CHANGE_BAUDRATE; a simulated line follows the device.
     @property
@@ -133,6 +141,54 @@ class TransportPort:
         pass  # the Transport's owner closes it
 
 
+class SerialPortAdapter(TransportPort):
+    """TransportPort on a real serial port: the modem lines and the file descriptor (for
+    esptool's reset sequences, which ioctl it) and the device name (for its USB VID/PID
+    lookup) are the pyserial object's; flushing discards the OS queue at once."""
+
+    def __init__(self, transport: Transport, serial_port: Any, baudrate: int) -> None:
+        super().__init__(transport, serial_port.port, baudrate)
+        self._serial = serial_port
+
+    def fileno(self) -> int:
+        return int(self._serial.fileno())
+
+    @property
+    def dtr(self) -> bool:
+        return bool(self._serial.dtr)
+
+    @dtr.setter
+    def dtr(self, state: bool) -> None:
+        self._serial.dtr = state
+
+    @property
+    def rts(self) -> bool:
+        return bool(self._serial.rts)
+
+    @rts.setter
+    def rts(self, state: bool) -> None:
+        self._serial.rts = state
+
+    def setDTR(self, state: bool) -> None:
+        self._serial.dtr = state
+
+    def setRTS(self, state: bool) -> None:
+        self._serial.rts = state
+
+    def flushInput(self) -> None:
+        self._buf.clear()
+        self._serial.reset_input_buffer()
+
+    reset_input_buffer = flushInput
+
+    def isOpen(self) -> bool:  # esptool's reset strategies ask before each reset
+        return bool(self._serial.is_open)
+
+    def open(self) -> None:
+        if not self._serial.is_open:
+            self._serial.open()
+
+
 @dataclass(frozen=True)
 class ChipInfo:
     chip: str  # "ESP32", "ESP32-S3", ...
@@ -169,7 +225,11 @@ class EspLink:
             serial_port is not None and "://" not in name and hasattr(serial_port, "fileno")
         )
         rate = getattr(transport, "baudrate", None) or 115200
-        port = serial_port if real_serial else TransportPort(transport, name, rate)
+        port = (
+            SerialPortAdapter(transport, serial_port, rate)
+            if real_serial
+            else TransportPort(transport, name, rate)
+        )
         mode = "default-reset" if real_serial else "no-reset"
         try:
             esp = detect_chip(port, ESPLoader.ESP_ROM_BAUD, mode, False, connect_attempts)

@@ -132,9 +132,11 @@ def test_probe_tells_an_esp_bootloader_from_another_device() -> None:
     assert not Esp32Session.probe(open_sim_transport("sim://native"), 1.0)
 
 
-def test_entries_past_the_first_sector_are_listed_and_verified(tmp_path: Path) -> None:
-    # The dialect reads the partition only as far as its entries go, 2 KB first: a set
-    # bigger than a sector must still be read whole.
+def test_entries_past_the_first_sector_are_listed_and_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dialect reads the partition only as far as its entries go (64 bytes, 2 KB, then
+    # doubling): a set bigger than a sector must still be read whole, by a new session.
     from provision.pki.authority import create_root_ca
     from provision.pki.certs import cert_pem
 
@@ -147,15 +149,18 @@ def test_entries_past_the_first_sector_are_listed_and_verified(tmp_path: Path) -
     from provision.dialects import esp32_image as esp_pack
 
     assert len(esc.encode(esp_pack.entries_for(creds))) > 0x1000
-    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+    flash = tmp_path / "dev.flash"
+    with device.open(f"sim://esp32?flash={flash}&baud=0", dialect="esp32") as dev:
         dev.write(creds)
+    monkeypatch.setenv("PROVISION_ESP32_SEC_TAG", "42")  # the chip does not keep the tag
+    with device.open(f"sim://esp32?flash={flash}&baud=0", dialect="esp32") as dev:
         assert dev.verify(creds).ok
         assert dev.read(42, SlotType.ROOT_CA).count(b"BEGIN CERTIFICATE") == 8
 
 
 def test_a_partition_table_longer_than_the_first_read_is_read_whole(tmp_path: Path) -> None:
-    # The dialect reads 1 KB of the table first (31 entries): esp_secure_cert as the 41st
-    # entry must still be found.
+    # The dialect reads 512 bytes of the table first (15 entries): esp_secure_cert as the
+    # 41st entry must still be found.
     from provision.bundle import esp_partitions as ptab
 
     table = [
@@ -173,3 +178,74 @@ def test_a_partition_table_longer_than_the_first_read_is_read_whole(tmp_path: Pa
         assert dev.info().details["partition_offset"] == 0xD000
         dev.write(creds)
         assert dev.verify(creds).ok
+
+
+def _counting_reads(session):  # type: ignore[no-untyped-def]
+    reads: list[tuple[int, int]] = []
+    read_flash = session.link.read_flash
+
+    def counted(offset: int, size: int) -> bytes:
+        reads.append((offset, size))
+        return read_flash(offset, size)
+
+    session.link.read_flash = counted
+    return reads
+
+
+def test_a_new_boards_partition_is_read_in_its_first_64_bytes_only() -> None:
+    from provision.dialects.esp32 import Esp32Session
+    from provision.sim.serve import open_sim_transport
+
+    session = Esp32Session(open_sim_transport("sim://esp32?baud=0"))
+    reads = _counting_reads(session)
+    assert session.list() == []
+    assert reads == [(0xD000, 0x40)]
+
+
+def test_listing_again_asks_the_device_for_an_md5_and_reads_only_what_changed() -> None:
+    # What the session has seen (read, or written and confirmed by the device's MD5) is
+    # checked against the device's MD5 of the region, not read again; flash changed behind
+    # the session's back is read again.
+    from provision.dialects.esp32 import Esp32Session
+    from provision.sim.serve import open_sim_transport
+
+    transport = open_sim_transport("sim://esp32?baud=0")
+    session = Esp32Session(transport)
+    session.write(_set())
+    reads = _counting_reads(session)
+    assert {s.type for s in session.list()} == {
+        SlotType.ROOT_CA,
+        SlotType.CLIENT_CERT,
+        SlotType.CLIENT_KEY,
+    }
+    assert session.list() == session.list()
+    assert reads == []
+    # A bit of the first entry's data cleared (as NOR programming does): its CRC fails, and
+    # esp_secure_cert_mgr stops at the first damaged entry.
+    transport.runner.ctx.store.flash.program(0xD000 + 40, b"\x00")
+    assert session.list() == []
+    assert reads and reads[0] == (0xD000, 0x40)
+
+
+def test_a_failed_connect_on_a_serial_port_leaves_the_port_to_its_owner() -> None:
+    # A pty stands in for a serial port where no chip answers (it has no modem lines: esptool
+    # warns that it could not reset). esptool gives up and closes "its" port, which is the
+    # Transport's adapter: the Transport's port stays open for its owner to close.
+    import os
+    import tty
+
+    from provision.transport.esptool_link import EspLink
+    from provision.urls import open_url
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    transport = open_url(path)
+    try:
+        with pytest.raises(LinkError, match="connecting to the ESP bootloader"):
+            EspLink(transport, name=path, connect_attempts=1)
+        assert transport.port.is_open  # type: ignore[attr-defined]
+    finally:
+        transport.close()
+        os.close(master)
+        os.close(slave)

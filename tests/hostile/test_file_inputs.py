@@ -47,6 +47,14 @@ COMPANIONS: dict[str, list[tuple[str, str | None]]] = {
     "device keygen:ca": [("ca_key", "@ca/ca.key")],
     "device keygen:ca_key": [("ca", "@ca/ca.crt")],
     "device keygen:ca_key_password_file": [("ca", "@ca-encrypted")],
+    # The esp-secure-cert image's own inputs, read before the set's files.
+    "esp_efuse_key_file": [("format", "esp-secure-cert"), ("tag", "42"), ("root_ca", None)],
+    "esp_salt_file": [
+        ("format", "esp-secure-cert"),
+        ("esp_key_storage", "hmac-derived"),
+        ("tag", "42"),
+        ("root_ca", None),
+    ],
 }
 # The argument-less bundle options of `device write/verify`: the items are the subject.
 BESIDE_ITEMS = {"bundle", "spec"}
