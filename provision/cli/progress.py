@@ -9,14 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from provision.cli.common import err_console
+from provision.cli import common
 
 Progress = Callable[[int, int], None]
 
 
 def interactive() -> bool:
     """A person is watching stderr: bars and status lines make sense there."""
-    return err_console.is_terminal and os.environ.get("TERM") != "dumb"
+    return common.err_console.is_terminal and os.environ.get("TERM") != "dumb"
 
 
 @contextmanager
@@ -42,7 +42,7 @@ def transfer_bar(description: str, total: int) -> Iterator[Progress]:
         DownloadColumn(binary_units=False),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=common.err_console,
         transient=True,
         # A slow link (1200 baud: ~120 B/s) still moves the bar and the rate several times a
         # second; the default 10 refreshes per second is enough.
@@ -72,5 +72,5 @@ def status(text: str) -> Iterator[Callable[[str], Any]]:
     if not interactive():
         yield lambda _text: None
         return
-    with err_console.status(text) as shown:
+    with common.err_console.status(text) as shown:
         yield lambda new: shown.update(new)

@@ -23,7 +23,7 @@ from enum import IntEnum
 from typing import ClassVar, TypeVar, cast
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.dialects import nrf_attestation
+from provision.dialects import TARGETS, nrf_attestation
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -313,7 +313,7 @@ NO_MIX_GUARANTEE = (
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="nrf91",
+    target=TARGETS[NAME],
     description="nRF91 modem via AT%CMNG (one AT command per item, LF-only PEM)",
     slot_types=frozenset(SlotType),
     capabilities=frozenset(

@@ -15,7 +15,7 @@ from typing import ClassVar, TypeVar
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, SlotType
-from provision.dialects import mbedtls
+from provision.dialects import TARGETS, mbedtls
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -133,7 +133,7 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="native",
+    target=TARGETS[NAME],
     description="our link protocol: windowed, CRC-checked, atomic commit (firmware_stub/)",
     slot_types=frozenset(SlotType),
     capabilities=frozenset(Capability) - {Capability.ATTESTATION},

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
-from provision.dialects import mbedtls
+from provision.dialects import TARGETS, mbedtls
 from provision.dialects.at_cmng import NO_MIX_GUARANTEE, slot_pem
 from provision.dialects.base import (
     Capability,
@@ -195,7 +195,7 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="zephyr",
+    target=TARGETS[NAME],
     description="Zephyr TLS credentials shell (base64 into a 1024-byte cred buffer)",
     slot_types=frozenset(TYPE_KEYWORD),
     capabilities=frozenset({Capability.READ_BACK}),
