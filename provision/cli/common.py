@@ -49,6 +49,25 @@ def configure(*, quiet: bool) -> None:
     json_printed = False
 
 
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every terminal control character shown as \\xNN (newlines and tabs kept
+    when asked): what comes from files and devices never drives the terminal."""
+    keep = "\n\t" if keep_newlines else ""
+    return "".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text)
+
+
+def say(text: str) -> None:
+    """One line of report, as `console.print` prints a string (plain, `-q` silences it), but
+    without loading rich for it when no console was made yet: a command whose only output is
+    this line (device write, piped) need not import rich at all."""
+    made = globals().get("console")
+    if made is not None:
+        made.print(text)
+    elif not _quiet:
+        sys.stdout.write(printable(text, keep_newlines=True) + "\n")
+        sys.stdout.flush()
+
+
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
 PORT_HELP = (

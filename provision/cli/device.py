@@ -209,7 +209,7 @@ def list_(
         print_json({"port": port, "slots": rows})
         return
     if not rows:
-        common.console.print("no credentials stored")
+        common.say("no credentials stored")
         return
     slots = common.table("sec_tag", "slot", "size", "sha256", "subject", "expires")
     for r in rows:
@@ -390,7 +390,7 @@ def write(
     if json_out:
         print_json(out)
         return
-    common.console.print(
+    common.say(
         f"wrote {len(result.written)} slots in sec_tags "
         f"{', '.join(map(str, credentials.sec_tags))} ({result.bytes_sent} bytes on the wire, "
         f"{result.seconds:.2f} s); device digests verified"
@@ -435,7 +435,7 @@ def verify(
     if json_out:
         print_json({"ok": report.ok, "port": port, "mismatches": list(report.mismatches)})
     elif report.ok:
-        common.console.print(f"device matches: {len(credentials)} slots verified")
+        common.say(f"device matches: {len(credentials)} slots verified")
     if not report.ok:
         if not json_out:
             for line in report.mismatches:
@@ -477,7 +477,7 @@ def delete(
     if json_out:
         print_json({"ok": True, "port": port, "deleted": what})
     else:
-        common.console.print(f"deleted {what}")
+        common.say(f"deleted {what}")
 
 
 @app.command()
@@ -580,15 +580,14 @@ def keygen(
     if json_out:
         print_json(result)
         return
-    common.console.print(f"CSR for the key generated in sec_tag {tag} written to {out}")
+    common.say(f"CSR for the key generated in sec_tag {tag} written to {out}")
     if "attestation" in result:
-        common.console.print(
+        common.say(
             f"device UUID {result['device_uuid']}: its signed attestation's CSR digest matches "
-            f"(signature {result['attestation']['signature']})",
-            markup=False,
+            f"(signature {result['attestation']['signature']})"
         )
     if "installed" in result:
-        common.console.print(f"signed and installed the client_cert in sec_tag {tag}")
+        common.say(f"signed and installed the client_cert in sec_tag {tag}")
 
 
 def _keygen_attestation(found: Attestation | None) -> dict[str, Any]:
@@ -612,7 +611,7 @@ def ports(json_out: bool = JSON) -> None:
         print_json({"ports": found})
         return
     if not found:
-        common.console.print("no serial ports found (a simulated device: --port sim://native)")
+        common.say("no serial ports found (a simulated device: --port sim://native)")
         return
     listing = common.table("port", "description", "hwid")
     for p in found:

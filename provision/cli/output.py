@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from provision.cli.common import printable
 from provision.cli.tables import IdentifierTable, column_options
 
 
@@ -69,6 +70,4 @@ def safe_text(value: object, *, keep_newlines: bool = False) -> Text:
     anyone. A Text passes through unchanged (it is already literal)."""
     if isinstance(value, Text):
         return value
-    keep = "\n\t" if keep_newlines else ""
-    text = str(value)
-    return Text("".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text))
+    return Text(printable(str(value), keep_newlines=keep_newlines))

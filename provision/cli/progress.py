@@ -5,6 +5,7 @@ one is shown, so `--help` and piped runs never pay for it."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +17,18 @@ Progress = Callable[[int, int], None]
 
 def interactive() -> bool:
     """A person is watching stderr: bars and status lines make sense there."""
-    return common.err_console.is_terminal and os.environ.get("TERM") != "dumb"
+    if os.environ.get("TERM") == "dumb":
+        return False
+    # rich calls stderr a terminal when it is a tty or the environment says so; a piped run
+    # learns it is neither without loading rich.
+    told = "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        if not told and not (isatty is not None and isatty()):
+            return False
+    except ValueError:  # closed
+        return False
+    return common.err_console.is_terminal
 
 
 @contextmanager
