@@ -55,9 +55,9 @@ def _leaves(command, path):
         yield path, command
 
 
-def _outcome(fn):
+def _outcome(parser, value, param, ctx):
     try:
-        return ("value", fn())
+        return ("value", parser.coerce(value, param=param, ctx=ctx))
     except typer.BadParameter as err:
         return ("refused", err.format_message())
 
@@ -78,8 +78,8 @@ def test_plain_options_parse_as_typer_parses_them(tmp_path) -> None:
         theirs = build_runtime_param(param.type_descriptor)
         ctx = typer.Context(leaf)
         for value in samples:
-            got = _outcome(lambda v=value: mine.coerce(v, param=param, ctx=ctx))
-            want = _outcome(lambda v=value: theirs.coerce(v, param=param, ctx=ctx))
+            got = _outcome(mine, value, param, ctx)
+            want = _outcome(theirs, value, param, ctx)
             assert got == want, (where, value)
             if got[0] == "value" and isinstance(got[1], list):
                 assert [type(x) for x in got[1]] == [type(x) for x in want[1]], (where, value)
