@@ -67,6 +67,7 @@ def test_top_level_help_loads_no_command_library() -> None:
         ["bundle", "pack", "--help"],
         ["sim", "--help"],
         ["testserver", "--help"],
+        ["line", "run", "--help"],
     ],
 )
 def test_help_loads_no_dialect_crypto_format_consoles_or_pydantic(args: list[str]) -> None:
