@@ -386,7 +386,9 @@ def write(
         ],
     }
     if result.strays_deleted:
-        typer.echo(f"warning: {device_mod.strays_words(result.strays_deleted)}", err=True)
+        from provision.device import strays_words
+
+        typer.echo(f"warning: {strays_words(result.strays_deleted)}", err=True)
     if json_out:
         print_json(out)
         return

@@ -228,11 +228,12 @@ class NativeSession:
     # -- IO helpers
     def _write(self, data: bytes, sent: Callable[[int], None] | None = None) -> float:
         """Write and return when the last byte should have reached the device; `sent` hears
-        of the bytes as they leave."""
-        send(self.transport, data, sent)
+        of the bytes as they leave. Counted as on the line before they go: a write cut short
+        in the middle (Ctrl-C while a long frame drains) is still waited for by `settle`."""
         self.bytes_sent += len(data)
         now = self.clock()
         self._line_free = max(now, self._line_free) + len(data) * self.byte_time
+        send(self.transport, data, sent)
         return self._line_free
 
     def _send(self, msg: m.Message, seq: int, bar: SentBytes | None = None) -> float:
