@@ -26,7 +26,6 @@ from provision.bundle.spec import (
 )
 from provision.check import Finding, check_credential_set, refuse_errors
 from provision.errors import BundleError, InputError, OverwriteError, PolicyError
-from provision.pki.authority import validate_device_id
 from provision.pki.certs import cert_der, cert_pem, load_certificates, summarize
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, read_input, write_outputs
 from provision.pki.keys import key_is_encrypted, load_private_key, serialize_private_key
@@ -267,6 +266,9 @@ def read_credentials(
     if not sources.tags or all(t.empty for t in sources.tags):
         raise InputError(f"{sources.origin}: nothing to pack (no slots given)")
     if sources.device_id is not None:
+        # The CA code (certificate templates, profiles) is loaded only for a device id.
+        from provision.pki.authority import validate_device_id
+
         validate_device_id(sources.device_id)
     slots: list[Slot] = []
     for tag in sources.tags:

@@ -11,24 +11,18 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from provision import packing as bundle_io
 from provision.bundle.spec import ENCODINGS
-from provision.check import Finding, exit_code_for
-from provision.cli import bundle_esp, bundle_options
+from provision.cli import common
 from provision.cli.check import TARGET_HELP, findings_table
-from provision.cli.common import (
-    console,
-    err_console,
-    print_json,
-    resolve_password,
-    safe_text,
-    table,
-)
+from provision.cli.common import print_json, resolve_password
 from provision.errors import InputError, UsageError, clip
+
+if TYPE_CHECKING:
+    from provision.check import Finding
 
 app = typer.Typer(no_args_is_help=True, help="Pack, inspect, verify and unpack bundles.")
 
@@ -48,7 +42,7 @@ def _one(values: list[Any], option: str, slot: str) -> Any:
 def _findings_table(findings: Sequence[Finding]) -> None:
     if not findings:
         return
-    console.print(findings_table(findings, title="pre-flight check"))
+    common.console.print(findings_table(findings, title="pre-flight check"))
 
 
 def _records_table(report: dict[str, Any]) -> None:
@@ -59,8 +53,8 @@ def _records_table(report: dict[str, Any]) -> None:
         f"signed by key id {report['key_id']}" if report["signed"] else "not signed",
     ]
     for line in (", ".join(head[:2]), head[2], head[3]):
-        console.print(safe_text(line))
-    rows = table()
+        common.console.print(common.safe_text(line))
+    rows = common.table()
     for col in ("tag", "slot", "encoding", "size"):
         rows.add_column(col, no_wrap=True)
     rows.add_column("subject", overflow="fold", ratio=1, min_width=12)
@@ -88,12 +82,12 @@ def _records_table(report: dict[str, Any]) -> None:
             r["slot"],
             encoding,
             str(r["size"]),
-            safe_text(subject),
-            safe_text(issuer),
+            common.safe_text(subject),
+            common.safe_text(issuer),
             expires,
             r["sha256"][:12] + "…" if r["sha256"] else "(not shown)",
         )
-    console.print(rows)
+    common.console.print(rows)
 
 
 @app.command()
@@ -186,6 +180,9 @@ def pack(
     ),
 ) -> None:
     """Pack credential files into a bundle (checked first; written all-or-nothing)."""
+    from provision import packing as bundle_io
+    from provision.cli import bundle_esp, bundle_options
+
     if format_ not in ("bundle", "esp-secure-cert"):
         raise InputError(f"--format {format_!r}: use bundle or esp-secure-cert")
     client_cert = _one(client_cert_, "--client-cert", "client_cert")
@@ -253,8 +250,8 @@ def pack(
         )
         return
     signed = f", signed by key id {result.key_id.hex()}" if result.key_id else ""
-    console.print(
-        safe_text(
+    common.console.print(
+        common.safe_text(
             f"packed {len(result.credentials)} items into {result.path} "
             f"({result.size} bytes, sha256 {result.digest.hex()}{signed})"
         )
@@ -268,6 +265,9 @@ def inspect(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Show what a bundle or an esp_secure_cert image holds (secrets as size only)."""
+    from provision import packing as bundle_io
+    from provision.cli import bundle_esp
+
     if bundle_esp.inspect(bundle, json_out):
         return
     report = bundle_io.describe(bundle_io.read_bundle(bundle), bundle)
@@ -292,6 +292,9 @@ def verify(
 ) -> None:
     """Check integrity, signature and contents. Exit 0 ok, 1 warnings (--strict), 2 errors,
     4 corrupt or badly signed."""
+    from provision import packing as bundle_io
+    from provision.check import exit_code_for
+
     if pubkey is not None and signer_cert is not None:
         raise UsageError("give either --pubkey or --signer-cert, not both")
     result = bundle_io.verify(bundle, public_key=pubkey or signer_cert, target=target)
@@ -311,16 +314,16 @@ def verify(
             }
         )
     else:
-        console.print(
-            safe_text(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)")
+        common.console.print(
+            common.safe_text(f"{bundle}: integrity ok ({len(result.decoded.credentials)} items)")
         )
-        console.print(f"signature: {result.signature}")
+        common.console.print(f"signature: {result.signature}")
         _findings_table(result.findings)
         if not result.findings:
-            console.print("pre-flight check: no findings")
+            common.console.print("pre-flight check: no findings")
     if code:
         if not json_out:
-            err_console.print(
+            common.err_console.print(
                 "verify: check found errors" if code == 2 else "verify: warnings (--strict)"
             )
         raise typer.Exit(code)
@@ -337,9 +340,11 @@ def unpack(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a list."),
 ) -> None:
     """Write the items back to files (keys 0600) and a bundle.toml spec that repacks them."""
+    from provision import packing as bundle_io
+
     paths = bundle_io.unpack(bundle, out_dir, force=force)
     if json_out:
         print_json({"files": [str(p) for p in paths]})
         return
     for p in paths:
-        console.print(safe_text(p))
+        common.console.print(common.safe_text(p))

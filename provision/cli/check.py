@@ -13,11 +13,8 @@ import typer
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
-    console,
     print_json,
     resolve_password,
-    safe_text,
-    table,
 )
 from provision.dialects import target_names
 
@@ -42,6 +39,8 @@ def findings_table(findings: Sequence[Finding], title: str | None = None) -> Tab
     """Findings as `check` and `bundle pack|verify` print them (messages quote certificate
     fields, so every cell is plain text, never markup)."""
     from rich.text import Text
+
+    from provision.cli.common import safe_text, table
 
     rows = table("severity", "code", "sec_tag", "slot", "message", title=title)
     for f in findings:
@@ -90,6 +89,7 @@ def check(
     """Check roots, client certificate, key and sizes. Exit 0 clean, 1 warnings (--strict),
     2 errors; 3 when an input file is missing or not a certificate."""
     from provision.check import check_files, exit_code_for
+    from provision.cli.common import console
     from provision.pki.files import read_input
     from provision.pki.keys import key_is_encrypted
 

@@ -9,38 +9,64 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from provision.cli.tables import IdentifierTable, column_options
 from provision.dialects import DIALECTS
 from provision.errors import InputError, UsageError, clip
 from provision.inputs import read_first_line
 
 
-class PlainConsole(Console):
-    """A console that prints strings literally: no rich markup, no emoji codes, no terminal
-    control characters (newlines and tabs kept).
+def __getattr__(name: str) -> Any:
+    """The consoles and table helpers, made on first use: rich is imported only by a command
+    that prints, never by `--help` or the parsing of a command line."""
+    if name in ("console", "err_console"):
+        from provision.cli.output import PlainConsole
 
-    Device ids, subjects, device replies, registry values and file names reach nearly every
-    line a command prints; a `[/red]` in any of them made rich raise MarkupError (exit 70).
-    Styled output is a `Text` built by the caller (e.g. `Text("✗", style="red")`)."""
+        made = PlainConsole(stderr=name == "err_console")
+        if name == "console":
+            made.quiet = _quiet
+        globals()[name] = made
+        return made
+    if name in _OUTPUT_NAMES:
+        from provision.cli import output
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(markup=False, emoji=False, highlight=False, soft_wrap=True, **kwargs)
-
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        kwargs.pop("markup", None)  # never markup, whatever a caller asks
-        kwargs.pop("emoji", None)
-        super().print(
-            *(safe_text(o, keep_newlines=True) if isinstance(o, str) else o for o in objects),
-            **kwargs,
-        )
+        return getattr(output, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-console = PlainConsole()
-err_console = PlainConsole(stderr=True)
+_OUTPUT_NAMES = ("PlainConsole", "PlainTable", "ProvisionTable", "table", "safe_text")
+_quiet = False
+
+
+def configure(*, quiet: bool) -> None:
+    """Set for each run (`provision -q`): tests and scripts run the app more than once in one
+    process, so a console made by an earlier run is reset too."""
+    global _quiet, json_printed
+    _quiet = quiet
+    made = globals().get("console")
+    if made is not None:
+        made.quiet = quiet
+        made.file = None  # None: stdout, unless `-o -` moves reports to stderr
+    json_printed = False
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every terminal control character shown as \\xNN (newlines and tabs kept
+    when asked): what comes from files and devices never drives the terminal."""
+    keep = "\n\t" if keep_newlines else ""
+    return "".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text)
+
+
+def say(text: str) -> None:
+    """One line of report, as `console.print` prints a string (plain, `-q` silences it), but
+    without loading rich for it when no console was made yet: a command whose only output is
+    this line (device write, piped) need not import rich at all."""
+    made = globals().get("console")
+    if made is not None:
+        made.print(text)
+    elif not _quiet:
+        sys.stdout.write(printable(text, keep_newlines=True) + "\n")
+        sys.stdout.flush()
+
 
 PASSWORD_FILE_HELP = "Read the password from this file (first line)."
 PASSWORD_ENV_HELP = "Read the password from this environment variable."
@@ -80,48 +106,6 @@ def dialect_option(default: str | None, *names: str, auto: bool, help: str | Non
         callback=_check_dialect(auto),
         help=help or f"{dialect_choices(auto=auto)}.",
     )
-
-
-class PlainTable(Table):
-    """A rich Table whose string cells are plain text (see `safe_text`): callers pass values
-    as they are and cannot forget to escape one."""
-
-    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
-        super().add_row(*(safe_text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
-
-
-class ProvisionTable(PlainTable, IdentifierTable):
-    """Plain-text cells (PlainTable) whose identifier columns stay whole (IdentifierTable)."""
-
-
-def table(*columns: str, title: str | None = None, show_header: bool = True) -> Table:
-    """A table in the one style every command prints: borderless, bold header, title on the
-    left; identifier columns (cli/tables.py) stay on one line. More columns (with their own
-    options) can be added to it. Cells are plain text."""
-    result = ProvisionTable(
-        box=None,
-        header_style="bold",
-        show_header=show_header,
-        title=safe_text(title) if title is not None else None,
-        title_justify="left",
-    )
-    for column in columns:
-        # Fold, never cut: a file name, serial or time ending in "…" is useless (two
-        # "ca/intermediate.…" rows could not be told apart in an 80-column log).
-        result.add_column(column, **column_options(column))
-    return result
-
-
-def safe_text(value: object, *, keep_newlines: bool = False) -> Text:
-    """Plain text for a table cell or a line: no rich markup, no terminal control characters.
-
-    Subjects, identities, port names and error texts come from files and devices, i.e. from
-    anyone. A Text passes through unchanged (it is already literal)."""
-    if isinstance(value, Text):
-        return value
-    keep = "\n\t" if keep_newlines else ""
-    text = str(value)
-    return Text("".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text))
 
 
 def resolve_password(

@@ -9,30 +9,30 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-import provision.device as device_mod
-from provision.bundle.model import MAX_SEC_TAG, SlotType
+# Only what the command line and its help need: each command imports the device stack, the
+# consoles and the credential code when it runs (`device --help` loads none of them).
+from provision.bundle.model import MAX_SEC_TAG
+from provision.cli import common
 from provision.cli.check import TARGET_HELP
 from provision.cli.common import (
     PASSWORD_ENV_HELP,
     PASSWORD_FILE_HELP,
     PORT_HELP,
-    console,
     dialect_option,
-    err_console,
     print_json,
     resolve_password,
-    safe_text,
-    table,
 )
 from provision.cli.progress import opening_status, status, transfer_bar
-from provision.dialects.base import Attestation
 from provision.errors import ProvisionError, UsageError, VerifyFailed, clip
 from provision.inputs import read_input
-from provision.slot_view import digest_cell, slot_view
+
+if TYPE_CHECKING:
+    import provision.device as device_mod
+    from provision.dialects.base import Attestation
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -82,6 +82,8 @@ def _open(
         raise UsageError("--timeout must be positive")
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
+    import provision.device as device_mod
+
     with status(opening_status(port, dialect)):
         dev = device_mod.open(
             port,
@@ -106,6 +108,8 @@ def parse_fast_baud(value: str | None) -> int | str | None:
 
 
 def _slot_json(s: device_mod.SlotInfo, held: bytes | None = None) -> dict[str, Any]:
+    from provision.slot_view import slot_view
+
     return slot_view(s, held=held)  # a secret slot's digest is never shown (provision.slot_view)
 
 
@@ -137,17 +141,17 @@ def info(
     if json_out:
         print_json(data)
         return
-    rows = table("field", "value", show_header=False)
+    rows = common.table("field", "value", show_header=False)
     for key in ("port", "dialect", "device_id", "firmware"):
-        rows.add_row(key, safe_text(data[key]))
+        rows.add_row(key, common.safe_text(data[key]))
     for key, value in i.details.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        rows.add_row(key, safe_text(shown))
+        rows.add_row(key, common.safe_text(shown))
     if token is not None:
-        rows.add_row("uuid", safe_text(token["device_uuid"]))
+        rows.add_row("uuid", common.safe_text(token["device_uuid"]))
         for key, value in token.items():
-            rows.add_row(f"attestation {key}", safe_text(value))
-    console.print(rows)
+            rows.add_row(f"attestation {key}", common.safe_text(value))
+    common.console.print(rows)
 
 
 def _attestation_token(dev: device_mod.Device) -> dict[str, Any] | None:
@@ -185,6 +189,8 @@ def list_(
     json_out: bool = JSON,
 ) -> None:
     """List stored slots: tag, slot, size, SHA-256; subject and expiry for certificates."""
+    from provision.slot_view import digest_cell
+
     rows = []
     with (
         _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev,
@@ -203,19 +209,19 @@ def list_(
         print_json({"port": port, "slots": rows})
         return
     if not rows:
-        console.print("no credentials stored")
+        common.say("no credentials stored")
         return
-    slots = table("sec_tag", "slot", "size", "sha256", "subject", "expires")
+    slots = common.table("sec_tag", "slot", "size", "sha256", "subject", "expires")
     for r in rows:
         slots.add_row(
             str(r["sec_tag"]),
             r["slot"],
             "" if r["size"] is None else str(r["size"]),
             digest_cell(r),
-            safe_text(r.get("subject") or ""),
+            common.safe_text(r.get("subject") or ""),
             (r.get("not_after") or "")[:10],
         )
-    console.print(slots)
+    common.console.print(slots)
 
 
 def _load_input(
@@ -380,11 +386,13 @@ def write(
         ],
     }
     if result.strays_deleted:
-        typer.echo(f"warning: {device_mod.strays_words(result.strays_deleted)}", err=True)
+        from provision.device import strays_words
+
+        typer.echo(f"warning: {strays_words(result.strays_deleted)}", err=True)
     if json_out:
         print_json(out)
         return
-    console.print(
+    common.say(
         f"wrote {len(result.written)} slots in sec_tags "
         f"{', '.join(map(str, credentials.sec_tags))} ({result.bytes_sent} bytes on the wire, "
         f"{result.seconds:.2f} s); device digests verified"
@@ -429,11 +437,11 @@ def verify(
     if json_out:
         print_json({"ok": report.ok, "port": port, "mismatches": list(report.mismatches)})
     elif report.ok:
-        console.print(f"device matches: {len(credentials)} slots verified")
+        common.say(f"device matches: {len(credentials)} slots verified")
     if not report.ok:
         if not json_out:
             for line in report.mismatches:
-                err_console.print(safe_text(line))
+                common.err_console.print(common.safe_text(line))
         raise VerifyFailed(f"device differs from the set ({len(report.mismatches)} slots)")
 
 
@@ -462,6 +470,8 @@ def delete(
             raise UsageError("--all deletes every credential on the device: add --yes")
     elif tag is None:
         raise UsageError("give --tag (and optionally --slot), or --all --yes")
+    from provision.bundle.model import SlotType
+
     slot_type = SlotType.parse(slot) if slot is not None else None
     with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
         dev.delete(None if all_ else tag, slot_type)
@@ -469,7 +479,7 @@ def delete(
     if json_out:
         print_json({"ok": True, "port": port, "deleted": what})
     else:
-        console.print(f"deleted {what}")
+        common.say(f"deleted {what}")
 
 
 @app.command()
@@ -572,15 +582,14 @@ def keygen(
     if json_out:
         print_json(result)
         return
-    console.print(f"CSR for the key generated in sec_tag {tag} written to {out}")
+    common.say(f"CSR for the key generated in sec_tag {tag} written to {out}")
     if "attestation" in result:
-        console.print(
+        common.say(
             f"device UUID {result['device_uuid']}: its signed attestation's CSR digest matches "
-            f"(signature {result['attestation']['signature']})",
-            markup=False,
+            f"(signature {result['attestation']['signature']})"
         )
     if "installed" in result:
-        console.print(f"signed and installed the client_cert in sec_tag {tag}")
+        common.say(f"signed and installed the client_cert in sec_tag {tag}")
 
 
 def _keygen_attestation(found: Attestation | None) -> dict[str, Any]:
@@ -604,12 +613,16 @@ def ports(json_out: bool = JSON) -> None:
         print_json({"ports": found})
         return
     if not found:
-        console.print("no serial ports found (a simulated device: --port sim://native)")
+        common.say("no serial ports found (a simulated device: --port sim://native)")
         return
-    listing = table("port", "description", "hwid")
+    listing = common.table("port", "description", "hwid")
     for p in found:
-        listing.add_row(safe_text(p["port"]), safe_text(p["description"]), safe_text(p["hwid"]))
-    console.print(listing)
+        listing.add_row(
+            common.safe_text(p["port"]),
+            common.safe_text(p["description"]),
+            common.safe_text(p["hwid"]),
+        )
+    common.console.print(listing)
 
 
 # Implemented in cli/tls_check.py (issue 7); registered here so it sits with the device commands.

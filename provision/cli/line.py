@@ -8,26 +8,23 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import RenderableType
-from rich.live import Live
-from rich.table import Table
 
-from provision.cli.common import (
-    console,
-    dialect_option,
-    err_console,
-    print_json,
-    safe_text,
-    table,
-)
-from provision.cli.signals import stop_signals
+from provision.cli import common
+from provision.cli.common import dialect_option, print_json
 from provision.errors import ExitCode, UsageError
-from provision.line import Line, load_config
-from provision.line.config import default_operator, dialect_names
-from provision.line.runner import Summary
-from provision.line.station import Outcome, Step
+
+if TYPE_CHECKING:
+    # `line run` imports the line (device stack, registry, CA, TLS) and rich when it runs:
+    # `line --help` loads none of it.
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from provision.line import Line
+    from provision.line.runner import Summary
+    from provision.line.station import Outcome
 
 app = typer.Typer(no_args_is_help=True, help="Factory line: provision many devices on many ports.")
 
@@ -39,15 +36,14 @@ def _emit(outcome: Outcome) -> None:
         print_json(outcome.to_json())
         if outcome.represented is not None:
             # A second certificate for one board is worth a human's look, not only a field.
-            err_console.print(
-                safe_text(
+            common.err_console.print(
+                common.safe_text(
                     f"{outcome.port}: device {outcome.device_id} was {outcome.represented.text()}"
                 )
             )
 
 
 BY_ID = "/dev/serial/by-id/"
-STATE_WIDTH = max(len(step.value) for step in Step) + len(" 999.9s")
 DEVICE_WIDTH = 16  # an IMEI (15 digits) or a 16-digit hex id whole; longer ids end in "…"
 COUNTS = "ok/skip/fail"
 ERROR_MIN = 24
@@ -63,18 +59,21 @@ def _status_table(line: Line, width: int | None = None) -> Table:
     """The live view: one row per port, and the same column widths on every refresh (they
     depend on the port names and the terminal width only, not on what the rows hold). Below
     100 columns the device id gives its room to the error message."""
-    width = width or err_console.width
+    from provision.line.station import Step
+
+    state_width = max(len(step.value) for step in Step) + len(" 999.9s")
+    width = width or common.err_console.width
     names = {state.port: state.port.removeprefix(BY_ID) for state in line.states.values()}
     show_device = width >= 100
     columns = 5 if show_device else 4
-    fixed = STATE_WIDTH + len(COUNTS) + ERROR_MIN + 2 * columns
+    fixed = state_width + len(COUNTS) + ERROR_MIN + 2 * columns
     fixed += DEVICE_WIDTH if show_device else 0
     longest = max(map(len, names.values()), default=4)
     port_width = max(PORT_MIN, min(longest, width - fixed))
-    rows = table(title=f"station {line.cfg.station}")
+    rows = common.table(title=f"station {line.cfg.station}")
     rows.expand = True  # the last column takes what the fixed ones leave
     rows.add_column("port", width=port_width, no_wrap=True)
-    rows.add_column("state", width=STATE_WIDTH, no_wrap=True)
+    rows.add_column("state", width=state_width, no_wrap=True)
     if show_device:
         rows.add_column("device", width=DEVICE_WIDTH, no_wrap=True, overflow="ellipsis")
     rows.add_column(COUNTS, width=len(COUNTS), justify="right", no_wrap=True)
@@ -89,17 +88,17 @@ def _status_table(line: Line, width: int | None = None) -> Table:
         if state.last_message:
             error = f"{error}: {state.last_message}" if error else state.last_message
         failed = state.counts.get("failed", 0) + state.counts.get("rolled_back", 0)
-        cells: list[RenderableType] = [safe_text(_tail(names[state.port], port_width)), step]
+        cells: list[RenderableType] = [common.safe_text(_tail(names[state.port], port_width)), step]
         if show_device:
-            cells.append(safe_text(state.device_id or "-"))
+            cells.append(common.safe_text(state.device_id or "-"))
         cells.append(f"{state.counts.get('ok', 0)}/{state.counts.get('skipped', 0)}/{failed}")
-        cells.append(safe_text(error))
+        cells.append(common.safe_text(error))
         rows.add_row(*cells)
     return rows
 
 
 def _summary_table(summary: Summary) -> Table:
-    rows = table("what", title="line summary", show_header=False)
+    rows = common.table("what", title="line summary", show_header=False)
     rows.add_column("value", justify="right")
     for status in ("ok", "skipped", "failed", "rolled_back", "busy"):
         rows.add_row(status, str(summary.counts.get(status, 0)))
@@ -120,8 +119,8 @@ def _tell_no_device(line: Line, told: dict[str, str | None]) -> None:
         # Recorded before printing: a Ctrl-C that lands just after the line is printed must
         # not make the next round print it again.
         if reason is not None and before != reason:
-            err_console.print(
-                safe_text(
+            common.err_console.print(
+                common.safe_text(
                     f"{state.port}: no device to work on yet ({reason}); still waiting "
                     f"— check the board, the port and the dialect ({line.cfg.dialect})"
                 )
@@ -139,9 +138,7 @@ def run(
     operator: str | None = typer.Option(
         None, "--operator", envvar="PROVISION_OPERATOR", help="Operator recorded per device."
     ),
-    dialect: str | None = dialect_option(
-        None, auto=True, help=f"One of: {', '.join(dialect_names())}."
-    ),
+    dialect: str | None = dialect_option(None, auto=True),
     flow: str | None = typer.Option(None, "--flow", help="host-key or device-keygen."),
     ca_key: str | None = typer.Option(
         None, "--ca-key", help="CA key file or pkcs11: URI (PIN via pin-source or env)."
@@ -162,6 +159,12 @@ def run(
     First Ctrl-C or SIGTERM: finish the devices in flight, then stop. Second: roll them back
     now. Either way no claim is left behind (exit 130).
     """
+    from rich.live import Live
+
+    from provision.cli.signals import stop_signals
+    from provision.line import Line, load_config
+    from provision.line.config import default_operator
+
     cfg = load_config(config).with_overrides(
         ports=port or None,
         registry=registry,
@@ -180,14 +183,14 @@ def run(
         emit=_emit,
     )
     if line.reclaimed:
-        err_console.print(
-            safe_text(
+        common.err_console.print(
+            common.safe_text(
                 f"released {len(line.reclaimed)} claim(s) station {cfg.station} still held "
                 f"from a run that did not end cleanly: {', '.join(line.reclaimed)}"
             )
         )
     interrupted: list[int] = []  # signals received
-    show_live = live and err_console.is_terminal
+    show_live = live and common.err_console.is_terminal
 
     def on_signal(signum: int, frame: object) -> None:
         # Only flags here: the port threads and the wait loop below do the work.
@@ -200,8 +203,8 @@ def run(
     def wait(line: Line) -> None:
         display = (
             Live(
-                _status_table(line, err_console.width),
-                console=err_console,
+                _status_table(line, common.err_console.width),
+                console=common.err_console,
                 refresh_per_second=4,
                 # JSON lines to a pipe or file must stay on stdout; on a terminal they are
                 # printed above the table instead of through it.
@@ -216,12 +219,12 @@ def run(
             while line.alive():
                 time.sleep(0.25)
                 if shown is not None:
-                    shown.update(_status_table(line, err_console.width))
+                    shown.update(_status_table(line, common.err_console.width))
                 else:
                     _tell_no_device(line, told)
                 if len(interrupted) > said:
                     said = len(interrupted)
-                    err_console.print(
+                    common.err_console.print(
                         "stopping: finishing devices in flight "
                         "(a second Ctrl-C or SIGTERM rolls them back)"
                         if said == 1
@@ -230,7 +233,7 @@ def run(
 
     with stop_signals(on_signal):
         summary = line.run(wait=wait)
-    err_console.print(_summary_table(summary))
+    common.err_console.print(_summary_table(summary))
     if json_out:
         print_json(summary.to_json())
     if interrupted:
@@ -261,13 +264,13 @@ def simulate(
     if json_out:
         print_json({"event": "ready", "kind": kind, "baud": baud, "ports": ports})
     else:
-        console.print(f"{count} simulated {kind} jig(s) at {baud or 'unpaced'} baud:")
+        common.console.print(f"{count} simulated {kind} jig(s) at {baud or 'unpaced'} baud:")
         for p in ports:
-            console.print(f"  {p}", markup=False)
-        console.print(f"ports = {json.dumps(ports)}", markup=False)
-        console.print("Ctrl-C to stop.")
+            common.console.print(f"  {p}", markup=False)
+        common.console.print(f"ports = {json.dumps(ports)}", markup=False)
+        common.console.print("Ctrl-C to stop.")
     sys.stdout.flush()
     deadline = None if seconds is None else time.monotonic() + seconds
     with contextlib.suppress(KeyboardInterrupt):
         serve_jigs(jigs, until=lambda: deadline is not None and time.monotonic() >= deadline)
-    err_console.print(f"served {sum(j.devices for j in jigs)} device(s)")
+    common.err_console.print(f"served {sum(j.devices for j in jigs)} device(s)")

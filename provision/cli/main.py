@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from provision import __version__
-from provision.cli import conventions
+from provision.cli import conventions, parsing
 from provision.errors import ExitCode, ProvisionError, clip, one_line
 
 if TYPE_CHECKING:
@@ -140,6 +140,10 @@ class LazyGroup(ProvisionGroup):
 
     _listing = False
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        parsing.install(self, ctx)  # the root's own options (-v, -q) parse without pydantic
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: Any) -> list[str]:
         return list(GROUPS)
 
@@ -151,6 +155,7 @@ class LazyGroup(ProvisionGroup):
             return TyperCommand(cmd_name, help=GROUPS[cmd_name])
         if cmd_name not in self.commands:
             self.commands[cmd_name] = _load(cmd_name)
+            parsing.install(self.commands[cmd_name], ctx)
         return self.commands[cmd_name]
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -208,9 +213,7 @@ def _root(
         os.environ["PROVISION_DEBUG"] = "1"
     # Set on every run, not only when asked: tests and scripts call the app more than once in
     # one process.
-    common.console.quiet = quiet
-    common.console.file = None  # type: ignore[assignment]  # None: stdout, unless `-o -` moves reports to stderr
-    common.json_printed = False
+    common.configure(quiet=quiet)
 
 
 def run() -> None:

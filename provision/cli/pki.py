@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from provision.cli.common import (
-    PASSWORD_ENV_HELP,
-    PASSWORD_FILE_HELP,
-    console,
-    print_json,
-    resolve_password,
-    table,
-)
+from provision.cli import common
+from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
 from provision.errors import InputError
-from provision.pki import flows
-from provision.pki.authority import Authority
-from provision.pki.keys import KeyType
-from provision.pki.profiles import Profile
+
+if TYPE_CHECKING:
+    # Each command imports the PKI (cryptography) when it runs: `pki --help` loads none of it.
+    from provision.pki import flows
+    from provision.pki.authority import Authority
+    from provision.pki.keys import KeyType
 
 app = typer.Typer(no_args_is_help=True, help="Create CAs, issue certificates, make and sign CSRs.")
 issue_app = typer.Typer(no_args_is_help=True, help="Issue a key and certificate signed by a CA.")
@@ -29,6 +26,8 @@ FORMAT_HELP = "Output encoding: pem or der."
 
 
 def _key_type(value: str) -> KeyType:
+    from provision.pki.keys import KeyType
+
     try:
         return KeyType(value.lower())
     except ValueError:
@@ -88,6 +87,8 @@ def _open_ca(
     ca_password_file: Path | None,
     ca_password_env: str | None,
 ) -> Authority:
+    from provision.pki import flows
+
     files = flows.locate_ca(ca, ca_cert, ca_key)
     password = resolve_password(
         password_file=ca_password_file,
@@ -102,7 +103,7 @@ def _render(result: flows.FlowResult, json_out: bool) -> None:
     if json_out:
         print_json(result.to_json())
         return
-    rows = table("file", "kind", "subject", "expires", "sha256")
+    rows = common.table("file", "kind", "subject", "expires", "sha256")
     for w in result.written:
         s = w.summary
         kind = w.kind + (" (encrypted)" if w.encrypted else "")
@@ -113,9 +114,9 @@ def _render(result: flows.FlowResult, json_out: bool) -> None:
             f"{s.not_after:%Y-%m-%d}" if s else "",
             s.sha256_fingerprint[:16] if s and w.kind == "certificate" else "",
         )
-    console.print(rows)
+    common.console.print(rows)
     for note in result.notes:
-        console.print(f"note: {note}")
+        common.console.print(f"note: {note}")
 
 
 # Shared option declarations (typer reads defaults from these objects).
@@ -176,6 +177,8 @@ def init_ca(
     """Create a root CA (ca.crt, ca.key) and optionally an intermediate (intermediate.crt/key).
 
     The CA keys are encrypted (PKCS#8) unless --no-password says otherwise."""
+    from provision.pki import flows
+
     result = flows.init_ca(
         out_dir,
         common_name=common_name,
@@ -215,6 +218,8 @@ def issue_server(
     json_out: bool = _JSON,
 ) -> None:
     """Server key and certificate: SAN names/IPs, EKU serverAuth."""
+    from provision.pki import flows
+
     kt, f = _key_type(key_type), _format(fmt)
     authority = _open_ca(ca, ca_cert, ca_key, ca_password_file, ca_password_env)
     result = flows.issue_server(
@@ -254,6 +259,8 @@ def issue_client(
     json_out: bool = _JSON,
 ) -> None:
     """Device key and certificate: CN = device id, EKU clientAuth, AKI/SKI."""
+    from provision.pki import flows
+
     kt, f = _key_type(key_type), _format(fmt)
     authority = _open_ca(ca, ca_cert, ca_key, ca_password_file, ca_password_env)
     result = flows.issue_client(
@@ -293,6 +300,8 @@ def csr(
     json_out: bool = _JSON,
 ) -> None:
     """Create a private key and a certificate signing request for it."""
+    from provision.pki import flows
+
     result = flows.make_csr(
         out_dir,
         common_name=common_name,
@@ -333,6 +342,9 @@ def sign_csr(
     json_out: bool = _JSON,
 ) -> None:
     """Sign a CSR after policy checks: key type allowed, signature verifies, subject matches."""
+    from provision.pki import flows
+    from provision.pki.profiles import Profile
+
     if profile not in (Profile.CLIENT.value, Profile.SERVER.value):
         raise typer.BadParameter(f"{profile!r} (valid: client, server)", param_hint="--profile")
     allowed = [_key_type(k) for k in allow_key_type] or None

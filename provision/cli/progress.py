@@ -5,18 +5,30 @@ one is shown, so `--help` and piped runs never pay for it."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from provision.cli.common import err_console
+from provision.cli import common
 
 Progress = Callable[[int, int], None]
 
 
 def interactive() -> bool:
     """A person is watching stderr: bars and status lines make sense there."""
-    return err_console.is_terminal and os.environ.get("TERM") != "dumb"
+    if os.environ.get("TERM") == "dumb":
+        return False
+    # rich calls stderr a terminal when it is a tty or the environment says so; a piped run
+    # learns it is neither without loading rich.
+    told = "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        if not told and not (isatty is not None and isatty()):
+            return False
+    except ValueError:  # closed
+        return False
+    return common.err_console.is_terminal
 
 
 @contextmanager
@@ -42,7 +54,7 @@ def transfer_bar(description: str, total: int) -> Iterator[Progress]:
         DownloadColumn(binary_units=False),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=common.err_console,
         transient=True,
         # A slow link (1200 baud: ~120 B/s) still moves the bar and the rate several times a
         # second; the default 10 refreshes per second is enough.
@@ -72,5 +84,5 @@ def status(text: str) -> Iterator[Callable[[str], Any]]:
     if not interactive():
         yield lambda _text: None
         return
-    with err_console.status(text) as shown:
+    with common.err_console.status(text) as shown:
         yield lambda new: shown.update(new)

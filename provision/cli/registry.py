@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.text import Text
 
-from provision.cli.common import console, err_console, print_json, safe_text, table
+from provision.cli import common
+from provision.cli.common import print_json
 from provision.errors import CheckFailed, InputError, RegistryError
-from provision.registry import open_registry
-from provision.registry.backends import redact_url
 from provision.registry.export import FORMATS, export_to
 
 app = typer.Typer(no_args_is_help=True, help="The device registry: show, export, verify.")
@@ -41,6 +39,9 @@ def show(
     pem: bool = typer.Option(False, "--pem", help="Print the latest certificate PEM as well."),
 ) -> None:
     """Every registry record of one device, oldest first."""
+    from provision.registry import open_registry
+    from provision.registry.backends import redact_url
+
     with open_registry(registry, read_only=True) as reg:
         history = reg.history(device_id)
     if not history:
@@ -58,7 +59,7 @@ def show(
         ]
         print_json({"device_id": device_id, "records": records})
         return
-    rows = table(
+    rows = common.table(
         "row",
         "result",
         "finished (UTC)",
@@ -88,16 +89,18 @@ def show(
             r.cert_serial or "-",
             " ".join(str(t) for t in r.sec_tags) or "-",
         )
-    console.print(rows)
+    common.console.print(rows)
     last = history[-1]
     if last.cert_sha256:
-        console.print(f"certificate sha256 {last.cert_sha256}")
+        common.console.print(f"certificate sha256 {last.cert_sha256}")
     if last.root_sha256:
-        console.print(f"root CA sha256     {last.root_sha256}")
+        common.console.print(f"root CA sha256     {last.root_sha256}")
     if last.proof:
-        console.print(f"mTLS proof         {_proof_text(json.loads(last.proof))}", markup=False)
+        common.console.print(
+            f"mTLS proof         {_proof_text(json.loads(last.proof))}", markup=False
+        )
     if pem and last.cert_pem:
-        console.print(last.cert_pem.rstrip(), markup=False)
+        common.console.print(last.cert_pem.rstrip(), markup=False)
 
 
 @app.command()
@@ -106,6 +109,10 @@ def verify(
     json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Walk the hash chain: exit 9 if a row was edited or deleted."""
+    from rich.text import Text
+
+    from provision.registry import open_registry
+
     with open_registry(registry, read_only=True) as reg:
         report = reg.verify()
         in_flight = reg.claims()
@@ -120,11 +127,11 @@ def verify(
         )
     else:
         for problem in report.problems:
-            err_console.print(Text("✗ ", style="red") + safe_text(problem))
+            common.err_console.print(Text("✗ ", style="red") + common.safe_text(problem))
         for device_id, station in in_flight:
-            err_console.print(f"in flight: {device_id} at station {station}")
+            common.err_console.print(f"in flight: {device_id} at station {station}")
         if report.ok:
-            console.print(f"registry chain intact: {report.rows} rows")
+            common.console.print(f"registry chain intact: {report.rows} rows")
     if not report.ok:
         raise _ChainBroken(f"registry chain broken: {len(report.problems)} problem(s)")
 
@@ -145,7 +152,9 @@ def export(
 ) -> None:
     """Device id, certificate PEM and fingerprints of every provisioned device; `nrfcloud`
     and `aws-iot` write what those clouds' onboarding takes."""
+    from provision.registry import open_registry
+
     with open_registry(registry, read_only=True) as reg:
         count = export_to(reg.iter_provisioned(), fmt, output, force=force)
     if output is not None and str(output) != "-":
-        err_console.print(f"exported {count} devices to {output}", markup=False)
+        common.err_console.print(f"exported {count} devices to {output}", markup=False)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import console, dialect_choices, dialect_option, err_console, print_json
+from provision.cli import common
+from provision.cli.common import dialect_choices, dialect_option, print_json
 from provision.errors import InputError, UsageError, clip
 
 app = typer.Typer(no_args_is_help=True)
@@ -75,7 +76,7 @@ def sim(
             print_json({"dialect": dialect, "options": table})
         else:
             for name, text in table.items():
-                console.print(f"{name:20} {text}", markup=False, highlight=False)
+                common.console.print(f"{name:20} {text}", markup=False, highlight=False)
         return
     if pty == (tcp is not None):
         raise UsageError("choose one of --pty or --tcp PORT")
@@ -117,8 +118,8 @@ def sim(
         if json_out:
             print_json({"event": "ready", "port": where, "dialect": dialect})
         else:
-            console.print(where)
-        err_console.print(
+            common.console.print(where)
+        common.err_console.print(
             f"simulated {dialect} device on {where} (flash: {flash or 'in memory'}); Ctrl-C stops"
         )
 

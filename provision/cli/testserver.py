@@ -7,18 +7,10 @@ from pathlib import Path
 
 import typer
 
-from provision.cli.common import (
-    PASSWORD_ENV_HELP,
-    PASSWORD_FILE_HELP,
-    console,
-    print_json,
-    resolve_password,
-)
+from provision.cli import common
+from provision.cli.common import PASSWORD_ENV_HELP, PASSWORD_FILE_HELP, print_json, resolve_password
 from provision.errors import ExitCode, InputError
-from provision.pki.files import read_input
-from provision.pki.keys import key_is_encrypted, load_private_key
-from provision.tls.material import TLS_VERSIONS, TLSMaterial, TLSSetupError
-from provision.tls.server import ClientEvent, TestServer
+from provision.inputs import read_input
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -53,6 +45,11 @@ def testserver(
 ) -> None:
     """A mutual-TLS server on 127.0.0.1: requires and verifies client certificates, prints
     each client's subject and answers accepted clients with `ACCEPTED <subject>`."""
+    # The TLS stack and cryptography load here: `testserver --help` needs neither.
+    from provision.pki.keys import key_is_encrypted, load_private_key
+    from provision.tls.material import TLS_VERSIONS, TLSMaterial, TLSSetupError
+    from provision.tls.server import ClientEvent, TestServer
+
     if tls is not None and tls not in TLS_VERSIONS:
         raise typer.BadParameter(f"{tls!r} (valid: {', '.join(TLS_VERSIONS)})", param_hint="--tls")
     roots = tuple(read_input(_root_file(path), "root CA") for path in ca)
@@ -75,11 +72,11 @@ def testserver(
             print_json({"event": "client", **event.to_dict()})
         elif event.accepted:
             # A client's subject is anyone's text: printed literally (PlainConsole).
-            console.print(
+            common.console.print(
                 f"accepted {event.peer}: {event.subject} ({event.version}, {event.cipher})"
             )
         else:
-            console.print(f"rejected {event.peer}: {event.reason}")
+            common.console.print(f"rejected {event.peer}: {event.reason}")
 
     try:
         server = TestServer(material, port=port, tls_version=tls)

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from provision.bundle.model import MAX_SEC_TAG
-from provision.cli.common import PORT_HELP, console, dialect_option, print_json, table
+from provision.cli import common
+from provision.cli.common import PORT_HELP, dialect_option, print_json
 from provision.errors import TLSCheckError
 from provision.tls.report import DEFAULT_TIMEOUT, HandshakeReport
 
@@ -76,7 +77,7 @@ def render(report: HandshakeReport, where: str, json_out: bool) -> None:
     if json_out:
         print_json({**report.to_dict(), "where": where})
         return
-    rows = table(show_header=False)
+    rows = common.table(show_header=False)
     rows.add_column(style="bold")
     rows.add_column(overflow="fold")
     rows.add_row("server", report.server)
@@ -94,6 +95,6 @@ def render(report: HandshakeReport, where: str, json_out: bool) -> None:
     rows.add_row("server accepted our cert", accepted)
     if not report.ok:
         rows.add_row("failure", f"{report.failure.label}: {report.detail}")
-    console.print(rows, markup=False, highlight=False)
+    common.console.print(rows, markup=False, highlight=False)
     if report.ok:
-        console.print("mutual TLS handshake accepted", markup=False, style="bold green")
+        common.console.print("mutual TLS handshake accepted", markup=False, style="bold green")

@@ -6,8 +6,9 @@ drive.py hold what the line-based ones share.
 
 Adding a dialect (docs/dialects.md): a driver module here exporting `PROFILE` and `SESSION`,
 a simulator module in provision.sim of the same name exporting `create`, and ONE line in
-DIALECTS below (and one in AUTO_ORDER if its probe is harmless to every other device).
-Nothing else names a dialect.
+DIALECTS and one in TARGETS below (and one in AUTO_ORDER if its probe is harmless to every
+other device). Nothing else names a dialect. This module imports no dialect: `--help` and the
+option checks read these tables, and a dialect's module is loaded when it is used.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
-from provision.bundle.format import MAX_PAYLOAD
-from provision.bundle.model import SlotType
 from provision.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,6 +31,15 @@ DIALECTS: dict[str, str] = {
     "at-cmng": "at_cmng",
     "zephyr-shell": "zephyr_shell",
     "at-shell": "at_shell",
+    "esp32": "esp32",
+}
+# dialect name → the device family `check --target` knows it by (each PROFILE.target reads it
+# here): help texts and target names come from this table without importing any dialect.
+TARGETS: dict[str, str] = {
+    "native": "native",
+    "at-cmng": "nrf91",
+    "zephyr-shell": "zephyr",
+    "at-shell": "nrf91",
     "esp32": "esp32",
 }
 # What `auto` probes: a dialect whose probe is harmless to every other device. The ESP32's
@@ -68,6 +76,8 @@ def _as_given(credentials: CredentialSet) -> dict[SlotKey, bytes]:
 
 
 def _default_profile() -> DialectProfile:
+    from provision.bundle.format import MAX_PAYLOAD
+    from provision.bundle.model import SlotType
     from provision.dialects.base import DialectProfile
 
     return DialectProfile(
@@ -86,9 +96,8 @@ def target_names() -> list[str]:
     """Every name `check --target` takes: default, each dialect's target name, each dialect."""
     names = ["default"]
     for dialect in DIALECTS:
-        target = dialect_profile(dialect).target
-        if target not in names:
-            names.append(target)
+        if TARGETS[dialect] not in names:
+            names.append(TARGETS[dialect])
     return [*names, *(d for d in DIALECTS if d not in names)]
 
 
@@ -99,9 +108,8 @@ def profile_for_target(name: str) -> DialectProfile:
     if name in DIALECTS:
         return dialect_profile(name)
     for dialect in DIALECTS:
-        found = dialect_profile(dialect)
-        if found.target == name:
-            return found
+        if TARGETS[dialect] == name:
+            return dialect_profile(dialect)
     raise InputError(
         f"unknown target {name!r} (valid: {', '.join(target_names())})", code="input.unknown_target"
     )

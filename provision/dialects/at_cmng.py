@@ -23,13 +23,14 @@ from enum import IntEnum
 from typing import ClassVar, TypeVar, cast
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.dialects import nrf_attestation
+from provision.dialects import TARGETS, nrf_attestation
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
     DialectProfile,
     Progress,
     Refusal,
+    SentBytes,
     SlotInfo,
     WriteResult,
     WritesDecodedBundles,
@@ -46,7 +47,7 @@ from provision.errors import (
 )
 from provision.slot_view import digest_is_secret
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
-from provision.transport.base import Transport
+from provision.transport.base import Transport, send
 
 NAME = "at-cmng"
 T = TypeVar("T")
@@ -313,7 +314,7 @@ NO_MIX_GUARANTEE = (
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="nrf91",
+    target=TARGETS[NAME],
     description="nRF91 modem via AT%CMNG (one AT command per item, LF-only PEM)",
     slot_types=frozenset(SlotType),
     capabilities=frozenset(
@@ -685,6 +686,8 @@ class AtCmngSession(WritesDecodedBundles):
     # The signed attestation of the last %KEYGEN (device UUID, CSR digest), checked against
     # its CSR; None before one or when the modem sent none.
     last_attestation: nrf_attestation.KeygenAttestation | None = None
+    # Told the bytes of the command being sent as they leave (a write's progress), or None.
+    _on_sent: Callable[[int], None] | None = None
 
     def __init__(
         self,
@@ -730,7 +733,7 @@ class AtCmngSession(WritesDecodedBundles):
         another try, and the error is what to say if it was the last."""
         reader = ReplyReader(data, prefix)
         seen = self._trace_sent(data)
-        self._transport.write(data)
+        send(self._transport, data, self._on_sent)
         self.bytes_sent += len(data)
         self._sends += 1
         reply = read_until(self._transport, reader.feed, wait, seen)
@@ -916,6 +919,7 @@ class AtCmngSession(WritesDecodedBundles):
         start_bytes, start = self.bytes_sent, now(self._transport)
         written: dict[tuple[int, int], SlotInfo] = {}
         done = 0
+        bar = SentBytes(progress, total)
         # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
         sends_left = {key: 1 + self._retries for key in encoded}
         with self._offline():
@@ -926,12 +930,16 @@ class AtCmngSession(WritesDecodedBundles):
                 for key in pending:
                     plan, data = encoded[key]
                     before = self._sends
-                    self._write_entry(plan, data, sends_left[key])
+                    # The bar moves as the line's bytes leave (a long line at 1200 baud).
+                    self._on_sent = bar.part(done) if first else None
+                    try:
+                        self._write_entry(plan, data, sends_left[key])
+                    finally:
+                        self._on_sent = None
                     sends_left[key] -= self._sends - before
                     if first:
                         done += len(data)
-                        if progress is not None:
-                            progress(done, total)
+                        bar.show(done)
                 # One list per tag checks every digest and finds what the tag no longer holds.
                 mismatched = []
                 for sec_tag in sorted({k[0] for k in pending}):

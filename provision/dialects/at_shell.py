@@ -38,7 +38,7 @@ from provision.dialects.drive import retried
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
 from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
 from provision.trace import TraceLog
-from provision.transport.base import Transport
+from provision.transport.base import Transport, send
 
 NAME = "at-shell"
 # Zephyr's default CONFIG_SHELL_CMD_BUFF_SIZE; one byte of it is the string terminator.
@@ -192,7 +192,8 @@ class AtShellSession(AtCmngSession):
         answers are the same every time and are raised."""
         line = shell_line(data)
         reader = ShellReader(b"")
-        self._transport.write(line)
+        on_sent = self._on_sent  # counts the AT command's bytes: scaled from the shell line's
+        send(self._transport, line, on_sent and (lambda n: on_sent(n * len(data) // len(line))))
         self.bytes_sent += len(line)
         self._sends += 1
         lines = read_until(self._transport, reader.feed, wait)

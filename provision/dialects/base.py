@@ -21,6 +21,31 @@ if TYPE_CHECKING:
     from provision.transport.base import Transport
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+class SentBytes:
+    """A write's progress in bytes as they leave the host: `part(base)` is the callback for
+    the piece (a command line, a frame) that starts `base` bytes into the write, to hand to
+    provision.transport.base.send; None when nobody watches. The count never goes back: a
+    piece sent again (a retry) moves nothing until it passes what was shown."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self._progress = progress
+        self.total = total
+        self.shown = 0
+
+    def part(self, base: int) -> Callable[[int], None] | None:
+        if self._progress is None:
+            return None
+        return lambda n: self.show(base + n)
+
+    def show(self, done: int) -> None:
+        done = min(done, self.total)
+        if self._progress is not None and done > self.shown:
+            self.shown = done
+            self._progress(done, self.total)
+
+
 SlotKey = tuple[int, SlotType]
 
 

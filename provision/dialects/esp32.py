@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from provision.bundle import esp_partitions as ptab
 from provision.bundle import esp_secure_cert as esc
 from provision.bundle.model import CredentialSet, SlotType
-from provision.dialects import mbedtls
+from provision.dialects import TARGETS, mbedtls
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -131,7 +131,7 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="esp32",
+    target=TARGETS[NAME],
     description="ESP32 esp_secure_cert partition through esptool (one sec_tag, no atomic "
     "commit: verified by MD5 and digests)",
     slot_types=frozenset(_TYPE_FOR_SLOT) | {SlotType.KEY_PASSWORD},

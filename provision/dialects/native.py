@@ -15,13 +15,14 @@ from typing import ClassVar, TypeVar
 
 from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, SlotType
-from provision.dialects import mbedtls
+from provision.dialects import TARGETS, mbedtls
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
     DialectProfile,
     Progress,
     Refusal,
+    SentBytes,
     SlotInfo,
     WriteResult,
 )
@@ -33,7 +34,7 @@ from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
 from provision.link.transfer import HostTransfer, Limits, State
 from provision.slot_view import digest_is_secret
 from provision.trace import TraceLog, env_enabled
-from provision.transport.base import Transport, transport_clock
+from provision.transport.base import Transport, send, transport_clock
 
 NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
@@ -133,7 +134,7 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="native",
+    target=TARGETS[NAME],
     description="our link protocol: windowed, CRC-checked, atomic commit (firmware_stub/)",
     slot_types=frozenset(SlotType),
     capabilities=frozenset(Capability) - {Capability.ATTESTATION},
@@ -225,18 +226,26 @@ class NativeSession:
         return bool(HostLink().receive_data(data))
 
     # -- IO helpers
-    def _write(self, data: bytes) -> float:
-        """Write and return when the last byte should have reached the device."""
-        self.transport.write(data)
+    def _write(self, data: bytes, sent: Callable[[int], None] | None = None) -> float:
+        """Write and return when the last byte should have reached the device; `sent` hears
+        of the bytes as they leave. Counted as on the line before they go: a write cut short
+        in the middle (Ctrl-C while a long frame drains) is still waited for by `settle`."""
         self.bytes_sent += len(data)
         now = self.clock()
         self._line_free = max(now, self._line_free) + len(data) * self.byte_time
+        send(self.transport, data, sent)
         return self._line_free
 
-    def _send(self, msg: m.Message, seq: int) -> float:
+    def _send(self, msg: m.Message, seq: int, bar: SentBytes | None = None) -> float:
         if self.trace:
             self.trace("tx", m.Frame(seq, msg))
-        return self._write(self.link.frame(msg, seq))
+        frame = self.link.frame(msg, seq)
+        if bar is None or not isinstance(msg, m.Data):
+            return self._write(frame)
+        # A DATA frame's bytes count as its chunk's, in proportion, as they leave.
+        on_sent = bar.part(msg.offset)
+        assert on_sent is not None
+        return self._write(frame, lambda n: on_sent(n * len(msg.chunk) // len(frame)))
 
     def _receive(self, timeout: float) -> list[m.Frame]:
         data = self.transport.read(4096, max(0.0, timeout))
@@ -561,18 +570,18 @@ class NativeSession:
             now=self.clock(),
             sizer=self.chunk_sizer,
         )
-        reported = -1
+        # The bar moves with every DATA byte sent or acknowledged, whichever is further.
+        bar = SentBytes(progress, transfer.total) if progress else None
         try:
             while transfer.committed is None:
                 for msg, seq in transfer.poll(self.clock()):
-                    transfer.sent(msg, seq, self._send(msg, seq))
+                    transfer.sent(msg, seq, self._send(msg, seq, bar))
                 for frame in self._receive(transfer.wakeup() - self.clock()):
                     transfer.receive(frame, self.clock())
                     if transfer.committed is not None:
                         break
-                if progress and transfer.acked_bytes != reported:
-                    reported = transfer.acked_bytes
-                    progress(reported, transfer.total)
+                if bar is not None:
+                    bar.show(transfer.acked_bytes)
         except LinkError as err:
             if transfer.state is not State.COMMITTING:
                 raise  # COMMIT never went out: the device still holds its old set

@@ -16,11 +16,12 @@ import binascii
 import builtins
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from provision.bundle.model import CredentialSet, Slot, SlotFlags, SlotType
-from provision.dialects import mbedtls
+from provision.dialects import TARGETS, mbedtls
 from provision.dialects.at_cmng import NO_MIX_GUARANTEE, slot_pem
 from provision.dialects.base import (
     Capability,
@@ -28,6 +29,7 @@ from provision.dialects.base import (
     DialectProfile,
     Progress,
     Refusal,
+    SentBytes,
     SlotInfo,
     WriteResult,
     WritesDecodedBundles,
@@ -45,7 +47,7 @@ from provision.dialects.lines import (
 from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError, StoreFull
 from provision.slot_view import digest_is_secret
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
-from provision.transport.base import Transport
+from provision.transport.base import Transport, send
 
 NAME = "zephyr-shell"
 # CONFIG_TLS_CREDENTIALS_SHELL_CRED_BUF_SIZE default: the base64 text of one credential
@@ -195,7 +197,7 @@ def _stored_forms(credentials: CredentialSet) -> dict[tuple[int, SlotType], byte
 
 PROFILE = DialectProfile(
     dialect=NAME,
-    target="zephyr",
+    target=TARGETS[NAME],
     description="Zephyr TLS credentials shell (base64 into a 1024-byte cred buffer)",
     slot_types=frozenset(TYPE_KEYWORD),
     capabilities=frozenset({Capability.READ_BACK}),
@@ -371,6 +373,9 @@ class ZephyrShellSession(WritesDecodedBundles):
     name: ClassVar[str] = NAME
     profile: ClassVar[DialectProfile] = PROFILE
     CUT_RESYNC: ClassVar[bytes | None] = None  # whole lines only: nothing is ever cut
+    # During a write: the callback for the chunk line that starts `offset` bytes into the
+    # slot's chunks (a write's progress), or None.
+    _chunk_sent: Callable[[int], Callable[[int], None] | None] | None = None
 
     def __init__(
         self,
@@ -405,16 +410,23 @@ class ZephyrShellSession(WritesDecodedBundles):
         return probe_shell(transport, line("cred list"), timeout, _CREDENTIALS_FOUND)
 
     def _run(
-        self, data: bytes, what: str, *, retry: bool = False, secret: bool = False
+        self,
+        data: bytes,
+        what: str,
+        *,
+        retry: bool = False,
+        secret: bool = False,
+        sent: Callable[[int], None] | None = None,
     ) -> list[str]:
         """Send one command line, return its output lines; `what` names it in errors.
-        `secret`: the line carries key or PSK data (the trace shows its size only)."""
+        `secret`: the line carries key or PSK data (the trace shows its size only); `sent`
+        hears of its bytes as they leave."""
         attempts = 1 + (self._retries if retry else 0)
 
         def attempt() -> list[str] | None:
             reader = ShellReader(data)
             seen = self._trace_sent(data, secret)
-            self._transport.write(data)
+            send(self._transport, data, sent)
             self.bytes_sent += len(data)
             lines = read_until(self._transport, reader.feed, self._timeout, seen)
             if lines is None and self._trace is not None:
@@ -514,13 +526,18 @@ class ZephyrShellSession(WritesDecodedBundles):
         start_bytes, start = self.bytes_sent, now(self._transport)
         self._clear_replaced(credentials, plans)
         done = 0
+        bar = SentBytes(progress, total)
         written: list[SlotInfo] = []
         for plan, chunks in batches:
-            # _clear_replaced took every slot of ours in the set's tags out first.
-            written.append(self._write_slot(plan, chunks, False))
+            # The bar moves as each chunk line's bytes leave (_write_one).
+            self._chunk_sent = lambda offset, base=done: bar.part(base + offset)
+            try:
+                # _clear_replaced took every slot of ours in the set's tags out first.
+                written.append(self._write_slot(plan, chunks, False))
+            finally:
+                self._chunk_sent = None
             done += sum(len(x) for x in chunks)
-            if progress is not None:
-                progress(done, total)
+            bar.show(done)
         return WriteResult(
             tuple(written), self.bytes_sent - start_bytes, now(self._transport) - start
         )
@@ -630,8 +647,11 @@ class ZephyrShellSession(WritesDecodedBundles):
         # Sent once: write() retries the whole slot, so this stays within 1 + retries sends.
         self._run(line("cred buf clear"), "cred buf clear")
         secret = plan.slot_type in (SlotType.CLIENT_KEY, SlotType.PSK)
+        offset = 0
         for chunk in chunks:
-            out = self._run(chunk, f"cred buf (chunk for {plan.where})", secret=secret)
+            sent = self._chunk_sent(offset) if self._chunk_sent is not None else None
+            offset += len(chunk)
+            out = self._run(chunk, f"cred buf (chunk for {plan.where})", secret=secret, sent=sent)
             self._expect_stored(out, len(chunk) - len("cred buf ") - len(EOL), plan)
         out = self._run(encode_add(plan), f"cred add for {plan.where}")
         self._expect_added(out, plan)

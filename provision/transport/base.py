@@ -33,6 +33,22 @@ def transport_clock(transport: object) -> Callable[[], float]:
     return clock if callable(clock) else time.monotonic
 
 
+def send(transport: Transport, data: bytes, sent: Callable[[int], None] | None = None) -> None:
+    """`transport.write(data)`, calling `sent(n)` with the bytes of `data` gone so far as they
+    leave, when asked: a transport that can tell (`write_reporting`: a serial port drains each
+    piece before the next) reports in pieces, any other once, after the write. A progress bar
+    then moves while one long line crawls out at 1200 baud."""
+    if sent is None:
+        transport.write(data)
+        return
+    reporting = getattr(transport, "write_reporting", None)
+    if reporting is None:
+        transport.write(data)
+        sent(len(data))
+    else:
+        reporting(data, sent)
+
+
 class Interrupted(Exception):
     """The operator stopped the work in flight (a signal to `line run`): not a device or
     link fault, so no drive loop retries it."""
@@ -63,6 +79,15 @@ class TransportWrapper:
 
     def write(self, data: bytes) -> None:
         self.inner.write(data)
+
+    def write_reporting(self, data: bytes, sent: Callable[[int], None]) -> None:
+        """`send` through to the port; a wrapper with a write of its own is not gone around
+        (its write, then one report)."""
+        if type(self).write is TransportWrapper.write:
+            send(self.inner, data, sent)
+        else:
+            self.write(data)
+            sent(len(data))
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         return self.inner.read(max_bytes, timeout)
@@ -134,6 +159,11 @@ class InterruptibleTransport(TransportWrapper):
     def write(self, data: bytes) -> None:
         self._check()
         self.inner.write(data)
+
+    def write_reporting(self, data: bytes, sent: Callable[[int], None]) -> None:
+        # Asked once for the whole of `data`, as write(): a line is never cut between pieces.
+        self._check()
+        send(self.inner, data, sent)
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         deadline = self._clock() + max(0.0, timeout)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import serial
@@ -23,6 +24,8 @@ DEFAULT_BAUD = 115200
 # Longest single wait inside read(): read(1) returns at the first byte anyway; the cap keeps
 # a blocked read short (Ctrl-C, a port that went away).
 POLL = 0.05
+# The smallest piece write_reporting reports (1200 baud: 16 bytes, 0.13 s).
+PIECE_MIN = 16
 # Waits shorter than POLL (the tail before a deadline) come from this short list, so the
 # port's timeout takes few distinct values: setting pyserial's `timeout` reconfigures the
 # port (tcsetattr on POSIX) every time, which was one system call per read per device.
@@ -66,6 +69,20 @@ class SerialTransport:
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
+        except (serial.SerialException, OSError) as err:
+            raise LinkError(f"{self.url}: write failed: {err}") from None
+
+    def write_reporting(self, data: bytes, sent: Callable[[int], None]) -> None:
+        """write(), in pieces of about a tenth of a second of line time, each drained
+        (tcdrain) before `sent` hears of it: the count follows the bytes on the wire, not the
+        OS buffer that takes a whole line at once. A URL without a line rate goes whole."""
+        baud = self.baudrate
+        piece = max(PIECE_MIN, baud // 100) if baud else len(data) or 1
+        try:
+            for start in range(0, len(data), piece):
+                self.port.write(data[start : start + piece])
+                self.port.flush()
+                sent(min(len(data), start + piece))
         except (serial.SerialException, OSError) as err:
             raise LinkError(f"{self.url}: write failed: {err}") from None
 

@@ -6,6 +6,7 @@ from provision.bundle.model import CredentialSet, Encoding, Slot, SlotFlags, Slo
 from provision.check import Severity, check_credential_set
 from provision.dialects import (
     DIALECTS,
+    TARGETS,
     at_cmng,
     dialect_profile,
     profile_for_target,
@@ -26,6 +27,8 @@ def test_every_dialect_declares_a_profile_that_check_knows_by_both_names() -> No
     for dialect in DIALECTS:
         profile = dialect_profile(dialect)
         assert profile.dialect == dialect
+        # The registry's table, which help texts read without importing a dialect.
+        assert profile.target == TARGETS[dialect]
         assert profile_for_target(dialect) is profile
         assert profile_for_target(profile.target).target == profile.target
     assert profile_for_target("nrf91") is at_cmng.PROFILE

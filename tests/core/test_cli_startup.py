@@ -9,9 +9,24 @@ import sys
 
 import pytest
 
-# rich.table is not among them: rich.console itself imports it. provision.tls.report (plain
-# values, the handshake timeout tls-check's help shows) is light.
-HEAVY = ("cryptography", "construct", "provision.registry", "provision.tls", "provision.pki")
+# What only the work needs. Help is plain click: no rich. Option values are parsed without
+# pydantic (cli/parsing.py). The dialect registry (provision.dialects) names dialects and
+# their targets without importing one. provision.tls.report (plain values, the handshake
+# timeout tls-check's help shows) is light.
+HEAVY = (
+    "cryptography",
+    "construct",
+    "rich",
+    "pydantic",
+    "serial",
+    "provision.registry",
+    "provision.tls",
+    "provision.pki",
+    "provision.dialects.",
+    "provision.device",
+    "provision.bundle.format",
+    "provision.cli.output",
+)
 LIGHT = {"provision.tls.report"}
 
 PROBE = """
@@ -41,12 +56,37 @@ def test_top_level_help_loads_no_command_library() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["device", "--help"], ["device", "write", "--help"], ["sim", "--help"]]
+    "args",
+    [
+        ["device", "--help"],
+        ["device", "write", "--help"],
+        ["device", "tls-check", "--help"],
+        ["check", "--help"],
+        ["pki", "--help"],
+        ["pki", "issue", "client", "--help"],
+        ["bundle", "pack", "--help"],
+        ["sim", "--help"],
+        ["testserver", "--help"],
+        ["line", "run", "--help"],
+    ],
 )
-def test_help_loads_no_crypto_registry_or_tls(args: list[str]) -> None:
-    # construct comes with provision.dialects (the dialect profiles size items by the bundle
-    # format's MAX_PAYLOAD); cryptography, the registry and TLS wait for the work itself.
-    assert {m for m in _heavy(_loaded(*args)) if not m.startswith("construct")} == set()
+def test_help_loads_no_dialect_crypto_format_consoles_or_pydantic(args: list[str]) -> None:
+    loaded = _loaded(*args)
+    assert f"provision.cli.{args[0]}" in loaded
+    assert _heavy(loaded) == set()
+
+
+def test_a_bad_option_value_is_refused_without_the_work_loaded() -> None:
+    # The value is refused by typer's own parser (pydantic, on the typer versions that use
+    # it): the message is typer's, the device stack and the credential code stay unloaded.
+    res = subprocess.run(
+        [sys.executable, "-m", "provision", "device", "write", "--port", "x", "--tag", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and "--tag" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_a_command_loads_only_its_own_group() -> None:

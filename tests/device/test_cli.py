@@ -291,3 +291,18 @@ def test_a_write_cut_short_by_ctrl_c_leaves_the_line_clear_for_the_next_command(
     finally:
         sim.terminate()
         sim.wait(10)
+
+
+def test_write_names_on_stderr_the_strays_it_deleted(cli, creds, monkeypatch) -> None:
+    # What the sweep after a write reports (a garbled AT header stored a copy under tag 4,
+    # tests/dialects) reaches the user: the CLI loads the words for it only then.
+    from provision.bundle.model import SlotType
+    from provision.device import Device
+
+    monkeypatch.setattr(Device, "_delete_strays", lambda self, *a: ((4, SlotType.CLIENT_KEY),))
+    r = cli(["device", "write", "--port", "sim://at-cmng", "--dialect", "at-cmng", *items(creds)])
+    assert r.exit_code == 0, r.output
+    assert (
+        "warning: deleted a copy of this set's content the line had stored under sec_tag 4 "
+        "client_key" in r.stderr
+    )
