@@ -70,7 +70,7 @@ def _bulk_set(total: int = 16 * 1024) -> CredentialSet:
 def _session(profile: str, baud: int) -> tuple[NativeSession, object]:
     transport = open_sim_transport(f"sim://native?profile={profile}&baud={baud}")
     opened_at = transport.now
-    s = NativeSession(transport, timeout=2.0, retries=5)
+    s = NativeSession(transport, timeout=2.0, retries=5, pipeline=True)
     return s, (transport, opened_at)
 
 
