@@ -462,6 +462,13 @@ class NativeSession:
             if all(features & f for f, needs in _FEATURE_CAPABILITY.items() if needs is c)
         )
 
+    def can(self, capability: Capability) -> bool:
+        """Whether the device can do `capability`, waiting for HELLO_INFO only when that
+        depends on what it announces (a pipelined open's transfer goes out meanwhile)."""
+        if capability not in _FEATURE_CAPABILITY.values():
+            return capability in self.profile.capabilities
+        return capability in self.capabilities
+
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         if not self.hello.features & m.Feature.KEYGEN:
             raise PolicyError(
