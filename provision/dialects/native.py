@@ -291,6 +291,16 @@ class NativeSession:
         self._line_free = max(now, self._line_free) + len(data) * self.byte_time
         return self._line_free
 
+    def _take_back_output(self) -> None:
+        """Drop the bytes written but not yet sent (a lean chunk a device without LEAN would
+        only refuse), where the port can (tcflush), and end the cut frame with a delimiter."""
+        discard = getattr(self.transport, "discard_output", None)
+        if discard is None:
+            return
+        discard()
+        self._line_free = self.clock()
+        self._write(b"\x00")
+
     def _send(self, msg: m.Message, seq: int) -> float:
         if self.trace:
             self.trace("tx", m.Frame(seq, msg))
@@ -675,6 +685,7 @@ class NativeSession:
                     if self._hello is None:
                         continue
                     if not self._hello.features & m.Feature.LEAN:
+                        self._take_back_output()
                         return None  # what it answered to the lean frames changed nothing
                     assert credentials is not None
                     self._check_fits(credentials, bundle)  # before COMMIT can go out

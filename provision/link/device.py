@@ -201,6 +201,9 @@ class DeviceProtocol:
         if isinstance(msg, m.BeginLean) and self.lean:
             return self._begin(msg)
         if isinstance(msg, m.Data):
+            if self.transfer is not None and self.transfer.lean:
+                # Its chunks come as DATA_LEAN (as the C stub has it).
+                raise DeviceFault(m.ErrorCode.NO_TRANSFER, f"no transfer {msg.transfer_id}")
             return self._data(msg)
         if isinstance(msg, m.Commit):
             return self._commit(msg)

@@ -97,6 +97,15 @@ class HostTransfer:
         if self.state is State.DONE:
             return []
         if now >= self.deadline:
+            if self._commit_sent:
+                # A COMMIT went out (then INCOMPLETE, or no answer): it may have been the
+                # one that applied the set.
+                raise LinkError(
+                    f"transfer did not finish within {self.limits.budget:.1f} s after a COMMIT "
+                    "went out, so the device holds either its old set or the new one, whole: "
+                    "`provision device verify` tells which",
+                    code="link.commit_unknown",
+                )
             raise LinkError(
                 f"transfer did not finish within {self.limits.budget:.1f} s "
                 f"({self.sender.acked_bytes} of {self.sender.total} bytes acknowledged)",
