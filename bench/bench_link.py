@@ -40,7 +40,7 @@ from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.device import Device
 from provision.dialects.native import NativeSession
-from provision.link.chunking import short_tail
+from provision.link.chunking import lean_largest, short_tail
 from provision.link.host import HOST_LEAN_CHUNK
 from provision.sim.serve import open_sim_transport
 
@@ -138,7 +138,7 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
     # The device's ceiling: per DATA frame, handling plus programming its chunk into flash,
     # against the frame's time on the wire (whichever is longer sets the pace). Lean
     # chunks (the sim has LEAN) are the host's, whatever the device's max_payload.
-    chunk = short_tail(bulk["bundle_bytes"], HOST_LEAN_CHUNK)
+    chunk = short_tail(bulk["bundle_bytes"], lean_largest(10 / baud, HOST_LEAN_CHUNK))
     frame_wire_s = (
         (bulk["wire_bytes_host_to_device"] / -(-bulk["bundle_bytes"] // chunk)) * 10 / baud
     )

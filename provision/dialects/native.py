@@ -28,7 +28,7 @@ from provision.dialects.base import (
 from provision.dialects.drive import retried
 from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
-from provision.link.chunking import ChunkSizer, short_tail
+from provision.link.chunking import ChunkSizer, lean_largest, short_tail
 from provision.link.host import HOST_LEAN_CHUNK, HOST_MAX_PAYLOAD, HostLink, device_error
 from provision.link.transfer import HostTransfer, Limits, State
 from provision.slot_view import digest_is_secret
@@ -637,7 +637,7 @@ class NativeSession:
             h = self.hello
             lean, window = bool(h.features & m.Feature.LEAN), h.window
         if lean:
-            largest = HOST_LEAN_CHUNK
+            largest = lean_largest(self.byte_time, HOST_LEAN_CHUNK)
         else:
             largest = min(self.hello.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
         if self.chunk_sizer is None or self.chunk_sizer.max_size != largest:
