@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from provision.bundle.model import CredentialSet, SlotType
 from provision.dialects import AUTO_ORDER, profile_for_target, session_class
@@ -499,11 +499,13 @@ def open(
             if trace or env_enabled():
                 log = TraceLog(transport_clock(transport))
                 log.note("--", f"{url}: dialect {name}")
-            extra = (
-                {"pipeline": True}
-                if pipeline and fast_baud is None and cls.name == "native"
-                else {}
-            )
+            # A pipelined native open meets a silent device at the write, not here: the
+            # session then says the hint below itself.
+            extra: dict[str, Any] = {}
+            if pipeline and fast_baud is None and cls.name == "native":
+                extra["pipeline"] = True
+                if dialect != "auto":
+                    extra["silence_hint"] = f" (not a {name} device? --dialect auto probes)"
             try:
                 session = cls(transport, timeout=timeout, retries=retries, trace=log, **extra)
             except LinkError as err:

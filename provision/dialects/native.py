@@ -180,6 +180,7 @@ class NativeSession:
         retries: int = 5,
         trace: Trace | TraceLog | None = None,
         pipeline: bool = False,
+        silence_hint: str = "",
     ) -> None:
         self.transport = transport
         self.timeout = timeout
@@ -202,6 +203,9 @@ class NativeSession:
         # Flush noise out of the device's receive buffer (an empty frame is ignored).
         self._write(b"\x00")
         self._hello: m.HelloInfo | None = None
+        # Said after "no answer to HELLO" when that comes at the first use, not the open
+        # (a pipelined open; device.open gives it for a named dialect).
+        self.silence_hint = silence_hint
         self._hello_seq = 0
         self._hello_deadline = 0.0
         hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
@@ -253,7 +257,17 @@ class NativeSession:
             _, resend = self._take_hello(self._receive(left))
         if self._hello is None:
             hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
-            self._hello = self._request(hello, m.HelloInfo, tries=max(1, self.retries))
+            tries = max(1, self.retries)  # the pipelined HELLO was the first
+            try:
+                self._hello = self._request(hello, m.HelloInfo, tries=tries)
+            except LinkError as err:
+                if err.code != "link.timeout":
+                    raise
+                raise LinkError(
+                    f"no answer to HELLO after {1 + tries} tries ({self.timeout:g} s each): "
+                    f"{self.link.no_answer_hint()}{self.silence_hint}",
+                    code=err.code,
+                ) from None
 
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
