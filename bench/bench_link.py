@@ -10,7 +10,7 @@ arrive meanwhile wait in its receive buffer. Elapsed time is bytes on the wire x
 device time + the protocol's turnarounds; nothing is sleeping, nothing is extrapolated.
 
 Figures:
-  bulk      a 16 KB credential set (payload bytes) written: goodput / line rate (goal ≥ 0.90)
+  bulk      a 16 KB credential set (payload bytes) written: goodput / line rate (goal ≥ 0.93)
   p256 set  root CA + client cert + client key (P-256, DER, ~1 KB) written and verified
             (COMMITTED's set digest compared with the bundle's): time / raw DER line time
             (goal ≤ 1.3). Also shown: the same including session open (HELLO) and with an
@@ -20,6 +20,13 @@ Figures:
             (each DATA frame costs the profile's frame_us plus programming its chunk into
             flash, overlapped with the next frame's arrival): the goodput is also shown
             against the lower of the two.
+  old dev   the same device without Feature.LEAN (sim `lean=0`): classic BEGIN/DATA frames,
+            opened the old way (HELLO answered first) -- the figures before LEAN -- and
+            opened pipelined as `device write` now does (its lean first chunk is refused and
+            costs its line time).
+
+The host pipelines the session open (HELLO, then the transfer at once in lean frames,
+docs/protocol.md §3.1) as `provision device write` does.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from provision.bundle import format as bundle_format
 from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
 from provision.device import Device
 from provision.dialects.native import NativeSession
+from provision.link.chunking import lean_largest, short_tail
+from provision.link.host import HOST_LEAN_CHUNK
 from provision.sim.serve import open_sim_transport
 
 BAUD = 115200
@@ -67,15 +76,18 @@ def _bulk_set(total: int = 16 * 1024) -> CredentialSet:
     return CredentialSet.of(slots)
 
 
-def _session(profile: str, baud: int) -> tuple[NativeSession, object]:
-    transport = open_sim_transport(f"sim://native?profile={profile}&baud={baud}")
+def _session(profile: str, baud: int, lean: bool, pipeline: bool) -> tuple[NativeSession, object]:
+    lean_opt = "" if lean else "&lean=0"
+    transport = open_sim_transport(f"sim://native?profile={profile}&baud={baud}{lean_opt}")
     opened_at = transport.now
-    s = NativeSession(transport, timeout=2.0, retries=5)
+    s = NativeSession(transport, timeout=2.0, retries=5, pipeline=pipeline)
     return s, (transport, opened_at)
 
 
-def measure(creds: CredentialSet, profile: str, baud: int) -> dict[str, float]:
-    s, (transport, opened_at) = _session(profile, baud)
+def measure(
+    creds: CredentialSet, profile: str, baud: int, *, lean: bool = True, pipeline: bool = True
+) -> dict[str, float]:
+    s, (transport, opened_at) = _session(profile, baud, lean, pipeline)
     t0 = transport.now
     result = s.write(creds)
     t_write = transport.now - t0
@@ -124,8 +136,9 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
     # The wire format's ceiling: every byte the host sent in the session, back to back.
     wire_ceiling = bulk["payload_bytes"] / bulk["session_wire_bytes"]
     # The device's ceiling: per DATA frame, handling plus programming its chunk into flash,
-    # against the frame's time on the wire (whichever is longer sets the pace).
-    chunk = min(prof.max_payload, 1024) - 6
+    # against the frame's time on the wire (whichever is longer sets the pace). Lean
+    # chunks (the sim has LEAN) are the host's, whatever the device's max_payload.
+    chunk = short_tail(bulk["bundle_bytes"], lean_largest(10 / baud, HOST_LEAN_CHUNK))
     frame_wire_s = (
         (bulk["wire_bytes_host_to_device"] / -(-bulk["bundle_bytes"] // chunk)) * 10 / baud
     )
@@ -139,6 +152,15 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
     raw_line_s = p256["payload_bytes"] / line_rate
     p256_wire_floor = p256["session_wire_bytes"] / line_rate / raw_line_s
     p256_ratio = max(ratios)
+    # The same P-256 set and bulk set on a device without LEAN.
+    old = {}
+    for name, pipelined in (("classic", False), ("pipelined", True)):
+        b = measure(_bulk_set(size), profile_name, baud, lean=False, pipeline=pipelined)
+        r = measure(_p256_set(), profile_name, baud, lean=False, pipeline=pipelined)
+        old[name] = {
+            "goodput_ratio": b["payload_bytes"] / b["write_verify_s"] / line_rate,
+            "p256_ratio_with_hello": r["with_hello_s"] / (r["payload_bytes"] / line_rate),
+        }
 
     figures = {
         "baud": baud,
@@ -165,6 +187,7 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
             "wire_floor_with_hello": p256_wire_floor,
             "goal": 1.3,
         },
+        "device_without_lean": old,
     }
     if not as_json:
         print(
@@ -197,6 +220,12 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
             f"(goal <= 1.3; the session's host bytes alone at the line rate: "
             f"{p256_wire_floor:.3f}); with an extra LIST verify: "
             f"{figures['p256']['ratio_with_list_verify']:.3f}"
+        )
+        c, pl = old["classic"], old["pipelined"]
+        print(
+            f"device without LEAN (before): goodput {c['goodput_ratio']:.3f}, P-256 incl. "
+            f"HELLO {c['p256_ratio_with_hello']:.3f}; opened pipelined as device write does: "
+            f"{pl['goodput_ratio']:.3f}, {pl['p256_ratio_with_hello']:.3f}"
         )
     return figures
 

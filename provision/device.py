@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from provision.bundle.model import CredentialSet, SlotType
 from provision.dialects import AUTO_ORDER, profile_for_target, session_class
@@ -125,6 +125,13 @@ class Device:
     def capabilities(self) -> frozenset[Capability]:
         return self.session.capabilities
 
+    def _can(self, capability: Capability) -> bool:
+        """`capability in self.capabilities`, without waiting for what the device announces
+        when the dialect can tell without it (a native session opened pipelined is then
+        still sending its transfer)."""
+        can = getattr(self.session, "can", None)
+        return bool(can(capability)) if can is not None else capability in self.capabilities
+
     def info(self) -> DeviceInfo:
         return self.session.info()
 
@@ -182,7 +189,7 @@ class Device:
         findings = checked
         if findings is None:
             findings = self.preflight(credentials, target=target, force=force)
-        atomic = Capability.ATOMIC_COMMIT in self.capabilities
+        atomic = self._can(Capability.ATOMIC_COMMIT)
         # Without an atomic commit a failed write may leave part of the set: what the
         # tags held before is what "old" means in the report after a failure.
         before_all = None
@@ -195,7 +202,7 @@ class Device:
                 err.args = (err.message,)
                 raise
         try:
-            if bundle is not None and Capability.SIGNED_BUNDLES in self.capabilities:
+            if bundle is not None and self._can(Capability.SIGNED_BUNDLES):
                 result = self.session.write_bundle(bundle, progress)
             else:
                 result = self.session.write(credentials, progress)
@@ -463,6 +470,7 @@ def open(
     trace: bool = False,
     interrupt: Callable[[], bool] | None = None,
     fast_baud: int | str | None = None,
+    pipeline: bool = False,
 ) -> Device:
     """Open a device at `url` (any pyserial URL, or sim://…) in `dialect` or by probing.
 
@@ -472,7 +480,9 @@ def open(
     `trace` (or PROVISION_TRACE=1): every frame or line of the session on stderr, secrets
     redacted (provision.trace); the probing of `auto` is not traced. `interrupt`: while it
     returns True, every read and write raises transport.base.Interrupted (`line run`'s
-    signals cut a step short)."""
+    signals cut a step short). `pipeline`: for a write that follows at once, a native session
+    does not wait for HELLO's answer before the transfer starts (docs/protocol.md, LEAN);
+    a silent device then shows at the write."""
     if timeout <= 0:
         raise InputError("--timeout must be positive")
     if retries < 0:
@@ -496,8 +506,15 @@ def open(
             if trace or env_enabled():
                 log = TraceLog(transport_clock(transport))
                 log.note("--", f"{url}: dialect {name}")
+            # A pipelined native open meets a silent device at the write, not here: the
+            # session then says the hint below itself.
+            extra: dict[str, Any] = {}
+            if pipeline and fast_baud is None and cls.name == "native":
+                extra["pipeline"] = True
+                if dialect != "auto":
+                    extra["silence_hint"] = f" (not a {name} device? --dialect auto probes)"
             try:
-                session = cls(transport, timeout=timeout, retries=retries, trace=log)
+                session = cls(transport, timeout=timeout, retries=retries, trace=log, **extra)
             except LinkError as err:
                 hint = meter.speed_hint()
                 if hint and "--baud" not in err.message:

@@ -3,9 +3,11 @@
  *
  *   0  raw wire bytes into proto_input (COBS, CRC, resync, NAK paths)
  *   1  a list of requests `type u8 | len u8 | payload`, each framed correctly, so the
- *      handlers themselves are reached past the CRC
+ *      handlers themselves are reached past the CRC (type 0x0D: a DATA_LEAN body, which
+ *      has no header)
  *   2  bundle bytes into bundle_check, and when valid, store_apply then a remount
- *   3  bundle bytes sent as a whole transfer (HELLO, BEGIN, DATA..., COMMIT, LIST, READ)
+ *   3  bundle bytes sent as a whole transfer (HELLO, BEGIN, DATA..., COMMIT, LIST, READ);
+ *      with bit 5 a lean one (BEGIN_LEAN, DATA_LEAN in chunks longer than a classic DATA)
  *
  * Bits 2-3 of that byte pick the flash's write block (1, 4, 8 or 16 bytes), so the padded
  * store layout and the staging area's partly received blocks are fuzzed too. Bit 4 gives the
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "bundle.h"
+#include "crc32.h"
 #include "flash_ram.h"
 #include "frame.h"
 #include "messages.h"
@@ -118,6 +121,30 @@ static void put32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* A DATA_LEAN frame: 0x0D | `rest` (transfer_id, index, chunk), CRC, COBS, delimiter. */
+static uint8_t lean_wire[COBS_MAX_ENCODED(FRAME_RX_BODY + FRAME_CRC) + 1];
+static size_t lean_len;
+
+static void to_lean_wire(void *ctx, uint8_t b)
+{
+    (void)ctx;
+    lean_wire[lean_len++] = b;
+}
+
+static void lean_request(const uint8_t *rest, uint16_t n)
+{
+    static uint8_t lean[FRAME_RX_BODY + FRAME_CRC];
+    if (n > FRAME_RX_BODY - 1u)
+        n = FRAME_RX_BODY - 1u;
+    lean[0] = FRAME_LEAN_DATA;
+    memcpy(lean + 1, rest, n);
+    put32(lean + n + 1u, crc32_update(0, lean, n + 1u));
+    lean_len = 0;
+    cobs_encode(lean, n + 1u + FRAME_CRC, to_lean_wire, NULL);
+    to_lean_wire(NULL, 0);
+    proto_input(lean_wire, lean_len);
+}
+
 static int mem_read(void *ctx, uint32_t off, void *buf, uint32_t n)
 {
     const uint8_t *data = ((const uint8_t **)ctx)[0];
@@ -128,10 +155,10 @@ static int mem_read(void *ctx, uint32_t off, void *buf, uint32_t n)
     return 0;
 }
 
-static void transfer(const uint8_t *data, size_t size)
+static void transfer(const uint8_t *data, size_t size, int lean)
 {
     uint8_t p[64];
-    const uint16_t chunk = 200;
+    const uint16_t chunk = lean ? FRAME_MAX_PAYLOAD + 100u : 200u;
     p[0] = 1;
     put16(p + 1, 512);
     request(MSG_HELLO, p, 3);
@@ -139,11 +166,17 @@ static void transfer(const uint8_t *data, size_t size)
     put32(p + 2, (uint32_t)size);
     put16(p + 6, chunk);
     sha256(data, size, p + 8);
-    request(MSG_BEGIN, p, 40);
-    static uint8_t d[DATA_OVERHEAD + 200];
+    request(lean ? MSG_BEGIN_LEAN : MSG_BEGIN, p, lean ? 8u + LEAN_DIGEST_SIZE : 40u);
+    static uint8_t d[DATA_OVERHEAD + FRAME_MAX_PAYLOAD + 100u];
     for (size_t off = 0; off < size; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;
         put16(d, 7);
+        if (lean) {
+            put16(d + 2, (uint32_t)(off / chunk));
+            memcpy(d + 4, data + off, n);
+            lean_request(d, (uint16_t)(4 + n));
+            continue;
+        }
         put32(d + 2, (uint32_t)off);
         memcpy(d + DATA_OVERHEAD, data + off, n);
         request(MSG_DATA, d, (uint16_t)(DATA_OVERHEAD + n));
@@ -170,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     static const uint32_t blocks[4] = {1, 4, 8, 16};
     uint8_t mode = data[0] & 3u;
+    const int lean = data[0] & 0x20u;
     ram_flash_write_block = blocks[(data[0] >> 2) & 3u];
     PORT.crypto = data[0] & 0x10u ? &CRYPTO : NULL;
     data++;
@@ -190,7 +224,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size -= 2;
             if (n > size)
                 n = (uint8_t)size;
-            request(type, data, n);
+            if (type == FRAME_LEAN_DATA)
+                lean_request(data, n);
+            else
+                request(type, data, n);
             data += n;
             size -= n;
         }
@@ -209,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     default:
         if (size <= store_staging_size())
-            transfer(data, size);
+            transfer(data, size, lean);
         break;
     }
     return 0;

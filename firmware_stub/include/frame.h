@@ -16,7 +16,23 @@
 #define FRAME_MAX_PAYLOAD 512u /* what this device accepts and sends at most */
 #endif
 #define FRAME_MAX_BODY (FRAME_HEADER + FRAME_MAX_PAYLOAD)
-#define FRAME_RX_CAP COBS_MAX_ENCODED(FRAME_MAX_BODY + FRAME_CRC)
+
+/* 1: Feature.LEAN (BEGIN_LEAN, DATA_LEAN; the posix port, the tests). A DATA_LEAN body has
+ * no header: its first byte is its type, which no version-1 header starts with. This build
+ * receives one whole (a chunk of up to LEAN_MAX_CHUNK): RAM a port without the feature
+ * does not spend. */
+#ifndef PROTO_LEAN
+#define PROTO_LEAN 0
+#endif
+#define FRAME_LEAN_DATA 0x0Du
+#define FRAME_LEAN_HEADER 5u /* type u8 | transfer_id u16 | index u16 */
+#define LEAN_MAX_CHUNK 4096u
+#if PROTO_LEAN && FRAME_LEAN_HEADER + LEAN_MAX_CHUNK > FRAME_MAX_BODY
+#define FRAME_RX_BODY (FRAME_LEAN_HEADER + LEAN_MAX_CHUNK)
+#else
+#define FRAME_RX_BODY FRAME_MAX_BODY
+#endif
+#define FRAME_RX_CAP COBS_MAX_ENCODED(FRAME_RX_BODY + FRAME_CRC)
 
 typedef struct {
     uint8_t version;
@@ -25,6 +41,8 @@ typedef struct {
     uint16_t length;        /* as the header says */
     const uint8_t *payload; /* points into the receiver's buffer */
     uint16_t payload_len;   /* bytes actually present */
+    const uint8_t *body;    /* the whole body (a DATA_LEAN frame has no header) */
+    uint16_t body_len;
 } frame;
 
 typedef enum {

@@ -18,6 +18,8 @@ enum msg_type {
     MSG_RESET = 0x09,
     MSG_TLS_CHECK = 0x0A,
     MSG_CHANGE_BAUD = 0x0B,
+    MSG_BEGIN_LEAN = 0x0C, /* Feature.LEAN (PROTO_LEAN builds) */
+    MSG_DATA_LEAN = 0x0D,  /* a frame body of its own (frame.h FRAME_LEAN_DATA) */
     MSG_OK = 0x80,
     MSG_HELLO_INFO = 0x81,
     MSG_ACK = 0x82,
@@ -60,6 +62,8 @@ enum delete_scope { DELETE_SLOT = 0, DELETE_TAG = 1, DELETE_ALL = 2 };
 #define TLS_RESULT_MAX_CHAIN 8u
 #define FEATURE_BAUD 0x0020u /* HELLO_INFO ends with the rates CHANGE_BAUD switches to */
 #define MSG_MAX_RATES 8u
+#define FEATURE_LEAN 0x0040u /* BEGIN_LEAN and DATA_LEAN (PROTO_LEAN builds) */
+#define LEAN_DIGEST_SIZE 4u   /* BEGIN_LEAN names the bundle by this much of its SHA-256 */
 #define DELETE_ALL_GUARD 0x214C4C41u
 #define MSG_MIN_PAYLOAD 128u
 #define MSG_MAX_TEXT 64u
@@ -77,11 +81,11 @@ typedef struct {
             uint16_t transfer_id;
             uint32_t total_size;
             uint16_t chunk_size;
-            uint8_t sha256[32];
+            uint8_t sha256[32]; /* BEGIN_LEAN: its first LEAN_DIGEST_SIZE bytes only */
         } begin;
         struct msg_data {
             uint16_t transfer_id;
-            uint32_t offset;
+            uint32_t offset; /* DATA_LEAN: the chunk's index */
             const uint8_t *chunk;
             uint16_t chunk_len;
         } data;

@@ -32,7 +32,21 @@ frame_event frame_rx_byte(frame_rx *rx, uint8_t byte, frame *out)
     const uint8_t *c = rx->buf + body;
     uint32_t crc = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
                    (uint32_t)c[3] << 24;
-    if (crc32_update(0, rx->buf, body) != crc || body < FRAME_HEADER)
+    if (crc32_update(0, rx->buf, body) != crc)
+        return FRAME_BAD;
+#if PROTO_LEAN
+    out->body = rx->buf;
+    out->body_len = (uint16_t)body;
+    if (body > FRAME_LEAN_HEADER && rx->buf[0] == FRAME_LEAN_DATA) {
+        out->version = 0; /* no header: proto takes it by its first byte */
+        out->type = FRAME_LEAN_DATA;
+        out->seq = out->length = 0;
+        out->payload = rx->buf + 1;
+        out->payload_len = (uint16_t)(body - 1);
+        return FRAME_GOOD;
+    }
+#endif
+    if (body < FRAME_HEADER)
         return FRAME_BAD;
     out->version = rx->buf[0];
     out->type = rx->buf[1];

@@ -1,5 +1,7 @@
 #include "messages.h"
 
+#include "frame.h"
+
 #include <string.h>
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -92,6 +94,24 @@ msg_parse msg_parse_request(uint8_t type, const uint8_t *p, uint16_t n, msg_requ
         out->u.data.chunk = p + DATA_OVERHEAD;
         out->u.data.chunk_len = (uint16_t)(n - DATA_OVERHEAD);
         return MSG_PARSE_OK;
+#if PROTO_LEAN
+    case MSG_BEGIN_LEAN:
+        if (n != 8 + LEAN_DIGEST_SIZE)
+            return MSG_PARSE_MALFORMED;
+        out->u.begin.transfer_id = rd16(p);
+        out->u.begin.total_size = rd32(p + 2);
+        out->u.begin.chunk_size = rd16(p + 6);
+        memcpy(out->u.begin.sha256, p + 8, LEAN_DIGEST_SIZE);
+        return MSG_PARSE_OK;
+    case MSG_DATA_LEAN: /* `p` is the body after its type byte */
+        if (n < FRAME_LEAN_HEADER)
+            return MSG_PARSE_MALFORMED;
+        out->u.data.transfer_id = rd16(p);
+        out->u.data.offset = rd16(p + 2);
+        out->u.data.chunk = p + 4;
+        out->u.data.chunk_len = (uint16_t)(n - 4);
+        return MSG_PARSE_OK;
+#endif
     case MSG_COMMIT:
         if (n != 2)
             return MSG_PARSE_MALFORMED;

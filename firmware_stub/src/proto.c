@@ -21,6 +21,7 @@ typedef struct {
     uint8_t sha256[32];
     uint32_t cumulative; /* every byte below is held */
     uint32_t held;       /* bit i: chunk at cumulative + i * chunk is held */
+    uint8_t lean;        /* begun by BEGIN_LEAN: sha256 holds LEAN_DIGEST_SIZE bytes */
 } transfer;
 
 static struct {
@@ -120,6 +121,8 @@ static uint16_t features(void)
         f |= FEATURE_SIGNED_ONLY;
     if (crypto() && crypto()->tls_check)
         f |= FEATURE_TLS_CHECK;
+    if (PROTO_LEAN)
+        f |= FEATURE_LEAN;
     return f;
 }
 
@@ -197,47 +200,58 @@ static uint16_t ack(uint8_t *p, uint8_t *type)
     return msg_build_ack(p, P.xfer.id, P.xfer.cumulative, P.xfer.held >> 1);
 }
 
+/* BEGIN, or BEGIN_LEAN: chunks up to LEAN_MAX_CHUNK as DATA_LEAN, named by 4 digest bytes. */
 static uint16_t on_begin(const msg_request *r, uint8_t *type)
 {
     const struct msg_begin *b = &r->u.begin;
+    const uint8_t lean = PROTO_LEAN && r->type == MSG_BEGIN_LEAN; /* 0: no code for it */
+    const uint8_t request = lean ? MSG_BEGIN_LEAN : MSG_BEGIN;
+    const size_t digest = lean ? LEAN_DIGEST_SIZE : 32u;
+    const uint32_t largest = lean ? LEAN_MAX_CHUNK : FRAME_MAX_PAYLOAD - DATA_OVERHEAD;
     if (b->transfer_id == 0 || b->total_size == 0 || b->chunk_size == 0 ||
-        b->chunk_size > FRAME_MAX_PAYLOAD - DATA_OVERHEAD)
-        return error(type, ERR_MALFORMED, MSG_BEGIN, "bad transfer id, size or chunk size");
+        b->chunk_size > largest || (lean && (b->total_size - 1u) / b->chunk_size > 0xFFFFu))
+        return error(type, ERR_MALFORMED, request, "bad transfer id, size or chunk size");
     if (b->total_size > store_staging_size())
-        return error(type, ERR_TOO_LARGE, MSG_BEGIN, "bundle larger than max_bundle");
+        return error(type, ERR_TOO_LARGE, request, "bundle larger than max_bundle");
     transfer *x = &P.xfer;
-    if (x->active && x->id == b->transfer_id && x->total == b->total_size &&
-        x->chunk == b->chunk_size && memcmp(x->sha256, b->sha256, 32) == 0)
+    if (x->active && x->lean == lean && x->id == b->transfer_id && x->total == b->total_size &&
+        x->chunk == b->chunk_size && memcmp(x->sha256, b->sha256, digest) == 0)
         return ack(OUT, type); /* resume: the ACK says what is already here */
     memset(x, 0, sizeof *x);
     if (store_staging_erase(b->total_size) != STORE_OK)
-        return error(type, ERR_FLASH, MSG_BEGIN, "erasing the staging area failed");
+        return error(type, ERR_FLASH, request, "erasing the staging area failed");
     x->active = 1;
+    x->lean = lean;
     x->id = b->transfer_id;
     x->total = b->total_size;
     x->chunk = b->chunk_size;
-    memcpy(x->sha256, b->sha256, 32);
+    memcpy(x->sha256, b->sha256, digest);
     return ack(OUT, type);
 }
 
+/* DATA, or DATA_LEAN (`request`; its offset field holds the chunk's index, its answers go
+ * out at seq 0). */
 static void on_data(const msg_request *r, uint16_t seq)
 {
     const struct msg_data *d = &r->u.data;
+    const uint8_t lean = PROTO_LEAN && r->type == MSG_DATA_LEAN; /* 0: no code for it */
+    const uint8_t request = lean ? MSG_DATA_LEAN : MSG_DATA;
     transfer *x = &P.xfer;
     uint8_t *out = P.small + FRAME_HEADER;
-    if (!x->active || x->id != d->transfer_id) {
-        send_small_error(seq, ERR_NO_TRANSFER, MSG_DATA, "no such transfer");
+    if (!x->active || x->id != d->transfer_id || (PROTO_LEAN && x->lean != lean)) {
+        send_small_error(seq, ERR_NO_TRANSFER, request, "no such transfer");
         return;
     }
-    uint32_t expect = d->offset < x->total ? x->total - d->offset : 0;
+    const uint32_t offset = lean ? d->offset * x->chunk : d->offset;
+    uint32_t expect = offset < x->total ? x->total - offset : 0;
     if (expect > x->chunk)
         expect = x->chunk;
-    if (d->offset % x->chunk != 0 || d->offset >= x->total || d->chunk_len != expect) {
+    if (offset % x->chunk != 0 || offset >= x->total || d->chunk_len != expect) {
         send(P.small, MSG_NAK, seq, msg_build_nak(out, x->id, x->cumulative, NAK_BAD_OFFSET));
         return;
     }
-    if (d->offset >= x->cumulative) {
-        uint32_t index = (d->offset - x->cumulative) / x->chunk;
+    if (offset >= x->cumulative) {
+        uint32_t index = (offset - x->cumulative) / x->chunk;
         if (index >= PROTO_WINDOW) {
             send(P.small, MSG_NAK, seq,
                  msg_build_nak(out, x->id, x->cumulative, NAK_OUT_OF_WINDOW));
@@ -245,8 +259,8 @@ static void on_data(const msg_request *r, uint16_t seq)
         }
         /* Each staging byte is programmed once: a duplicate chunk is only acknowledged. */
         if (!(x->held & (1u << index))) {
-            if (store_staging_program(d->offset, d->chunk, d->chunk_len) != STORE_OK) {
-                send_small_error(seq, ERR_FLASH, MSG_DATA, "flash program failed");
+            if (store_staging_program(offset, d->chunk, d->chunk_len) != STORE_OK) {
+                send_small_error(seq, ERR_FLASH, request, "flash program failed");
                 return;
             }
             x->held |= 1u << index;
@@ -363,7 +377,7 @@ static uint16_t on_commit(const msg_request *r, uint8_t *type)
         }
         sha256_final(&sha, digest);
     }
-    if (memcmp(digest, x->sha256, 32) != 0)
+    if (memcmp(digest, x->sha256, PROTO_LEAN && x->lean ? LEAN_DIGEST_SIZE : 32u) != 0)
         return error(type, ERR_DIGEST_MISMATCH, MSG_COMMIT, "bundle digest differs");
     bundle_src src = {store_staging_read, NULL, x->total};
     bundle_view v;
@@ -530,6 +544,15 @@ static uint16_t on_delete(const msg_request *r, uint8_t *type)
 static void on_frame(const frame *f)
 {
     msg_request r;
+#if PROTO_LEAN
+    if (f->type == FRAME_LEAN_DATA && f->version != FRAME_VERSION) { /* frame.c: no header */
+        if (msg_parse_request(MSG_DATA_LEAN, f->payload, f->payload_len, &r) != MSG_PARSE_OK)
+            send_small_error(0, ERR_MALFORMED, MSG_DATA_LEAN, "payload does not parse");
+        else
+            on_data(&r, 0);
+        return;
+    }
+#endif
     if (f->version != FRAME_VERSION) {
         send_small_error(f->seq, ERR_UNSUPPORTED_VERSION, f->type, "protocol version 1 only");
         return;
@@ -543,7 +566,7 @@ static void on_frame(const frame *f)
         send_small_error(f->seq, ERR_UNKNOWN_MESSAGE, f->type, "unknown request");
         return;
     }
-    if (pr != MSG_PARSE_OK) {
+    if (pr != MSG_PARSE_OK || (PROTO_LEAN && r.type == MSG_DATA_LEAN)) { /* never behind a header */
         send_small_error(f->seq, ERR_MALFORMED, f->type, "payload does not parse");
         return;
     }
@@ -562,6 +585,9 @@ static void on_frame(const frame *f)
     switch (r.type) {
     case MSG_HELLO: len = on_hello(&r, &type); break;
     case MSG_BEGIN: len = on_begin(&r, &type); break;
+#if PROTO_LEAN
+    case MSG_BEGIN_LEAN: len = on_begin(&r, &type); break;
+#endif
     case MSG_COMMIT: len = on_commit(&r, &type); break;
     case MSG_LIST: len = on_list(&r, &type); break;
     case MSG_READ: len = on_read(&r, &type); break;

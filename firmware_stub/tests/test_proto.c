@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32.h"
 #include "flash_ram.h"
 #include "frame.h"
 #include "messages.h"
@@ -25,7 +26,8 @@ static const struct {
     {"LIST_PAGE", MSG_LIST_PAGE}, {"READ_DATA", MSG_READ_DATA},
     {"CSR", MSG_CSR},             {"ERROR", MSG_ERROR},
     {"TLS_CHECK", MSG_TLS_CHECK}, {"TLS_RESULT", MSG_TLS_RESULT},
-    {"CHANGE_BAUD", MSG_CHANGE_BAUD},
+    {"CHANGE_BAUD", MSG_CHANGE_BAUD}, {"BEGIN_LEAN", MSG_BEGIN_LEAN},
+    {"DATA_LEAN", MSG_DATA_LEAN},
 };
 
 typedef struct {
@@ -79,6 +81,17 @@ static int request_matches(const msg_request *r)
                r->u.begin.total_size == ufield("total_size") &&
                r->u.begin.chunk_size == ufield("chunk_size") && n == 32 &&
                memcmp(b, r->u.begin.sha256, 32) == 0;
+    case MSG_BEGIN_LEAN:
+        n = hfield("digest", b, sizeof b);
+        return r->u.begin.transfer_id == ufield("transfer_id") &&
+               r->u.begin.total_size == ufield("total_size") &&
+               r->u.begin.chunk_size == ufield("chunk_size") && n == LEAN_DIGEST_SIZE &&
+               memcmp(b, r->u.begin.sha256, LEAN_DIGEST_SIZE) == 0;
+    case MSG_DATA_LEAN:
+        n = hfield("chunk", b, sizeof b);
+        return r->u.data.transfer_id == ufield("transfer_id") &&
+               r->u.data.offset == ufield("index") && n == r->u.data.chunk_len &&
+               memcmp(b, r->u.data.chunk, (size_t)n) == 0;
     case MSG_DATA:
         n = hfield("chunk", b, sizeof b);
         return r->u.data.transfer_id == ufield("transfer_id") &&
@@ -254,6 +267,16 @@ void test_frame_vector(char **tok, int nt)
         fail("frame", name, "the C receiver rejects a good frame");
         return;
     }
+    if (type == MSG_DATA_LEAN) {
+        /* Its own body, no header: the receiver hands it over whole, proto parses it. */
+        msg_request r;
+        checks++;
+        if (f.type != FRAME_LEAN_DATA || f.body_len != f.payload_len + 1u ||
+            msg_parse_request(MSG_DATA_LEAN, f.payload, f.payload_len, &r) != MSG_PARSE_OK ||
+            !request_matches(&r))
+            fail("frame", name, "C parsed DATA_LEAN fields differ from the vector");
+        return;
+    }
     if (f.version != 1 || f.seq != strtoul(tok[2], NULL, 10) || f.length != f.payload_len ||
         (type >= 0 && f.type != type)) {
         fail("frame", name, "header fields differ");
@@ -383,6 +406,60 @@ static void test_transfer(frame *a)
     expect("committed set", store_count() == 2);
 }
 
+/* A DATA_LEAN frame: its own body (type | transfer_id | index | chunk), CRC, COBS. */
+static void lean_data(uint16_t id, uint16_t index, const uint8_t *chunk, uint16_t n)
+{
+    static uint8_t body[FRAME_RX_BODY + FRAME_CRC];
+    capture wire = {0};
+    body[0] = FRAME_LEAN_DATA;
+    put16(body + 1, id);
+    put16(body + 3, index);
+    memcpy(body + FRAME_LEAN_HEADER, chunk, n);
+    uint32_t crc = crc32_update(0, body, FRAME_LEAN_HEADER + n);
+    put32(body + FRAME_LEAN_HEADER + n, crc);
+    cobs_encode(body, FRAME_LEAN_HEADER + n + FRAME_CRC, cap_put, &wire);
+    cap_put(&wire, 0);
+    out.len = 0;
+    proto_input(wire.buf, wire.len);
+}
+
+/* Feature.LEAN: BEGIN_LEAN with chunks longer than a control frame's payload, DATA_LEAN
+ * answered at seq 0 (the last chunk first, one twice), COMMIT; and what is refused. */
+static void test_lean_transfer(frame *a)
+{
+    uint8_t p[12], digest[32];
+    const uint32_t total = store_new_len, chunk = FRAME_MAX_PAYLOAD + 100u;
+    const uint32_t chunks = (total + chunk - 1) / chunk;
+    sha256(store_new, total, digest);
+    lean_data(5, 0, store_new, 10);
+    expect("lean data, no transfer", answers(a, 8) == 1 && a[0].type == MSG_ERROR &&
+                                         a[0].seq == 0 && a[0].payload[0] == ERR_NO_TRANSFER &&
+                                         a[0].payload[1] == MSG_DATA_LEAN);
+    put16(p, 5);
+    put32(p + 2, total);
+    put16(p + 6, chunk);
+    memcpy(p + 8, digest, LEAN_DIGEST_SIZE);
+    request(MSG_BEGIN_LEAN, p, 12);
+    expect("begin lean", answers(a, 8) == 1 && a[0].type == MSG_ACK && a[0].seq == seq);
+    uint8_t d[DATA_OVERHEAD + 4] = {5, 0};
+    request(MSG_DATA, d, sizeof d);
+    expect("classic data to a lean transfer", answers(a, 8) == 1 && a[0].type == MSG_ERROR &&
+                                                  a[0].payload[0] == ERR_NO_TRANSFER);
+    int acked = 1;
+    for (uint32_t k = chunks; k-- > 0;) {
+        uint32_t off = k * chunk, n = total - off < chunk ? total - off : chunk;
+        for (int again = 0; again < (k == 0 ? 2 : 1); again++) {
+            lean_data(5, (uint16_t)k, store_new + off, (uint16_t)n);
+            acked &= answers(a, 8) == 1 && a[0].type == MSG_ACK && a[0].seq == 0;
+        }
+    }
+    expect("lean data acked", acked && chunks > 1);
+    put16(p, 5);
+    request(MSG_COMMIT, p, 2);
+    expect("commit lean", answers(a, 8) == 1 && a[0].type == MSG_COMMITTED);
+    expect("lean committed set", store_count() == 2);
+}
+
 void test_proto(void)
 {
     frame a[8];
@@ -446,6 +523,7 @@ void test_proto(void)
     expect("retry", answers(a, 8) == 1 && a[0].payload[0] == ERR_NOT_FOUND);
 
     test_transfer(a);
+    test_lean_transfer(a);
 
     /* RESET answers OK and then restarts the device. */
     request(MSG_RESET, p, 0);

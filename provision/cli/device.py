@@ -77,6 +77,7 @@ def _open(
     dialect: str,
     trace: bool = False,
     fast_baud: str | None = None,
+    pipeline: bool = False,
 ) -> device_mod.Device:
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
@@ -93,6 +94,7 @@ def _open(
             retries=retries,
             trace=trace,
             fast_baud=parse_fast_baud(fast_baud),
+            pipeline=pipeline,
         )
     dev.notice = lambda text: typer.echo(text, err=True)
     return dev
@@ -360,7 +362,8 @@ def write(
     from provision.bundle import format as bundle_format
 
     credentials = bundle_format.decode(data).credentials
-    with _open(port, baud, timeout, retries, dialect, trace, fast_baud) as dev:
+    # The write follows the open at once: a native transfer need not wait for HELLO's answer.
+    with _open(port, baud, timeout, retries, dialect, trace, fast_baud, pipeline=True) as dev:
         show_bar = not json_out and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         if show_bar:
             with transfer_bar("writing", len(data)) as on_progress:

@@ -29,8 +29,8 @@ from provision.dialects.base import (
 from provision.dialects.drive import retried
 from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
 from provision.link import messages as m
-from provision.link.chunking import ChunkSizer
-from provision.link.host import HOST_MAX_PAYLOAD, HostLink, device_error
+from provision.link.chunking import ChunkSizer, lean_largest, short_tail
+from provision.link.host import HOST_LEAN_CHUNK, HOST_MAX_PAYLOAD, HostLink, device_error
 from provision.link.transfer import HostTransfer, Limits, State
 from provision.slot_view import digest_is_secret
 from provision.trace import TraceLog, env_enabled
@@ -58,7 +58,11 @@ def _meaning(frame: m.Frame) -> str:
 
 
 # Digests over a whole bundle or set (each message's last field, before Terminated).
-_SET_DIGESTS: dict[type, tuple[str, ...]] = {m.Begin: ("sha256",), m.Committed: ("set_digest",)}
+_SET_DIGESTS: dict[type, tuple[str, ...]] = {
+    m.Begin: ("sha256",),
+    m.BeginLean: ("digest",),
+    m.Committed: ("set_digest",),
+}
 
 
 _ENTRY_SIZE = m.ListEntry.sizeof()
@@ -69,7 +73,8 @@ def _secret_digest_spans(msg: m.Message, body: bytes) -> list[tuple[int, int]]:
     """Where a LIST_PAGE body holds the digests of secret slots (entries end the body), or
     a BEGIN or COMMITTED its digest over the set."""
     if type(msg) in _SET_DIGESTS:
-        return [(len(body) - m.DIGEST_SIZE, len(body))]
+        size = len(getattr(msg, _SET_DIGESTS[type(msg)][0]))
+        return [(len(body) - size, len(body))]
     if not isinstance(msg, m.ListPage):
         return []
     first = len(body) - len(msg.entries) * _ENTRY_SIZE
@@ -96,7 +101,7 @@ def frame_trace(log: TraceLog) -> Trace:
         except ProvisionError:
             body = b""
         redact = None
-        if isinstance(frame.message, m.Data):
+        if isinstance(frame.message, m.Data | m.DataLean):
             redact = max(0, len(body) - len(frame.message.chunk))
         hide = _secret_digest_spans(frame.message, body)
         log.frame(direction, body, _meaning(frame), redact_from=redact, hide=hide)
@@ -175,6 +180,8 @@ class NativeSession:
         timeout: float = 2.0,
         retries: int = 5,
         trace: Trace | TraceLog | None = None,
+        pipeline: bool = False,
+        silence_hint: str = "",
     ) -> None:
         self.transport = transport
         self.timeout = timeout
@@ -196,7 +203,72 @@ class NativeSession:
         self._line_free = 0.0
         # Flush noise out of the device's receive buffer (an empty frame is ignored).
         self._write(b"\x00")
-        self.hello = self._request(m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD), m.HelloInfo)
+        self._hello: m.HelloInfo | None = None
+        # Said after "no answer to HELLO" when that comes at the first use, not the open
+        # (a pipelined open; device.open gives it for a named dialect).
+        self.silence_hint = silence_hint
+        self._hello_seq = 0
+        self._hello_deadline = 0.0
+        hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
+        if pipeline:
+            # The session open is pipelined: HELLO goes out now and its answer is awaited
+            # when something needs it; a write sends its transfer meanwhile (_transfer).
+            self._hello_seq = self.link.next_seq()
+            self._hello_deadline = self._send(hello, self._hello_seq) + self.timeout
+        else:
+            self._hello = self._request(hello, m.HelloInfo)
+
+    @property
+    def hello(self) -> m.HelloInfo:
+        """The device's HELLO_INFO (waited for here when the open was pipelined)."""
+        if self._hello is None:
+            self._await_hello()
+        assert self._hello is not None
+        return self._hello
+
+    @hello.setter
+    def hello(self, info: m.HelloInfo) -> None:
+        self._hello = info
+
+    def _take_hello(self, frames: list[m.Frame]) -> tuple[list[m.Frame], bool]:
+        """Take the pipelined HELLO's answer out of `frames`: (the other frames, whether
+        the HELLO arrived damaged and must go again)."""
+        rest, resend = [], False
+        for f in frames:
+            if self._hello is None and f.seq == self._hello_seq:
+                if isinstance(f.message, m.HelloInfo):
+                    self._hello = f.message
+                    continue
+                if isinstance(f.message, m.Error):
+                    raise device_error(f.message)
+            if self._hello is None and isinstance(f.message, m.Nak) and f.seq == 0:
+                resend = resend or f.message.reason == m.NakReason.BAD_FRAME
+            rest.append(f)
+        return rest, resend
+
+    def _await_hello(self) -> None:
+        """Wait for the pipelined HELLO's answer; without it by its timeout (or told it
+        arrived damaged), HELLO is asked again like any request. Other frames are dropped:
+        they answer a transfer sent before the device was known."""
+        resend = False
+        while self._hello is None and not resend:
+            left = self._hello_deadline - self.clock()
+            if left <= 0:
+                break
+            _, resend = self._take_hello(self._receive(left))
+        if self._hello is None:
+            hello = m.Hello(m.PROTOCOL_VERSION, HOST_MAX_PAYLOAD)
+            tries = max(1, self.retries)  # the pipelined HELLO was the first
+            try:
+                self._hello = self._request(hello, m.HelloInfo, tries=tries)
+            except LinkError as err:
+                if err.code != "link.timeout":
+                    raise
+                raise LinkError(
+                    f"no answer to HELLO after {1 + tries} tries ({self.timeout:g} s each): "
+                    f"{self.link.no_answer_hint()}{self.silence_hint}",
+                    code=err.code,
+                ) from None
 
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
@@ -236,14 +308,28 @@ class NativeSession:
         send(self.transport, data, sent)
         return self._line_free
 
-    def _send(self, msg: m.Message, seq: int, bar: SentBytes | None = None) -> float:
+    def _take_back_output(self) -> None:
+        """Drop the bytes written but not yet sent (a lean chunk a device without LEAN would
+        only refuse), where the port can (tcflush), and end the cut frame with a delimiter."""
+        discard = getattr(self.transport, "discard_output", None)
+        if discard is None:
+            return
+        discard()
+        self._line_free = self.clock()
+        self._write(b"\x00")
+
+    def _send(
+        self, msg: m.Message, seq: int, bar: SentBytes | None = None, chunk_size: int = 0
+    ) -> float:
         if self.trace:
             self.trace("tx", m.Frame(seq, msg))
         frame = self.link.frame(msg, seq)
-        if bar is None or not isinstance(msg, m.Data):
+        if bar is None or not isinstance(msg, m.Data | m.DataLean):
             return self._write(frame)
-        # A DATA frame's bytes count as its chunk's, in proportion, as they leave.
-        on_sent = bar.part(msg.offset)
+        # A DATA frame's bytes count as its chunk's, in proportion, as they leave (a lean
+        # chunk is named by its index in chunks of `chunk_size`).
+        offset = msg.offset if isinstance(msg, m.Data) else msg.index * chunk_size
+        on_sent = bar.part(offset)
         assert on_sent is not None
         return self._write(frame, lambda n: on_sent(n * len(msg.chunk) // len(frame)))
 
@@ -413,6 +499,13 @@ class NativeSession:
             if all(features & f for f, needs in _FEATURE_CAPABILITY.items() if needs is c)
         )
 
+    def can(self, capability: Capability) -> bool:
+        """Whether the device can do `capability`, waiting for HELLO_INFO only when that
+        depends on what it announces (a pipelined open's transfer goes out meanwhile)."""
+        if capability not in _FEATURE_CAPABILITY.values():
+            return capability in self.profile.capabilities
+        return capability in self.capabilities
+
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         if not self.hello.features & m.Feature.KEYGEN:
             raise PolicyError(
@@ -517,18 +610,28 @@ class NativeSession:
     def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
         return self.write_bundle(bundle_format.encode(credentials), progress)
 
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
-        """Send bundle bytes (signed or not), COMMIT, and check the device's set digest."""
-        credentials = bundle_format.decode(bundle).credentials
+    def _check_fits(self, credentials: CredentialSet, bundle: bytes) -> None:
         self.preflight(credentials)
         h = self.hello
         if len(bundle) > h.max_bundle:
             raise PolicyError(
                 f"bundle of {len(bundle)} bytes; device takes {h.max_bundle}", code="size.too_large"
             )
+
+    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+        """Send bundle bytes (signed or not), COMMIT, and check the device's set digest."""
+        credentials = bundle_format.decode(bundle).credentials
         start = self.clock()
         sent_before = self.bytes_sent
-        result = self._transfer(bundle, progress)
+        result = None
+        if self._hello is None:
+            # HELLO_INFO not in yet: start a lean transfer now, COMMIT once it is in and
+            # the set fits (None: the device has no LEAN, so a classic transfer follows).
+            result = self._transfer(bundle, progress, credentials=credentials)
+        if result is None:
+            self._check_fits(credentials, bundle)
+            result = self._transfer(bundle, progress)
+        assert result is not None
         expected = m.set_digest([(s.sec_tag, int(s.type), s.data) for s in credentials])
         if result.set_digest != expected or result.slot_count != len(credentials):
             raise VerifyFailed(
@@ -544,15 +647,37 @@ class NativeSession:
             written, self.bytes_sent - sent_before, self.clock() - start, confirmed=True
         )
 
-    def _transfer(self, bundle: bytes, progress: Progress | None) -> m.Committed:
+    def _transfer(
+        self,
+        bundle: bytes,
+        progress: Progress | None,
+        *,
+        credentials: CredentialSet | None = None,
+    ) -> m.Committed | None:
         """The drive loop of one transfer: the state machine (provision.link.transfer) says
-        what to send and when to wake up; this moves the bytes and keeps the time."""
-        h = self.hello
-        largest = min(h.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
+        what to send and when to wake up; this moves the bytes and keeps the time.
+
+        With the session open pipelined (HELLO_INFO not in yet; `credentials` then given),
+        BEGIN_LEAN and a first chunk go out at once, as Feature.LEAN allows whatever the
+        device's max_payload; a device without LEAN refuses them (unknown frames change
+        nothing) and this returns None. COMMIT waits for HELLO_INFO and the set's check."""
+        speculative = self._hello is None
+        if speculative:
+            lean, window = True, 1  # every device takes a window of one
+        else:
+            h = self.hello
+            lean, window = bool(h.features & m.Feature.LEAN), h.window
+        if lean:
+            largest = lean_largest(self.byte_time, HOST_LEAN_CHUNK)
+        else:
+            largest = min(self.hello.max_payload, HOST_MAX_PAYLOAD) - m.DATA_OVERHEAD
         if self.chunk_sizer is None or self.chunk_sizer.max_size != largest:
             self.chunk_sizer = ChunkSizer(largest) if self.adaptive_chunks else None
         chunk = self.chunk_sizer.size if self.chunk_sizer is not None else largest
         chunks = -(-len(bundle) // chunk)
+        if lean:  # whatever the size, a lean chunk may be any length up to it
+            chunk = short_tail(len(bundle), chunk)
+            chunks = -(-len(bundle) // chunk)
         frame_bytes = len(bundle) + (chunks + 2) * 32
         limits = Limits(
             retries=self.retries,
@@ -564,19 +689,46 @@ class NativeSession:
             random.randint(1, 0xFFFF),
             bundle,
             chunk_size=chunk,
-            window=h.window,
+            window=window,
             rto=min(self.timeout, 0.25 + 4 * (chunk + 20) * self.byte_time),
             limits=limits,
             now=self.clock(),
             sizer=self.chunk_sizer,
+            lean=lean,
+            hold_commit=speculative,
         )
         # The bar moves with every DATA byte sent or acknowledged, whichever is further.
         bar = SentBytes(progress, transfer.total) if progress else None
+        held: list[m.Frame] = []  # answers that came before HELLO_INFO
+        polled = False
         try:
             while transfer.committed is None:
-                for msg, seq in transfer.poll(self.clock()):
-                    transfer.sent(msg, seq, self._send(msg, seq, bar))
-                for frame in self._receive(transfer.wakeup() - self.clock()):
+                if not (speculative and polled):  # before HELLO_INFO: BEGIN and one chunk
+                    polled = True
+                    for msg, seq in transfer.poll(self.clock()):
+                        transfer.sent(
+                            msg, seq, self._send(msg, seq, bar, transfer.sender.chunk_size)
+                        )
+                if speculative:
+                    frames, resend = self._take_hello(
+                        self._receive(self._hello_deadline - self.clock())
+                    )
+                    held += frames
+                    if self._hello is None and (resend or self.clock() >= self._hello_deadline):
+                        self._await_hello()  # HELLO again, as a request
+                    if self._hello is None:
+                        continue
+                    if not self._hello.features & m.Feature.LEAN:
+                        self._take_back_output()
+                        return None  # what it answered to the lean frames changed nothing
+                    assert credentials is not None
+                    self._check_fits(credentials, bundle)  # before COMMIT can go out
+                    transfer.sender.set_window(self._hello.window)
+                    transfer.hold_commit = speculative = False
+                    frames, held = held, []
+                else:
+                    frames = self._receive(transfer.wakeup() - self.clock())
+                for frame in frames:
                     transfer.receive(frame, self.clock())
                     if transfer.committed is not None:
                         break

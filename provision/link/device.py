@@ -57,6 +57,7 @@ class _Transfer:
     buffer: bytearray
     held: bytearray  # one flag per chunk
     cumulative_chunks: int = 0
+    lean: bool = False  # begun by BEGIN_LEAN: `sha256` is then the digest's first 4 bytes
 
     @property
     def chunks(self) -> int:
@@ -83,13 +84,20 @@ class DeviceProtocol:
         max_payload: int = 512,
         window: int = 8,
         max_bundle: int = 48 * 1024,
+        lean: bool = False,
     ) -> None:
         self.ops = ops
         self.max_payload = max_payload
         self.window = min(window, m.MAX_WINDOW)
         self.max_bundle = max_bundle
         self.host_payload = m.MIN_PAYLOAD
-        self.decoder = framing.FrameDecoder(m.HEADER_SIZE + max_payload)
+        # Feature.LEAN: DATA_LEAN frames are streamed into the transfer's buffer as they are
+        # decoded, so they may be longer than a control frame.
+        self.lean = lean
+        max_body = m.HEADER_SIZE + max_payload
+        if lean:
+            max_body = max(max_body, m.LEAN_DATA_HEADER + m.LEAN_MAX_CHUNK)
+        self.decoder = framing.FrameDecoder(max_body)
         self.transfer: _Transfer | None = None
         self._last: tuple[int, int, bytes] | None = None  # (seq, type, response wire bytes)
         self.frames = 0
@@ -127,6 +135,8 @@ class DeviceProtocol:
         return framing.pack(m.encode(msg, seq))
 
     def _frame(self, body: bytes) -> bytes:
+        if self.lean and m.is_lean_data(body):
+            return self._lean_data(body)
         try:
             version, type_, seq = m.decode_header(body)
         except RemoteProtocolError:
@@ -188,7 +198,12 @@ class DeviceProtocol:
             return self.ops.hello_info(self.max_payload, self.window, self.max_bundle)
         if isinstance(msg, m.Begin):
             return self._begin(msg)
+        if isinstance(msg, m.BeginLean) and self.lean:
+            return self._begin(msg)
         if isinstance(msg, m.Data):
+            if self.transfer is not None and self.transfer.lean:
+                # Its chunks come as DATA_LEAN (as the C stub has it).
+                raise DeviceFault(m.ErrorCode.NO_TRANSFER, f"no transfer {msg.transfer_id}")
             return self._data(msg)
         if isinstance(msg, m.Commit):
             return self._commit(msg)
@@ -228,13 +243,16 @@ class DeviceProtocol:
             return tls_check(msg, self.host_payload)
         raise DeviceFault(m.ErrorCode.UNKNOWN_MESSAGE, "")
 
-    def _begin(self, msg: m.Begin) -> m.Message:
+    def _begin(self, msg: m.Begin | m.BeginLean) -> m.Message:
         t = self.transfer
-        if t and (t.transfer_id, t.total, t.chunk, t.sha256) == (
+        lean = isinstance(msg, m.BeginLean)
+        digest = msg.digest if isinstance(msg, m.BeginLean) else msg.sha256
+        if t and (t.transfer_id, t.total, t.chunk, t.sha256, t.lean) == (
             msg.transfer_id,
             msg.total_size,
             msg.chunk_size,
-            msg.sha256,
+            digest,
+            lean,
         ):
             return m.Ack(t.transfer_id, t.cumulative, t.sack())
         self.transfer = None
@@ -245,20 +263,37 @@ class DeviceProtocol:
             )
         if msg.total_size == 0 or msg.transfer_id == 0:
             raise DeviceFault(m.ErrorCode.MALFORMED, "empty bundle or transfer id 0")
-        if not 0 < msg.chunk_size <= self.max_payload - m.DATA_OVERHEAD:
-            raise DeviceFault(
-                m.ErrorCode.MALFORMED, f"chunk size must be 1..{self.max_payload - m.DATA_OVERHEAD}"
-            )
+        largest = m.LEAN_MAX_CHUNK if lean else self.max_payload - m.DATA_OVERHEAD
+        if not 0 < msg.chunk_size <= largest:
+            raise DeviceFault(m.ErrorCode.MALFORMED, f"chunk size must be 1..{largest}")
         chunks = -(-msg.total_size // msg.chunk_size)
+        if lean and chunks > 0xFFFF:
+            raise DeviceFault(m.ErrorCode.MALFORMED, "more chunks than DATA_LEAN can number")
         self.transfer = _Transfer(
             msg.transfer_id,
             msg.total_size,
             msg.chunk_size,
-            msg.sha256,
+            digest,
             bytearray(msg.total_size),
             bytearray(chunks),
+            lean=lean,
         )
         return m.Ack(msg.transfer_id, 0, 0)
+
+    def _lean_data(self, body: bytes) -> bytes:
+        """DATA_LEAN: answered like DATA, with seq 0 (its frame has none), never cached."""
+        try:
+            msg = m.decode(body).message
+            assert isinstance(msg, m.DataLean)
+            t = self.transfer
+            if t is None or not t.lean or t.transfer_id != msg.transfer_id:
+                raise DeviceFault(m.ErrorCode.NO_TRANSFER, f"no lean transfer {msg.transfer_id}")
+            reply = self._data(m.Data(msg.transfer_id, msg.index * t.chunk, msg.chunk))
+        except RemoteProtocolError as err:
+            reply = m.Error(m.ErrorCode.MALFORMED, m.MsgType.DATA_LEAN, err.message[: m.MAX_TEXT])
+        except DeviceFault as fault:
+            reply = m.Error(fault.code, m.MsgType.DATA_LEAN, fault.detail)
+        return self._send(reply, 0)
 
     def _data(self, msg: m.Data) -> m.Message:
         t = self.transfer
@@ -289,7 +324,7 @@ class DeviceProtocol:
             raise DeviceFault(m.ErrorCode.INCOMPLETE, f"have {t.cumulative} of {t.total} bytes")
         self.transfer = None
         data = bytes(t.buffer)
-        if hashlib.sha256(data).digest() != t.sha256:
+        if not hashlib.sha256(data).digest().startswith(t.sha256):
             raise DeviceFault(m.ErrorCode.DIGEST_MISMATCH, "bundle digest differs from BEGIN")
         count, digest = self.ops.apply_bundle(data)
         return m.Committed(t.transfer_id, count, digest)

@@ -16,6 +16,9 @@ from provision.link import messages as m
 from provision.transport.base import SPEED_HINT
 
 HOST_MAX_PAYLOAD = 1024
+# The chunk of a lean transfer (Feature.LEAN), below the protocol's LEAN_MAX_CHUNK: one
+# frame's worth of loss stays small, and a P-256 set takes one or two frames.
+HOST_LEAN_CHUNK = 1024
 
 
 class HostLink:
@@ -127,7 +130,10 @@ class TransferSender:
         *,
         rto: float,
         rto_max: float,
+        lean: bool = False,
     ) -> None:
+        # Feature.LEAN: BEGIN_LEAN and DATA_LEAN frames (chunks named by index).
+        self.lean = lean
         self.transfer_id = transfer_id
         self.total = len(data)
         self._data = data
@@ -170,21 +176,31 @@ class TransferSender:
     def all_sent(self) -> bool:
         return all(c.held or c.sent_at is not None for c in self.chunks)
 
-    def begin(self, sha256: bytes) -> m.Begin:
+    def begin(self, sha256: bytes) -> m.Begin | m.BeginLean:
         """The BEGIN to send (first, or again to resume); starts a new epoch."""
         self.epoch += 1
+        if self.lean:
+            digest = sha256[: m.LEAN_DIGEST_SIZE]
+            return m.BeginLean(self.transfer_id, self.total, self.chunk_size, digest)
         return m.Begin(self.transfer_id, self.total, self.chunk_size, sha256)
+
+    def set_window(self, window: int) -> None:
+        """The device's window, once known (a transfer may start before HELLO_INFO)."""
+        self.window = max(1, min(window, m.MAX_WINDOW))
 
     def _in_window(self) -> range:
         return range(self.cum, min(len(self.chunks), self.cum + self.window))
 
-    def due(self, now: float) -> list[m.Data]:
+    def due(self, now: float) -> list[m.Data | m.DataLean]:
         self._check_timeout(now)
-        out = []
+        out: list[m.Data | m.DataLean] = []
         for i in self._in_window():
             c = self.chunks[i]
             if not c.held and c.sent_at is None:
-                out.append(m.Data(self.transfer_id, c.offset, c.data))
+                if self.lean:
+                    out.append(m.DataLean(self.transfer_id, i, c.data))
+                else:
+                    out.append(m.Data(self.transfer_id, c.offset, c.data))
                 self.copies += 1
                 c.epoch = self.epoch
                 c.sent_at = now  # replaced by sent() with the real arrival estimate

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from construct import (
     Array,
     Bytes,
+    Const,
     ConstructError,
     GreedyBytes,
     If,
@@ -49,6 +50,11 @@ DATA_OVERHEAD = 6  # transfer_id u16 + offset u32 before the chunk
 LIST_ENTRY_SIZE = 41
 DELETE_ALL_GUARD = 0x214C4C41  # b"ALL!" read as u32 little-endian
 MAX_TEXT = 64
+# Lean transfers (Feature.LEAN): a device streams DATA_LEAN chunks into its staging area as
+# they arrive, so a chunk may be longer than its max_payload, up to this.
+LEAN_MAX_CHUNK = 4096
+LEAN_DATA_HEADER = 5  # type u8 + transfer_id u16 + index u16: the whole DATA_LEAN header
+LEAN_DIGEST_SIZE = 4  # BEGIN_LEAN names the bundle by this much of its SHA-256
 
 
 class MsgType(IntEnum):
@@ -63,6 +69,8 @@ class MsgType(IntEnum):
     RESET = 0x09
     TLS_CHECK = 0x0A
     CHANGE_BAUD = 0x0B
+    BEGIN_LEAN = 0x0C
+    DATA_LEAN = 0x0D
     OK = 0x80
     HELLO_INFO = 0x81
     ACK = 0x82
@@ -83,6 +91,7 @@ class Feature(IntFlag):
     READ = 0x0008  # READ of certificates is implemented
     TLS_CHECK = 0x0010  # the device can run a mutual-TLS handshake with its slots (simulator)
     BAUD = 0x0020  # HELLO_INFO ends with the line rates CHANGE_BAUD can switch to
+    LEAN = 0x0040  # BEGIN_LEAN and DATA_LEAN: lean transfer frames, chunks up to LEAN_MAX_CHUNK
 
 
 class ErrorCode(IntEnum):
@@ -121,6 +130,16 @@ Header = Struct(
     "type" / Int8ul,
     "seq" / Int16ul,
     "length" / Int16ul,
+)
+
+# DATA_LEAN's frame body has no standard header: its first byte is the type, which no
+# version-1 header starts with, so a device without Feature.LEAN refuses it
+# (UNSUPPORTED_VERSION) and nothing else can mistake it.
+LeanDataBody = Struct(
+    "type" / Const(bytes([MsgType.DATA_LEAN])),
+    "transfer_id" / Int16ul,
+    "index" / Int16ul,
+    "chunk" / GreedyBytes,
 )
 
 ListEntry = Struct(
@@ -222,6 +241,38 @@ class Data(Message):
     STRUCT = Struct("transfer_id" / Int16ul, "offset" / Int32ul, "chunk" / GreedyBytes)
     transfer_id: int
     offset: int
+    chunk: bytes
+
+
+@dataclass(frozen=True)
+class BeginLean(Message):
+    """A transfer whose chunks come as DATA_LEAN (Feature.LEAN): `chunk_size` up to
+    LEAN_MAX_CHUNK whatever the device's max_payload; `digest` is the first 4 bytes of the
+    bundle's SHA-256 (a resume's identity; the bundle's own SHA-256 is its integrity)."""
+
+    TYPE = MsgType.BEGIN_LEAN
+    STRUCT = Struct(
+        "transfer_id" / Int16ul,
+        "total_size" / Int32ul,
+        "chunk_size" / Int16ul,
+        "digest" / Bytes(LEAN_DIGEST_SIZE),
+        Terminated,
+    )
+    transfer_id: int
+    total_size: int
+    chunk_size: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class DataLean(Message):
+    """One chunk of a lean transfer, in a frame of its own shape (LeanDataBody): no version,
+    seq or length, the chunk named by its index. Answered like DATA, with seq 0."""
+
+    TYPE = MsgType.DATA_LEAN
+    STRUCT = LeanDataBody  # the whole frame body, type byte included
+    transfer_id: int
+    index: int
     chunk: bytes
 
 
@@ -484,6 +535,8 @@ MESSAGES: dict[MsgType, type[Message]] = {
         TlsCheck,
         TlsResult,
         ChangeBaud,
+        BeginLean,
+        DataLean,
         Error,
     )
 }
@@ -507,7 +560,15 @@ def payload_of(msg: Message) -> bytes:
 
 
 def encode(msg: Message, seq: int) -> bytes:
-    """Header + payload (the frame body). Raises LocalProtocolError on bad field values."""
+    """Header + payload (the frame body). Raises LocalProtocolError on bad field values.
+    DATA_LEAN has a body of its own (LeanDataBody) and no seq."""
+    if isinstance(msg, DataLean):
+        if len(msg.chunk) > LEAN_MAX_CHUNK:
+            raise LocalProtocolError(f"DATA_LEAN chunk of {len(msg.chunk)} bytes is too long")
+        try:
+            return bytes(LeanDataBody.build(_payload_dict(msg)))
+        except (ConstructError, ValueError, TypeError) as err:
+            raise LocalProtocolError(f"cannot build DATA_LEAN: {err}") from None
     payload = payload_of(msg)
     if len(payload) > MAX_PAYLOAD:
         raise LocalProtocolError(f"{msg.TYPE.name} payload of {len(payload)} bytes is too long")
@@ -535,8 +596,17 @@ def decode_header(body: bytes) -> tuple[int, int, int]:
     return h.version, h.type, h.seq
 
 
+def is_lean_data(body: bytes) -> bool:
+    return body[:1] == bytes([MsgType.DATA_LEAN])
+
+
 def decode(body: bytes) -> Frame:
     """Frame body → Frame. Raises RemoteProtocolError (only) on anything invalid."""
+    if is_lean_data(body):
+        if len(body) < LEAN_DATA_HEADER + 1 or len(body) > LEAN_DATA_HEADER + LEAN_MAX_CHUNK:
+            raise RemoteProtocolError(f"DATA_LEAN frame body of {len(body)} bytes")
+        lean = LeanDataBody.parse(body)
+        return Frame(0, DataLean(lean.transfer_id, lean.index, bytes(lean.chunk)))
     version, type_, seq = decode_header(body)
     if version != PROTOCOL_VERSION:
         raise RemoteProtocolError(f"unsupported protocol version {version}")
@@ -548,6 +618,8 @@ def decode(body: bytes) -> Frame:
         cls = MESSAGES[MsgType(type_)]
     except ValueError:
         raise RemoteProtocolError(f"unknown message type 0x{type_:02x}") from None
+    if cls is DataLean:
+        raise RemoteProtocolError("DATA_LEAN comes in a frame of its own, not behind a header")
     try:
         parsed = cls.STRUCT.parse(payload)
     except (ConstructError, UnicodeError) as err:

@@ -53,6 +53,8 @@ class HostTransfer:
         limits: Limits,
         now: float,
         sizer: ChunkSizer | None = None,
+        lean: bool = False,
+        hold_commit: bool = False,
     ) -> None:
         self.link = link
         self.limits = limits
@@ -61,8 +63,11 @@ class HostTransfer:
         self.rechunks = 0
         self.sha256 = hashlib.sha256(bundle).digest()
         self.sender = TransferSender(
-            transfer_id, bundle, chunk_size, window, rto=rto, rto_max=limits.timeout
+            transfer_id, bundle, chunk_size, window, rto=rto, rto_max=limits.timeout, lean=lean
         )
+        # A transfer started before HELLO_INFO came back (the session open pipelined) may
+        # not COMMIT until the host has checked the set against the device's limits.
+        self.hold_commit = hold_commit
         self.deadline = now + limits.budget
         self.state = State.SENDING
         self.committed: m.Committed | None = None
@@ -92,6 +97,15 @@ class HostTransfer:
         if self.state is State.DONE:
             return []
         if now >= self.deadline:
+            if self._commit_sent:
+                # A COMMIT went out (then INCOMPLETE, or no answer): it may have been the
+                # one that applied the set.
+                raise LinkError(
+                    f"transfer did not finish within {self.limits.budget:.1f} s after a COMMIT "
+                    "went out, so the device holds either its old set or the new one, whole: "
+                    "`provision device verify` tells which",
+                    code="link.commit_unknown",
+                )
             raise LinkError(
                 f"transfer did not finish within {self.limits.budget:.1f} s "
                 f"({self.sender.acked_bytes} of {self.sender.total} bytes acknowledged)",
@@ -102,8 +116,10 @@ class HostTransfer:
             self._adapt_chunks()
         timeouts_before = sender.timeouts
         for data in sender.due(now):
-            seq = self.link.next_seq()
-            self._epoch.add(seq)
+            seq = 0  # a DATA_LEAN frame has no seq
+            if isinstance(data, m.Data):
+                seq = self.link.next_seq()
+                self._epoch.add(seq)
             self._outbox.append((data, seq))
         if sender.timeouts > timeouts_before:
             if sender.timeouts > self.limits.retries:
@@ -125,7 +141,7 @@ class HostTransfer:
             # restarts, as the device's answer will tell.
             self._begin()
         ready = sender.complete if self._wait_complete else sender.all_sent
-        if ready and self._commit_seq is None:
+        if ready and self._commit_seq is None and not self.hold_commit:
             self.state = State.COMMITTING
             self._commit_seq = self.link.next_seq()
             self._commit_deadline = float("inf")  # set by sent()
@@ -141,9 +157,12 @@ class HostTransfer:
 
     def sent(self, msg: m.Message, seq: int, arrival: float) -> None:
         """`msg` (from poll) will have reached the device at `arrival`."""
-        if isinstance(msg, m.Data):
+        if isinstance(msg, m.Data | m.DataLean):
             if msg.transfer_id == self.sender.transfer_id:  # not one cut before a rechunk
-                self.sender.sent(msg.offset, arrival)
+                offset = (
+                    msg.offset if isinstance(msg, m.Data) else msg.index * self.sender.chunk_size
+                )
+                self.sender.sent(offset, arrival)
         elif isinstance(msg, m.Commit) and seq == self._commit_seq:
             self._commit_sent = True
             # The first COMMIT may be early (DATA still in flight): wait a retransmission
@@ -181,8 +200,11 @@ class HostTransfer:
             self._wait_complete = True
             self.state = State.SENDING
             return
-        ours = seq in self._epoch or seq in (self._begin_seq, self._commit_seq)
-        if msg.code == m.ErrorCode.NO_TRANSFER and (seq in self._epoch or seq == self._commit_seq):
+        # DATA_LEAN frames carry no seq: their answers come with seq 0.
+        lean_data = seq == 0 and self.sender.lean and msg.request == m.MsgType.DATA_LEAN
+        ours = lean_data or seq in self._epoch or seq in (self._begin_seq, self._commit_seq)
+        in_epoch = lean_data or seq in self._epoch
+        if msg.code == m.ErrorCode.NO_TRANSFER and (in_epoch or seq == self._commit_seq):
             self.restarts += 1
             if self.restarts > self.limits.retries:
                 if self._commit_sent:

@@ -2,7 +2,8 @@
 
 Options (sim:// query or `provision sim` flags): `uid` (hex; default derived from the seed),
 `signer` (path to a provisioning public key or certificate: the device then applies only
-bundles signed with it), `keygen=0` (no KEYGEN feature).
+bundles signed with it), `keygen=0` (no KEYGEN feature), `lean=0` (no LEAN feature: a device
+from before BEGIN_LEAN and DATA_LEAN).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class NativeDevice:
         # `tls=0`: a device without the TLS check, like the C stub or a real board.
         self.tls_enabled = _flag(opts, "tls")
         self.rates = _rates(opts.get("rates", DEFAULT_RATES))
+        # `lean=0`: a device from before Feature.LEAN (BEGIN_LEAN, DATA_LEAN).
+        self.lean_enabled = _flag(opts, "lean")
         self.line_baud: int = 0  # the UART's rate, kept by the runner
         self.baud_request: int | None = None  # read by the runner after CHANGE_BAUD's OK
         self._work = 0.0
@@ -54,7 +57,11 @@ class NativeDevice:
     def _new_protocol(self) -> DeviceProtocol:
         p = self.profile
         return DeviceProtocol(
-            self, max_payload=p.max_payload, window=p.window, max_bundle=p.max_bundle
+            self,
+            max_payload=p.max_payload,
+            window=p.window,
+            max_bundle=p.max_bundle,
+            lean=self.lean_enabled,
         )
 
     # -- SimulatedDevice
@@ -91,6 +98,8 @@ class NativeDevice:
             features |= m.Feature.TLS_CHECK
         if self.rates:
             features |= m.Feature.BAUD
+        if self.lean_enabled:
+            features |= m.Feature.LEAN
         return m.HelloInfo(
             version=m.PROTOCOL_VERSION,
             max_payload=max_payload,
@@ -246,6 +255,7 @@ OPTIONS: dict[str, str] = {
     "signer": "provisioning public key or certificate: apply signed bundles only",
     "keygen": "0: no KEYGEN feature",
     "tls": "0: no device-side TLS check (like the C stub)",
+    "lean": "0: no LEAN feature (BEGIN_LEAN, DATA_LEAN), like a device from before it",
     "rates": "baud rates CHANGE_BAUD may switch to, comma-separated (empty: none, like a "
     f"device without the feature; default {DEFAULT_RATES})",
 }

@@ -436,6 +436,10 @@ class SimTransport:
         self.bytes_written += len(data)
         self.runner.host_write(bytes(data), self.now)
 
+    def discard_output(self) -> None:
+        """Drop what was written but has not left yet, as tcflush(TCOFLUSH) does."""
+        self.runner.h2d.cut(self.now)
+
     def read(self, max_bytes: int, timeout: float) -> bytes:
         deadline = self.now + max(0.0, timeout)
         while not self._pending:

@@ -114,6 +114,7 @@ def run_session(
     timeout: float = 0.3,
     retries: int = 2,
     name: str = "x",
+    pipeline: bool = False,
 ) -> Outcome:
     flash = folder / f"{dialect}-{name}.flash"
     shutil.copy(base_flash(dialect, folder), flash)
@@ -122,7 +123,10 @@ def run_session(
     clock = transport_clock(transport)
     phase, error = "open", None
     try:
-        session = session_class(dialect)(transport, timeout=timeout, retries=retries)
+        # pipeline: a native session opened as `device write` opens it (the transfer goes
+        # out before HELLO's answer; docs/protocol.md §3.1).
+        extra = {"pipeline": True} if pipeline else {}
+        session = session_class(dialect)(transport, timeout=timeout, retries=retries, **extra)
         phase = "write"
         Device(session, dialect).provision(sets()[1])
         phase = "ok"

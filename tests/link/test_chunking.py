@@ -8,7 +8,13 @@ from __future__ import annotations
 import pytest
 
 from provision.link import messages as m
-from provision.link.chunking import FRAME_COST, ChunkSizer, best_chunk
+from provision.link.chunking import (
+    FRAME_COST,
+    ChunkSizer,
+    best_chunk,
+    lean_largest,
+    short_tail,
+)
 from provision.link.host import HostLink
 from provision.link.transfer import HostTransfer, Limits
 
@@ -97,3 +103,28 @@ def test_a_fixed_transfer_keeps_its_chunk_size() -> None:
             if isinstance(msg, m.Data):
                 assert len(msg.chunk) == 1000
     assert t.rechunks == 0
+
+
+@pytest.mark.parametrize("total", [1, 200, 1024, 1035, 1300, 2048, 7401, 16_000])
+def test_lean_chunks_end_with_a_short_last_chunk_and_stay_within_the_largest(total) -> None:
+    chunk = short_tail(total, 1024)
+    assert 1 <= chunk <= 1024
+    chunks = -(-total // chunk)
+    last = total - (chunks - 1) * chunk
+    if chunks > 1:
+        # About a quarter of the others: its programming is what the line cannot hide, and
+        # the one before it is programmed while it arrives.
+        assert chunk / 8 <= last <= chunk / 2, (chunk, last)
+    # No more frames than needed for a short tail: at most one beyond the fewest.
+    assert chunks <= -(-total // 1024) + 1
+
+
+def test_a_p256_set_goes_as_a_long_and_a_short_chunk() -> None:
+    assert short_tail(1035, 1024) == 828  # 828 + 207, not 1,024 + 11
+
+
+def test_a_faster_line_takes_shorter_lean_chunks() -> None:
+    sizes = [lean_largest(10 / baud, 1024) for baud in (9600, 115200, 460800, 921600, 3_000_000)]
+    assert sizes[:2] == [1024, 1024]  # the largest up to 115200
+    assert sizes[1] > sizes[2] > sizes[3] > 256 and sizes[4] == 256  # never below 256
+    assert lean_largest(0.0, 1024) == 1024  # no line rate (TCP): no pacing to fit

@@ -222,3 +222,77 @@ def test_signed_only_device_rejects_unsigned_and_accepts_signed(signer) -> None:
     begin(p, signed, tid=10)
     send_all(p, signed, tid=10)
     assert isinstance(p.one(m.Commit(10)), m.Committed)
+
+
+# -- Feature.LEAN (docs/protocol.md §3.1)
+
+
+def big_bundle() -> bytes:
+    return bundle_format.encode(make_set(random.Random(1), (2, 3, 4), size=2000))
+
+
+def lean_begin(pair: Pair, data: bytes, tid: int = 9, chunk: int = 1500) -> m.Message:
+    return pair.one(m.BeginLean(tid, len(data), chunk, hashlib.sha256(data).digest()[:4]))
+
+
+def test_lean_transfer_takes_chunks_longer_than_max_payload_and_answers_at_seq_0() -> None:
+    p, data = Pair(), big_bundle()
+    chunk = p.store.profile.max_payload + 500  # a control frame could not carry it
+    assert len(data) > chunk
+    assert lean_begin(p, data, chunk=chunk) == m.Ack(9, 0, 0)
+    for index, off in enumerate(range(0, len(data), chunk)):
+        (frame,) = p.send(m.DataLean(9, index, data[off : off + chunk]))
+        assert frame.seq == 0 and isinstance(frame.message, m.Ack)
+    assert frame.message.cumulative == len(data)
+    reply = p.one(m.Commit(9))
+    assert isinstance(reply, m.Committed) and reply.slot_count == len(
+        bundle_format.decode(data).credentials
+    )
+
+
+def test_lean_begin_again_resumes_and_its_digest_names_the_bundle() -> None:
+    p, data = Pair(), big_bundle()
+    lean_begin(p, data, chunk=500)
+    p.send(m.DataLean(9, 0, data[:500]))
+    assert lean_begin(p, data, chunk=500) == m.Ack(9, 500, 0)  # resumed
+    other = bytes([data[0] ^ 1]) + data[1:]
+    assert lean_begin(p, other, chunk=500) == m.Ack(9, 0, 0)  # another bundle: restarted
+
+
+def test_lean_commit_checks_the_four_digest_bytes_and_the_bundle_itself() -> None:
+    p, data = Pair(), bundle()
+    assert p.one(m.BeginLean(9, len(data), 4096, b"\x00" * 4)) == m.Ack(9, 0, 0)
+    p.send(m.DataLean(9, 0, data))
+    reply = p.one(m.Commit(9))
+    assert isinstance(reply, m.Error) and reply.code == m.ErrorCode.DIGEST_MISMATCH
+    assert p.store.entries() == p.before
+
+
+def test_data_of_the_other_kind_is_no_transfer_and_lean_data_has_no_header() -> None:
+    p, data = Pair(), bundle()
+    (frame,) = p.send(m.DataLean(9, 0, data[:100]))
+    assert frame.seq == 0 and frame.message.code == m.ErrorCode.NO_TRANSFER
+    assert frame.message.request == m.MsgType.DATA_LEAN
+    lean_begin(p, data, chunk=500)
+    reply = p.one(m.Data(9, 0, data[:500]))
+    assert isinstance(reply, m.Error) and reply.code == m.ErrorCode.NO_TRANSFER
+    # 0x0D behind a normal header is not a DATA_LEAN.
+    body = (
+        m.Header.build({"version": 1, "type": 0x0D, "seq": 5, "length": 5}) + b"\x09\x00\x00\x00x"
+    )
+    (frame,) = p.raw(framing.pack(body))
+    assert frame.message.code == m.ErrorCode.MALFORMED
+
+
+def test_a_device_without_lean_refuses_lean_frames_and_changes_nothing() -> None:
+    p, data = Pair(lean="0"), big_bundle()
+    (info,) = p.send(m.Hello(1, 1024))
+    assert not info.message.features & m.Feature.LEAN
+    reply = lean_begin(p, data, chunk=500)
+    assert isinstance(reply, m.Error) and reply.code == m.ErrorCode.UNKNOWN_MESSAGE
+    (frame,) = p.send(m.DataLean(9, 0, data[:100]))
+    assert frame.message.code == m.ErrorCode.UNSUPPORTED_VERSION
+    (frame,) = p.send(m.DataLean(9, 0, data[:1500]))  # longer than its receive buffer
+    assert isinstance(frame.message, m.Nak) and frame.message.reason == m.NakReason.BAD_FRAME
+    assert p.store.entries() == p.before
+    assert isinstance(p.one(m.Commit(9)), m.Error)

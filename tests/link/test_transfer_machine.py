@@ -3,6 +3,8 @@ transition of BEGIN → DATA → COMMIT, INCOMPLETE, a device restart, timeouts 
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from provision.errors import DeviceError, LinkError
@@ -120,3 +122,71 @@ def test_the_budget_bounds_the_whole_transfer() -> None:
     assert t.wakeup() <= 5.0
     with pytest.raises(LinkError, match=r"within 5\.0 s"):
         t.poll(5.0)
+
+
+# -- lean transfers (Feature.LEAN) and a start before HELLO_INFO
+
+
+def lean_machine(**kw: object) -> HostTransfer:
+    return HostTransfer(
+        HostLink(first_seq=1),
+        77,
+        BUNDLE,
+        chunk_size=1000,
+        window=1,
+        rto=0.5,
+        limits=Limits(retries=2, timeout=1.0, budget=100.0),
+        now=0.0,
+        lean=True,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_lean_transfer_sends_begin_lean_and_indexed_data_lean_without_seqs() -> None:
+    t = lean_machine()
+    first = send(t, 0.0)
+    assert kinds(first) == ["BeginLean", "DataLean"]
+    begin, (data, data_seq) = first[0][0], first[1]
+    assert isinstance(begin, m.BeginLean)
+    assert begin.digest == hashlib.sha256(BUNDLE).digest()[:4]
+    assert isinstance(data, m.DataLean) and (data.index, data_seq) == (0, 0)
+    t.sender.set_window(4)  # HELLO_INFO came: the device's window
+    ack(t, first[0][1], 1000)
+    rest = send(t, 0.1)
+    assert [(type(x).__name__, getattr(x, "index", None)) for x, _ in rest] == [
+        ("DataLean", 1),
+        ("DataLean", 2),
+        ("Commit", None),
+    ]
+
+
+def test_a_held_commit_waits_until_the_host_releases_it() -> None:
+    t = lean_machine(hold_commit=True)
+    t.sender.set_window(4)
+    out = send(t, 0.0)
+    assert "Commit" not in kinds(out) and t.sender.all_sent
+    assert "Commit" not in kinds(send(t, 0.1))
+    t.hold_commit = False  # HELLO_INFO in and the set fits
+    assert kinds(send(t, 0.2)) == ["Commit"]
+
+
+def test_no_transfer_for_a_data_lean_comes_at_seq_0_and_restarts() -> None:
+    t = lean_machine()
+    send(t, 0.0)
+    lost = m.Error(m.ErrorCode.NO_TRANSFER, m.MsgType.DATA_LEAN, "no lean transfer 77")
+    t.receive(m.Frame(0, lost), 0.1)
+    assert t.restarts == 1 and kinds(send(t, 0.1))[0] == "BeginLean"
+    # An ERROR at seq 0 about something else is not this transfer's.
+    t.receive(m.Frame(0, m.Error(m.ErrorCode.NO_TRANSFER, m.MsgType.DATA, "")), 0.2)
+    assert t.restarts == 1
+
+
+def test_the_budget_running_out_after_a_commit_went_out_is_commit_unknown() -> None:
+    t = machine(budget=5.0)
+    first = send(t, 0.0)
+    ack(t, first[0][1], 4 * 512)
+    rest = send(t, 0.1)
+    assert "Commit" in kinds(rest)
+    with pytest.raises(LinkError) as err:
+        t.poll(6.0)
+    assert err.value.code == "link.commit_unknown"

@@ -48,7 +48,7 @@ def test_transfer_resumes_after_the_link_comes_back() -> None:
     assert wire.lost > 0
     assert flash_state(store) == expected_after({x.key: x.data for x in old}, new)
     # A BEGIN sent after the outage was answered with what the device already held.
-    begins = [seq for seq, msg in acks if isinstance(msg, m.Begin)]
+    begins = [seq for seq, msg in acks if isinstance(msg, m.Begin | m.BeginLean)]
     resumed = [
         msg.cumulative
         for seq, msg in acks

@@ -130,6 +130,37 @@ CASES: list[tuple[int, m.Message]] = [
             detail="bundle digest differs",
         ),
     ),
+    # Feature.LEAN (appended: the vectors above are unchanged). A HELLO_INFO announcing it,
+    # the lean BEGIN, a DATA_LEAN frame (its own body: no header, no seq) and the answer
+    # to one with no transfer, which comes with seq 0.
+    (
+        1,
+        m.HelloInfo(
+            version=1,
+            max_payload=256,
+            window=4,
+            max_bundle=8192,
+            max_slots=12,
+            max_tags=4,
+            max_slot_size=4096,
+            features=int(m.Feature.RESUME | m.Feature.READ | m.Feature.LEAN),
+            uid=bytes.fromhex("0102030405060708"),
+            firmware="provision-stub 1",
+        ),
+    ),
+    (
+        2,
+        m.BeginLean(transfer_id=7, total_size=1130, chunk_size=904, digest=_digest("bundle")[:4]),
+    ),
+    (0, m.DataLean(transfer_id=7, index=1, chunk=bytes(range(1, 200)) + b"\x00" + bytes(26))),
+    (
+        0,
+        m.Error(
+            code=int(m.ErrorCode.NO_TRANSFER),
+            request=int(m.MsgType.DATA_LEAN),
+            detail="no lean transfer 7",
+        ),
+    ),
 ]
 
 
