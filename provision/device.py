@@ -35,7 +35,14 @@ from provision.dialects.base import (
     WriteResult,
     digest,
 )
-from provision.errors import InputError, LinkError, PolicyError, ProvisionError, VerifyFailed
+from provision.errors import (
+    InputError,
+    LinkError,
+    PolicyError,
+    ProvisionError,
+    StrayLeft,
+    VerifyFailed,
+)
 from provision.trace import TraceLog, env_enabled
 from provision.transport.base import (
     Interrupted,
@@ -237,21 +244,41 @@ class Device:
         that was not on the device before the write, is not one the set writes, and holds
         exactly content of this set (a private key among them). AT carries no checksum, so
         `AT%CMNG=0,42,…` can arrive as `AT%CMNG=0,4,…` and be answered OK. Without a
-        believed listing from before the write nothing is deleted; a key a garbled listing
-        made up is not on the device, and deleting it changes nothing (not reported)."""
+        believed listing from before the write nothing is deleted. Returns the keys a
+        believed listing shows gone; a key a garbled listing made up is not on the device,
+        and deleting it changes nothing (not reported). StrayLeft when one stays after
+        VERIFY_READS rounds of deletes."""
         if before is None:
             return ()
         forms = {k: digest(v) for k, v in self.profile.stored_forms(credentials).items()}
         ours = set(forms.values())
-        deleted = []
-        for key, found in sorted(after.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
-            if key in forms or key in before or found is None or found not in ours:
-                continue
-            try:
-                self.session.delete(key[0], key[1])
-            except ProvisionError:
-                continue
-            deleted.append(key)
+
+        def strays(listing: dict[SlotKey, bytes | None]) -> list[SlotKey]:
+            return sorted(
+                (k for k, v in listing.items() if k not in forms and k not in before and v in ours),
+                key=lambda k: (k[0], int(k[1])),
+            )
+
+        candidates, deleted = strays(after), []
+        for _ in range(VERIFY_READS):
+            if not candidates:
+                break
+            for key in candidates:
+                # A delete whose answer the line garbled may have worked: the listing judges.
+                with contextlib.suppress(ProvisionError):
+                    self.session.delete(key[0], key[1])
+            listing = self._listing_agreed()
+            if listing is None:
+                break
+            deleted += [k for k in candidates if k not in listing]
+            candidates = [k for k in candidates if k in strays(listing)]
+        if candidates:
+            where = ", ".join(f"sec_tag {tag} {slot.label}" for tag, slot in candidates)
+            raise StrayLeft(
+                f"the line stored a copy of this set's content under {where}, which could "
+                "not be deleted: delete it with `provision device delete`"
+                + (f" ({strays_words(deleted)})" if deleted else "")
+            )
         return tuple(deleted)
 
     def _listing(self) -> dict[SlotKey, bytes | None]:
@@ -306,14 +333,15 @@ class Device:
                 f"`provision device list`); {self.dialect} guarantees: {self.profile.guarantee}"
             )
         held = _in_tags(listing, tags)
+        words = self._held_words(new, before, held)
+        # The words about strays after the state, so that the state reads as before.
         try:
             strays = self._delete_strays(credentials, before_all, listing)
+        except StrayLeft as err:
+            return f"{words}; {err.message}"
         except ProvisionError:
             strays = ()
-        if strays:
-            # The words after the state, so that the state reads as before.
-            return f"{self._held_words(new, before, held)}; {strays_words(strays)}"
-        return self._held_words(new, before, held)
+        return f"{words}; {strays_words(strays)}" if strays else words
 
     def _held_words(
         self,

@@ -114,6 +114,15 @@ class DeviceError(ProvisionError):
     exit_code = ExitCode.DEVICE
 
 
+class StrayLeft(DeviceError):
+    """A copy of a set's content the line stored under a key nobody named (a garbled text
+    command header) stays on the device after the write: the set is written and verified,
+    but a secret may sit where nobody looks."""
+
+    def __init__(self, message: str, *, code: str | None = "device.stray_left") -> None:
+        super().__init__(message, code=code)
+
+
 class LinkError(ProvisionError):
     exit_code = ExitCode.LINK
 

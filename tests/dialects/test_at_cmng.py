@@ -483,3 +483,20 @@ def test_a_key_the_line_stored_under_another_tag_is_deleted_and_said(device_set,
     held = {(s.sec_tag, s.type) for s in session.list()}
     assert (4, SlotType.CLIENT_KEY) not in held and (43, SlotType.ROOT_CA) in held
     assert {(42, t) for t in (SlotType.ROOT_CA, SlotType.CLIENT_CERT, SlotType.CLIENT_KEY)} <= held
+
+
+def test_a_stray_that_cannot_be_deleted_fails_the_job_and_names_it(device_set):
+    from provision.errors import ExitCode, StrayLeft
+
+    class KeepsTheStray(GarblesOneHeader):
+        def receive_data(self, data: bytes) -> bytes:
+            if data.startswith(b"AT%CMNG=3,4,"):
+                return b"\r\nERROR\r\n"  # the delete never takes
+            return super().receive_data(data)
+
+    session, _, _ = open_session(KeepsTheStray())
+    with pytest.raises(StrayLeft) as left:
+        Device(session, "loop").provision(device_set)
+    assert left.value.exit_code == ExitCode.DEVICE and left.value.code == "device.stray_left"
+    assert "sec_tag 4 client_key" in left.value.message and "BEGIN" not in left.value.message
+    assert (4, SlotType.CLIENT_KEY) in {(s.sec_tag, s.type) for s in session.list()}
