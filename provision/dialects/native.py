@@ -34,7 +34,7 @@ from provision.link.host import HOST_LEAN_CHUNK, HOST_MAX_PAYLOAD, HostLink, dev
 from provision.link.transfer import HostTransfer, Limits, State
 from provision.slot_view import digest_is_secret
 from provision.trace import TraceLog, env_enabled
-from provision.transport.base import Transport, send, transport_clock
+from provision.transport.base import Transport, discard_output, send, transport_clock
 
 NAME = "native"
 Trace = Callable[[str, m.Frame], None]  # ("tx" | "rx", frame)
@@ -311,10 +311,8 @@ class NativeSession:
     def _take_back_output(self) -> None:
         """Drop the bytes written but not yet sent (a lean chunk a device without LEAN would
         only refuse), where the port can (tcflush), and end the cut frame with a delimiter."""
-        discard = getattr(self.transport, "discard_output", None)
-        if discard is None:
+        if not discard_output(self.transport):
             return
-        discard()
         self._line_free = self.clock()
         self._write(b"\x00")
 
@@ -568,9 +566,7 @@ class NativeSession:
         cut frame, and wait until what is already on the line has reached the device and its
         answers have stopped (at most `limit` s). Without this, at 1200 baud the next
         command's probe met a device still reading seconds of this one's DATA frames."""
-        discard = getattr(self.transport, "discard_output", None)
-        if callable(discard):
-            discard()
+        discard_output(self.transport)
         self._write(b"\x00")
         deadline = self.clock() + limit
         on_line_until = min(self._line_free, deadline)

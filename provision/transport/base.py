@@ -96,6 +96,16 @@ class TransportWrapper:
         self.inner.close()
 
 
+def discard_output(transport: object) -> bool:
+    """Drop what was written to `transport` but has not left yet, where the port can
+    (tcflush TCOFLUSH on a tty); False where it cannot."""
+    discard = getattr(transport, "discard_output", None)
+    if not callable(discard):
+        return False
+    discard()
+    return True
+
+
 # What a line-based device sends: printable ASCII, line ends, tabs, VT100 escapes.
 _TEXT = bytes(range(0x20, 0x7F)) + b"\t\r\n\x1b"
 SPEED_HINT = "is the line speed right (--baud)?"
@@ -150,9 +160,7 @@ class InterruptibleTransport(TransportWrapper):
     def _check(self) -> None:
         if not self.interrupted():
             return
-        discard = getattr(self.inner, "discard_output", None)
-        if self.resync is not None and discard is not None:
-            discard()
+        if self.resync is not None and discard_output(self.inner):
             self.inner.write(self.resync)
         raise Interrupted("interrupted by the operator")
 
