@@ -35,6 +35,7 @@ from provision.dialects.base import (
     WriteResult,
     digest,
 )
+from provision.dialects.lines import drain
 from provision.errors import (
     InputError,
     LinkError,
@@ -591,16 +592,8 @@ def strays_words(strays: Sequence[SlotKey]) -> str:
     return f"deleted a copy of this set's content the line had stored under {where}"
 
 
-# How long bytes already waiting at open may keep coming before the probes go ahead anyway.
-STALE_LIMIT = 1.0
-
-
 def drain_stale(transport: Transport) -> None:
-    """Discard what is already waiting on the port, until the line is quiet (at most
-    STALE_LIMIT s). Nothing waiting costs one read that returns at once."""
-    if not transport.read(4096, 0.0):
-        return
-    clock = transport_clock(transport)
-    deadline = clock() + STALE_LIMIT
-    while clock() < deadline and transport.read(4096, 0.05):
-        pass
+    """Discard what is already waiting on the port, until the line is quiet (lines.drain's
+    bound). Nothing waiting costs one read that returns at once, not a quiet window."""
+    if transport.read(4096, 0.0):
+        drain(transport, quiet=0.05)
