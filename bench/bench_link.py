@@ -47,7 +47,8 @@ from provision.sim.serve import open_sim_transport
 BAUD = 115200
 
 
-def _p256_set() -> CredentialSet:
+def p256_set() -> CredentialSet:
+    """The P-256 set the benches time (also bench_model_vs_wall's)."""
     from provision.pki.authority import create_root_ca
     from provision.pki.certs import cert_der
     from provision.pki.keys import serialize_private_key
@@ -146,7 +147,7 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
     device_ceiling = wire_ceiling * frame_wire_s / max(frame_wire_s, frame_device_s)
     # Fresh keys and certificates differ by a few bytes (DER integers, signatures): take the
     # worst of several sets.
-    runs = [measure(_p256_set(), profile_name, baud) for _ in range(sets)]
+    runs = [measure(p256_set(), profile_name, baud) for _ in range(sets)]
     ratios = [r["write_verify_s"] / (r["payload_bytes"] / line_rate) for r in runs]
     p256 = runs[ratios.index(max(ratios))]
     raw_line_s = p256["payload_bytes"] / line_rate
@@ -156,7 +157,7 @@ def run(profile_name: str, baud: int, sets: int, as_json: bool) -> dict:
     old = {}
     for name, pipelined in (("classic", False), ("pipelined", True)):
         b = measure(_bulk_set(size), profile_name, baud, lean=False, pipeline=pipelined)
-        r = measure(_p256_set(), profile_name, baud, lean=False, pipeline=pipelined)
+        r = measure(p256_set(), profile_name, baud, lean=False, pipeline=pipelined)
         old[name] = {
             "goodput_ratio": b["payload_bytes"] / b["write_verify_s"] / line_rate,
             "p256_ratio_with_hello": r["with_hello_s"] / (r["payload_bytes"] / line_rate),

@@ -29,7 +29,9 @@ import tty
 from collections import deque
 from pathlib import Path
 
-from provision.bundle.model import CredentialSet, Encoding, Slot, SlotType
+from bench_link import p256_set  # the same set bench_link times (this folder is on sys.path)
+
+from provision.bundle.model import CredentialSet
 from provision.dialects.native import NativeSession
 from provision.sim import profile as sim_profile
 from provision.sim.serve import SimContext, SimRunner, SimTransport, build_runner, serve_pty
@@ -38,22 +40,6 @@ from provision.transport.serial import open_serial
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "firmware_stub" / "build" / "posix" / "provision-stub"
-
-
-def _p256_set() -> CredentialSet:
-    from provision.pki.authority import create_root_ca
-    from provision.pki.certs import cert_der
-    from provision.pki.keys import serialize_private_key
-
-    ca = create_root_ca("Bench Root CA")
-    key, cert = ca.issue_client("bench-device-0001")
-    return CredentialSet.of(
-        [
-            Slot(42, SlotType.ROOT_CA, Encoding.DER, cert_der(ca.cert)),
-            Slot(42, SlotType.CLIENT_CERT, Encoding.DER, cert_der(cert)),
-            Slot(42, SlotType.CLIENT_KEY, Encoding.DER, serialize_private_key(key, encoding="der")),
-        ]
-    )
 
 
 def _session_time(transport, clock, creds: CredentialSet) -> float:  # type: ignore[no-untyped-def]
@@ -184,7 +170,7 @@ def main() -> int:
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    creds = _p256_set()
+    creds = p256_set()
     print(f"model (virtual clock) vs wall clock over a pty, {args.baud} baud, P-256 set write")
 
     def show(name: str, model: float, walls: list[float]) -> None:
