@@ -1017,20 +1017,12 @@ class AtCmngSession(WritesDecodedBundles):
         still there, so that loop is the retry (at most 1 + retries sends per entry).
         "Not found" is what was asked; silence or a reply the line garbled is left to the
         listing to judge."""
-        try:
-            self._request(
-                encode_delete(sec_tag, nrf_type), f"AT%CMNG=3,{sec_tag},{nrf_type}", attempts=1
-            )
-        except LinkError:
-            pass
-        except DeviceError as err:
-            code = err.code or ""
-            if code.startswith("at.cme."):
-                cme = int(code.removeprefix("at.cme."))
-                if cme != CME_NOT_FOUND and not line_garbled(cme):
-                    raise
-            elif code not in ("at.error", "at.garbled"):
-                raise
+        what = f"AT%CMNG=3,{sec_tag},{nrf_type}"
+        reply = self._attempt(encode_delete(sec_tag, nrf_type), what, None, self._timeout)
+        if not isinstance(reply, Reply) or reply.ok or reply.cme == CME_NOT_FOUND:
+            return
+        if not line_garbled(reply.cme):
+            raise _reply_error(what, reply)
 
     def _write_entry(self, plan: PlannedWrite, data: bytes, attempts: int) -> None:
         what = f"AT%CMNG=0,{plan.sec_tag},{int(plan.nrf_type)},<{plan.slot_type.label}>"
