@@ -15,7 +15,7 @@ dialect. `device write`, `device keygen`, `line run` and library users all go th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -95,6 +95,8 @@ class ProvisionReport:
     # Copies of this set's content the line made the device store under a key nobody named
     # (a garbled command header), found after the write and deleted.
     strays_deleted: tuple[SlotKey, ...] = ()
+    # Slots of `written` that already held exactly their new content: not sent again.
+    unchanged: tuple[SlotKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,12 +213,12 @@ class Device:
                 raise
         try:
             if bundle is not None and self._can(Capability.SIGNED_BUNDLES):
-                result = self.session.write_bundle(bundle, progress)
+                result = self.session.write_bundle(bundle, progress, held=before_all)
             else:
-                result = self.session.write(credentials, progress)
+                result = self.session.write(credentials, progress, held=before_all)
             strays: tuple[SlotKey, ...] = ()
             if not result.confirmed:
-                after = self._verify_written(credentials)
+                after = self._verify_written(credentials, result.listing)
                 strays = self._delete_strays(credentials, before_all, after)
         except ProvisionError as err:
             if not atomic:
@@ -233,6 +235,7 @@ class Device:
             seconds=result.seconds,
             verified=True,
             strays_deleted=strays,
+            unchanged=result.unchanged,
         )
 
     def _delete_strays(
@@ -283,7 +286,7 @@ class Device:
         return tuple(deleted)
 
     def _listing(self) -> dict[SlotKey, bytes | None]:
-        return {(s.sec_tag, s.type): s.sha256 for s in self.session.list()}
+        return _keyed(self.session.list())
 
     def _listing_agreed(
         self,
@@ -380,12 +383,15 @@ class Device:
             f"guarantees: {self.profile.guarantee}); write the set again"
         )
 
-    def _verify_written(self, credentials: CredentialSet) -> dict[SlotKey, bytes | None]:
-        """The device's digests against the set just written; the listing that matched. A
-        text link's listing can be garbled once (AT and shells carry no checksum): a
+    def _verify_written(
+        self, credentials: CredentialSet, read: Sequence[SlotInfo] | None = None
+    ) -> dict[SlotKey, bytes | None]:
+        """The device's digests against the set just written; the listing that matched.
+        `read`: a whole listing the write itself read after its last send, compared first.
+        A text link's listing can be garbled once (AT and shells carry no checksum): a
         mismatch is read again before it is believed; reading changes nothing."""
-        for _ in range(VERIFY_READS):
-            listing = self._listing()
+        for attempt in range(VERIFY_READS):
+            listing = _keyed(read) if attempt == 0 and read is not None else self._listing()
             report = self._compare(credentials, listing)
             if report.ok:
                 return listing
@@ -585,6 +591,10 @@ def _in_tags(
     listing: dict[SlotKey, bytes | None], sec_tags: Sequence[int]
 ) -> dict[SlotKey, bytes | None]:
     return {k: v for k, v in listing.items() if k[0] in sec_tags}
+
+
+def _keyed(slots: Iterable[SlotInfo]) -> dict[SlotKey, bytes | None]:
+    return {(s.sec_tag, s.type): s.sha256 for s in slots}
 
 
 def strays_words(strays: Sequence[SlotKey]) -> str:

@@ -387,6 +387,7 @@ def write(
         "strays_deleted": [
             {"sec_tag": tag, "slot": slot.label} for tag, slot in result.strays_deleted
         ],
+        "unchanged": [{"sec_tag": tag, "slot": slot.label} for tag, slot in result.unchanged],
     }
     if result.strays_deleted:
         from provision.device import strays_words
@@ -395,11 +396,14 @@ def write(
     if json_out:
         print_json(out)
         return
-    common.say(
-        f"wrote {len(result.written)} slots in sec_tags "
-        f"{', '.join(map(str, credentials.sec_tags))} ({result.bytes_sent} bytes on the wire, "
-        f"{result.seconds:.2f} s); device digests verified"
-    )
+    tags = ", ".join(map(str, credentials.sec_tags))
+    sent = len(result.written) - len(result.unchanged)
+    wire = f"({result.bytes_sent} bytes on the wire, {result.seconds:.2f} s)"
+    if sent == 0:
+        common.say(f"sec_tags {tags} hold this set already: nothing written {wire}; verified")
+        return
+    kept = f"; {len(result.unchanged)} held their content already" if result.unchanged else ""
+    common.say(f"wrote {sent} slots in sec_tags {tags}{kept} {wire}; device digests verified")
 
 
 @app.command()

@@ -28,10 +28,12 @@ from provision.dialects.base import (
     Capability,
     DeviceInfo,
     DialectProfile,
+    Holdings,
     Progress,
     Refusal,
     SentBytes,
     SlotInfo,
+    SlotKey,
     WriteResult,
     WritesDecodedBundles,
 )
@@ -879,13 +881,7 @@ class AtCmngSession(WritesDecodedBundles):
         return cast("list[CmngEntry]", found)
 
     def list(self) -> list[SlotInfo]:
-        found = []
-        for entry in self._entries():
-            # Modem-internal entries (reserved tags, identity keys) are not slots of ours.
-            if entry.sec_tag > MAX_SEC_TAG or entry.nrf_type not in NRF_TO_SLOT:
-                continue
-            found.append(SlotInfo(entry.sec_tag, NRF_TO_SLOT[entry.nrf_type], None, entry.sha256))
-        return sorted(found, key=lambda s: (s.sec_tag, int(s.type)))
+        return builtins.list(_slots(self._entries()))
 
     def read(self, sec_tag: int, slot_type: SlotType) -> bytes:
         if not slot_type.is_certificate:
@@ -912,19 +908,33 @@ class AtCmngSession(WritesDecodedBundles):
                 code="keygen.subject",
             )
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
         encoded = {(p.sec_tag, int(p.nrf_type)): (p, encode_write(p)) for p in plans}
-        total = sum(len(data) for _, data in encoded.values())
+        sha = {key: hashlib.sha256(plan.content).digest() for key, (plan, _) in encoded.items()}
+        # An entry that already holds exactly its new content is both old and new: keeping
+        # it cannot mix sets, and sending it again only costs line time. (What a listing
+        # shows is true; what it leaves out may not be: see _replaced.)
+        unchanged = [k for k in encoded if held is not None and held.get(_slot_key(k)) == sha[k]]
+        total = sum(len(data) for k, (_, data) in encoded.items() if k not in unchanged)
         start_bytes, start = self.bytes_sent, now(self._transport)
         written: dict[tuple[int, int], SlotInfo] = {}
         done = 0
         bar = SentBytes(progress, total)
         # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
         sends_left = {key: 1 + self._retries for key in encoded}
+        listing: list[CmngEntry] = []
+        doomed = _replaced(credentials.sec_tags, encoded, unchanged)
+        pending = [k for k in encoded if k not in unchanged]
         with self._offline():
-            self._clear_replaced(credentials.sec_tags, encoded)
-            pending = list(encoded)
+            self._clear(doomed)
+            checked = list(encoded)
             first = True
             while True:
                 for key in pending:
@@ -940,19 +950,20 @@ class AtCmngSession(WritesDecodedBundles):
                     if first:
                         done += len(data)
                         bar.show(done)
-                # One list per tag checks every digest and finds what the tag no longer holds.
+                # One whole listing checks every digest, finds what a tag no longer holds,
+                # and is the job's verify (it reads every tag anyway, for strays).
+                listing = self._entries()
+                found = {(e.sec_tag, e.nrf_type): e for e in listing}
                 mismatched = []
-                for sec_tag in sorted({k[0] for k in pending}):
-                    found = {(e.sec_tag, e.nrf_type): e for e in self._entries(sec_tag)}
-                    for key in [k for k in pending if k[0] == sec_tag]:
-                        plan = encoded[key][0]
-                        entry = found.get(key)
-                        if entry is None or entry.sha256 != hashlib.sha256(plan.content).digest():
-                            mismatched.append(key)
-                        else:
-                            written[key] = SlotInfo(
-                                plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
-                            )
+                for key in checked:
+                    plan = encoded[key][0]
+                    entry = found.get(key)
+                    if entry is None or entry.sha256 != sha[key]:
+                        mismatched.append(key)
+                    else:
+                        written[key] = SlotInfo(
+                            plan.sec_tag, plan.slot_type, len(plan.content), entry.sha256
+                        )
                 first = False
                 if not mismatched:
                     break
@@ -965,33 +976,27 @@ class AtCmngSession(WritesDecodedBundles):
                     )
                 # Sending an entry again overwrites what a garbled send stored: only new
                 # entries are in the set's tags by now.
-                pending = mismatched
+                pending = checked = mismatched
         return WriteResult(
             tuple(written[k] for k in encoded),
             self.bytes_sent - start_bytes,
             now(self._transport) - start,
+            listing=_slots(listing),
+            unchanged=tuple(_slot_key(k) for k in unchanged),
         )
 
-    def _clear_replaced(self, sec_tags: Iterable[int], planned: Container[tuple[int, int]]) -> None:
-        """Delete, before anything new is written, every entry of ours in the set's tags
-        (NO_MIX_GUARANTEE): the entries the set rewrites and, like the native device, the
-        ones it no longer gives the tag, except a client_key the set does not carry (it may
-        come from %KEYGEN and is never in a set that only brings its certificate). Each type
-        is deleted whether a listing shows it or not (a garbled listing line is dropped),
-        and the deletes are checked: a garbled `AT%CMNG=3,42,1` can name another tag and be
+    def _clear(self, targets: builtins.list[tuple[int, int]]) -> None:
+        """Delete `targets` (what `_replaced` names) before anything new is written. The
+        deletes are checked: a garbled `AT%CMNG=3,42,1` can name another tag and be
         answered 513 (not found), which looks like success."""
-        targets = [
-            (sec_tag, int(nrf_type))
-            for sec_tag in sec_tags
-            for slot_type, nrf_type in SLOT_TO_NRF.items()
-            if slot_type is not SlotType.CLIENT_KEY or (sec_tag, int(nrf_type)) in planned
-        ]
         for _ in range(1 + self._retries):
+            if not targets:
+                return
             for key in targets:
                 self._delete_entry(*key)
             targets = sorted(set(targets) & self._held_keys(sorted({k[0] for k in targets})))
-            if not targets:
-                return
+        if not targets:
+            return
         tag, nrf_type = targets[0]
         raise DeviceError(
             f"sec_tag {tag} {NRF_TO_SLOT[nrf_type].label}: still on the modem after "
@@ -1013,7 +1018,7 @@ class AtCmngSession(WritesDecodedBundles):
         return seen
 
     def _delete_entry(self, sec_tag: int, nrf_type: int) -> None:
-        """Send one delete, once: _clear_replaced lists afterwards and deletes again what is
+        """Send one delete, once: _clear lists afterwards and deletes again what is
         still there, so that loop is the retry (at most 1 + retries sends per entry).
         "Not found" is what was asked; silence or a reply the line garbled is left to the
         listing to judge."""
@@ -1103,6 +1108,43 @@ class AtCmngSession(WritesDecodedBundles):
 
     def close(self) -> None:
         self._transport.close()
+
+
+def _replaced(
+    sec_tags: Iterable[int],
+    planned: Container[tuple[int, int]],
+    unchanged: Container[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """What a write deletes before it sends anything (NO_MIX_GUARANTEE): every entry of ours
+    in the set's tags, the ones the set rewrites and, like the native device, the ones it
+    no longer gives the tag, except a client_key the set does not carry (it may come from
+    %KEYGEN and is never in a set that only brings its certificate) and an entry
+    `unchanged` (it holds its new content already). Each type whether a listing shows it
+    or not: a listing that shows an entry is true (the device sent that line), one that
+    does not may be wrong (a dropped line; after a stall, the reply to an earlier command
+    read as this one's: make soak, renewal seed 5204)."""
+    return [
+        (sec_tag, int(nrf_type))
+        for sec_tag in sec_tags
+        for slot_type, nrf_type in SLOT_TO_NRF.items()
+        if (slot_type is not SlotType.CLIENT_KEY or (sec_tag, int(nrf_type)) in planned)
+        and (sec_tag, int(nrf_type)) not in unchanged
+    ]
+
+
+def _slot_key(key: tuple[int, int]) -> SlotKey:
+    return key[0], NRF_TO_SLOT[key[1]]
+
+
+def _slots(entries: Iterable[CmngEntry]) -> tuple[SlotInfo, ...]:
+    """The entries that are slots of ours, in key order: modem-internal ones (reserved
+    tags, identity keys) are not."""
+    found = [
+        SlotInfo(e.sec_tag, NRF_TO_SLOT[e.nrf_type], None, e.sha256)
+        for e in entries
+        if e.sec_tag <= MAX_SEC_TAG and e.nrf_type in NRF_TO_SLOT
+    ]
+    return tuple(sorted(found, key=lambda s: (s.sec_tag, int(s.type))))
 
 
 class DigestMismatch(VerifyFailed):

@@ -33,7 +33,7 @@ from provision.dialects.at_cmng import (
     encode_write,
     plan_write,
 )
-from provision.dialects.base import DeviceInfo, DialectProfile, Progress, WriteResult
+from provision.dialects.base import DeviceInfo, DialectProfile, Holdings, Progress, WriteResult
 from provision.dialects.drive import retried
 from provision.dialects.lines import EOL, ShellReader, drain, probe_shell, read_until
 from provision.errors import DeviceError, LinkError, PolicyError, ProvisionError
@@ -244,12 +244,18 @@ class AtShellSession(AtCmngSession):
             code="at-shell.buffer_check",
         )
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         plans = plan_write(credentials)  # PolicyError here: nothing sent yet
         longest = max(plans, key=lambda p: len(shell_line(encode_write(p))), default=None)
         if longest is not None:
             self._check_fits(line_chars(shell_line(encode_write(longest))), longest.where)
-        return super().write(credentials, progress)
+        return super().write(credentials, progress, held=held)
 
     def info(self) -> DeviceInfo:
         found = super().info()

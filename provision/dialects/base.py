@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -47,6 +47,9 @@ class SentBytes:
 
 
 SlotKey = tuple[int, SlotType]
+# What a device holds, by key: the digest of the stored bytes (None: the dialect lists the
+# entry without one).
+Holdings = Mapping[SlotKey, bytes | None]
 
 
 class Capability(str, enum.Enum):
@@ -162,6 +165,11 @@ class WriteResult:
     # The device itself confirmed, as part of the write, digests over exactly this set (the
     # native COMMITTED's set digest): no separate verify needs to ask it again.
     confirmed: bool = False
+    # A whole listing the session read after its last send and in which it found every
+    # digest it wrote: the job's verify compares it first instead of asking again.
+    listing: tuple[SlotInfo, ...] | None = None
+    # Keys the set names that already held exactly their new content: not sent again.
+    unchanged: tuple[SlotKey, ...] = ()
 
 
 class DialectSession(Protocol):
@@ -187,12 +195,22 @@ class DialectSession(Protocol):
         """Certificates only; a dialect refuses secret slots before asking the device."""
         ...
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         """Apply the whole set. What the device cannot hold raises PolicyError before any
-        byte is sent."""
+        byte is sent. `held`: a believed listing of the whole device from just before (the
+        job reads one where the write is not atomic); a session may skip work it shows is
+        not needed. None: nothing is known."""
         ...
 
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+    def write_bundle(
+        self, bundle: bytes, progress: Progress | None = None, *, held: Holdings | None = None
+    ) -> WriteResult:
         """Apply bundle bytes: as they are where the device takes bundles (a signature
         stays), else their decoded credentials."""
         ...
@@ -277,13 +295,21 @@ class WritesDecodedBundles:
     def capabilities(self) -> frozenset[Capability]:
         return self.profile.capabilities
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         raise NotImplementedError
 
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+    def write_bundle(
+        self, bundle: bytes, progress: Progress | None = None, *, held: Holdings | None = None
+    ) -> WriteResult:
         from provision.bundle.format import decode
 
-        return self.write(decode(bundle).credentials, progress)
+        return self.write(decode(bundle).credentials, progress, held=held)
 
 
 def digest(data: bytes) -> bytes:

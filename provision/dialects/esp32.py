@@ -36,6 +36,7 @@ from provision.dialects.base import (
     Capability,
     DeviceInfo,
     DialectProfile,
+    Holdings,
     Progress,
     Refusal,
     SlotInfo,
@@ -300,7 +301,13 @@ class Esp32Session(WritesDecodedBundles):
         self._known = whole
         return clock() - started
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         image, entries, _warnings = _esp_pack().build(
             credentials, partition_size=self.partition.size
         )

@@ -20,6 +20,7 @@ from provision.dialects.base import (
     Capability,
     DeviceInfo,
     DialectProfile,
+    Holdings,
     Progress,
     Refusal,
     SentBytes,
@@ -603,7 +604,13 @@ class NativeSession:
                 f"{len(credentials)} slots; device holds {h.max_slots}", code="size.too_many_slots"
             )
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         return self.write_bundle(bundle_format.encode(credentials), progress)
 
     def _check_fits(self, credentials: CredentialSet, bundle: bytes) -> None:
@@ -614,7 +621,9 @@ class NativeSession:
                 f"bundle of {len(bundle)} bytes; device takes {h.max_bundle}", code="size.too_large"
             )
 
-    def write_bundle(self, bundle: bytes, progress: Progress | None = None) -> WriteResult:
+    def write_bundle(
+        self, bundle: bytes, progress: Progress | None = None, *, held: Holdings | None = None
+    ) -> WriteResult:
         """Send bundle bytes (signed or not), COMMIT, and check the device's set digest."""
         credentials = bundle_format.decode(bundle).credentials
         start = self.clock()

@@ -27,6 +27,7 @@ from provision.dialects.base import (
     Capability,
     DeviceInfo,
     DialectProfile,
+    Holdings,
     Progress,
     Refusal,
     SentBytes,
@@ -519,7 +520,13 @@ class ZephyrShellSession(WritesDecodedBundles):
     def check_keygen(self, sec_tag: int, subject: str | None) -> None:
         self.keygen(sec_tag, subject)  # refuses every request: the shell has no keygen
 
-    def write(self, credentials: CredentialSet, progress: Progress | None = None) -> WriteResult:
+    def write(
+        self,
+        credentials: CredentialSet,
+        progress: Progress | None = None,
+        *,
+        held: Holdings | None = None,
+    ) -> WriteResult:
         plans = plan_write(credentials, self._cred_buf_size)  # PolicyError: nothing sent yet
         batches = [(p, encode_buf_lines(p.payload, self._chunk_chars)) for p in plans]
         total = sum(sum(len(x) for x in chunks) for _, chunks in batches)

@@ -31,7 +31,7 @@ class ListsWrongly:
         self.listings = 0  # after the write (the job lists before it too, for its report)
         self.written = False
 
-    def write(self, credentials, progress=None) -> WriteResult:
+    def write(self, credentials, progress=None, *, held=None) -> WriteResult:
         self.written = True
         return WriteResult((), 0, 0.0)
 
@@ -62,7 +62,7 @@ def test_a_mismatch_that_stays_is_verify_failed() -> None:
 
 def test_a_write_the_device_confirmed_is_not_listed_again() -> None:
     session = ListsWrongly(bad=VERIFY_READS)
-    session.write = lambda credentials, progress=None: dataclasses.replace(  # type: ignore[method-assign]
+    session.write = lambda credentials, progress=None, held=None: dataclasses.replace(  # type: ignore[method-assign]
         WriteResult((), 0, 0.0), confirmed=True
     )
     assert Device(session, "loop").provision(SET).verified  # type: ignore[arg-type]

@@ -153,6 +153,60 @@ def test_rewrite_overwrites(device_set, pki_material):
     assert modem.store.entries()[(42, 0)] == pki_material["root2_pem"]
 
 
+def test_the_writes_own_check_listing_is_the_jobs_verify(device_set):
+    session, _, transport = open_session()
+    report = Device(session, "loop").provision(device_set, checked=())
+    assert report.verified and report.unchanged == ()
+    # One whole listing after the last write: the session's digest check, the job's verify
+    # and the stray sweep's "after".
+    after_writes = bytes(transport.sent[transport.sent.rindex(b"AT%CMNG=0,") :])
+    assert after_writes.count(b"AT%CMNG=1") == 1
+
+
+def test_a_job_sends_again_only_entries_whose_content_changed(device_set, pki_material):
+    session, modem, transport = open_session()
+    device = Device(session, "loop")
+    device.provision(device_set, checked=())
+    renewed = CredentialSet.of(
+        [
+            device_set.get(42, SlotType.ROOT_CA),
+            Slot(42, SlotType.CLIENT_CERT, Encoding.PEM, pki_material["root2_pem"]),
+            device_set.get(42, SlotType.CLIENT_KEY),
+        ]
+    )
+    mark = len(transport.sent)
+    report = device.provision(renewed, checked=())
+    sent = bytes(transport.sent[mark:])
+    assert report.unchanged == ((42, SlotType.ROOT_CA), (42, SlotType.CLIENT_KEY))
+    assert [s.type for s in report.written] == [
+        SlotType.ROOT_CA,
+        SlotType.CLIENT_CERT,
+        SlotType.CLIENT_KEY,
+    ]
+    assert b"AT%CMNG=0,42,1," in sent
+    assert b"AT%CMNG=0,42,0," not in sent and b"AT%CMNG=0,42,2," not in sent
+    # The unchanged entries are not deleted first; every other type is, listed or not.
+    assert [line for line in sent.split(b"\r\n") if line.startswith(b"AT%CMNG=3,")] == [
+        b"AT%CMNG=3,42,1",
+        b"AT%CMNG=3,42,3",
+        b"AT%CMNG=3,42,4",
+    ]
+    assert modem.store.entries()[(42, 1)] == pki_material["root2_pem"]
+    assert device.verify(renewed).ok
+
+
+def test_a_set_the_modem_holds_already_is_not_sent_again(device_set):
+    session, modem, transport = open_session()
+    device = Device(session, "loop")
+    device.provision(device_set, checked=())
+    mark = len(transport.sent)
+    report = device.provision(device_set, checked=())
+    assert len(report.unchanged) == 3 and report.verified
+    sent = bytes(transport.sent[mark:])
+    assert b"AT%CMNG=0," not in sent
+    assert not any(f"AT%CMNG=3,42,{t}\r".encode() in sent for t in range(3))
+
+
 def test_encrypted_key_with_password(encrypted_set):
     session, modem, transport = open_session()
     session.write(encrypted_set)

@@ -40,7 +40,13 @@ def random_faults(seed: int) -> dict[str, object]:
 
 
 def soak(
-    dialect: str, folder, seeds: range, *, pipeline: bool = False, device: dict | None = None
+    dialect: str,
+    folder,
+    seeds: range,
+    *,
+    pipeline: bool = False,
+    device: dict | None = None,
+    renewal: bool = False,
 ) -> Counter[str]:
     ends: Counter[str] = Counter()
     for seed in seeds:
@@ -51,6 +57,7 @@ def soak(
             timeout=TIMEOUT,
             retries=RETRIES,
             pipeline=pipeline,
+            renewal=renewal,
         )
         ends[check_truth(out, BOUND_S[dialect])] += 1
         ends["max_s"] = max(ends["max_s"], int(out.seconds + 1))
@@ -64,6 +71,16 @@ def test_three_hundred_seeded_fault_sessions(dialect, tmp_path) -> None:
     # Retries ride out moderate faults. A text dialect has no checksum and resends a whole
     # credential per garbled try, so at 1e-3 flips and drops many sessions end in a reported
     # failure; the floors guard against regressions, the assertions above against lies.
+    assert ends["ok"] >= OK_FLOOR[dialect] * 300, ends
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_seeded_renewals_keep_the_shared_root_and_never_mix(dialect, tmp_path) -> None:
+    """The device holds a set with NEW's root_ca (a certificate and key renewed under the
+    same CA): a text dialect leaves the root in place and sends only what changed, and a
+    failure still leaves the old set, the new one, or part of the new one."""
+    ends = soak(dialect, tmp_path, range(5000, 5300), renewal=True)
+    print(dialect, dict(ends))
     assert ends["ok"] >= OK_FLOOR[dialect] * 300, ends
 
 
@@ -84,6 +101,13 @@ def test_three_hundred_seeded_pipelined_native_sessions(tmp_path) -> None:
 def test_soak_twenty_thousand_seeded_fault_sessions(dialect, tmp_path) -> None:
     ends = soak(dialect, tmp_path, range(1000, 21000))
     assert ends["ok"] >= OK_FLOOR[dialect] * 20000, ends
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_soak_five_thousand_seeded_renewals(dialect, tmp_path) -> None:
+    ends = soak(dialect, tmp_path, range(30000, 35000), renewal=True)
+    assert ends["ok"] >= OK_FLOOR[dialect] * 5000, ends
 
 
 # The esp32 dialect drives esptool against a simulated ROM loader and flashes a whole
