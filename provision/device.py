@@ -217,9 +217,11 @@ class Device:
             else:
                 result = self.session.write(credentials, progress, held=before_all)
             strays: tuple[SlotKey, ...] = ()
-            if not result.confirmed:
-                after = self._verify_written(credentials, result.listing)
+            if not result.confirmed and result.resent:
+                after = self._verify_written(credentials)  # whole: strays can be anywhere
                 strays = self._delete_strays(credentials, before_all, after)
+            elif not result.confirmed:
+                self._verify_written(credentials, result.listing)
         except ProvisionError as err:
             if not atomic:
                 report = self._after_failed_write(credentials, before_all)
@@ -387,7 +389,7 @@ class Device:
         self, credentials: CredentialSet, read: Sequence[SlotInfo] | None = None
     ) -> dict[SlotKey, bytes | None]:
         """The device's digests against the set just written; the listing that matched.
-        `read`: a whole listing the write itself read after its last send, compared first.
+        `read`: what the write itself listed after its last send, compared first.
         A text link's listing can be garbled once (AT and shells carry no checksum): a
         mismatch is read again before it is believed; reading changes nothing."""
         for attempt in range(VERIFY_READS):

@@ -929,7 +929,7 @@ class AtCmngSession(WritesDecodedBundles):
         bar = SentBytes(progress, total)
         # Every entry has 1 + retries sends in all, digest-mismatch rewrites included.
         sends_left = {key: 1 + self._retries for key in encoded}
-        listing: list[CmngEntry] = []
+        listed: dict[int, builtins.list[CmngEntry]] = {}
         doomed = _replaced(credentials.sec_tags, encoded, unchanged)
         pending = [k for k in encoded if k not in unchanged]
         with self._offline():
@@ -950,10 +950,11 @@ class AtCmngSession(WritesDecodedBundles):
                     if first:
                         done += len(data)
                         bar.show(done)
-                # One whole listing checks every digest, finds what a tag no longer holds,
-                # and is the job's verify (it reads every tag anyway, for strays).
-                listing = self._entries()
-                found = {(e.sec_tag, e.nrf_type): e for e in listing}
+                # One list per tag checks every digest and finds what the tag no longer
+                # holds; the last of each tag is the job's verify.
+                for sec_tag in sorted({k[0] for k in checked}):
+                    listed[sec_tag] = self._entries(sec_tag)
+                found = {(e.sec_tag, e.nrf_type): e for tag in listed.values() for e in tag}
                 mismatched = []
                 for key in checked:
                     plan = encoded[key][0]
@@ -981,8 +982,9 @@ class AtCmngSession(WritesDecodedBundles):
             tuple(written[k] for k in encoded),
             self.bytes_sent - start_bytes,
             now(self._transport) - start,
-            listing=_slots(listing),
+            listing=_slots(e for tag in listed.values() for e in tag),
             unchanged=tuple(_slot_key(k) for k in unchanged),
+            resent=any(left < self._retries for left in sends_left.values()),
         )
 
     def _clear(self, targets: builtins.list[tuple[int, int]]) -> None:

@@ -165,11 +165,15 @@ class WriteResult:
     # The device itself confirmed, as part of the write, digests over exactly this set (the
     # native COMMITTED's set digest): no separate verify needs to ask it again.
     confirmed: bool = False
-    # A whole listing the session read after its last send and in which it found every
-    # digest it wrote: the job's verify compares it first instead of asking again.
+    # The set's tags as the session listed them after its last send, every digest found:
+    # the job's verify compares them instead of asking again.
     listing: tuple[SlotInfo, ...] | None = None
     # Keys the set names that already held exactly their new content: not sent again.
     unchanged: tuple[SlotKey, ...] = ()
+    # A command that stores content went out more than once (a retry, a rewrite): a garbled
+    # send may have stored it under a key nobody named, which the job then looks for in a
+    # whole listing. Each sent once and found where it belongs, none can have been.
+    resent: bool = True
 
 
 class DialectSession(Protocol):

@@ -153,14 +153,16 @@ def test_rewrite_overwrites(device_set, pki_material):
     assert modem.store.entries()[(42, 0)] == pki_material["root2_pem"]
 
 
-def test_the_writes_own_check_listing_is_the_jobs_verify(device_set):
+def test_a_clean_write_is_verified_by_its_own_check_and_not_swept_for_strays(device_set):
     session, _, transport = open_session()
     report = Device(session, "loop").provision(device_set, checked=())
     assert report.verified and report.unchanged == ()
-    # One whole listing after the last write: the session's digest check, the job's verify
-    # and the stray sweep's "after".
+    # One listing of the tag after the last write: the session's digest check is the job's
+    # verify. Each entry went out once and is where it belongs: no stray can exist, and no
+    # whole listing is read to look for one.
     after_writes = bytes(transport.sent[transport.sent.rindex(b"AT%CMNG=0,") :])
-    assert after_writes.count(b"AT%CMNG=1") == 1
+    assert after_writes.count(b"AT%CMNG=1,42\r\n") == 1
+    assert b"AT%CMNG=1\r\n" not in after_writes
 
 
 def test_a_job_sends_again_only_entries_whose_content_changed(device_set, pki_material):
@@ -196,7 +198,7 @@ def test_a_job_sends_again_only_entries_whose_content_changed(device_set, pki_ma
 
 
 def test_a_set_the_modem_holds_already_is_not_sent_again(device_set):
-    session, modem, transport = open_session()
+    session, _, transport = open_session()
     device = Device(session, "loop")
     device.provision(device_set, checked=())
     mark = len(transport.sent)
