@@ -11,10 +11,19 @@ the same run so machine load hits all tools alike:
   nrfcredstore -h             Nordic's nrfcredstore: start-up and its help
   provision device write      one invocation: a P-256 set (root CA, client cert, client key)
                               written over AT%CMNG to `provision sim --dialect at-cmng --pty`
-                              (goal: <= 0.5 s)
+                              whose sec_tag is empty (a device's first provisioning; the tag
+                              is emptied between runs, untimed). Goal: <= 0.5 s and >= 3x
+                              faster than nrfcredstore's set
+  ... renewal                 the same over the previous run's set: a new client cert and
+                              key under the same root CA (the root stays, the rest is
+                              replaced), each run a new pair
+  ... same set again          the last set once more: nothing needs sending (shown, not a
+                              goal)
   nrfcredstore write x3       the same set with Nordic's tool: one invocation per credential,
                               as its CLI takes one; only its port discovery is bypassed (it
-                              lists USB ports, which a pty is not), as in tests/dialects
+                              lists USB ports, which a pty is not), as in tests/dialects. It
+                              writes without looking (no delete, no digest check), so the
+                              tag's state does not change its time
 
 Ratios are provision / peer (below 1: provision is faster). Peers come from pip (the test
 extras install both); a missing one is reported and skipped.
@@ -47,6 +56,12 @@ NRFCREDSTORE_ON_A_PTY = (
     "sys.argv = ['nrfcredstore', *sys.argv[1:]]\n"
     "sys.exit(run())\n"
 )
+
+
+FRESH = "provision device write (P-256 set)"
+RENEWAL = "... renewal (new cert + key)"
+AGAIN = "... same set again"
+NRF_SET = "nrfcredstore write x3 (P-256 set)"
 
 
 def _tool(name: str) -> str | None:
@@ -115,18 +130,21 @@ def main() -> None:
         def run(*argv: str) -> float:
             return _wall(list(argv), env_cwd)
 
-        # Credentials made once, outside the timing.
-        for cmd in (
-            ["pki", "init-ca", "--out-dir", "ca", "--cn", "Bench CA", "--no-password"],
-            ["pki", "issue", "client", "--ca", "ca", "--out-dir", "dev", "--device-id", "d1"],
-        ):
+        # Credentials made once, outside the timing: a client pair per renewal run.
+        pairs = args.runs + 1
+        setup = [["pki", "init-ca", "--out-dir", "ca", "--cn", "Bench CA", "--no-password"]]
+        setup += [
+            ["pki", "issue", "client", "--ca", "ca", "--out-dir", "dev", "--device-id", f"d{i}"]
+            for i in range(pairs)
+        ]
+        for cmd in setup:
             res = subprocess.run([provision, *cmd], cwd=work, capture_output=True)
             if res.returncode != 0:
                 raise SystemExit(f"bench: provision {' '.join(cmd)}: {res.stderr.decode()}")
         files = {
             "ROOT_CA_CERT": "ca/ca.crt",
-            "CLIENT_CERT": "dev/d1.crt",
-            "CLIENT_KEY": "dev/d1.key",
+            "CLIENT_CERT": "dev/d0.crt",
+            "CLIENT_KEY": "dev/d0.key",
         }
 
         figures["provision --help"] = _median(args.runs, lambda: run(provision, "--help"))
@@ -142,12 +160,23 @@ def main() -> None:
 
         sim = PtySim(provision, work)
         try:
-            write = [
-                provision, "device", "write", "--port", sim.port, "--dialect", "at-cmng",
-                "--tag", "42", "--root-ca", files["ROOT_CA_CERT"],
-                "--client-cert", files["CLIENT_CERT"], "--client-key", files["CLIENT_KEY"],
-            ]  # fmt: skip
-            figures["provision device write (P-256 set)"] = _median(args.runs, lambda: run(*write))
+            at = ["--port", sim.port, "--dialect", "at-cmng"]
+
+            def write(i: int) -> list[str]:
+                return [
+                    provision, "device", "write", *at, "--tag", "42",
+                    "--root-ca", files["ROOT_CA_CERT"],
+                    "--client-cert", f"dev/d{i}.crt", "--client-key", f"dev/d{i}.key",
+                ]  # fmt: skip
+
+            def first_write() -> float:
+                run(provision, "device", "delete", *at, "--tag", "42")  # untimed
+                return run(*write(0))
+
+            figures[FRESH] = _median(args.runs, first_write)
+            renewals = iter(range(1, pairs))
+            figures[RENEWAL] = _median(args.runs, lambda: run(*write(next(renewals))))
+            figures[AGAIN] = _median(args.runs, lambda: run(*write(pairs - 1)))
 
             def nrf_set() -> float:
                 return sum(
@@ -166,9 +195,7 @@ def main() -> None:
                     for kind, path in files.items()
                 )
 
-            figures["nrfcredstore write x3 (P-256 set)"] = (
-                _median(max(1, args.runs // 2), nrf_set) if nrfcredstore else None
-            )
+            figures[NRF_SET] = _median(max(1, args.runs // 2), nrf_set) if nrfcredstore else None
         finally:
             sim.close()
 
@@ -179,10 +206,8 @@ def main() -> None:
             "provision device --help",
             "esptool version",
         ),
-        "provision write / nrfcredstore write x3": (
-            "provision device write (P-256 set)",
-            "nrfcredstore write x3 (P-256 set)",
-        ),
+        "provision write / nrfcredstore write x3": (FRESH, NRF_SET),
+        "provision renewal / nrfcredstore write x3": (RENEWAL, NRF_SET),
     }
     ratio_values = {
         name: (figures[a] / figures[b]) if figures[a] and figures[b] else None
@@ -206,8 +231,10 @@ def main() -> None:
         print(f"  {name:<38} {'-' if value is None else f'{value:6.3f} s'}")
     for name, value in ratio_values.items():
         print(f"  {name:<42} {'-' if value is None else f'{value:5.2f}'}")
-    write_s = figures["provision device write (P-256 set)"] or 0.0
-    print(f"  goal: one-shot write <= 0.5 s: {'met' if write_s <= 0.5 else 'NOT met'}")
+    write_s = figures[FRESH] or 0.0
+    ratio = ratio_values["provision write / nrfcredstore write x3"]
+    met = write_s <= 0.5 and ratio is not None and ratio <= 1 / 3
+    print(f"  goal: one-shot write <= 0.5 s and >= 3x nrfcredstore: {'met' if met else 'NOT met'}")
     help_ratio = ratio_values["provision --help / esptool version"]
     if help_ratio is not None:
         print(f"  goal: --help <= esptool version: {'met' if help_ratio <= 1 else 'NOT met'}")

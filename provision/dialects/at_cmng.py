@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
 
 from provision.bundle.model import MAX_SEC_TAG, CredentialSet, Encoding, Slot, SlotFlags, SlotType
-from provision.dialects import TARGETS, nrf_attestation
+from provision.dialects import TARGETS
 from provision.dialects.base import (
     Capability,
     DeviceInfo,
@@ -50,6 +50,9 @@ from provision.errors import (
 from provision.slot_view import digest_is_secret
 from provision.trace import LineSplitter, TraceLog, env_enabled, redact_base64_runs
 from provision.transport.base import Transport, send
+
+if TYPE_CHECKING:
+    from provision.dialects import nrf_attestation
 
 NAME = "at-cmng"
 T = TypeVar("T")
@@ -1082,6 +1085,8 @@ class AtCmngSession(WritesDecodedBundles):
         if not reply.lines:
             raise DeviceError("%KEYGEN answered OK without a CSR", code="at.garbled")
         csr = parse_keygen(reply.lines[0])
+        from provision.dialects import nrf_attestation  # COSE and CBOR: keygen only
+
         self.last_attestation = nrf_attestation.check_keygen_reply(reply.lines[0], csr, sec_tag)
         return csr
 
@@ -1094,6 +1099,8 @@ class AtCmngSession(WritesDecodedBundles):
             return None  # firmware without %ATTESTTOKEN
         if not reply.lines:
             return None
+        from provision.dialects import nrf_attestation
+
         return nrf_attestation.parse_attest_token(reply.lines[0].split(":", 1)[1])
 
     def command_reply(self, text: str, prefix: str, timeout: float) -> Reply:

@@ -100,3 +100,33 @@ def test_the_work_itself_loads_what_it_needs(tmp_path) -> None:
         "pki", "init-ca", "--no-password", "--out-dir", str(tmp_path / "ca"), "--cn", "T"
     )
     assert "cryptography" in modules and (tmp_path / "ca" / "ca.crt").exists()
+
+
+EXIT_PROBE = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("exit handler ran", file=sys.stderr))
+if sys.argv[1] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread done"))).start()
+sys.argv = ["provision", *sys.argv[2:]]
+from provision.cli.main import run
+run()
+"""
+
+
+@pytest.mark.parametrize("thread", ["none", "thread"])
+def test_the_quick_exit_keeps_the_exit_code_the_output_and_the_exit_handlers(thread) -> None:
+    # run() skips the interpreter's teardown; what a caller can see must not change.
+    ok = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, thread, "--version"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("provision ")
+    assert "exit handler ran" in ok.stderr
+    if thread == "thread":  # a thread still running is waited for, as a normal exit does
+        assert ok.stdout.rstrip().endswith("thread done")
+    bad = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, thread, "pki", "no-such-command"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "No such command" in bad.stderr
+    assert "exit handler ran" in bad.stderr
