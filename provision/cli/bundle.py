@@ -150,8 +150,15 @@ def pack(
     format_: str = typer.Option(
         "bundle", "--format", help="bundle, or esp-secure-cert (an ESP32 partition image)."
     ),
-    partition_size: str = typer.Option(
-        "0x2000", "--partition-size", help="esp-secure-cert: the partition's size."
+    partition_size: str | None = typer.Option(
+        None,
+        "--partition-size",
+        help="esp-secure-cert: the partition's size (default 0x2000; 0x6000 for cust_flash).",
+    ),
+    esp_layout: str = typer.Option(
+        "tlv",
+        "--esp-layout",
+        help="esp-secure-cert: tlv, or cust_flash (the legacy fixed-slot layout, offline only).",
     ),
     esp_key_storage: str = typer.Option(
         "plain",
@@ -216,12 +223,13 @@ def pack(
         sources = bundle_options.override_spec(sources, device_id=None, encoding=esp_encoding)
         esp = bundle_esp.EspOptions(
             esp_key_storage, esp_chip, esp_efuse_key_file, esp_efuse_key_id, esp_salt_file,
-            tuple(esp_entry),
+            tuple(esp_entry), esp_layout,
         )  # fmt: skip
         bundle_esp.pack(sources, out, target, force, partition_size, json_out, sign_key, esp)
         return
     esp_given = (esp_chip, esp_efuse_key_file, esp_efuse_key_id, esp_salt_file)
-    if esp_entry or esp_key_storage != "plain" or any(v is not None for v in esp_given):
+    esp_set = esp_entry or esp_key_storage != "plain" or esp_layout != "tlv"
+    if esp_set or any(v is not None for v in esp_given):
         raise UsageError("the --esp-* options are for --format esp-secure-cert")
     signer = bundle_options.signer_from_options(
         sign_key, sign_key_password_file, sign_key_password_env

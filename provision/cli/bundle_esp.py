@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from provision import packing as bundle_io
-from provision.bundle import esp_secure_cert
+from provision.bundle import esp_cust_flash, esp_secure_cert
 from provision.check import Finding, Severity, check_credential_set, refuse_errors
 from provision.cli.check import findings_table
 from provision.cli.common import console, print_json, resolve_password, safe_text, table
@@ -17,6 +17,8 @@ from provision.dialects import esp32_image, esp32_keys
 from provision.errors import InputError, UsageError, clip
 from provision.inputs import read_input
 from provision.pki.files import KEY_MODE, PUBLIC_MODE, OutputFile, check_outputs, write_outputs
+
+LAYOUTS = ("tlv", "cust_flash")
 
 
 def ask_password(prompt: str) -> bytes:
@@ -33,6 +35,7 @@ class EspOptions:
     efuse_key_id: int | None = None
     salt_file: Path | None = None
     entries: tuple[str, ...] = ()
+    layout: str = "tlv"  # or cust_flash, the legacy layout
 
 
 def _protection(o: EspOptions) -> esp32_keys.Protection:
@@ -87,19 +90,24 @@ def pack(
     out: Path,
     target: str,
     force: bool,
-    size: str,
+    size: str | None,
     json_out: bool,
     sign_key: Any,
     esp: EspOptions | None = None,
 ) -> None:
     if sign_key is not None:
         raise InputError("--sign-key: an esp_secure_cert image has no signature of ours")
+    esp = esp or EspOptions()
+    if esp.layout not in LAYOUTS:
+        raise UsageError(f"--esp-layout {clip(esp.layout)!r}: use tlv or cust_flash")
+    if esp.layout == "cust_flash" and esp.entries:
+        raise UsageError("--esp-entry: the cust_flash layout has fixed slots only (use tlv)")
+    default_size = esp_cust_flash.IMAGE_SIZE if esp.layout == "cust_flash" else None
     try:
-        partition_size = int(size, 0)
+        partition_size = int(size, 0) if size else default_size or esp_secure_cert.DEFAULT_SIZE
     except ValueError:
         raise InputError(f"--partition-size {size!r}: give a number like 0x2000") from None
     interactive = sys.stdin.isatty() or os.environ.get("PROVISION_ALLOW_PIPED_PASSWORD") == "1"
-    esp = esp or EspOptions()
     protection = _protection(esp)
     extra = _extra_entries(esp.entries)
     credentials = bundle_io.read_credentials(
@@ -110,6 +118,9 @@ def pack(
     findings = check_credential_set(credentials, target=target)
     if not force:
         refuse_errors(findings, "--force packs anyway")
+    if esp.layout == "cust_flash":
+        _pack_cust_flash(credentials, out, force, partition_size, json_out, protection, findings)
+        return
     image, entries, warnings = esp32_image.build(
         credentials, partition_size=partition_size, protection=protection, extra=extra
     )
@@ -145,6 +156,54 @@ def pack(
         console.print(findings_table(findings, title="pre-flight check"))
 
 
+def _pack_cust_flash(
+    credentials: Any,
+    out: Path,
+    force: bool,
+    partition_size: int,
+    json_out: bool,
+    protection: esp32_keys.Protection,
+    findings: list[Finding],
+) -> None:
+    from provision.dialects import cust_flash_image
+
+    image, items, warnings = cust_flash_image.build(
+        credentials, partition_size=partition_size, protection=protection
+    )
+    findings += [
+        Finding(w.code, Severity.WARNING, w.message, w.sec_tag, w.slot.label if w.slot else None)
+        for w in warnings
+        if w.code not in {f.code for f in findings}
+    ]
+    secret = items.priv_key is not None
+    write_outputs(
+        [OutputFile(out, image, KEY_MODE if secret else PUBLIC_MODE, is_key=secret)], force=force
+    )
+    rows = cust_flash_image.describe_items(items)
+    if json_out:
+        print_json(
+            {
+                "file": str(out),
+                "format": "esp-secure-cert",
+                "layout": "cust_flash",
+                "size": len(image),
+                "partition_size": partition_size,
+                "entries": rows,
+                "findings": [f.to_json() for f in findings],
+            }
+        )
+        return
+    console.print(
+        safe_text(
+            f"packed {len(rows)} items into {out} in the legacy cust_flash layout "
+            f"({len(image)} bytes; firmware reads it only when built with esp_secure_cert_mgr's "
+            "legacy formats option)"
+        )
+    )
+    if findings:
+        console.print(findings_table(findings, title="pre-flight check"))
+
+
 def _detail(row: dict[str, Any]) -> str:
     """The subject column for entries that are not certificates."""
     if "storage" in row:
@@ -160,12 +219,17 @@ def _detail(row: dict[str, Any]) -> str:
 
 
 def _table(report: dict[str, Any]) -> None:
-    console.print(
-        safe_text(
+    if report.get("layout") == "cust_flash":
+        head = (
+            f"esp_secure_cert image {report['file']}: legacy cust_flash layout "
+            f"({report['variant']}), {report['size']} bytes, every CRC ok"
+        )
+    else:
+        head = (
             f"esp_secure_cert image {report['file']}: {report['size']} bytes, "
             f"{report['used']} used, integrity {report['integrity']}"
         )
-    )
+    console.print(safe_text(head))
     rows = table()
     for col in ("offset", "type", "subtype", "encoding", "size"):
         rows.add_column(col, no_wrap=True)
@@ -185,11 +249,20 @@ def _table(report: dict[str, Any]) -> None:
 
 
 def inspect(path: Path, json_out: bool) -> bool:
-    """Show `path` if it is an esp_secure_cert image; False when it is not one."""
-    head = path.open("rb").read(4) if path.is_file() else b""
-    if not esp_secure_cert.looks_like_image(head):
+    """Show `path` if it is an esp_secure_cert image (TLV or the legacy cust_flash layout);
+    False when it is not one."""
+    head = b""
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(esp_cust_flash.METADATA_SIZE)
+    if esp_secure_cert.looks_like_image(head):
+        report = esp32_image.describe(read_input(path, "esp_secure_cert image"), path)
+    elif esp_cust_flash.looks_like_image(head):
+        from provision.dialects import cust_flash_image
+
+        report = cust_flash_image.describe(read_input(path, "esp_secure_cert image"), path)
+    else:
         return False
-    report = esp32_image.describe(read_input(path, "esp_secure_cert image"), path)
     if json_out:
         print_json(report)
     else:
