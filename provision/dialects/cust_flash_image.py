@@ -26,6 +26,10 @@ from provision.errors import PolicyError
 # Key storage modes the metadata has a place for: a key in the clear, or the DS variant's
 # ciphertext, IV, RSA size and eFuse key id. No flags, salt or SEC_CFG.
 STORAGES = (keys.KeyStorage.PLAIN, keys.KeyStorage.RSA_DS)
+# The chips Espressif's tool lays the DS variant out for (custflash_format.py's
+# ciphertext_size: ESP_DS_C_LEN + 16, from the chip's largest DS key); newer chips came with
+# the TLV format.
+DS_CHIPS = ("esp32s2", "esp32s3", "esp32c3")
 _SLOT_OF = {
     "dev_cert": SlotType.CLIENT_CERT,
     "ca_cert": SlotType.ROOT_CA,
@@ -66,6 +70,15 @@ def refusals(
                 "key_storage",
                 f"the cust_flash layout has no place for a {protection.storage.value} key "
                 "(plain or rsa-ds only; use the TLV layout)",
+            )
+        ]
+    if protection.storage is keys.KeyStorage.RSA_DS and protection.chip not in DS_CHIPS:
+        return [
+            _refusal(
+                "ds_chip",
+                f"the cust_flash layout's DS variant is laid out for {', '.join(DS_CHIPS)} "
+                f"only, not {protection.chip or 'an unnamed chip (--esp-chip)'} (use the TLV "
+                "layout)",
             )
         ]
     # The TLV planner's checks; its partition size is not this layout's.
