@@ -314,3 +314,18 @@ def test_options_the_layout_does_not_take_are_usage_errors(cli, tmp_path, option
     assert message in r.output and not out.exists()
     r = cli(["bundle", "pack", *PEM_SET, "--esp-layout", "cust_flash", "-o", out])
     assert r.exit_code == ExitCode.USAGE and "--format esp-secure-cert" in r.output
+
+
+def test_encrypted_key_is_stored_decrypted_with_the_flash_encryption_warning(cli, tmp_path) -> None:
+    # Espressif's cust_flash path hands --pwd to cryptography as text, which refuses it.
+    out = tmp_path / "legacy.bin"
+    r = cli([*PACK, "--json", "--tag", "1", "--client-cert", DEVICE,
+             "--client-key", FIXTURES / "device-encrypted.key",
+             "--key-password-file", FIXTURES / "device-encrypted.pw", "-o", out])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert "esp_secure_cert.key_decrypted" in [f["code"] for f in report["findings"]]
+    assert report["layout"] == "cust_flash"
+    key = cf.decode(out.read_bytes()).priv_key
+    assert key is not None and b"ENCRYPTED" not in key
+    serialization.load_pem_private_key(key.rstrip(b"\0"), None)
