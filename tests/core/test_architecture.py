@@ -14,6 +14,7 @@ OWNERS = {
     "construct": (
         "bundle/format.py",
         "bundle/esp_secure_cert.py",
+        "bundle/esp_cust_flash.py",
         "bundle/esp_partitions.py",
         "link/messages.py",
     ),
