@@ -205,11 +205,12 @@ def encode(image: Image) -> bytes:
 
 
 def variant(data: bytes) -> str | None:
-    """ "plain" or "ds" by where the metadata's magic word is; None: not a cust_flash image."""
-    if data[_PLAIN_MAGIC_AT : _PLAIN_MAGIC_AT + 4] == _MAGIC_BYTES:
-        return "plain"
-    if data[_DS_MAGIC_AT : _DS_MAGIC_AT + 4] == _MAGIC_BYTES:
-        return "ds"
+    """The variant, "plain" or "ds", by where the metadata's magic word is (zeros after it
+    to the metadata's end); None: not a cust_flash image."""
+    for kind, at in (("plain", _PLAIN_MAGIC_AT), ("ds", _DS_MAGIC_AT)):
+        magic, tail = data[at : at + 4], data[at + 4 : METADATA_SIZE]
+        if magic == _MAGIC_BYTES and tail == bytes(METADATA_SIZE - at - 4):
+            return kind
     return None
 
 

@@ -239,7 +239,7 @@ def _table(report: dict[str, Any]) -> None:
         rows.add_row(
             f"0x{r['offset']:x}",
             r["type"],
-            str(r["subtype"]),
+            str(r.get("subtype", "-")),
             r["encoding"],
             str(r["size"]),
             safe_text(r.get("subject") or _detail(r)),

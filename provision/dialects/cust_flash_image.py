@@ -173,8 +173,8 @@ def describe_items(image: cf.Image) -> list[dict[str, Any]]:
         else:
             row = esp32_image.describe_entries([esc.Entry(0xFF, 0, s.data)], [s.offset])[0]
             row.update(type=s.name, encoding="raw")
-        row.pop("type_id", None)
-        row.pop("flags", None)
+        for key in ("type_id", "flags", "subtype"):  # TLV fields; a slot has none
+            row.pop(key, None)
         row["capacity"] = s.capacity
         if s.name == "ds_ciphertext" and image.ds is not None:
             row.update(rsa_bits=image.ds.rsa_bits, efuse_key_id=image.ds.efuse_key_id)

@@ -210,6 +210,9 @@ def test_metadata_is_the_c_structs_layout() -> None:
     meta = cf.encode(ds)[:64]
     assert meta[24:28] == cf.crc32(b"i" * 16).to_bytes(4, "little")
     assert meta[28:33] == b"\x10\x00\x00\x0c\x04" and meta[36:40] == bytes.fromhex("78563412")
+    # The variant is where the magic word is, with zeros after it to the metadata's end.
+    assert (cf.variant(data), cf.variant(cf.encode(ds))) == ("plain", "ds")
+    assert cf.variant(data[:40] + b"\x01" + data[41:]) is None
     with pytest.raises(BundleError, match="no metadata magic word"):
         cf.decode(esc.encode([esc.Entry(esc.TlvType.DEV_CERT, 0, b"x")]))
 
