@@ -37,7 +37,9 @@ _SLOT_OF = {
 }
 
 
-def _refusal(code: str, message: str, sec_tag: int | None = None, slot: Any = None) -> Refusal:
+def _refusal(
+    code: str, message: str, sec_tag: int | None = None, slot: SlotType | None = None
+) -> Refusal:
     return Refusal(f"cust_flash.{code}", message, sec_tag, slot)
 
 
@@ -98,9 +100,7 @@ def refusals(
             )
         )
     for slot_type in (SlotType.CLIENT_CERT, SlotType.CLIENT_KEY):
-        if credentials.get(tag, slot_type) is None and not (
-            slot_type is SlotType.CLIENT_KEY and protection.storage is keys.KeyStorage.RSA_DS
-        ):
+        if credentials.get(tag, slot_type) is None:
             out.append(
                 _refusal(
                     "incomplete",
@@ -116,7 +116,7 @@ def refusals(
     for s in cf.overflows(image):
         slot = _SLOT_OF.get(s.name)
         label = slot.label if slot is not None else s.name
-        what = " (a chain: the slot has room for the leaf only)" if _is_chain(s.data) else ""
+        what = " (a chain: give the leaf alone)" if _is_chain(s.data) else ""
         out.append(
             _refusal(
                 "slot_too_big",
