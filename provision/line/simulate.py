@@ -122,9 +122,19 @@ class PtyJig:
         # 50 ms of line holds, at least a 64-byte FIFO): the rest waits in the host's tty
         # queue, where a host that gives up on a transfer can still drop it (tcflush).
         take = 4096 if not runner.byte_time else max(64, int(0.05 / runner.byte_time))
+        # Native frames go out whole: the bytes of a frame still crossing the emulated wire
+        # (the jig woke for the host's bytes meanwhile) wait for its closing 0x00, as the
+        # host could not decode them before anyway; each piece was a wake-up of the host's
+        # and of the jig's.
+        framed = runner.delimiters == b"\x00"
+        partial = b""
         while not self.stop.is_set():
             now = time.monotonic() - t0
             out = runner.advance(now)
+            if framed and out:
+                out = partial + out
+                end = _frames_end(out)
+                out, partial = out[:end], out[end:]
             if out:
                 with contextlib.suppress(OSError):
                     os.write(master, out)
@@ -151,6 +161,15 @@ class PtyJig:
                 self._let_go()  # the host has the port: its close ends this board
                 self.received += len(data)
                 runner.host_write(data, time.monotonic() - t0)
+
+
+def _frames_end(data: bytes) -> int:
+    """Where the last whole native frame in `data` ends: after its closing 0x00, the one
+    that follows a frame's last byte (0x00 after 0x00 opens the next frame or is empty)."""
+    end = data.rfind(b"\x00")
+    while end > 0 and data[end - 1] == 0:
+        end = data.rfind(b"\x00", 0, end)
+    return end + 1 if end > 0 else 0
 
 
 def start_jigs(
