@@ -191,12 +191,15 @@ def _drop_claim(pending: Future[_Claimed], ctx: StationContext) -> None:
         ctx.registry.release(pending.result().claim)
 
 
-def _switch_baud(dev: Device, fast_baud: str | None) -> None:
+def _switch_baud(dev: Device, fast_baud: str | None) -> bool:
     """Move the session to `fast_baud` ("auto": the fastest the device offers) when the
-    device can switch (Capability.LINE_RATE), as `device.open(fast_baud=…)` does."""
-    if fast_baud is not None and Capability.LINE_RATE in dev.capabilities:
-        rate = None if fast_baud == "auto" else int(fast_baud)
-        cast("BaudSwitchingSession", dev.session).switch_baud(rate)
+    device can switch (Capability.LINE_RATE), as `device.open(fast_baud=…)` does. True
+    when it was asked to (the session then goes back before it closes)."""
+    if fast_baud is None or Capability.LINE_RATE not in dev.capabilities:
+        return False
+    rate = None if fast_baud == "auto" else int(fast_baud)
+    cast("BaudSwitchingSession", dev.session).switch_baud(rate)
+    return True
 
 
 def _key_present(dev: Device, sec_tag: int) -> bool:
@@ -235,11 +238,12 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     pending = ctx.later(_claim_and_issue, dev, device_id, ctx)
     held: list[SlotInfo] = []
     listing_failed: Exception | None = None
+    switched = False
     try:
         # The switch to --fast-baud comes here, not at the open: its exchange at the opening
         # rate is wire time the claim and the issue fill (the line looks at a board it has
         # just done, to see whether it was swapped, without switching).
-        _switch_baud(dev, cfg.fast_baud)
+        switched = _switch_baud(dev, cfg.fast_baud)
         held = dev.list()
     except Interrupted:
         _drop_claim(pending, ctx)
@@ -337,10 +341,13 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         # The row's commit (an fsync) runs while the device goes back to the rate the session
         # opened at; the device is reported done once the row is durable, and a row that
         # cannot be written still rolls the device back (the session stays open for it).
-        recording = ctx.later(ctx.registry.record, entry, claim=claim)
-        with contextlib.suppress(Exception):  # best effort (closing tries again)
-            dev.restore_baud()
-        recording.result()
+        if switched:
+            recording = ctx.later(ctx.registry.record, entry, claim=claim)
+            with contextlib.suppress(Exception):  # best effort (closing tries again)
+                dev.restore_baud()
+            recording.result()
+        else:  # nothing to overlap: no hop to the registry thread and back
+            ctx.registry.record(entry, claim=claim)
         return outcome(
             Status.OK,
             cert_serial=issued.cert_serial,
