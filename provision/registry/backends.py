@@ -101,10 +101,6 @@ class Backend:
 
     def begin_write(self) -> None: ...
 
-    def for_group_commits(self) -> None:
-        """This connection only ever runs write transactions (a group commit's): what
-        begin_write sets up for each one may be set up once."""
-
     def begin_read(self) -> None:
         self.execute("BEGIN")
 
@@ -143,7 +139,6 @@ class SQLiteBackend(Backend):
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.target = str(path)
         self.read_only = read_only
-        self._writes_only = False
         try:
             if read_only and not path.exists():
                 raise RegistryError(f"{path}: no registry here")
@@ -194,33 +189,19 @@ class SQLiteBackend(Backend):
         # seconds; polling every few milliseconds here keeps stations taking turns.
         deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
         delay = 0.0005
-        if self._writes_only:
-            self._begin_immediate(deadline, delay)
-            return
         self.conn.execute("PRAGMA busy_timeout=0")
         try:
-            self._begin_immediate(deadline, delay)
+            while True:
+                try:
+                    self.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) or time.monotonic() > deadline:
+                        raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.004)
         finally:
             self.conn.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_TIMEOUT * 1000)}")
-
-    def for_group_commits(self) -> None:
-        # Every statement of a group runs inside BEGIN IMMEDIATE, which holds the write
-        # lock (in WAL mode nothing inside then waits on another connection): the busy
-        # handler stays off for good instead of two PRAGMAs around each BEGIN, each a trip
-        # through the GIL that a 32-port line's group commit waited for.
-        self.conn.execute("PRAGMA busy_timeout=0")
-        self._writes_only = True
-
-    def _begin_immediate(self, deadline: float, delay: float) -> None:
-        while True:
-            try:
-                self.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.004)
 
     def rollback(self) -> None:
         if self.conn.in_transaction:

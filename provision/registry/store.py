@@ -281,7 +281,6 @@ class Registry:
         a port's first write does not wait for a connection of its own."""
         if group.db is None:
             group.db = self._opener()
-            group.db.for_group_commits()
             with self._open_lock:
                 self._open.append(group.db)
         return group.db
