@@ -2,7 +2,8 @@
 
 1. Scaling: `provision line simulate 32` (pty jigs at emulated 115200 baud, in their own
    process, on the wall clock) and the line on 1 port, then on all 32. Prints devices/hour
-   and the scaling efficiency = rate(32 ports) / (32 x rate(1 port)); the goal is >= 0.9.
+   and the scaling efficiency = rate(32 ports) / (32 x rate(1 port)); the goal (issue 16) is
+   >= 0.95 on an idle machine.
 2. Issuance + registry without devices (key, certificate, claim, hash-chained record) at two
    sizes, each in a fresh process: devices/second, tracemalloc peak and ru_maxrss. Flat
    memory means the peak does not grow with N.
@@ -31,6 +32,9 @@ from provision.pki.authority import create_root_ca
 from provision.pki.certs import cert_pem
 from provision.pki.keys import serialize_private_key
 from provision.registry import Result, open_registry
+
+# Issue 16: 32 ports give at least this share of 32 x one port's rate, on an idle machine.
+SCALING_GOAL = 0.95
 
 
 def _ca(where: Path) -> None:
@@ -88,7 +92,7 @@ def bench_scaling(ports: int, per_port: int, single: int) -> None:
     print(f"           {cN}")
     print(
         f"  scaling efficiency = {rateN * 3600:.0f} / ({ports} x {rate1 * 3600:.0f}) = {eff:.3f}"
-        f"  (goal >= 0.9: {'met' if eff >= 0.9 else 'NOT met'})"
+        f"  (goal >= {SCALING_GOAL}: {'met' if eff >= SCALING_GOAL else 'NOT met'})"
     )
 
 

@@ -148,14 +148,26 @@ def _check_dates(
     return True
 
 
+# A line checks the same root in every set it writes: its own signature is verified once.
+_SELF_SIGNED: dict[bytes, bool] = {}
+
+
 def _self_signed(cert: x509.Certificate) -> bool:
     if cert.issuer != cert.subject:
         return False
+    der = cert.public_bytes(_DER)
+    known = _SELF_SIGNED.get(der)
+    if known is not None:
+        return known
     try:
         cert.verify_directly_issued_by(cert)
+        known = True
     except Exception:  # InvalidSignature, or an algorithm the library cannot verify
-        return False
-    return True
+        known = False
+    if len(_SELF_SIGNED) >= 64:
+        _SELF_SIGNED.clear()
+    _SELF_SIGNED[der] = known
+    return known
 
 
 def _parse_certs(out: _Collector, slot: Slot, source: str) -> list[x509.Certificate] | None:

@@ -250,9 +250,6 @@ class Line:
     def _wait_for_device(self, port: str, last_id: str | None) -> tuple[Device, DeviceInfo] | None:
         """Open the port until a device answers that is not the one just handled."""
         cfg = self.cfg
-        fast_baud: int | str | None = cfg.fast_baud
-        if cfg.fast_baud is not None and cfg.fast_baud.isdigit():
-            fast_baud = int(cfg.fast_baud)
         self._on_step(port, Step.WAITING, None)
         attempt = 0
         if last_id is not None:
@@ -266,7 +263,7 @@ class Line:
                     port,
                     dialect=cfg.dialect,
                     baud=cfg.baud,
-                    fast_baud=fast_baud,
+                    # --fast-baud: provision_one switches once the device is one to work on.
                     timeout=cfg.device_timeout,
                     retries=cfg.retries,
                     interrupt=self._interrupt(port),

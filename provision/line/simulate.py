@@ -83,9 +83,13 @@ class PtyJig:
         tty.setraw(slave)
         self.path = os.ttyname(slave)
         self._master = master
-        # Our copy of the slave is closed so that the host closing its copy reads as EIO
-        # on the master: that is the board being taken off the jig.
-        os.close(slave)
+        # Between boards the jig holds the slave open itself: a master with no slave open
+        # reads EIO at once, so select() could not wait for the host (it was polled, 1 to
+        # 8 ms late on every board, which counted as the host's time on the needle bed).
+        # Held, the master is readable exactly when the host has written. Once the host has
+        # talked the jig lets go of its copy, so the host closing its own reads as EIO: that
+        # is the board being taken off the jig.
+        self._held: int | None = slave
 
     def serve(self) -> None:
         master = self._master
@@ -99,19 +103,38 @@ class PtyJig:
                 # sent its first bytes, which belong to the new board.
                 self._serve_device(master, runner)
         finally:
+            self._let_go()
             os.close(master)
+
+    def _hold(self) -> None:
+        if self._held is None:
+            self._held = os.open(self.path, os.O_RDWR | os.O_NOCTTY)
+
+    def _let_go(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def _serve_device(self, master: int, runner: SimRunner) -> None:
         t0 = time.monotonic()
-        talked = False
-        unopened = 0  # looks at a port nobody has open
+        self._hold()
         # Like a UART, take the host's bytes only as the emulated wire carries them (what
         # 50 ms of line holds, at least a 64-byte FIFO): the rest waits in the host's tty
         # queue, where a host that gives up on a transfer can still drop it (tcflush).
         take = 4096 if not runner.byte_time else max(64, int(0.05 / runner.byte_time))
+        # Native frames go out whole: the bytes of a frame still crossing the emulated wire
+        # (the jig woke for the host's bytes meanwhile) wait for its closing 0x00, as the
+        # host could not decode them before anyway; each piece was a wake-up of the host's
+        # and of the jig's.
+        framed = runner.delimiters == b"\x00"
+        partial = b""
         while not self.stop.is_set():
             now = time.monotonic() - t0
             out = runner.advance(now)
+            if framed and out:
+                out = partial + out
+                end = _frames_end(out)
+                out, partial = out[:end], out[end:]
             if out:
                 with contextlib.suppress(OSError):
                     os.write(master, out)
@@ -131,18 +154,22 @@ class PtyJig:
             except OSError as err:
                 if err.errno != errno.EIO:
                     raise
-                if talked:
-                    return  # the host let go: next board
-                # Nobody has the port open yet (the next board waits). select() cannot wait for
-                # an open (a master without a slave is always readable): back off to 8 ms,
-                # or 31 idle jigs of 32 spin at 500 wake-ups a second each.
-                time.sleep(0.001 * 2 ** min(unopened, 3))
-                unopened += 1
-                continue
+                # No slave open: the jig let go of its copy when the host first wrote, so
+                # the host has closed the port. Next board.
+                return
             if data:
-                talked = True
+                self._let_go()  # the host has the port: its close ends this board
                 self.received += len(data)
                 runner.host_write(data, time.monotonic() - t0)
+
+
+def _frames_end(data: bytes) -> int:
+    """Where the last whole native frame in `data` ends: after its closing 0x00, the one
+    that follows a frame's last byte (0x00 after 0x00 opens the next frame or is empty)."""
+    end = data.rfind(b"\x00")
+    while end > 0 and data[end - 1] == 0:
+        end = data.rfind(b"\x00", 0, end)
+    return end + 1 if end > 0 else 0
 
 
 def start_jigs(

@@ -17,16 +17,21 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from provision.bundle.model import SlotType
-from provision.device import Device, DeviceInfo, SlotInfo
+from provision.device import Capability, Device, DeviceInfo, SlotInfo
 from provision.errors import DeviceError, LinkError, ProvisionError, RegistryError
 from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
 from provision.line.proof import ProofFailed, ProofResult, prove
 from provision.registry import Claim, Entry, Registry, Result
+from provision.registry.records import Record
 from provision.transport.base import Interrupted
+
+if TYPE_CHECKING:
+    from provision.check import Finding
+    from provision.dialects.base import BaudSwitchingSession
 
 
 class Step(str, Enum):
@@ -149,11 +154,52 @@ class StationContext:
         return done
 
 
-def _drop_claim(pending: Future[Claim], ctx: StationContext) -> None:
-    """The device step failed while its claim was in flight: a claim that was won is given
-    back (nothing was written)."""
+@dataclass
+class _Claimed:
+    """The device's claim and what the host makes for it while the port lists the device."""
+
+    claim: Claim
+    in_service: list[Record] = field(default_factory=list)
+    issued: Issued | None = None  # host-key flow: key and certificate, made with the claim
+    checked: tuple[Finding, ...] | None = None  # the device's preflight of `issued`
+    failed: Exception | None = None  # from issuing or its preflight: raised by the port
+
+
+def _claim_and_issue(dev: Device, device_id: str, ctx: StationContext) -> _Claimed:
+    """Claim (a RegistryError: the device is busy), then, unless the station refuses a board
+    seen before, issue the host-key set and run its preflight: all of it before anything on
+    the device changes, and none of it waiting for the device (the port lists it meanwhile,
+    so the host's work is off the needle bed's time)."""
+    got = _Claimed(ctx.registry.claim(device_id, ctx.cfg.station))
+    try:
+        got.in_service = ctx.registry.certificates_in_service(device_id)
+        refused = bool(got.in_service) and ctx.cfg.represented == "refuse"
+        if ctx.cfg.flow == "host-key" and not refused:
+            # With the claim's serial: unique across every station sharing the registry.
+            got.issued = ctx.issuer.issue_with_key(device_id, got.claim.serial)
+            got.checked = dev.preflight(got.issued.credentials)
+    except Exception as err:
+        got.failed = err
+    return got
+
+
+def _drop_claim(pending: Future[_Claimed], ctx: StationContext) -> None:
+    """The device step was interrupted while its claim was in flight: a claim that was won
+    is given back (nothing was written). A certificate signed meanwhile never left this
+    process, and its key goes with it: no row, as for a board stopped before its claim."""
     with contextlib.suppress(Exception):
-        ctx.registry.release(pending.result())
+        ctx.registry.release(pending.result().claim)
+
+
+def _switch_baud(dev: Device, fast_baud: str | None) -> bool:
+    """Move the session to `fast_baud` ("auto": the fastest the device offers) when the
+    device can switch (Capability.LINE_RATE), as `device.open(fast_baud=…)` does. True
+    when it was asked to (the session then goes back before it closes)."""
+    if fast_baud is None or Capability.LINE_RATE not in dev.capabilities:
+        return False
+    rate = None if fast_baud == "auto" else int(fast_baud)
+    cast("BaudSwitchingSession", dev.session).switch_baud(rate)
+    return True
 
 
 def _key_present(dev: Device, sec_tag: int) -> bool:
@@ -186,12 +232,18 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     step(Step.CHECK)
     if not ctx.force and _already_done(dev, ctx, device_id):
         return outcome(Status.SKIPPED)
-    # The claim's commit (an fsync) runs while the device lists what it holds: both come
-    # before anything on the device changes, and the listing is what the clean-up needs.
-    pending = ctx.later(ctx.registry.claim, device_id, cfg.station)
+    # The claim's commit (an fsync) and the host-key set's issue run while the device lists
+    # what it holds: all come before anything on the device changes, and the listing is
+    # what the clean-up needs.
+    pending = ctx.later(_claim_and_issue, dev, device_id, ctx)
     held: list[SlotInfo] = []
     listing_failed: Exception | None = None
+    switched = False
     try:
+        # The switch to --fast-baud comes here, not at the open: its exchange at the opening
+        # rate is wire time the claim and the issue fill (the line looks at a board it has
+        # just done, to see whether it was swapped, without switching).
+        switched = _switch_baud(dev, cfg.fast_baud)
         held = dev.list()
     except Interrupted:
         _drop_claim(pending, ctx)
@@ -199,11 +251,13 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     except Exception as err:
         listing_failed = err  # once the device is ours: a failed attempt, recorded
     try:
-        claim = pending.result()
+        claimed = pending.result()
     except RegistryError as err:
         return outcome(Status.BUSY, error_code=error_code(err), message=err.message)
+    claim = claimed.claim
 
-    issued: Issued | None = None
+    # Signed already when it was (in the background): accounted for whatever happens next.
+    issued: Issued | None = claimed.issued
     proof: ProofResult | None = None
     bytes_sent = 0
     touched = False
@@ -212,7 +266,9 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
     try:
         if listing_failed is not None:
             raise listing_failed
-        in_service = ctx.registry.certificates_in_service(device_id)
+        if claimed.failed is not None:
+            raise claimed.failed
+        in_service = claimed.in_service
         if in_service:
             serials = tuple(str(r.cert_serial) for r in in_service)
             represented = Represented(cfg.represented, serials)
@@ -235,8 +291,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         # Validated before anything on the device changes (the clean-up included).
         if cfg.flow == "host-key":
             step(Step.ISSUE)
-            issued = ctx.issuer.issue_with_key(device_id, serial)
-            checked = dev.preflight(issued.credentials)
+            checked = claimed.checked
         else:
             dev.check_keygen(cfg.client_tag, subject)
         step(Step.CLEAN)
@@ -286,10 +341,13 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         # The row's commit (an fsync) runs while the device goes back to the rate the session
         # opened at; the device is reported done once the row is durable, and a row that
         # cannot be written still rolls the device back (the session stays open for it).
-        recording = ctx.later(ctx.registry.record, entry, claim=claim)
-        with contextlib.suppress(Exception):  # best effort (closing tries again)
-            dev.restore_baud()
-        recording.result()
+        if switched:
+            recording = ctx.later(ctx.registry.record, entry, claim=claim)
+            with contextlib.suppress(Exception):  # best effort (closing tries again)
+                dev.restore_baud()
+            recording.result()
+        else:  # nothing to overlap: no hop to the registry thread and back
+            ctx.registry.record(entry, claim=claim)
         return outcome(
             Status.OK,
             cert_serial=issued.cert_serial,

@@ -25,6 +25,11 @@ DEFAULT_RATES = "115200,230400,460800,921600"
 
 
 class NativeDevice:
+    # A frame opens and closes with 0x00 and holds none inside (COBS), but its body holds
+    # CR and LF, where the runner's default units (a shell's lines) split it: a pty jig then
+    # woke the host (and itself) several times per frame, never with a frame to decode.
+    FRAME_END = b"\x00"
+
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
         self.store = ctx.store

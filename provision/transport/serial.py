@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import stat
 import time
 from collections.abc import Callable
@@ -45,6 +46,14 @@ class SerialTransport:
         self.port = port
         self.url = url
         self._timeout = port.timeout
+        # A POSIX device path: reads and writes go to the (non-blocking) descriptor itself.
+        # pyserial's read(1) then read(in_waiting) cost six system calls, each a release and
+        # retake of the GIL, where one read (data waiting) or select + read will do: a line
+        # with 32 ports wakes a few dozen times per device on each. URL handlers (socket://,
+        # spy://…) keep pyserial's own read and write.
+        self._fd: int | None = (
+            port.fd if os.name == "posix" and type(port) is serial.Serial else None
+        )
 
     def _set_timeout(self, timeout: float) -> None:
         if timeout != self._timeout:
@@ -68,7 +77,15 @@ class SerialTransport:
 
     def write(self, data: bytes) -> None:
         try:
-            self.port.write(data)
+            if self._fd is None:
+                self.port.write(data)
+                return
+            left = memoryview(data)
+            while left:
+                with contextlib.suppress(BlockingIOError):
+                    left = left[os.write(self._fd, left) :]
+                if left:  # the OS buffer is full (a slow line): wait until it takes more
+                    select.select([], [self._fd], [])
         except (serial.SerialException, OSError) as err:
             raise LinkError(f"{self.url}: write failed: {err}") from None
 
@@ -80,7 +97,7 @@ class SerialTransport:
         piece = max(PIECE_MIN, baud // 100) if baud else len(data) or 1
         try:
             for start in range(0, len(data), piece):
-                self.port.write(data[start : start + piece])
+                self.write(data[start : start + piece])
                 self.port.flush()
                 sent(min(len(data), start + piece))
         except (serial.SerialException, OSError) as err:
@@ -88,6 +105,8 @@ class SerialTransport:
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         deadline = time.monotonic() + max(0.0, timeout)
+        if self._fd is not None:
+            return self._read_fd(self._fd, max_bytes, deadline)
         try:
             while True:
                 waiting = self.port.in_waiting
@@ -104,6 +123,32 @@ class SerialTransport:
                         first += self.port.read(min(max_bytes - 1, more))
                     return first
         except (serial.SerialException, OSError) as err:
+            raise LinkError(f"{self.url}: read failed: {err}") from None
+
+    def _read_fd(self, fd: int, max_bytes: int, deadline: float) -> bytes:
+        """What has arrived (one read when it is there already), else wait in select()
+        until something does or the deadline passes. pyserial sets VMIN = VTIME = 0, so a
+        read with nothing there returns empty at once."""
+        ready = False
+        try:
+            while True:
+                with contextlib.suppress(BlockingIOError):
+                    data = os.read(fd, max_bytes)
+                    if data:
+                        return data
+                    if ready:  # readable, yet nothing: what pyserial reports too
+                        raise LinkError(
+                            f"{self.url}: read failed: the device reports readiness to read "
+                            "but returned no data (device disconnected or multiple access "
+                            "on port?)"
+                        )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return b""
+                ready = bool(select.select([fd], [], [], left)[0])
+                if not ready:
+                    return b""
+        except OSError as err:
             raise LinkError(f"{self.url}: read failed: {err}") from None
 
     def discard_output(self) -> None:
