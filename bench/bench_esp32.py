@@ -211,13 +211,13 @@ def _line_pair(
     return one, all_
 
 
-def bench_line(ports: int, per_port: int, single: int) -> None:
+def bench_line(ports: int, per_port: int, single: int, shared_only: bool = False) -> None:
     os.environ[SEC_TAG_ENV] = "42"  # the partition does not record its tag: the line names it
     cores = sorted(os.sched_getaffinity(0))
     setups: list[tuple[str, tuple[set[int], set[int]] | None]] = [
         (f"jigs and line share all {len(cores)} cores (the goal's figure)", None)
     ]
-    if len(cores) >= 2:
+    if len(cores) >= 2 and not shared_only:
         setups.append(
             (
                 f"jigs on core {cores[-1]} only, line on the other{'s' if len(cores) > 2 else ''}"
@@ -259,11 +259,14 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=6, help="devices for the 1-port rate")
     ap.add_argument("--skip-write", action="store_true", help="the line only")
     ap.add_argument("--skip-line", action="store_true", help="write + verify only")
+    ap.add_argument(
+        "--shared-only", action="store_true", help="the line: only the goal's setup (no pinning)"
+    )
     args = ap.parse_args()
     if not args.skip_write:
         bench_write(args.bauds, args.runs)
     if not args.skip_line:
-        bench_line(args.ports, args.per_port, args.single)
+        bench_line(args.ports, args.per_port, args.single, args.shared_only)
 
 
 def bench_write(bauds: str, runs: int) -> None:

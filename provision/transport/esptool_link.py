@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import struct
 import time
 import zlib
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from provision.transport.base import Transport
 try:
     import esptool
     from esptool.cmds import detect_chip
-    from esptool.loader import ESPLoader
+    from esptool.loader import ESPLoader, StubFlasher
     from esptool.logger import log as esptool_log
     from esptool.util import FatalError, NotImplementedInROMError, UnsupportedCommandError
 except ImportError:  # pragma: no cover - the [esp] extra is not installed
@@ -51,6 +52,24 @@ SYNC_REPLY_START = b"\xc0\x01\x08"
 def sync_packet() -> bytes:
     body = bytes([0x00, 0x08, len(_SYNC_DATA), 0, 0, 0, 0, 0]) + _SYNC_DATA
     return b"\xc0" + body + b"\xc0"  # nothing in it needs SLIP escaping
+
+
+def checksum(data: bytes) -> int:
+    """The loader's data checksum: the XOR of every byte, seeded with 0xEF. Folded on one
+    integer (a dozen big-integer operations for a stub block) rather than a loop per byte."""
+    value, width = int.from_bytes(data, "little"), len(data)
+    while width > 1:
+        half = width // 2
+        value = (value >> (8 * half)) ^ (value & ((1 << (8 * half)) - 1))
+        width -= half
+    return value ^ 0xEF
+
+
+def request_frame(op: int, data: bytes, chk: int = 0) -> bytes:
+    """A loader request in SLIP: direction 0x00, command, size u16, checksum u32, data; 0xDB
+    and 0xC0 escaped (Espressif, "Serial Protocol")."""
+    body = struct.pack("<BBHI", 0x00, op, len(data), chk) + data
+    return b"\xc0" + body.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
 
 
 def require_esptool() -> None:
@@ -189,6 +208,22 @@ class SerialPortAdapter(TransportPort):
             self._serial.open()
 
 
+# esptool's flash_defl_block tries a block this often before giving up.
+_WRITE_ATTEMPTS = 3
+
+
+_stubs: dict[tuple[str, str], Any] = {}
+
+
+def _stub_image(esp: Any) -> Any:
+    """esptool's flasher stub for the chip (its JSON, base64-decoded): the same for every
+    board of a kind, so read once (run_stub takes it as an argument)."""
+    key = (esp.CHIP_NAME, esp.STUB_CLASS.stub_json_name(esp))
+    if key not in _stubs:
+        _stubs[key] = StubFlasher(esp)
+    return _stubs[key]
+
+
 @dataclass(frozen=True)
 class ChipInfo:
     chip: str  # "ESP32", "ESP32-S3", ...
@@ -240,7 +275,7 @@ class EspLink:
                 False,
             )
             if stub:
-                esp = esp.run_stub()
+                esp = self._run_stub(esp)
             if baud and baud != ESPLoader.ESP_ROM_BAUD:
                 esp.change_baud(baud)
             esp.flash_spi_attach(0)
@@ -250,6 +285,53 @@ class EspLink:
         self.name = name
         self.chip = ChipInfo(self.chip.chip, self.chip.description, self.chip.mac, esp.IS_STUB)
         self.bytes_sent = 0
+
+    # Data blocks (the stub's 6.7 KB, compressed flash writes) are framed here and only the
+    # reply is left to esptool (check_command without an op reads and checks the next
+    # reply, as its own sync() reads the extra SYNC replies). Why: esptool 5 builds its
+    # trace lines as f-strings, so every request's hex dump (HexFormatter: 16 bytes a line,
+    # each escaped for rich) is formatted twice, in command() and in write(), even with
+    # tracing off -- about 0.6 us a byte, which was half of a 32-jig line's CPU and held
+    # the GIL every other port waits on. The bytes on the wire are the same.
+    @staticmethod
+    def _data_block(
+        esp: Any, doing: str, op: int, block: bytes, seq: int, attempts: int = 1
+    ) -> None:
+        frame = request_frame(op, struct.pack("<IIII", len(block), seq, 0, 0) + block,
+                              checksum(block))  # fmt: skip
+        for left in range(attempts - 1, -1, -1):
+            esp._port.write(frame)
+            try:
+                esp.check_command(doing)
+                return
+            except FatalError:
+                if not left:  # else sent again at once, as esptool's flash_defl_block does
+                    raise
+
+    def _run_stub(self, esp: Any) -> Any:
+        """esptool's run_stub, its RAM blocks sent by _data_block: upload the stub's
+        segments (MEM_BEGIN, MEM_DATA...), start it (MEM_END), wait for its "OHAI"."""
+        stub = _stub_image(esp)
+        if (
+            esp.sync_stub_detected
+            or getattr(stub, "plugin_segments", None)
+            or (esp.CHIP_NAME == "ESP32-S3" and esp.get_secure_boot_enabled())
+        ):
+            return esp.run_stub(stub)  # the cases esptool handles specially: as it does
+        block_size = esp.ESP_RAM_BLOCK
+        for segment, start in ((stub.text, stub.text_start), (stub.data, stub.data_start)):
+            if segment is None:
+                continue
+            blocks = -(-len(segment) // block_size)
+            esp.mem_begin(len(segment), blocks, block_size, start)
+            for seq in range(blocks):
+                block = bytes(segment[seq * block_size : (seq + 1) * block_size])
+                self._data_block(esp, "write to target RAM", esp.ESP_CMDS["MEM_DATA"], block, seq)
+        esp.mem_finish(stub.entry)
+        greeting = esp.read()
+        if greeting != b"OHAI":
+            raise FatalError(f"Failed to start stub flasher. Unexpected response: {greeting!r}")
+        return esp.STUB_CLASS(esp) if esp.STUB_CLASS is not None else esp
 
     def read_flash(self, offset: int, size: int) -> bytes:
         try:
@@ -273,7 +355,10 @@ class EspLink:
             size = esp.FLASH_WRITE_SIZE
             for seq in range(blocks):
                 block = packed[seq * size : (seq + 1) * size]
-                esp.flash_defl_block(block, seq)
+                self._data_block(
+                    esp, f"write compressed data to flash after seq {seq}",
+                    esp.ESP_CMDS["FLASH_DEFL_DATA"], block, seq, attempts=_WRITE_ATTEMPTS,
+                )  # fmt: skip
                 self.bytes_sent += len(block) + 16
                 if progress is not None:
                     progress(min(len(data), (seq + 1) * len(data) // blocks), len(data))
