@@ -197,6 +197,7 @@ class Esp32Session(WritesDecodedBundles):
         # region and reads again only if it differs. The stub's reads end in an MD5 too, so
         # this is as fresh as a read, for 30 bytes instead of kilobytes.
         self._known: bytes | None = None
+        self._known_entries: list[esc.Entry] | None = None  # what `_known` holds, decoded
 
     @classmethod
     def probe(cls, transport: Transport, timeout: float) -> bool:
@@ -226,15 +227,17 @@ class Esp32Session(WritesDecodedBundles):
         start, size = self.partition.offset, self.partition.size
         known = self._known
         if known is not None and self.link.md5(start, len(known)) == hashlib.md5(known).digest():
-            return list(esc.walk(known)[0].entries)
-        self._known = None
+            if self._known_entries is None:
+                self._known_entries = list(esc.walk(known)[0].entries)
+            return list(self._known_entries)
+        self._known = self._known_entries = None
         data = self.link.read_flash(start, min(size, _PROBE_READ))
         while True:
             decoded, damage = esc.walk(data)
             # The walk stopped on bytes that were read: where the device's reader stops too.
             inside = decoded.used + len(esc.MAGIC_BYTES) <= len(data)
             if len(data) >= size or (inside and _stops_within(damage)):
-                self._known = data
+                self._known, self._known_entries = data, list(decoded.entries)
                 return list(decoded.entries)
             more = max(len(data), _FIRST_READ - len(data))
             data += self.link.read_flash(start + len(data), min(size - len(data), more))
@@ -295,7 +298,7 @@ class Esp32Session(WritesDecodedBundles):
         clock = transport_clock(self._transport)
         started = clock()
         whole = esc.partition_image(image, self.partition.size)
-        self._known = None
+        self._known = self._known_entries = None
         # Raises unless the device's MD5 of the partition is that of `whole`.
         self.link.write_flash(self.partition.offset, whole, progress)
         self._known = whole

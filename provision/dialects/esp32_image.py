@@ -18,7 +18,9 @@ user data) can be added from files as they are (`--esp-entry`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,25 @@ from provision.pki.keys import (
 # Key types (provision.pki.keys.describe_key) ESP-IDF's mbedTLS and the chips' peripherals
 # use for TLS client authentication; other ECDSA curves parse but rarely work end to end.
 _GOOD_KEYS = ("p256", "p384")
+
+
+# A set is planned several times on its way to one board (the pre-flight check, the
+# dialect's refusals, the write, the stored forms verify compares): each parsed the key and
+# re-serialized every certificate again. The results are kept with the set, for as long as
+# it lives (a weak reference: nothing of a set outlives it here).
+_plans: weakref.WeakKeyDictionary[CredentialSet, dict[Any, Any]] = weakref.WeakKeyDictionary()
+_plans_lock = threading.Lock()
+
+
+def _planned(credentials: CredentialSet, key: Any, make: Callable[[], Any]) -> Any:
+    with _plans_lock:
+        plans = _plans.setdefault(credentials, {})
+        if key in plans:
+            return plans[key]
+    value = make()
+    with _plans_lock:
+        plans[key] = value
+    return value
 
 
 def _refusal(code: str, message: str, slot: Slot, *, warning: bool = False) -> Refusal:
@@ -88,6 +109,19 @@ def entries_for(
 ) -> list[esc.Entry]:
     """The TLV entries for a set that passed `preflight` (no PSK, one sec_tag), the key kept
     as `protection` says, with `extra` entries, in the order Espressif's tool writes them."""
+    extra = tuple(extra)
+    return list(
+        _planned(
+            credentials,
+            ("entries", protection, extra),
+            lambda: tuple(_entries_for(credentials, protection, extra)),
+        )
+    )
+
+
+def _entries_for(
+    credentials: CredentialSet, protection: keys.Protection, extra: Sequence[esc.Entry]
+) -> list[esc.Entry]:
     tag = the_tag(credentials)
     entries = [
         esc.Entry(esc.TlvType.CA_CERT, i, _cert_bytes(s))
@@ -114,6 +148,22 @@ def refusals(
     """What esp_secure_cert_mgr cannot hold or use, and the size against the partition
     (warnings: what it holds but where the user should know more, and what the chip must
     hold in eFuse for the key storage mode)."""
+    extra = tuple(extra)
+    return list(
+        _planned(
+            credentials,
+            ("refusals", partition_size, protection, extra),
+            lambda: tuple(_refusals(credentials, partition_size, protection, extra)),
+        )
+    )
+
+
+def _refusals(
+    credentials: CredentialSet,
+    partition_size: int,
+    protection: keys.Protection,
+    extra: Sequence[esc.Entry],
+) -> list[Refusal]:
     out: list[Refusal] = []
     tags = credentials.sec_tags
     if len(tags) > 1:
