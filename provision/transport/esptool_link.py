@@ -21,6 +21,7 @@ read-back commands, its exceptions) stays here; the esp32 dialect sees `EspLink`
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import struct
 import time
@@ -165,9 +166,19 @@ class SerialPortAdapter(TransportPort):
     esptool's reset sequences, which ioctl it) and the device name (for its USB VID/PID
     lookup) are the pyserial object's; flushing discards the OS queue at once."""
 
-    def __init__(self, transport: Transport, serial_port: Any, baudrate: int) -> None:
+    def __init__(
+        self, transport: Transport, serial_port: Any, baudrate: int, modem_lines: bool = True
+    ) -> None:
         super().__init__(transport, serial_port.port, baudrate)
         self._serial = serial_port
+        if not modem_lines:
+            # A port without modem lines (a pseudo-terminal: a simulated jig, a socat bridge)
+            # has no USB identity either. esptool looks one up by this name at every connect,
+            # listing every serial port in sysfs each time (twice a connect when the port is
+            # not listed; a found one is cached): with 32 jigs that listing cost the line 0.05
+            # of its scaling efficiency. No name is esptool's own "cannot look up" case:
+            # it returns no VID/PID at once, the answer the listing would have given.
+            self.port = ""
 
     def fileno(self) -> int:
         return int(self._serial.fileno())
@@ -224,6 +235,16 @@ def _stub_image(esp: Any) -> Any:
     return _stubs[key]
 
 
+def _has_modem_lines(serial_port: Any) -> bool:
+    """False for a port whose modem-control lines cannot be read (TIOCMGET fails with ENOTTY
+    or EINVAL: a pseudo-terminal), True otherwise."""
+    try:
+        _ = serial_port.cts
+    except OSError as err:
+        return err.errno not in (errno.ENOTTY, errno.EINVAL)
+    return True
+
+
 @dataclass(frozen=True)
 class ChipInfo:
     chip: str  # "ESP32", "ESP32-S3", ...
@@ -260,12 +281,15 @@ class EspLink:
             serial_port is not None and "://" not in name and hasattr(serial_port, "fileno")
         )
         rate = getattr(transport, "baudrate", None) or 115200
+        modem_lines = real_serial and _has_modem_lines(serial_port)
         port = (
-            SerialPortAdapter(transport, serial_port, rate)
+            SerialPortAdapter(transport, serial_port, rate, modem_lines)
             if real_serial
             else TransportPort(transport, name, rate)
         )
-        mode = "default-reset" if real_serial else "no-reset"
+        # Without modem lines esptool's DTR/RTS reset cannot happen (it warns and goes on):
+        # its own advice for such a port is no-reset.
+        mode = "default-reset" if modem_lines else "no-reset"
         try:
             esp = detect_chip(port, ESPLoader.ESP_ROM_BAUD, mode, False, connect_attempts)
             self.chip = ChipInfo(

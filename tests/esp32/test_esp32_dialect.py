@@ -287,3 +287,27 @@ def test_data_blocks_we_frame_are_the_bytes_esptool_sends() -> None:
         loader = ESPLoader(port)  # type: ignore[arg-type]
         loader.command(0x11, payload, ESPLoader.checksum(block), wait_response=False)
         assert request_frame(0x11, payload, checksum(block)) == port.sent, size
+
+
+def test_a_pty_port_is_connected_without_a_reset_or_a_usb_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pseudo-terminal has no modem lines and no USB identity: esptool listed every serial
+    # port in sysfs twice a connect looking for one, the costliest step of a 32-jig line.
+    import secrets
+
+    import esp_pylib.serial_ports as serial_ports
+
+    from provision.line.simulate import start_jigs
+    from provision.transport.esptool_link import _has_modem_lines
+
+    listings: list[int] = []
+    monkeypatch.setattr(serial_ports, "_comports", lambda: listings.append(1) or [])
+    jig = start_jigs(1, kind="esp32", baud=None, prefix=f"pty{secrets.token_hex(3)}-")[0]
+    try:
+        with device.open(jig.path, dialect="esp32") as dev:
+            assert dev.info().device_id.startswith("24:0a:c4:")
+            assert not _has_modem_lines(dev.session._transport.port)
+    finally:
+        jig.stop.set()
+    assert listings == []
