@@ -311,3 +311,34 @@ def test_a_pty_port_is_connected_without_a_reset_or_a_usb_lookup(
     finally:
         jig.stop.set()
     assert listings == []
+
+
+def test_the_last_partition_table_is_confirmed_by_md5_and_a_different_one_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provision.bundle import esp_partitions as ptab
+    from provision.transport.esptool_link import EspLink
+
+    reads: list[int] = []
+    read_flash = EspLink.read_flash
+
+    def counted(self: EspLink, offset: int, size: int) -> bytes:
+        reads.append(offset)
+        return read_flash(self, offset, size)
+
+    monkeypatch.setattr(EspLink, "read_flash", counted)
+    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+        assert dev.info().details["partition_offset"] == 0xD000
+    reads.clear()
+    with device.open("sim://esp32?baud=0", dialect="esp32") as dev:
+        assert dev.info().details["partition_offset"] == 0xD000
+    assert ptab.TABLE_OFFSET not in reads  # the same table: its MD5 matched
+    moved = [ptab.Partition("esp_secure_cert", 0x3F, 0x00, 0x20000, 0x2000)]
+    image = bytearray(b"\xff" * (4 * 1024 * 1024))
+    encoded = ptab.encode(moved)
+    image[ptab.TABLE_OFFSET : ptab.TABLE_OFFSET + len(encoded)] = encoded
+    flash = tmp_path / "dev.flash"
+    flash.write_bytes(bytes(image))
+    with device.open(f"sim://esp32?flash={flash}&baud=0", dialect="esp32") as dev:
+        assert dev.info().details["partition_offset"] == 0x20000
+    assert ptab.TABLE_OFFSET in reads
