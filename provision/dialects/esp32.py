@@ -194,8 +194,10 @@ class Esp32Session(WritesDecodedBundles):
         # The partition's first bytes as the host last saw them (read, or written and
         # confirmed by the device's MD5): a listing asks the device for the MD5 of that
         # region and reads again only if it differs. The stub's reads end in an MD5 too, so
-        # this is as fresh as a read, for 30 bytes instead of kilobytes.
-        self._known: bytes | None = None
+        # this is as fresh as a read, for 30 bytes instead of kilobytes. A new board's
+        # partition is erased: that is checked first (a line's every board), so only a board
+        # with something in it has its partition read.
+        self._known: bytes | None = b"\xff" * min(part.size, _PROBE_READ)
         self._known_entries: list[esc.Entry] | None = None  # what `_known` holds, decoded
 
     def _partition_table(self) -> list[ptab.Partition]:

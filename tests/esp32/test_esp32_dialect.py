@@ -192,14 +192,22 @@ def _counting_reads(session):  # type: ignore[no-untyped-def]
     return reads
 
 
-def test_a_new_boards_partition_is_read_in_its_first_64_bytes_only() -> None:
+def test_a_new_boards_erased_partition_is_confirmed_by_md5_and_a_used_one_read() -> None:
+    # A new board's partition is erased: the device's MD5 of its first 64 bytes says so, with
+    # nothing read; one holding entries is read from its first 64 bytes on.
     from provision.dialects.esp32 import Esp32Session
     from provision.sim.serve import open_sim_transport
 
-    session = Esp32Session(open_sim_transport("sim://esp32?baud=0"))
+    transport = open_sim_transport("sim://esp32?baud=0")
+    session = Esp32Session(transport)
     reads = _counting_reads(session)
     assert session.list() == []
-    assert reads == [(0xD000, 0x40)]
+    assert reads == []
+    session.write(_set())
+    session = Esp32Session(transport)  # the same board met again: its partition is used
+    reads = _counting_reads(session)
+    assert len(session.list()) == 3
+    assert reads[0] == (0xD000, 0x40)
 
 
 def test_listing_again_asks_the_device_for_an_md5_and_reads_only_what_changed() -> None:
