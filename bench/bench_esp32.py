@@ -30,12 +30,14 @@ per board of the line (this process) and of the jig process:
 - the jig process on the last core only and the line on the others: the jigs' CPU
   accounted for apart from the line's (on a 2-core machine the line then has one core).
 
-What bounds it (profiled for issue 13): a board is ~1 s of wire time at 115200 (the stub
-upload, 6.7 KB, is 0.6 s of it; the partition table and esp_secure_cert are read in 0.6 KB
-and then checked by the device's MD5). What grows with N is CPU: ~20 ms a board in the
-line, of which esptool formats a hex dump of every byte it writes and reads even with
-tracing off (its stub upload alone: ~7 ms), and ~7 ms in the jig process; a shared
-machine's load moves the figure more than either (the load average is printed).
+What bounds it (profiled for issue 13): a board is ~0.9 s of wire time at 115200 (the stub
+upload, 6.7 KB, is 0.6 s of it; a new board's partition table and esp_secure_cert are
+confirmed by the device's MD5, not read). What grows with N is CPU and the waits for it:
+~7-11 ms a board in the line (esptool's hex dump of what it reads and of its small
+commands, built even with tracing off, is ~3 ms of that; the stub and flash blocks are
+framed by provision.transport.esptool_link and escape it), ~4 ms in the jig process; a
+shared machine's load moves the figure more than either (the load average is printed).
+`--shared-only` runs the goal's setup alone (for profiling).
 
     .venv/bin/python bench/bench_esp32.py [--bauds 115200,460800] [--ports 32 --per-port 3]
     .venv/bin/python bench/bench_esp32.py --skip-write   # the line only
