@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from key_files import key_file
 
 from provision.bundle import esp_cust_flash as cf
 from provision.bundle import esp_secure_cert as esc
@@ -99,18 +100,6 @@ def _self_signed(key, path: Path, *, ca: bool = False, names: int = 0) -> Path: 
     return path
 
 
-def _key_file(key, path: Path) -> Path:  # type: ignore[no-untyped-def]
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
 @pytest.mark.parametrize(("chip", "slot"), [("esp32c3", 1216), ("esp32s3", 1600)])
 def test_ds_image_equals_espressif_tool_output_given_its_iv(
     cli, tmp_path, espressif_tool, chip, slot
@@ -125,7 +114,7 @@ def test_ds_image_equals_espressif_tool_output_given_its_iv(
     from provision.packing import read_credentials
 
     key = rsa.generate_private_key(65537, 2048)
-    key_path, cert = _key_file(key, tmp_path / "rsa.key"), _self_signed(key, tmp_path / "rsa.pem")
+    key_path, cert = key_file(key, tmp_path / "rsa.key"), _self_signed(key, tmp_path / "rsa.pem")
     efuse_key = os.urandom(32)
     c, iv, bits = configure_ds.calculate_rsa_ds_params(str(key_path), None, efuse_key, chip)
     theirs = tmp_path / "theirs.bin"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from key_files import key_file
 
 from provision.bundle import esp_secure_cert as esc
 from provision.errors import BundleError, ExitCode
@@ -330,18 +331,6 @@ def _self_signed(key, path: Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def _key_file(key, path: Path) -> Path:  # type: ignore[no-untyped-def]
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
 def _espressif(tool: Path, cwd: Path, *args: object) -> Path:
     subprocess.run(
         [sys.executable, tool, *map(str, args), "--skip_flash"],
@@ -366,7 +355,7 @@ def test_rsa_ds_image_equals_espressif_tool_output_given_its_iv(tmp_path, espres
     from provision.packing import read_credentials
 
     key = rsa.generate_private_key(65537, 2048)
-    key_path, cert = _key_file(key, tmp_path / "rsa.key"), _self_signed(key, tmp_path / "rsa.pem")
+    key_path, cert = key_file(key, tmp_path / "rsa.key"), _self_signed(key, tmp_path / "rsa.pem")
     hmac_key = tmp_path / "hmac.bin"
     hmac_key.write_bytes(os.urandom(32))
     theirs = (
@@ -430,7 +419,7 @@ def test_ecdsa_peripheral_image_matches_espressif_tool_but_keeps_no_key_in_flash
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    key_path, cert = _key_file(key, tmp_path / "ec.key"), _self_signed(key, tmp_path / "ec.pem")
+    key_path, cert = key_file(key, tmp_path / "ec.key"), _self_signed(key, tmp_path / "ec.pem")
     theirs = (
         _espressif(
             espressif_tool,
@@ -472,7 +461,7 @@ def test_a_signature_block_from_espressifs_tool_rebuilds_its_signed_image(
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    signer = _key_file(ec.generate_private_key(ec.SECP256R1()), tmp_path / "sign.key")
+    signer = key_file(ec.generate_private_key(ec.SECP256R1()), tmp_path / "sign.key")
     signed = (
         _espressif(
             espressif_tool,
