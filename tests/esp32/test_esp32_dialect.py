@@ -302,15 +302,29 @@ def test_a_pty_port_is_connected_without_a_reset_or_a_usb_lookup(
 ) -> None:
     # A pseudo-terminal has no modem lines and no USB identity: esptool listed every serial
     # port in sysfs twice a connect looking for one, the costliest step of a 32-jig line.
+    import importlib
     import secrets
 
-    import esp_pylib.serial_ports as serial_ports
+    from serial.tools import list_ports
 
     from provision.line.simulate import start_jigs
     from provision.transport.esptool_link import _has_modem_lines
 
     listings: list[int] = []
-    monkeypatch.setattr(serial_ports, "_comports", lambda: listings.append(1) or [])
+
+    def comports(*_: object) -> list[object]:
+        listings.append(1)
+        return []
+
+    # esptool 5.3 calls pyserial's list_ports.comports(); later releases call it through
+    # esp_pylib.serial_ports, which imported it under its own name.
+    monkeypatch.setattr(list_ports, "comports", comports)
+    try:
+        serial_ports = importlib.import_module("esp_pylib.serial_ports")
+    except ImportError:
+        pass
+    else:
+        monkeypatch.setattr(serial_ports, "_comports", comports)
     jig = start_jigs(1, kind="esp32", baud=None, prefix=f"pty{secrets.token_hex(3)}-")[0]
     try:
         with device.open(jig.path, dialect="esp32") as dev:
