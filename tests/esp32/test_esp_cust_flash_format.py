@@ -3,7 +3,6 @@ what the fixed slots refuse."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess
@@ -11,11 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-from key_files import key_file
+from pem_files import key_file, self_signed
 
 from provision.bundle import esp_cust_flash as cf
 from provision.bundle import esp_secure_cert as esc
@@ -79,27 +76,6 @@ def test_without_a_ca_espressifs_image_is_one_byte_longer(cli, tmp_path, espress
     assert image.ca_cert is None and image.dev_cert == DEVICE.read_bytes().strip() + b"\n\0"
 
 
-def _self_signed(key, path: Path, *, ca: bool = False, names: int = 0) -> Path:  # type: ignore[no-untyped-def]
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cust-flash")])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(11)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if names:
-        dns = [x509.DNSName(f"host-{i:04d}.cust-flash.example") for i in range(names)]
-        builder = builder.add_extension(x509.SubjectAlternativeName(dns), critical=False)
-    cert = builder.sign(key, hashes.SHA256())
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
 @pytest.mark.parametrize(("chip", "slot"), [("esp32c3", 1216), ("esp32s3", 1600)])
 def test_ds_image_equals_espressif_tool_output_given_its_iv(
     cli, tmp_path, espressif_tool, chip, slot
@@ -114,7 +90,7 @@ def test_ds_image_equals_espressif_tool_output_given_its_iv(
     from provision.packing import read_credentials
 
     key = rsa.generate_private_key(65537, 2048)
-    key_path, cert = key_file(key, tmp_path / "rsa.key"), _self_signed(key, tmp_path / "rsa.pem")
+    key_path, cert = key_file(key, tmp_path / "rsa.key"), self_signed(key, tmp_path / "rsa.pem")
     efuse_key = os.urandom(32)
     c, iv, bits = configure_ds.calculate_rsa_ds_params(str(key_path), None, efuse_key, chip)
     theirs = tmp_path / "theirs.bin"
@@ -217,7 +193,7 @@ def _chain(tmp_path: Path) -> list[object]:
 
 
 def _big_ca(tmp_path: Path) -> list[object]:
-    ca = _self_signed(ec.generate_private_key(ec.SECP256R1()), tmp_path / "big.pem", ca=True,
+    ca = self_signed(ec.generate_private_key(ec.SECP256R1()), tmp_path / "big.pem", ca=True,
                       names=120)  # fmt: skip
     assert len(ca.read_bytes()) > cf.CA_CERT_SIZE
     return ["--root-ca", ca]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from key_files import key_file
+from pem_files import key_file, self_signed
 
 from provision.bundle import esp_secure_cert as esc
 from provision.errors import BundleError, ExitCode
@@ -308,29 +308,6 @@ def test_a_client_cert_chain_keeps_every_certificate(cli, tmp_path) -> None:
 # -- entries that tie the key to the chip's eFuse keys, and entries from files
 
 
-def _self_signed(key, path: Path) -> Path:  # type: ignore[no-untyped-def]
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "esp-dev")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
 def _espressif(tool: Path, cwd: Path, *args: object) -> Path:
     subprocess.run(
         [sys.executable, tool, *map(str, args), "--skip_flash"],
@@ -355,7 +332,7 @@ def test_rsa_ds_image_equals_espressif_tool_output_given_its_iv(tmp_path, espres
     from provision.packing import read_credentials
 
     key = rsa.generate_private_key(65537, 2048)
-    key_path, cert = key_file(key, tmp_path / "rsa.key"), _self_signed(key, tmp_path / "rsa.pem")
+    key_path, cert = key_file(key, tmp_path / "rsa.key"), self_signed(key, tmp_path / "rsa.pem")
     hmac_key = tmp_path / "hmac.bin"
     hmac_key.write_bytes(os.urandom(32))
     theirs = (
@@ -419,7 +396,7 @@ def test_ecdsa_peripheral_image_matches_espressif_tool_but_keeps_no_key_in_flash
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    key_path, cert = key_file(key, tmp_path / "ec.key"), _self_signed(key, tmp_path / "ec.pem")
+    key_path, cert = key_file(key, tmp_path / "ec.key"), self_signed(key, tmp_path / "ec.pem")
     theirs = (
         _espressif(
             espressif_tool,
@@ -540,7 +517,7 @@ def test_hmac_derived_storage_writes_salt_and_marker_and_checks_the_cert(cli, tm
     # The chip's key: PBKDF2-HMAC-SHA256(eFuse key, salt, 2048, 32), a P-256 scalar.
     scalar = PBKDF2HMAC(hashes.SHA256(), 32, salt.read_bytes(), 2048).derive(efuse.read_bytes())
     derived = ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP256R1())
-    cert = _self_signed(derived, tmp_path / "derived.pem")
+    cert = self_signed(derived, tmp_path / "derived.pem")
     args = ["bundle", "pack", "--format", "esp-secure-cert", "--tag", "1", "--esp-key-storage",
             "hmac-derived", "--esp-chip", "esp32s3", "--esp-efuse-key-file", efuse,
             "--esp-salt-file", salt]  # fmt: skip
