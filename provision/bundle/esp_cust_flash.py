@@ -26,7 +26,6 @@ it; Kconfig: ESP_SECURE_CERT_SUPPORT_LEGACY_FORMATS) and esp-secure-cert-tool 2.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 from construct import (
@@ -40,6 +39,7 @@ from construct import (
     Struct,
 )
 
+from provision.bundle.esp_secure_cert import crc32  # the same esp_crc32_le as the TLV's
 from provision.errors import BundleError
 
 MAGIC = 0x12345678
@@ -83,10 +83,6 @@ DsMetadata = Padded(
 _MAGIC_BYTES = MAGIC.to_bytes(4, "little")
 _PLAIN_MAGIC_AT = 24
 _DS_MAGIC_AT = 36
-
-
-def crc32(data: bytes) -> int:
-    return zlib.crc32(data, 0xFFFFFFFF)
 
 
 def ds_ciphertext_slot(ds_c_len: int) -> int:

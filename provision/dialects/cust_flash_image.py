@@ -51,10 +51,15 @@ def _image(entries: Sequence[esc.Entry]) -> cf.Image:
         data = esc.DsData.parse(by_type[esc.TlvType.DS_DATA].data)
         context = esc.DsContext.parse(by_type[esc.TlvType.DS_CONTEXT].data)
         ds = cf.Ds(bytes(data.c), bytes(data.iv), context.rsa_length_bits, context.efuse_key_id)
+
+    def item(kind: esc.TlvType) -> bytes | None:
+        entry = by_type.get(kind)
+        return entry.data if entry is not None else None
+
     return cf.Image(
-        dev_cert=by_type[esc.TlvType.DEV_CERT].data if esc.TlvType.DEV_CERT in by_type else None,
-        ca_cert=by_type[esc.TlvType.CA_CERT].data if esc.TlvType.CA_CERT in by_type else None,
-        priv_key=by_type[esc.TlvType.PRIV_KEY].data if esc.TlvType.PRIV_KEY in by_type else None,
+        dev_cert=item(esc.TlvType.DEV_CERT),
+        ca_cert=item(esc.TlvType.CA_CERT),
+        priv_key=item(esc.TlvType.PRIV_KEY),
         ds=ds,
     )
 
