@@ -39,12 +39,12 @@ from provision.bundle import esp_partitions as ptab
 from provision.bundle import esp_secure_cert as esc
 from provision.errors import InputError
 from provision.sim.serve import SimContext
+from provision.transport.esp_loader_frames import RESPONSE, checksum, packet, slip
 
 SECTOR = 0x1000
 FLASH_SIZE = 4 * 1024 * 1024
 FLASH_ID = 0x1640EF  # Winbond W25Q32: manufacturer 0xEF, 4 MB (0x16)
 SFDP_SIGNATURE = 0x50444653
-CHECKSUM_SEED = 0xEF
 SYNC_DATA = b"\x07\x07\x12\x20" + b"\x55" * 32
 OHAI = b"OHAI"
 
@@ -133,22 +133,6 @@ DEFAULT_TABLE = [
     ptab.Partition("phy_init", 0x01, 0x01, 0xF000, 0x1000),
     ptab.Partition("factory", 0x00, 0x00, 0x10000, 0x100000),
 ]
-
-
-def slip(packet: bytes) -> bytes:
-    return b"\xc0" + packet.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
-
-
-def checksum(data: bytes) -> int:
-    """The XOR of the bytes, seeded: folded in halves as one integer (a stub upload is 6 KB,
-    and a loop over its bytes was most of the simulator's time per board)."""
-    n = len(data)
-    state = int.from_bytes(data, "little")
-    while n > 1:
-        half = n // 2
-        state = (state & ((1 << 8 * half) - 1)) ^ (state >> 8 * half)
-        n -= half
-    return state ^ CHECKSUM_SEED
 
 
 def _mac(ctx: SimContext) -> bytes:
@@ -249,11 +233,11 @@ class Esp32Loader:
     def _reply(self, op: int, value: int = 0, data: bytes = b"") -> bytes:
         status = b"\x00\x00" if self.stub else b"\x00\x00\x00\x00"
         body = data + status
-        return slip(struct.pack("<BBHI", 0x01, op, len(body), value) + body)
+        return slip(packet(RESPONSE, op, body, value))
 
     def _fail(self, op: int, error: int) -> bytes:
         status = bytes([1, error]) + (b"" if self.stub else b"\x00\x00")
-        return slip(struct.pack("<BBHI", 0x01, op, len(status), 0) + status)
+        return slip(packet(RESPONSE, op, status))
 
     # SYNC
     def _op_08(self, op: int, data: bytes, chk: int) -> bytes:

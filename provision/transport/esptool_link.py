@@ -32,6 +32,7 @@ from typing import Any
 
 from provision.errors import DeviceError, InputError, LinkError
 from provision.transport.base import Transport
+from provision.transport.esp_loader_frames import checksum, request_frame
 
 try:
     import esptool
@@ -51,26 +52,7 @@ SYNC_REPLY_START = b"\xc0\x01\x08"
 
 
 def sync_packet() -> bytes:
-    body = bytes([0x00, 0x08, len(_SYNC_DATA), 0, 0, 0, 0, 0]) + _SYNC_DATA
-    return b"\xc0" + body + b"\xc0"  # nothing in it needs SLIP escaping
-
-
-def checksum(data: bytes) -> int:
-    """The loader's data checksum: the XOR of every byte, seeded with 0xEF. Folded on one
-    integer (a dozen big-integer operations for a stub block) rather than a loop per byte."""
-    value, width = int.from_bytes(data, "little"), len(data)
-    while width > 1:
-        half = width // 2
-        value = (value >> (8 * half)) ^ (value & ((1 << (8 * half)) - 1))
-        width -= half
-    return value ^ 0xEF
-
-
-def request_frame(op: int, data: bytes, chk: int = 0) -> bytes:
-    """A loader request in SLIP: direction 0x00, command, size u16, checksum u32, data; 0xDB
-    and 0xC0 escaped (Espressif, "Serial Protocol")."""
-    body = struct.pack("<BBHI", 0x00, op, len(data), chk) + data
-    return b"\xc0" + body.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+    return request_frame(0x08, _SYNC_DATA)
 
 
 def require_esptool() -> None:

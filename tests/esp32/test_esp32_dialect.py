@@ -283,7 +283,7 @@ def test_data_blocks_we_frame_are_the_bytes_esptool_sends() -> None:
 
     from esptool.loader import ESPLoader
 
-    from provision.transport.esptool_link import checksum, request_frame
+    from provision.transport.esp_loader_frames import checksum, request_frame
 
     rng = random.Random(13)
     for size in (0, 1, 2, 7, 8, 9, 16, 1000, 0x1800):

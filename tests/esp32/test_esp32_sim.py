@@ -15,6 +15,7 @@ from provision.bundle import esp_partitions as ptab
 from provision.bundle import esp_secure_cert as esc
 from provision.sim import esp32 as sim
 from provision.sim.serve import build_runner
+from provision.transport.esp_loader_frames import request_frame
 
 pytest.importorskip("esptool")
 
@@ -109,7 +110,7 @@ def test_c3_rom_has_no_slow_read_but_its_stub_reads(server, tmp_path) -> None:
 
 
 def _request(op: int, data: bytes = b"", chk: int = 0) -> bytes:
-    return sim.slip(struct.pack("<BBHI", 0, op, len(data), chk) + data)
+    return request_frame(op, data, chk)
 
 
 def _responses(raw: bytes) -> list[bytes]:
