@@ -470,6 +470,16 @@ class Device:
                 mismatches.append(f"{where}: digest differs")
         return VerifyReport(tuple(mismatches))
 
+    def switch_baud(self, fast_baud: int | str | None) -> bool:
+        """Move the session to `fast_baud` (a rate, or "auto": the fastest the device
+        offers) when the device can switch (Capability.LINE_RATE). True when it was asked
+        to (the session then goes back before it closes: `restore_baud`)."""
+        if fast_baud is None or Capability.LINE_RATE not in self.capabilities:
+            return False
+        rate = None if fast_baud == "auto" else int(fast_baud)
+        cast("BaudSwitchingSession", self.session).switch_baud(rate)
+        return True
+
     def restore_baud(self) -> None:
         """A session moved to a faster rate (`fast_baud`) goes back to the one it opened at,
         which closing does too: done early, it overlaps the host's last work (`line run`'s
@@ -563,9 +573,7 @@ def open(
                     f"{err} (not a {name} device? --dialect auto probes)", code=err.code
                 ) from None
             device = Device(session, url)
-            if fast_baud is not None and Capability.LINE_RATE in device.capabilities:
-                rate = None if fast_baud == "auto" else int(fast_baud)
-                cast("BaudSwitchingSession", session).switch_baud(rate)
+            device.switch_baud(fast_baud)
             return device
     except BaseException:
         transport.close()

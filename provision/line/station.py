@@ -17,10 +17,10 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provision.bundle.model import SlotType
-from provision.device import Capability, Device, DeviceInfo, SlotInfo
+from provision.device import Device, DeviceInfo, SlotInfo
 from provision.errors import DeviceError, LinkError, ProvisionError, RegistryError
 from provision.line.config import StationConfig
 from provision.line.issuer import Issued, Issuer
@@ -31,7 +31,6 @@ from provision.transport.base import Interrupted
 
 if TYPE_CHECKING:
     from provision.check import Finding
-    from provision.dialects.base import BaudSwitchingSession
 
 
 class Step(str, Enum):
@@ -191,17 +190,6 @@ def _drop_claim(pending: Future[_Claimed], ctx: StationContext) -> None:
         ctx.registry.release(pending.result().claim)
 
 
-def _switch_baud(dev: Device, fast_baud: str | None) -> bool:
-    """Move the session to `fast_baud` ("auto": the fastest the device offers) when the
-    device can switch (Capability.LINE_RATE), as `device.open(fast_baud=…)` does. True
-    when it was asked to (the session then goes back before it closes)."""
-    if fast_baud is None or Capability.LINE_RATE not in dev.capabilities:
-        return False
-    rate = None if fast_baud == "auto" else int(fast_baud)
-    cast("BaudSwitchingSession", dev.session).switch_baud(rate)
-    return True
-
-
 def _key_present(dev: Device, sec_tag: int) -> bool:
     return any(s.sec_tag == sec_tag and s.type is SlotType.CLIENT_KEY for s in dev.list())
 
@@ -243,7 +231,7 @@ def provision_one(dev: Device, info: DeviceInfo, port: str, ctx: StationContext)
         # The switch to --fast-baud comes here, not at the open: its exchange at the opening
         # rate is wire time the claim and the issue fill (the line looks at a board it has
         # just done, to see whether it was swapped, without switching).
-        switched = _switch_baud(dev, cfg.fast_baud)
+        switched = dev.switch_baud(cfg.fast_baud)
         held = dev.list()
     except Interrupted:
         _drop_claim(pending, ctx)
