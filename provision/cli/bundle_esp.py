@@ -118,74 +118,46 @@ def pack(
     findings = check_credential_set(credentials, target=target)
     if not force:
         refuse_errors(findings, "--force packs anyway")
+    layout: dict[str, Any] = {}
     if esp.layout == "cust_flash":
-        _pack_cust_flash(credentials, out, force, partition_size, json_out, protection, findings)
-        return
-    image, entries, warnings = esp32_image.build(
-        credentials, partition_size=partition_size, protection=protection, extra=extra
-    )
-    findings += [
-        Finding(w.code, Severity.WARNING, w.message, w.sec_tag, w.slot.label if w.slot else None)
-        for w in warnings
-        if w.code not in {f.code for f in findings}
-    ]
-    secret = any(e.type == esp_secure_cert.TlvType.PRIV_KEY for e in entries)
-    write_outputs(
-        [OutputFile(out, image, KEY_MODE if secret else PUBLIC_MODE, is_key=secret)], force=force
-    )
-    if json_out:
-        print_json(
-            {
-                "file": str(out),
-                "format": "esp-secure-cert",
-                "size": len(image),
-                "partition_size": partition_size,
-                "entries": esp32_image.describe_entries(entries),
-                "findings": [f.to_json() for f in findings],
-            }
+        from provision.dialects import cust_flash_image
+
+        image, items, warnings = cust_flash_image.build(
+            credentials, partition_size=partition_size, protection=protection
         )
-        return
-    console.print(
-        safe_text(
+        secret = items.priv_key is not None
+        rows = cust_flash_image.describe_items(items)
+        layout = {"layout": "cust_flash"}
+        said = (
+            f"packed {len(rows)} items into {out} in the legacy cust_flash layout "
+            f"({len(image)} bytes; firmware reads it only when built with esp_secure_cert_mgr's "
+            "legacy formats option)"
+        )
+    else:
+        image, entries, warnings = esp32_image.build(
+            credentials, partition_size=partition_size, protection=protection, extra=extra
+        )
+        secret = any(e.type == esp_secure_cert.TlvType.PRIV_KEY for e in entries)
+        rows = esp32_image.describe_entries(entries)
+        said = (
             f"packed {len(entries)} esp_secure_cert entries into {out} "
             f"({len(image)} of {partition_size} bytes; write it at the partition's offset, "
             "0xD000 by default)"
         )
-    )
-    if findings:
-        console.print(findings_table(findings, title="pre-flight check"))
-
-
-def _pack_cust_flash(
-    credentials: Any,
-    out: Path,
-    force: bool,
-    partition_size: int,
-    json_out: bool,
-    protection: esp32_keys.Protection,
-    findings: list[Finding],
-) -> None:
-    from provision.dialects import cust_flash_image
-
-    image, items, warnings = cust_flash_image.build(
-        credentials, partition_size=partition_size, protection=protection
-    )
     findings += [
         Finding(w.code, Severity.WARNING, w.message, w.sec_tag, w.slot.label if w.slot else None)
         for w in warnings
         if w.code not in {f.code for f in findings}
     ]
-    secret = items.priv_key is not None
     write_outputs(
         [OutputFile(out, image, KEY_MODE if secret else PUBLIC_MODE, is_key=secret)], force=force
     )
-    rows = cust_flash_image.describe_items(items)
     if json_out:
         print_json(
             {
                 "file": str(out),
                 "format": "esp-secure-cert",
-                "layout": "cust_flash",
+                **layout,
                 "size": len(image),
                 "partition_size": partition_size,
                 "entries": rows,
@@ -193,13 +165,7 @@ def _pack_cust_flash(
             }
         )
         return
-    console.print(
-        safe_text(
-            f"packed {len(rows)} items into {out} in the legacy cust_flash layout "
-            f"({len(image)} bytes; firmware reads it only when built with esp_secure_cert_mgr's "
-            "legacy formats option)"
-        )
-    )
+    console.print(safe_text(said))
     if findings:
         console.print(findings_table(findings, title="pre-flight check"))
 
